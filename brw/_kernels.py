@@ -1,0 +1,481 @@
+"""Numba kernels: arithmetic on arrays, nothing else (no parsing, printing, files or user errors).
+
+Randomness is counter-based. Every node of a random tree has a 64-bit key; its children's keys are hashes of
+(key, rank) and its probability vector is drawn from a stream seeded by its key alone. So a tree is a function
+of the root key only: the frontier kernel, the threshold kernel and the pure-Python reference all see the same
+tree whatever order they visit it in, for any thread count and any Pmax.
+
+Law kinds (see ``brw.laws.KernelLaw``):
+- KIND_TABLE: vectors are rows of ``table`` (sorted log-probabilities, padded with -inf). One row: the same
+  vector at every node. Several rows: each node draws a row uniformly (an empirical law).
+- KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
+- KIND_GEM: params = (theta,); stick-breaking until the unbroken mass is below e^-cut, then sorted.
+
+Heap entries are candidate children (position, parent key, rank among the parent's children, depth, and the
+parent's pop index in tree mode). Popping child r of a parent pushes its sibling r + 1 (lazily: only the
+children that the frontier reaches are ever made) and its own first child.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+KIND_TABLE = 0
+KIND_DIRICHLET = 1
+KIND_GEM = 2
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_CHILD = np.uint64(0xD1B54A32D192ED03)
+_STREAM = np.uint64(0x6A09E667F3BCC909)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0
+_NEG_INF = -np.inf
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Counter-based random numbers (splitmix64 finaliser as the hash).
+
+
+@njit(cache=True, inline="always")
+def mix64(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def child_key(key, rank):
+    return mix64(key + np.uint64(rank + 1) * _CHILD)
+
+
+@njit(cache=True, inline="always")
+def stream_start(key):
+    return key ^ _STREAM
+
+
+@njit(cache=True, inline="always")
+def next_uniform(s):
+    """(u, s'): u uniform on the open interval (0, 1) from stream state s."""
+    s = s + _GOLDEN
+    return ((mix64(s) >> _S11) + 0.5) * _TWO_M53, s
+
+
+@njit(cache=True, inline="always")
+def next_u64(s):
+    s = s + _GOLDEN
+    return mix64(s), s
+
+
+@njit(cache=True)
+def next_normal(s):
+    u1, s = next_uniform(s)
+    u2, s = next_uniform(s)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2), s
+
+
+@njit(cache=True)
+def next_log_gamma(a, d, c, s):
+    """(log G, s') with G ~ Gamma(a, 1); Marsaglia-Tsang with d = a' - 1/3, c = 1/sqrt(9 d), a' = max(a, a + 1
+    when a < 1). Below 1 the boost G = G' U^(1/a) is applied in logs, so tiny alpha never underflows."""
+    while True:
+        x, s = next_normal(s)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u, s = next_uniform(s)
+        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            break
+    lg = math.log(d * v)
+    if a < 1.0:
+        u, s = next_uniform(s)
+        lg += math.log(u) / a
+    return lg, s
+
+
+@njit(cache=True)
+def gamma_constants(a):
+    aa = a + 1.0 if a < 1.0 else a
+    d = aa - 1.0 / 3.0
+    return d, 1.0 / math.sqrt(9.0 * d)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Node vectors.
+
+
+@njit(cache=True)
+def sort_desc(buf, n):
+    """Sort buf[:n] in place, largest first (insertion sort for short rows, Shell sort above)."""
+    gap = 1
+    while gap < n // 3:
+        gap = 3 * gap + 1
+    while gap >= 1:
+        for i in range(gap, n):
+            v = buf[i]
+            j = i
+            while j >= gap and buf[j - gap] < v:
+                buf[j] = buf[j - gap]
+                j -= gap
+            buf[j] = v
+        gap //= 3
+
+
+@njit(cache=True)
+def dirichlet_fill(key, k, a, d, c, buf):
+    """Unsorted log-probabilities of the node's Dirichlet vector into buf[:k]; returns their maximum."""
+    s = stream_start(key)
+    m = _NEG_INF
+    for i in range(k):
+        lg, s = next_log_gamma(a, d, c, s)
+        buf[i] = lg
+        if lg > m:
+            m = lg
+    tot = 0.0
+    for i in range(k):
+        tot += math.exp(buf[i] - m)
+    lse = m + math.log(tot)
+    for i in range(k):
+        buf[i] -= lse
+    return m - lse
+
+
+@njit(cache=True)
+def gem_fill(key, theta, cut, buf):
+    """Stick-breaking log-probabilities into buf (unsorted) until the unbroken mass is below e^-cut or buf is
+    full. Returns (n, log of the unbroken mass)."""
+    s = stream_start(key)
+    lrem = 0.0
+    n = 0
+    inv = 1.0 / theta
+    while lrem >= -cut and n < buf.shape[0]:
+        u, s = next_uniform(s)
+        l1mv = math.log(u) * inv  # log(1 - V), V ~ Beta(1, theta)
+        buf[n] = lrem + math.log(-math.expm1(l1mv))
+        lrem += l1mv
+        n += 1
+    return n, lrem
+
+
+@njit(cache=True)
+def node_vector(kind, table, params, cut, key, buf):
+    """(lp, n): the node's sorted log-probabilities lp[:n] (largest first; -inf entries are absent children)."""
+    if kind == KIND_TABLE:
+        nrows = table.shape[0]
+        if nrows == 1:
+            return table[0], table.shape[1]
+        u, _ = next_u64(stream_start(key))
+        return table[np.int64(u % np.uint64(nrows))], table.shape[1]
+    elif kind == KIND_DIRICHLET:
+        k = np.int64(params[1])
+        d, c = gamma_constants(params[0])
+        dirichlet_fill(key, k, params[0], d, c, buf)
+        sort_desc(buf, k)
+        return buf, k
+    else:
+        n, _ = gem_fill(key, params[0], cut, buf)
+        sort_desc(buf, n)
+        return buf, n
+
+
+@njit(cache=True)
+def node_top(kind, table, params, cut, key, buf):
+    """The largest log-probability of the node's vector (what the frontier needs for a first child)."""
+    if kind == KIND_TABLE:
+        lp, _ = node_vector(kind, table, params, cut, key, buf)
+        return lp[0]
+    elif kind == KIND_DIRICHLET:
+        d, c = gamma_constants(params[0])
+        return dirichlet_fill(key, np.int64(params[1]), params[0], d, c, buf)
+    else:
+        n, _ = gem_fill(key, params[0], cut, buf)
+        m = _NEG_INF
+        for i in range(n):
+            if buf[i] > m:
+                m = buf[i]
+        return m
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Binary min-heap on parallel arrays, keyed by position.
+
+
+@njit(cache=True, inline="always")
+def _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, pos, key, rank, dep, par):
+    hpos[i] = pos
+    hkey[i] = key
+    hrank[i] = rank
+    hdep[i] = dep
+    if tree:
+        hpar[i] = par
+
+
+@njit(cache=True)
+def _sift_up(hpos, hkey, hrank, hdep, hpar, tree, i):
+    pos, key, rank, dep = hpos[i], hkey[i], hrank[i], hdep[i]
+    par = hpar[i] if tree else 0
+    while i > 0:
+        j = (i - 1) >> 1
+        if hpos[j] <= pos:
+            break
+        _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, hpos[j], hkey[j], hrank[j], hdep[j],
+                  hpar[j] if tree else 0)
+        i = j
+    _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, pos, key, rank, dep, par)
+
+
+@njit(cache=True)
+def _sift_down(hpos, hkey, hrank, hdep, hpar, tree, i, n):
+    pos, key, rank, dep = hpos[i], hkey[i], hrank[i], hdep[i]
+    par = hpar[i] if tree else 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and hpos[c + 1] < hpos[c]:
+            c += 1
+        if hpos[c] >= pos:
+            break
+        _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, hpos[c], hkey[c], hrank[c], hdep[c],
+                  hpar[c] if tree else 0)
+        i = c
+    _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, pos, key, rank, dep, par)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The optimal frontier: the P non-root nodes of smallest position, best-first with lazy siblings.
+
+
+@njit(cache=True)
+def frontier_one(kind, table, params, cut, root_key, pmax, acc, tree, tpar, tdep, tpos,
+                 buf, hpos, hkey, hrank, hdep, hpar):
+    """Pop the pmax smallest positions of the tree below root_key. acc[i] = sum of e^-V over the first i + 1
+    popped nodes. In tree mode, node i's parent (pop index, -1 for the root), depth and position go to
+    tpar, tdep, tpos. Returns (depth of the deepest popped node, position of the last popped node)."""
+    n = 0
+    top = node_top(kind, table, params, cut, root_key, buf)
+    if top == _NEG_INF:
+        return -1, np.inf
+    _heap_set(hpos, hkey, hrank, hdep, hpar, tree, 0, -top, root_key, 0, 1, -1)
+    n = 1
+    total = 0.0
+    deepest = 0
+    pos = 0.0
+    for i in range(pmax):
+        if n == 0:  # a finite tree ran out of nodes (cannot happen for a law whose every node has a child)
+            for j in range(i, pmax):
+                acc[j] = total
+            return deepest, np.inf
+        pos = hpos[0]
+        pkey = hkey[0]
+        r = hrank[0]
+        d = hdep[0]
+        total += math.exp(-pos)
+        acc[i] = total
+        if d > deepest:
+            deepest = d
+        if tree:
+            tpar[i] = hpar[0]
+            tdep[i] = d
+            tpos[i] = pos
+        # Replace the popped entry by its next sibling, or drop it.
+        lp, ln = node_vector(kind, table, params, cut, pkey, buf)
+        if r + 1 < ln and lp[r + 1] > _NEG_INF:
+            hpos[0] = pos + lp[r] - lp[r + 1]
+            hrank[0] = r + 1
+            _sift_down(hpos, hkey, hrank, hdep, hpar, tree, 0, n)
+        else:
+            n -= 1
+            if n > 0:
+                _heap_set(hpos, hkey, hrank, hdep, hpar, tree, 0, hpos[n], hkey[n], hrank[n], hdep[n],
+                          hpar[n] if tree else 0)
+                _sift_down(hpos, hkey, hrank, hdep, hpar, tree, 0, n)
+        # Push the popped node's first child.
+        ckey = child_key(pkey, r)
+        ctop = node_top(kind, table, params, cut, ckey, buf)
+        if ctop > _NEG_INF:
+            _heap_set(hpos, hkey, hrank, hdep, hpar, tree, n, pos - ctop, ckey, 0, d + 1, i)
+            n += 1
+            _sift_up(hpos, hkey, hrank, hdep, hpar, tree, n - 1)
+    return deepest, pos
+
+
+def _frontier_batch(kind, table, params, cut, keys, pmax, width, acc, deepest, last):
+    """Replicate j (root key keys[j]) into acc[j]; one heap per replicate, allocated once."""
+    for j in prange(keys.shape[0]):
+        buf = np.empty(max(width, 1))
+        hpos = np.empty(pmax + 2)
+        hkey = np.empty(pmax + 2, dtype=np.uint64)
+        hrank = np.empty(pmax + 2, dtype=np.int32)
+        hdep = np.empty(pmax + 2, dtype=np.int32)
+        dummy_i = np.empty(1, dtype=np.int32)
+        dummy_f = np.empty(1)
+        dd, lastpos = frontier_one(kind, table, params, cut, keys[j], pmax, acc[j], False, dummy_i, dummy_i,
+                                   dummy_f, buf, hpos, hkey, hrank, hdep, dummy_i)
+        deepest[j] = dd
+        last[j] = lastpos
+
+
+frontier_batch = njit(cache=True, parallel=True)(_frontier_batch)
+frontier_batch_serial = njit(cache=True)(_frontier_batch)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The threshold tree {V <= x}: depth-first, children in order of position, stop at the first beyond x.
+
+
+@njit(cache=True)
+def threshold_one(kind, table, params, cut, root_key, xs, count, mass, tree, tpar, tdep, tpos, max_nodes,
+                  width):
+    """Visit every non-root node with V <= xs[-1]. count[b] and mass[b] gather the nodes (and their e^-V) whose
+    position falls in (xs[b-1], xs[b]]. In tree mode the first max_nodes nodes go to tpar (visit index of the
+    parent, -1 for the root), tdep, tpos. Returns (nodes visited, deepest depth); stops early, returning
+    max_nodes + 1, once more than max_nodes nodes are found."""
+    x = xs[xs.shape[0] - 1]
+    cap = 64
+    skey = np.empty(cap, dtype=np.uint64)
+    spos = np.empty(cap)
+    snext = np.empty(cap, dtype=np.int64)
+    sidx = np.empty(cap, dtype=np.int64)
+    srow = np.empty(cap, dtype=np.int64)
+    vbuf = np.empty((cap, max(width, 1)))
+    slen = np.empty(cap, dtype=np.int64)
+    random_vectors = kind != KIND_TABLE
+    nrows = table.shape[0]
+
+    visited = 0
+    deepest = 0
+    d = 0
+    skey[0] = root_key
+    spos[0] = 0.0
+    snext[0] = 0
+    sidx[0] = -1
+    if random_vectors:
+        lp, ln = node_vector(kind, table, params, cut, root_key, vbuf[0])
+        slen[0] = ln
+    else:
+        slen[0] = table.shape[1]
+        srow[0] = 0
+        if nrows > 1:
+            u, _ = next_u64(stream_start(root_key))
+            srow[0] = np.int64(u % np.uint64(nrows))
+    while d >= 0:
+        r = snext[d]
+        if random_vectors:
+            lpr = vbuf[d, r] if r < slen[d] else _NEG_INF
+        else:
+            lpr = table[srow[d], r] if r < slen[d] else _NEG_INF
+        cpos = spos[d] - lpr
+        if lpr == _NEG_INF or cpos > x:
+            d -= 1
+            continue
+        snext[d] = r + 1
+        # Record the child.
+        lo = 0
+        hi = xs.shape[0] - 1
+        while lo < hi:  # first bin b with cpos <= xs[b]
+            mid = (lo + hi) >> 1
+            if cpos <= xs[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        count[lo] += 1
+        mass[lo] += math.exp(-cpos)
+        if tree and visited < tpar.shape[0]:
+            tpar[visited] = sidx[d]
+            tdep[visited] = d + 1
+            tpos[visited] = cpos
+        visited += 1
+        if visited > max_nodes:
+            return visited, deepest
+        if d + 1 > deepest:
+            deepest = d + 1
+        # Descend into it.
+        ckey = child_key(skey[d], r)
+        d += 1
+        if d == cap:
+            cap *= 2
+            skey = _grow_u(skey, cap)
+            spos = _grow_f(spos, cap)
+            snext = _grow_i(snext, cap)
+            sidx = _grow_i(sidx, cap)
+            srow = _grow_i(srow, cap)
+            slen = _grow_i(slen, cap)
+            nb = np.empty((cap, vbuf.shape[1]))
+            nb[: d] = vbuf[: d]
+            vbuf = nb
+        skey[d] = ckey
+        spos[d] = cpos
+        snext[d] = 0
+        sidx[d] = visited - 1
+        if random_vectors:
+            lp, ln = node_vector(kind, table, params, cut, ckey, vbuf[d])
+            slen[d] = ln
+        else:
+            slen[d] = table.shape[1]
+            if nrows > 1:
+                u, _ = next_u64(stream_start(ckey))
+                srow[d] = np.int64(u % np.uint64(nrows))
+            else:
+                srow[d] = 0
+    return visited, deepest
+
+
+@njit(cache=True)
+def _grow_u(a, cap):
+    b = np.empty(cap, dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit(cache=True)
+def _grow_f(a, cap):
+    b = np.empty(cap, dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit(cache=True)
+def _grow_i(a, cap):
+    b = np.empty(cap, dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+def _threshold_batch(kind, table, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest):
+    for j in prange(keys.shape[0]):
+        dummy_i = np.empty(0, dtype=np.int32)
+        dummy_f = np.empty(0)
+        v, dd = threshold_one(kind, table, params, cut, keys[j], xs, count[j], mass[j], False, dummy_i,
+                              dummy_i, dummy_f, max_nodes, width)
+        visited[j] = v
+        deepest[j] = dd
+
+
+threshold_batch = njit(cache=True, parallel=True)(_threshold_batch)
+threshold_batch_serial = njit(cache=True)(_threshold_batch)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The floor: what any simulation of such a tree must do per node, and nothing more.
+
+
+def _floor_batch(kind, table, params, cut, keys, n, width, out):
+    """For each replicate, n nodes: draw each node's randomness (its vector's top entry) and write a position."""
+    for j in prange(keys.shape[0]):
+        buf = np.empty(max(width, 1))
+        acc = 0.0
+        for i in range(n):
+            acc -= node_top(kind, table, params, cut, child_key(keys[j], i), buf)
+            out[j, i & (out.shape[1] - 1)] = acc
+    return out
+
+
+floor_batch = njit(cache=True, parallel=True)(_floor_batch)
+floor_batch_serial = njit(cache=True)(_floor_batch)

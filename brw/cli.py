@@ -1,0 +1,124 @@
+"""The ``brw`` command line: a thin layer over the public API.
+
+Each subcommand is a function ``_cmd_NAME(args) -> dict`` plus an ``_add_NAME(subparsers)`` that declares its
+arguments; ``main`` prints the dict as JSON under ``--json`` and as text otherwise. A ``BrwError`` becomes one
+line on stderr and exit status 2; anything else is a bug (status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from brw.errors import BrwError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BrwError(f"--at takes whole numbers separated by commas, got {text!r}") from None
+    if not vals:
+        raise BrwError("--at needs at least one value")
+    return vals
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are BrwErrors (one line, status 2) rather than a usage dump."""
+
+    def error(self, message):
+        raise BrwError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# --------------------------------------------------------------------------------------------------------
+# brw frontier
+
+
+def _add_frontier(sub):
+    p = sub.add_parser("frontier", help="accepted(P) of the optimal P-node draft tree, simulated",
+                       description="Simulate independent replicate trees of a step law and find the optimal "
+                                   "P-node draft tree exactly for every P <= PMAX.")
+    p.add_argument("--law", required=True, help="step law spec, e.g. dirichlet:alpha=0.5,k=8")
+    p.add_argument("--P", dest="P", required=True, type=int, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--at", type=_int_list, default=None, help="P values to report (default: powers of 2, PMAX)")
+    p.add_argument("--replicates", type=int, default=100, help="independent trees (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_frontier(args) -> dict:
+    from brw.frontier import frontier
+
+    if args.at is not None and any(p < 1 or p > args.P for p in args.at):
+        raise BrwError(f"--at values must lie in 1..{args.P} (the --P given)")
+    res = frontier(args.law, args.P, args.replicates, args.seed, threads=args.threads, progress=not args.json)
+    return res.to_dict(args.at)
+
+
+def _show_frontier(d: dict) -> str:
+    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
+             f"{d['replicates']} replicates, seed {d['seed']}",
+             f"{'P':>10} {'accepted':>12} {'stderr':>10} {'tokens/step':>12}"]
+    for P, a, s in zip(d["P"], d["accepted"], d["stderr"]):
+        se = "-" if s is None or math.isnan(s) else f"{s:.4f}"
+        lines.append(f"{P:>10} {a:>12.4f} {se:>10} {a + 1:>12.4f}")
+    lines.append(f"{d['nodes_per_second']:.3g} nodes/s")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+
+COMMANDS = {
+    "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
+}
+
+
+def _jsonable(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from brw import __version__
+
+    parser = _Parser(prog="brw", description="The speed of light of speculative decoding, on branching "
+                                             "random walks (Pankratov and Alistarh, arXiv 2512.11718).")
+    parser.add_argument("--version", action="version", version=f"brw {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add, _, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        _, run, show = COMMANDS[args.command]
+        result = run(args)
+    except BrwError as e:
+        print(f"brw: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brw: interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(result), allow_nan=False))
+    else:
+        print(show(result))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
