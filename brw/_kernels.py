@@ -7,7 +7,10 @@ tree whatever order they visit it in, for any thread count and any Pmax.
 
 Law kinds (see ``brw.laws.KernelLaw``):
 - KIND_TABLE: vectors are rows of ``table`` (sorted log-probabilities, padded with -inf). One row: the same
-  vector at every node. Several rows: each node draws a row uniformly (an empirical law).
+  vector at every node. Several rows: each node draws a row uniformly (an empirical law). A row may carry a
+  tail after its table entries: ``tails[row, g] = (log q, n)``, n equal atoms of probability q per group g,
+  groups in decreasing q, all below the row's last table entry (how a recorded top-k row keeps the mass
+  beyond its k tokens without storing every token). Other kinds pass tails of shape (1, 0, 2).
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (theta,); stick-breaking until the unbroken mass is below e^-cut, then sorted.
 
@@ -163,33 +166,54 @@ def gem_fill(key, theta, cut, buf):
     return n, lrem
 
 
+@njit(cache=True, inline="always")
+def table_row(table, key):
+    """The row a node of an empirical law draws (row 0 when the table has one row)."""
+    nrows = table.shape[0]
+    if nrows == 1:
+        return 0
+    u, _ = next_u64(stream_start(key))
+    return np.int64(u % np.uint64(nrows))
+
+
 @njit(cache=True)
 def node_vector(kind, table, params, cut, key, buf):
-    """(lp, n): the node's sorted log-probabilities lp[:n] (largest first; -inf entries are absent children)."""
+    """(lp, n, row): the node's sorted log-probabilities lp[:n] (largest first; -inf entries are absent
+    children) and, for table laws, its row (whose tail follows lp[:n]; see ``rank_lp``)."""
     if kind == KIND_TABLE:
-        nrows = table.shape[0]
-        if nrows == 1:
-            return table[0], table.shape[1]
-        u, _ = next_u64(stream_start(key))
-        return table[np.int64(u % np.uint64(nrows))], table.shape[1]
+        row = table_row(table, key)
+        return table[row], table.shape[1], row
     elif kind == KIND_DIRICHLET:
         k = np.int64(params[1])
         d, c = gamma_constants(params[0])
         dirichlet_fill(key, k, params[0], d, c, buf)
         sort_desc(buf, k)
-        return buf, k
+        return buf, k, 0
     else:
         n, _ = gem_fill(key, params[0], cut, buf)
         sort_desc(buf, n)
-        return buf, n
+        return buf, n, 0
+
+
+@njit(cache=True, inline="always")
+def rank_lp(lp, n, tail, r):
+    """Log-probability of the child of rank r: lp[r] below n, then the tail groups (log q, count)."""
+    if r < n:
+        return lp[r]
+    r -= n
+    for g in range(tail.shape[0]):
+        cnt = np.int64(tail[g, 1])
+        if r < cnt:
+            return tail[g, 0]
+        r -= cnt
+    return _NEG_INF
 
 
 @njit(cache=True)
 def node_top(kind, table, params, cut, key, buf):
     """The largest log-probability of the node's vector (what the frontier needs for a first child)."""
     if kind == KIND_TABLE:
-        lp, _ = node_vector(kind, table, params, cut, key, buf)
-        return lp[0]
+        return table[table_row(table, key), 0]
     elif kind == KIND_DIRICHLET:
         d, c = gamma_constants(params[0])
         return dirichlet_fill(key, np.int64(params[1]), params[0], d, c, buf)
@@ -253,7 +277,7 @@ def _sift_down(hpos, hkey, hrank, hdep, hpar, tree, i, n):
 
 
 @njit(cache=True)
-def frontier_one(kind, table, params, cut, root_key, pmax, acc, tree, tpar, tdep, tpos,
+def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tree, tpar, tdep, tpos,
                  buf, hpos, hkey, hrank, hdep, hpar):
     """Pop the pmax smallest positions of the tree below root_key. acc[i] = sum of e^-V over the first i + 1
     popped nodes. In tree mode, node i's parent (pop index, -1 for the root), depth and position go to
@@ -285,9 +309,10 @@ def frontier_one(kind, table, params, cut, root_key, pmax, acc, tree, tpar, tdep
             tdep[i] = d
             tpos[i] = pos
         # Replace the popped entry by its next sibling, or drop it.
-        lp, ln = node_vector(kind, table, params, cut, pkey, buf)
-        if r + 1 < ln and lp[r + 1] > _NEG_INF:
-            hpos[0] = pos + lp[r] - lp[r + 1]
+        lp, ln, row = node_vector(kind, table, params, cut, pkey, buf)
+        nxt = rank_lp(lp, ln, tails[row], r + 1)
+        if nxt > _NEG_INF:
+            hpos[0] = pos + rank_lp(lp, ln, tails[row], r) - nxt
             hrank[0] = r + 1
             _sift_down(hpos, hkey, hrank, hdep, hpar, tree, 0, n)
         else:
@@ -306,7 +331,7 @@ def frontier_one(kind, table, params, cut, root_key, pmax, acc, tree, tpar, tdep
     return deepest, pos
 
 
-def _frontier_batch(kind, table, params, cut, keys, pmax, width, acc, deepest, last):
+def _frontier_batch(kind, table, tails, params, cut, keys, pmax, width, acc, deepest, last):
     """Replicate j (root key keys[j]) into acc[j]; one heap per replicate, allocated once."""
     for j in prange(keys.shape[0]):
         buf = np.empty(max(width, 1))
@@ -316,7 +341,7 @@ def _frontier_batch(kind, table, params, cut, keys, pmax, width, acc, deepest, l
         hdep = np.empty(pmax + 2, dtype=np.int32)
         dummy_i = np.empty(1, dtype=np.int32)
         dummy_f = np.empty(1)
-        dd, lastpos = frontier_one(kind, table, params, cut, keys[j], pmax, acc[j], False, dummy_i, dummy_i,
+        dd, lastpos = frontier_one(kind, table, tails, params, cut, keys[j], pmax, acc[j], False, dummy_i, dummy_i,
                                    dummy_f, buf, hpos, hkey, hrank, hdep, dummy_i)
         deepest[j] = dd
         last[j] = lastpos
@@ -331,10 +356,10 @@ frontier_batch_serial = njit(cache=True)(_frontier_batch)
 
 
 @njit(cache=True)
-def threshold_one(kind, table, params, cut, root_key, xs, count, mass, tree, tpar, tdep, tpos, max_nodes,
+def threshold_one(kind, table, tails, params, cut, root_key, xs, count, mass, tree, tpar, tdep, tpos, max_nodes,
                   width):
     """Visit every non-root node with V <= xs[-1]. count[b] and mass[b] gather the nodes (and their e^-V) whose
-    position falls in (xs[b-1], xs[b]]. In tree mode the first max_nodes nodes go to tpar (visit index of the
+    position falls in (xs[b-1], xs[b]]. In tree mode the first len(tpar) nodes go to tpar (visit index of the
     parent, -1 for the root), tdep, tpos. Returns (nodes visited, deepest depth); stops early, returning
     max_nodes + 1, once more than max_nodes nodes are found."""
     x = xs[xs.shape[0] - 1]
@@ -344,42 +369,49 @@ def threshold_one(kind, table, params, cut, root_key, xs, count, mass, tree, tpa
     snext = np.empty(cap, dtype=np.int64)
     sidx = np.empty(cap, dtype=np.int64)
     srow = np.empty(cap, dtype=np.int64)
-    vbuf = np.empty((cap, max(width, 1)))
     slen = np.empty(cap, dtype=np.int64)
     random_vectors = kind != KIND_TABLE
-    nrows = table.shape[0]
+    vbuf = np.empty((cap if random_vectors else 1, max(width, 1)))
 
     visited = 0
     deepest = 0
     d = 0
-    skey[0] = root_key
-    spos[0] = 0.0
-    snext[0] = 0
-    sidx[0] = -1
-    if random_vectors:
-        lp, ln = node_vector(kind, table, params, cut, root_key, vbuf[0])
-        slen[0] = ln
-    else:
-        slen[0] = table.shape[1]
-        srow[0] = 0
-        if nrows > 1:
-            u, _ = next_u64(stream_start(root_key))
-            srow[0] = np.int64(u % np.uint64(nrows))
-    while d >= 0:
-        r = snext[d]
+    ckey = root_key
+    cpos = 0.0
+    while True:
+        # Enter the node (ckey, cpos) at depth d: keep what is needed to list its children.
+        skey[d] = ckey
+        spos[d] = cpos
+        snext[d] = 0
+        sidx[d] = visited - 1
         if random_vectors:
-            lpr = vbuf[d, r] if r < slen[d] else _NEG_INF
+            lp, ln, row = node_vector(kind, table, params, cut, ckey, vbuf[d])
         else:
-            lpr = table[srow[d], r] if r < slen[d] else _NEG_INF
-        cpos = spos[d] - lpr
-        if lpr == _NEG_INF or cpos > x:
-            d -= 1
-            continue
-        snext[d] = r + 1
-        # Record the child.
+            row = table_row(table, ckey)
+            ln = table.shape[1]
+        srow[d] = row
+        slen[d] = ln
+        # Find the next child at or below x, climbing up from nodes with none left.
+        found = False
+        while d >= 0:
+            r = snext[d]
+            if random_vectors:
+                lpr = rank_lp(vbuf[d], slen[d], tails[srow[d]], r)
+            else:
+                lpr = rank_lp(table[srow[d]], slen[d], tails[srow[d]], r)
+            cpos = spos[d] - lpr
+            if lpr == _NEG_INF or cpos > x:
+                d -= 1
+                continue
+            snext[d] = r + 1
+            found = True
+            break
+        if not found:
+            return visited, deepest
+        # Record the child (rank r of the node at depth d).
         lo = 0
         hi = xs.shape[0] - 1
-        while lo < hi:  # first bin b with cpos <= xs[b]
+        while lo < hi:  # first level b with cpos <= xs[b]
             mid = (lo + hi) >> 1
             if cpos <= xs[mid]:
                 hi = mid
@@ -396,63 +428,34 @@ def threshold_one(kind, table, params, cut, root_key, xs, count, mass, tree, tpa
             return visited, deepest
         if d + 1 > deepest:
             deepest = d + 1
-        # Descend into it.
         ckey = child_key(skey[d], r)
         d += 1
         if d == cap:
             cap *= 2
-            skey = _grow_u(skey, cap)
-            spos = _grow_f(spos, cap)
-            snext = _grow_i(snext, cap)
-            sidx = _grow_i(sidx, cap)
-            srow = _grow_i(srow, cap)
-            slen = _grow_i(slen, cap)
-            nb = np.empty((cap, vbuf.shape[1]))
-            nb[: d] = vbuf[: d]
-            vbuf = nb
-        skey[d] = ckey
-        spos[d] = cpos
-        snext[d] = 0
-        sidx[d] = visited - 1
-        if random_vectors:
-            lp, ln = node_vector(kind, table, params, cut, ckey, vbuf[d])
-            slen[d] = ln
-        else:
-            slen[d] = table.shape[1]
-            if nrows > 1:
-                u, _ = next_u64(stream_start(ckey))
-                srow[d] = np.int64(u % np.uint64(nrows))
-            else:
-                srow[d] = 0
-    return visited, deepest
+            skey = _grow(skey, cap)
+            spos = _grow(spos, cap)
+            snext = _grow(snext, cap)
+            sidx = _grow(sidx, cap)
+            srow = _grow(srow, cap)
+            slen = _grow(slen, cap)
+            if random_vectors:
+                nb = np.empty((cap, vbuf.shape[1]))
+                nb[:d] = vbuf[:d]
+                vbuf = nb
 
 
 @njit(cache=True)
-def _grow_u(a, cap):
+def _grow(a, cap):
     b = np.empty(cap, dtype=a.dtype)
     b[: a.shape[0]] = a
     return b
 
 
-@njit(cache=True)
-def _grow_f(a, cap):
-    b = np.empty(cap, dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@njit(cache=True)
-def _grow_i(a, cap):
-    b = np.empty(cap, dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-def _threshold_batch(kind, table, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest):
+def _threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest):
     for j in prange(keys.shape[0]):
         dummy_i = np.empty(0, dtype=np.int32)
         dummy_f = np.empty(0)
-        v, dd = threshold_one(kind, table, params, cut, keys[j], xs, count[j], mass[j], False, dummy_i,
+        v, dd = threshold_one(kind, table, tails, params, cut, keys[j], xs, count[j], mass[j], False, dummy_i,
                               dummy_i, dummy_f, max_nodes, width)
         visited[j] = v
         deepest[j] = dd

@@ -214,7 +214,7 @@ def _kernel_args(law: Law, cut: float):
     if kl.kind == K.KIND_GEM:
         lam = law.theta * cut  # sticks until the unbroken mass is below e^-cut: 1 + Poisson(theta * cut)
         width = int(lam + 12.0 * math.sqrt(lam) + 32)
-    return kl.kind, np.ascontiguousarray(kl.table), kl.params, float(cut), width
+    return kl.kind, np.ascontiguousarray(kl.table), np.ascontiguousarray(kl.tails), kl.params, float(cut), width
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
     if pmax >= 2**31 - 2:
         raise BrwError(f"P={pmax} is too large: at most {2**31 - 3} nodes per tree")
 
-    kind, table, params, cut, width = _kernel_args(law, _gem_cut(law, pmax))
+    kind, table, tails, params, cut, width = _kernel_args(law, _gem_cut(law, pmax))
     heap = (pmax + 2) * 24 + width * 8
     # Replicates run in chunks; a chunk holds its accepted curves until they are folded into the mean.
     chunk = max(1, min(replicates, 4 * nthreads))
@@ -251,7 +251,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
     old = numba.get_num_threads()
     numba.set_num_threads(nthreads)
     try:
-        _warm_up(batch, kind, table, params, cut, width)
+        _warm_up(batch, kind, table, tails, params, cut, width)
         mean = np.zeros(pmax)
         m2 = np.zeros(pmax)
         deepest = np.empty(replicates, dtype=np.int64)
@@ -263,7 +263,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
                 stop = min(start + chunk, replicates)
                 n = stop - start
                 t0 = time.perf_counter()
-                batch(kind, table, params, cut, keys[start:stop], pmax, width, acc[:n], deepest[start:stop],
+                batch(kind, table, tails, params, cut, keys[start:stop], pmax, width, acc[:n], deepest[start:stop],
                       last[start:stop])
                 seconds += time.perf_counter() - t0
                 for i in range(n):  # Welford, in replicate order: the same bits for any chunking
@@ -282,9 +282,9 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
                           deepest, last, seconds)
 
 
-def _warm_up(batch, kind, table, params, cut, width):
+def _warm_up(batch, kind, table, tails, params, cut, width):
     """Compile (or load from cache) outside the timed region."""
-    batch(kind, table, params, cut, np.zeros(1, dtype=np.uint64), 1, width, np.empty((1, 1)),
+    batch(kind, table, tails, params, cut, np.zeros(1, dtype=np.uint64), 1, width, np.empty((1, 1)),
           np.empty(1, dtype=np.int64), np.empty(1))
 
 
@@ -294,7 +294,7 @@ def frontier_tree(law, P: int, seed: int = 0, replicate: int = 0) -> Tree:
     P = _check_count(P, "P")
     seed = _check_seed(seed)
     replicate = _check_count(replicate, "replicate", minimum=0)
-    kind, table, params, cut, width = _kernel_args(law, _gem_cut(law, P))
+    kind, table, tails, params, cut, width = _kernel_args(law, _gem_cut(law, P))
     _require_memory((P + 2) * 28 + P * 24, f"a frontier tree with P={P}", "lower P")
     parent = np.empty(P, dtype=np.int32)
     depth = np.empty(P, dtype=np.int32)
@@ -306,7 +306,7 @@ def frontier_tree(law, P: int, seed: int = 0, replicate: int = 0) -> Tree:
     hpar = np.empty(P + 2, dtype=np.int32)
     acc = np.empty(P)
     key = root_keys(seed, 1, replicate)[0]
-    deepest, last = K.frontier_one(kind, table, params, cut, key, P, acc, True, parent, depth, pos,
+    deepest, last = K.frontier_one(kind, table, tails, params, cut, key, P, acc, True, parent, depth, pos,
                                    np.empty(max(width, 1)), hpos, hkey, hrank, hdep, hpar)
     return Tree(parent, depth, pos, str(law), seed, replicate, {"deepest": int(deepest)})
 
@@ -338,7 +338,7 @@ def threshold(law, xs, replicates: int = 1, seed: int = 0, *, first_replicate: i
     seed = _check_seed(seed)
     max_nodes = _check_count(max_nodes, "max_nodes")
     nthreads = _threads(threads)
-    kind, table, params, cut, width = _kernel_args(law, float(xs[-1]))
+    kind, table, tails, params, cut, width = _kernel_args(law, float(xs[-1]))
     keys = root_keys(seed, replicates, first_replicate)
     count = np.zeros((replicates, xs.size), dtype=np.int64)
     mass = np.zeros((replicates, xs.size))
@@ -349,7 +349,7 @@ def threshold(law, xs, replicates: int = 1, seed: int = 0, *, first_replicate: i
     numba.set_num_threads(nthreads)
     try:
         t0 = time.perf_counter()
-        batch(kind, table, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest)
+        batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest)
         seconds = time.perf_counter() - t0
     finally:
         numba.set_num_threads(old)
@@ -369,7 +369,7 @@ def threshold_tree(law, x: float, seed: int = 0, replicate: int = 0, max_nodes: 
     expect = _expected_nodes(law, float(xs[0]))
     _require_memory(min(expect, max_nodes) * 16, f"a threshold tree at x={x:g} (about {expect:.3g} nodes)",
                     "lower x")
-    kind, table, params, cut, width = _kernel_args(law, float(xs[0]))
+    kind, table, tails, params, cut, width = _kernel_args(law, float(xs[0]))
     key = root_keys(seed, 1, replicate)[0]
     cap = int(min(max_nodes, 4 * expect + 1024))
     while True:  # arrays sized by the expected count; a second pass when the tree is larger than that
@@ -378,7 +378,7 @@ def threshold_tree(law, x: float, seed: int = 0, replicate: int = 0, max_nodes: 
         pos = np.empty(cap)
         count = np.zeros(1, dtype=np.int64)
         mass = np.zeros(1)
-        visited, deepest = K.threshold_one(kind, table, params, cut, key, xs, count, mass, True, parent, depth,
+        visited, deepest = K.threshold_one(kind, table, tails, params, cut, key, xs, count, mass, True, parent, depth,
                                            pos, max_nodes, width)
         if visited > max_nodes:
             raise BrwError(f"the threshold tree at x={x:g} holds more than max_nodes={max_nodes} nodes; lower x")

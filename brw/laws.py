@@ -121,12 +121,14 @@ def _check_vector(p: np.ndarray, what: str) -> np.ndarray:
 @dataclass(frozen=True)
 class KernelLaw:
     """What the kernels need to draw a node's vector: ``kind``, a table of sorted log-probabilities (one row
-    per vector for table laws; padded with -inf), and numeric parameters (see ``_kernels``)."""
+    per vector for table laws; padded with -inf), each row's tail groups ``tails[row, g] = (log q, count)``,
+    and numeric parameters (see ``brw._kernels``)."""
 
     kind: int
     table: np.ndarray
     params: np.ndarray
     width: int  # most children a node can have in the kernel's buffers
+    tails: np.ndarray = field(default_factory=lambda: np.zeros((1, 0, 2)))
 
 
 class Law:
