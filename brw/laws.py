@@ -476,7 +476,7 @@ class GEM(Law):
     def spine_cdf(self, x, *, strict=False):
         x = np.asarray(x, dtype=np.float64)
         # P(-log B <= x) = P(B >= e^-x) = (1 - e^-x)^theta.
-        return np.where(x < 0, 0.0, -np.expm1(-np.maximum(x, 0)) ** self.theta)
+        return np.where(x < 0, 0.0, (-np.expm1(-np.maximum(x, 0))) ** self.theta)
 
     def spine_sample(self, rng, n):
         return -np.log(rng.beta(1.0, self.theta, size=n))

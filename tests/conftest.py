@@ -1,0 +1,9 @@
+"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true)."""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60, print_blob=True)
+settings.register_profile("dev", deadline=None, max_examples=60)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))

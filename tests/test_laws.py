@@ -1,0 +1,127 @@
+"""Step laws: specs round-trip, bad specs fail clearly, and the exact quantities match their definitions."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import integrate, special
+
+from brw import BrwError, parse_law
+from brw.laws import Dirichlet, Fixed
+
+SPECS = [
+    "uniform:k=8", "uniform:k=1", "fixed:p=0.7/0.3", "fixed:p=1", "fixed:p=0.5/0.25/0.125/0.125",
+    "dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=1000", "zipf:s=1.1,k=50000", "zipf:s=0,k=3",
+    "gem:theta=2", "gem:theta=0.3",
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_spec_round_trip(spec):
+    law = parse_law(spec)
+    assert str(law) == spec
+    assert parse_law(str(law)) == law
+
+
+def test_fixed_sorts_entries():
+    assert str(parse_law("fixed:p=0.3/0.7")) == "fixed:p=0.7/0.3"
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("nolaw:k=3", "unknown law 'nolaw'"),
+    ("dirichlet:alpha=-1,k=8", "alpha=-1"),
+    ("dirichlet:alpha=0,k=8", "must be > 0"),
+    ("dirichlet:alpha=nan,k=8", "must be finite"),
+    ("dirichlet:alpha=0.5,k=0", "k=0"),
+    ("dirichlet:alpha=0.5", "missing k"),
+    ("dirichlet:alpha=0.5,k=8,beta=2", "unknown parameter 'beta'"),
+    ("dirichlet:alpha=0.5,k=2.5", "whole number"),
+    ("uniform:k=0", "k=0"),
+    ("uniform", "needs parameters"),
+    ("fixed:p=0.7/-0.3", "must be >= 0"),
+    ("fixed:p=0.7/0.2", "sum to"),
+    ("fixed:p=0.7/nan", "finite"),
+    ("fixed:p=0.7/abc", "not a number"),
+    ("zipf:s=-1,k=5", "s=-1"),
+    ("gem:theta=0", "must be > 0"),
+    ("", "non-empty"),
+])
+def test_bad_spec_is_one_clear_line(spec, words):
+    with pytest.raises(BrwError) as e:
+        parse_law(spec)
+    msg = str(e.value)
+    assert words in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_psi_at_one_is_zero_and_its_slope_is_minus_mu(spec):
+    law = parse_law(spec)
+    assert abs(float(law.psi(1.0))) < 1e-10
+    h = 1e-5
+    slope = (float(law.psi(1 + h)) - float(law.psi(1 - h))) / (2 * h)
+    assert slope == pytest.approx(-law.mu, abs=1e-5 * max(1, law.mu))
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if not s.startswith("fixed:p=1") and "k=1" not in s])
+def test_spine_moments_are_mu_and_mu2(spec):
+    """E[step] = mu and E[step^2] = mu2 by integrating the spine cdf (the tail formula E[S^m] = int m x^(m-1) P(S > x))."""
+    law = parse_law(spec)
+    sf = lambda x: 1.0 - float(law.spine_cdf(x))  # noqa: E731
+    atoms = law.spine_atoms()
+    if atoms is not None:
+        steps, w = atoms
+        m1, m2 = np.sum(w * steps), np.sum(w * steps**2)
+    else:
+        m1 = integrate.quad(sf, 0, np.inf, limit=400)[0]
+        m2 = integrate.quad(lambda x: 2 * x * sf(x), 0, np.inf, limit=400)[0]
+    assert m1 == pytest.approx(law.mu, rel=1e-6)
+    assert m2 == pytest.approx(law.mu2, rel=1e-6)
+
+
+def test_dirichlet_closed_forms_against_sampled_vectors():
+    """Identity 9: mu and mu2 of Dirichlet(alpha, k) equal the means of H(p) and sum p log^2 p over draws."""
+    rng = np.random.default_rng(9)
+    for alpha, k in [(0.5, 8), (0.1, 50), (2.0, 3)]:
+        law = Dirichlet(alpha, k)
+        p = rng.dirichlet(np.full(k, alpha), size=40000)
+        lp = np.log(np.maximum(p, 1e-300))
+        h = -(p * lp).sum(axis=1)
+        m2 = (p * lp**2).sum(axis=1)
+        for est, exact in [(h, law.mu), (m2, law.mu2)]:
+            se = est.std() / math.sqrt(est.size)
+            assert abs(est.mean() - exact) < 4 * se, (alpha, k, est.mean(), exact, se)
+
+
+@pytest.mark.parametrize("spec", ["dirichlet:alpha=0.5,k=8", "gem:theta=2", "zipf:s=1.1,k=100"])
+def test_spine_sampler_matches_cdf(spec):
+    from scipy import stats
+
+    law = parse_law(spec)
+    x = law.spine_sample(np.random.default_rng(3), 20000)
+    assert stats.kstest(x, lambda t: law.spine_cdf(t)).pvalue > 1e-3 or law.spine_atoms() is not None
+    assert abs(x.mean() - law.mu) < 4 * x.std() / math.sqrt(x.size)
+
+
+def test_gem_closed_forms():
+    law = parse_law("gem:theta=2")
+    assert law.mu == pytest.approx(special.digamma(3) - special.digamma(1))
+    assert law.mu == pytest.approx(1.5)
+
+
+vectors = st.lists(st.floats(0.001, 1.0), min_size=1, max_size=12).map(
+    lambda w: tuple(np.asarray(w) / math.fsum(w)))
+
+
+@given(vectors)
+def test_fixed_quantities_are_exact_sums(p):
+    p = np.asarray(p)
+    p = p / math.fsum(p)
+    if abs(math.fsum(p) - 1) > 1e-12:
+        return
+    law = Fixed(tuple(p))
+    assert law.mu == pytest.approx(-np.sum(p * np.log(p)), abs=1e-12)
+    assert law.mu2 == pytest.approx(np.sum(p * np.log(p) ** 2), abs=1e-12)
+    assert law.mu2 >= law.mu**2 - 1e-12  # Jensen
+    assert str(parse_law(str(law))) == str(law)
