@@ -25,7 +25,7 @@ import numpy as np
 from brw import _kernels as K
 from brw import __version__
 from brw.errors import BrwError
-from brw.laws import Law, parse_law
+from brw.laws import GEM, Law, parse_law
 from brw.progress import Progress
 
 __all__ = [
@@ -204,7 +204,10 @@ def _threads(threads) -> int:
 
 
 def _gem_cut(law: Law, pmax: int) -> float:
-    """Positions that matter for a P-node frontier lie far below log(mu (P + 1)) + GEM_MARGIN."""
+    """Positions that matter for a P-node frontier lie far below log(mu (P + 1)) + GEM_MARGIN (only
+    stick-breaking laws use a cut)."""
+    if not isinstance(law, GEM):
+        return math.inf
     return math.log(max(law.mu, 1e-3) * (pmax + 1)) + GEM_MARGIN
 
 
