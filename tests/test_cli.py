@@ -1,0 +1,58 @@
+"""The command line: JSON contract, errors as one line with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from brw.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_frontier_json_contract(capsys):
+    code, out, err = run(capsys, "frontier", "--law", "dirichlet:alpha=0.5,k=8", "--P", "100", "--replicates", "5",
+                         "--seed", "3", "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    for key in ["law", "mu", "mu2", "P", "accepted", "stderr", "replicates", "seed", "nodes_per_second"]:
+        assert key in d
+    assert d["P"] == [1, 2, 4, 8, 16, 32, 64, 100]
+    assert len(d["accepted"]) == len(d["stderr"]) == len(d["P"])
+    assert d["law"] == "dirichlet:alpha=0.5,k=8" and d["seed"] == 3 and d["replicates"] == 5
+
+
+def test_frontier_at_and_text(capsys):
+    code, out, _ = run(capsys, "frontier", "--law", "fixed:p=0.7/0.3", "--P", "10", "--at", "1,2,10")
+    assert code == 0
+    assert "0.7000" in out and "1.1900" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["frontier", "--law", "dirichlet:alpha=-1,k=8", "--P", "10"], "alpha=-1"),
+    (["frontier", "--law", "fixed:p=0.7/0.2", "--P", "10"], "sum to"),
+    (["frontier", "--law", "uniform:k=2", "--P", "0"], "P must be >= 1"),
+    (["frontier", "--law", "uniform:k=2", "--P", "10", "--replicates", "0"], "replicates"),
+    (["frontier", "--law", "uniform:k=2", "--P", "10", "--at", "11"], "--at"),
+    (["frontier", "--law", "uniform:k=2", "--P", "x"], "invalid int"),
+    (["frontier", "--law", "uniform:k=2"], "required"),
+    (["frontier", "--law", "uniform:k=2", "--P", "2147483000"], "needs about"),
+    (["nosuchcommand"], "invalid choice"),
+])
+def test_errors_are_one_line_exit_2(capsys, argv, words):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and words in err and err.startswith("brw: error:")
+
+
+def test_console_script_exit_status(tmp_path):
+    """A real process: status 2, one line, no traceback, nothing written."""
+    p = subprocess.run([sys.executable, "-m", "brw.cli", "frontier", "--law", "nope", "--P", "5"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
