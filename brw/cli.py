@@ -46,6 +46,7 @@ def _add_frontier(sub):
     p.add_argument("--replicates", type=int, default=100, help="independent trees (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--plot", metavar="FILE", default=None, help="also draw accepted(P) to this PNG file")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -54,8 +55,16 @@ def _cmd_frontier(args) -> dict:
 
     if args.at is not None and any(p < 1 or p > args.P for p in args.at):
         raise BrwError(f"--at values must lie in 1..{args.P} (the --P given)")
+    if args.plot is not None and not args.plot.endswith(".png"):
+        raise BrwError(f"--plot writes a PNG file: give a name ending in .png, got {args.plot!r}")
     res = frontier(args.law, args.P, args.replicates, args.seed, threads=args.threads, progress=not args.json)
-    return res.to_dict(args.at)
+    out = res.to_dict(args.at)
+    if args.plot is not None:
+        from brw.plots import plot_frontier
+
+        plot_frontier(res, args.plot)
+        out["plot"] = args.plot
+    return out
 
 
 def _show_frontier(d: dict) -> str:
