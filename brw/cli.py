@@ -79,9 +79,42 @@ def _show_frontier(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw theory
+
+
+def _add_theory(sub):
+    p = sub.add_parser("theory", help="bounds and the sharp asymptotic of accepted(P), without simulation",
+                       description="The paper's bound, the Wald-Lorden bound, the renewal bound (identity 6, "
+                                   "bracketed) and the sharp asymptotic of accepted(P) for a step law.")
+    p.add_argument("--law", required=True, help="step law spec, e.g. dirichlet:alpha=0.5,k=8")
+    p.add_argument("--at", type=_int_list, required=True, help="P values, e.g. 64,4096,65536")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_theory(args) -> dict:
+    from brw.theory import theory_report
+
+    return theory_report(args.law, args.at)
+
+
+def _show_theory(d: dict) -> str:
+    span = f"   lattice span {d['lattice_span']:.4f}" if d["lattice_span"] else ""
+    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}{span}   "
+             f"Biggins gamma = {d['biggins_gamma']:.4f}",
+             f"{'P':>10} {'asymptotic':>11} {'renewal':>9} {'+/-':>8} {'Wald-Lorden':>12} {'paper':>9} {'depth':>7}"]
+    for i, P in enumerate(d["P"]):
+        lines.append(f"{P:>10} {d['asymptotic'][i]:>11.4f} {d['renewal_bound'][i]:>9.4f} "
+                     f"{d['renewal_bound_width'][i]:>8.1e} {d['wald_lorden_bound'][i]:>12.4f} "
+                     f"{d['paper_bound'][i]:>9.4f} {d['predicted_depth'][i]:>7.2f}")
+    lines.append("accepted = E[X], bonus token excluded; renewal = identity 6 (upper end of its bracket, width +/-)")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
+    "theory": (_add_theory, _cmd_theory, _show_theory),
 }
 
 

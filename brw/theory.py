@@ -1,0 +1,452 @@
+"""Theory without simulation: renewal numerics, bounds and asymptotics of a step law (theory.md sections 2-6).
+
+Everything here is a function of the law alone (its ``mu``, ``mu2``, ``psi`` and spine step law), so it works
+for every :class:`brw.laws.Law`, the empirical trace laws included (their spine step is discrete: exact atoms).
+
+The renewal function U(x) = sum_n P(S_n <= x) and the mean count m(x) = E #{v : V(v) <= x} are computed on a
+grid of step h by flooring and by ceiling every spine step to the grid (theory.md section 5). A floored walk is
+never above the true walk, so its renewal function is an upper bound of U and the ceiled one a lower bound; m is
+bracketed from U by summation by parts (``Renewal``). Where the spine step lives on a lattice h Z the grid is that
+lattice and the bracket has width 0. The lattice renewal sequence u = 1 / (1 - f(z)) is a power-series inverse,
+computed by Newton's iteration with FFT products in O(K log K).
+
+Bounds on accepted = E[X] (bonus token excluded) at P draft nodes:
+
+- ``paper_bound``: (mu + mu2) log(P) / mu^2, the paper's bound without its O(1);
+- ``wald_lorden_bound``: log(P) / mu + mu2 / mu^2 (theory.md section 6);
+- ``renewal_bound``: identity 6, min over x of U(x) + e^-x (P + 1 - m(x)), minus the root;
+- ``sharp_asymptotic``: log(mu (P + 1)) / mu + mu2 / (2 mu^2) - 1, and, where the spine step is lattice, its
+  lattice form (``lattice_asymptotic``): the renewal bound evaluated with the lattice renewal asymptotics. The
+  lattice correction is *not* a constant h / (2 mu) added to the smooth formula: see ``lattice_asymptotic``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import optimize
+
+from brw.errors import BrwError
+from brw.laws import Law, parse_law
+
+__all__ = [
+    "SpineGrid", "Renewal", "spine_grid", "renewal", "paper_bound", "wald_lorden_bound", "renewal_bound",
+    "sharp_asymptotic", "smooth_asymptotic", "lattice_asymptotic", "biggins_speed", "predicted_depth",
+    "accepted_count_law", "theory_report", "DEFAULT_POINTS",
+]
+
+#: Grid points of the renewal numerics when the spine step is not lattice (bracket width ~ x^2 / (points mu^2)).
+DEFAULT_POINTS = 2**18
+#: Most grid points a lattice law may need before it is treated as non-lattice.
+MAX_LATTICE_POINTS = 2**22
+
+
+# --------------------------------------------------------------------------------------------------------
+# Validation.
+
+
+def _law(law) -> Law:
+    law = parse_law(law)
+    if not (law.mu > 0 and math.isfinite(law.mu)):
+        raise BrwError(f"law {law} has mu = {law.mu}: every token is certain, the tree is one path and the "
+                       "renewal theory does not apply (accepted = P)")
+    if not math.isfinite(law.mu2):
+        raise BrwError(f"law {law} has an infinite second log-moment mu2")
+    return law
+
+
+def _counts(P) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(P))
+    if arr.ndim != 1 or arr.size == 0:
+        raise BrwError("P must be a whole number >= 1 or a non-empty list of them")
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu" or np.any(arr < 1):
+        raise BrwError(f"P must be whole numbers >= 1, got {P!r}")
+    return arr.astype(np.float64)
+
+
+def _level(x, name="x") -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        raise BrwError(f"{name} must be a number, got {x!r}") from None
+    if not (math.isfinite(x) and x >= 0):
+        raise BrwError(f"{name} must be a finite number >= 0, got {x!r}")
+    return x
+
+
+# --------------------------------------------------------------------------------------------------------
+# The spine step on a grid (theory.md section 5).
+
+
+@dataclass(frozen=True)
+class SpineGrid:
+    """The spine step law pushed onto the grid h {0, 1, ..., K}: ``floor[j]`` = P(floor(step / h) = j) and
+    ``ceil[j]`` = P(ceil(step / h) = j). Mass beyond K h is dropped (it cannot reach levels <= K h).
+    ``exact``: every step already lies on the grid (floor == ceil)."""
+
+    h: float
+    floor: np.ndarray
+    ceil: np.ndarray
+    exact: bool
+
+
+def _grid_step(law: Law, xmax: float, points: int) -> tuple[float, bool]:
+    """The lattice span where the spine step is lattice (exact numerics), else xmax / points."""
+    span = law.lattice_span
+    if 0 < span < math.inf and xmax / span <= MAX_LATTICE_POINTS:
+        return span, True
+    return max(xmax, 1e-12) / points, False
+
+
+def spine_grid(law, h: float, K: int, *, on_lattice: bool = False) -> SpineGrid:
+    """Floor and ceil discretisations of the spine step of ``law`` on the grid h {0..K}.
+
+    Discrete laws (``spine_atoms()`` not None) use their exact atoms; others their ``spine_cdf``. With
+    ``on_lattice`` the atoms must be multiples of h (to 1e-6 of h) and are placed exactly.
+    """
+    law = parse_law(law)
+    if not (h > 0 and math.isfinite(h)):
+        raise BrwError(f"grid step h must be a finite number > 0, got {h!r}")
+    if K < 1:
+        raise BrwError(f"grid size K must be >= 1, got {K!r}")
+    atoms = law.spine_atoms()
+    if atoms is not None:
+        steps, w = np.asarray(atoms[0], dtype=np.float64), np.asarray(atoms[1], dtype=np.float64)
+        w = w / w.sum()
+        if on_lattice:
+            idx = np.rint(steps / h)
+            if np.any(np.abs(steps / h - idx) > 1e-6):
+                raise BrwError(f"spine steps of {law} are not multiples of h={h!r}")
+            f = _bin(idx, w, K)
+            return SpineGrid(h, f, f, True)
+        # Round-off must never move a step the wrong way: floor from just below, ceil from just above.
+        q = steps / h
+        lo = np.floor(q * (1 - 4e-16) - 4e-16)
+        hi = np.ceil(q * (1 + 4e-16) + 4e-16)
+        return SpineGrid(h, _bin(np.maximum(lo, 0), w, K), _bin(hi, w, K), False)
+    x = h * np.arange(-1, K + 2, dtype=np.float64)
+    below = np.asarray(law.spine_cdf(x, strict=True), dtype=np.float64)  # P(step < x)
+    upto = np.asarray(law.spine_cdf(x, strict=False), dtype=np.float64)  # P(step <= x)
+    below, upto = np.maximum.accumulate(below), np.maximum.accumulate(upto)
+    floor = np.diff(below[1:])  # P(j h <= step < (j + 1) h), j = 0..K
+    ceil = np.diff(upto[:-1])  # P((j - 1) h < step <= j h), j = 0..K
+    return SpineGrid(h, np.maximum(floor, 0.0), np.maximum(ceil, 0.0), False)
+
+
+def _bin(idx: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+    keep = idx <= K
+    return np.bincount(idx[keep].astype(np.int64), weights=w[keep], minlength=K + 1)[: K + 1]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Lattice renewal: u = 1 / (1 - f(z)) by Newton's iteration on power series.
+
+
+def _product(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """First n coefficients of the product of two power series (FFT, or direct when short)."""
+    if min(a.size, b.size) <= 64:
+        return np.convolve(a, b)[:n]
+    size = sfft.next_fast_len(a.size + b.size - 1, real=True)
+    return sfft.irfft(sfft.rfft(a, size) * sfft.rfft(b, size), size)[:n]
+
+
+def _series_inverse(a: np.ndarray) -> np.ndarray:
+    """g with a g = 1 mod z^len(a); a[0] != 0. Newton: a g = 1 + z^m t  =>  g <- g - z^m (g t)."""
+    n = a.size
+    g = np.array([1.0 / a[0]])
+    m = 1
+    while m < n:
+        m2 = min(2 * m, n)
+        t = _product(a[:m2], g, m2)[m:m2]
+        g = np.concatenate([g, -_product(g, t, m2 - m)])
+        m = m2
+    return g
+
+
+def renewal_sequence(f: np.ndarray) -> np.ndarray:
+    """u_k, k = 0..K, of the lattice renewal with step law f: sum_k u_k z^k = 1 / (1 - f(z))."""
+    f = np.asarray(f, dtype=np.float64)
+    if not f[0] < 1.0:
+        raise BrwError("the spine step is 0 with probability 1 on this grid; refine the grid")
+    a = -f.copy()
+    a[0] += 1.0
+    return _series_inverse(a)
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """U and m on the grid x_k = k h, k = 0..K, bracketed: U_lo <= U <= U_hi, m_lo <= m <= m_hi (root included
+    in both: U(0) >= 1, m(0) >= 1). ``exact`` when the grid is the lattice of the spine step."""
+
+    law: str
+    h: float
+    U_lo: np.ndarray
+    U_hi: np.ndarray
+    m_lo: np.ndarray
+    m_hi: np.ndarray
+    exact: bool
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.h * np.arange(self.U_lo.size)
+
+    @property
+    def xmax(self) -> float:
+        return self.h * (self.U_lo.size - 1)
+
+    def _index(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if np.any(~np.isfinite(x)) or np.any(x < 0) or np.any(x > self.xmax * (1 + 1e-12)):
+            raise BrwError(f"levels x must lie in [0, {self.xmax:g}] for this renewal grid")
+        # The lattice walks live on the grid, so U(x) = U(floor(x / h) h) for them; a tiny tolerance keeps
+        # grid points computed with round-off on their own index.
+        return np.minimum(np.floor(x / self.h + 1e-9).astype(np.int64), self.U_lo.size - 1)
+
+    def U(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) bounds of U(x) = sum_n P(S_n <= x)."""
+        k = self._index(x)
+        return self.U_lo[k], self.U_hi[k]
+
+    def m(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) bounds of m(x) = E #{v : V(v) <= x}, at grid points x (use ``x`` for the grid)."""
+        k = self._index(x)
+        return self.m_lo[k], self.m_hi[k]
+
+    def U_width(self, x) -> float:
+        lo, hi = self.U(x)
+        return float(np.max(hi - lo))
+
+
+def _m_bracket(h: float, U_lo: np.ndarray, U_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summation by parts: m(x) = e^x U(x) - integral_0^x e^y U(y) dy. U is bracketed by step functions that
+    are constant on [k h, (k + 1) h), so the integral is bracketed cell by cell."""
+    x = h * np.arange(U_lo.size)
+    cell = np.exp(x) * math.expm1(h)  # integral of e^y over [x_k, x_k + h)
+    int_lo = np.concatenate([[0.0], np.cumsum(U_lo[:-1] * cell[:-1])])
+    int_hi = np.concatenate([[0.0], np.cumsum(U_hi[:-1] * cell[:-1])])
+    ex = np.exp(x)
+    return ex * U_lo - int_hi, ex * U_hi - int_lo
+
+
+def renewal(law, xmax: float, *, points: int = DEFAULT_POINTS, h: float | None = None) -> Renewal:
+    """U(x) and m(x) for 0 <= x <= xmax, bracketed by floor and ceil discretisation of the spine step.
+
+    The grid is the spine step's lattice where it has one (exact), else ``points`` cells (or step ``h``).
+    The bracket width of U at x is about x^2 / (points mu^2) for a non-lattice law.
+    """
+    law = _law(law)
+    xmax = _level(xmax, "xmax")
+    if xmax > 700:
+        raise BrwError(f"xmax={xmax:g} is too large: e^x overflows beyond 700 nats")
+    if h is None:
+        if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
+            raise BrwError(f"points must be a whole number >= 1, got {points!r}")
+        h, on_lattice = _grid_step(law, xmax, int(points))
+    else:
+        h = float(h)
+        span = law.lattice_span
+        on_lattice = 0 < span < math.inf and abs(span / h - round(span / h)) < 1e-9
+    K = max(int(math.ceil(xmax / h - 1e-9)), 1)  # the grid covers xmax
+    grid = spine_grid(law, h, K, on_lattice=on_lattice)
+    U_hi = np.cumsum(renewal_sequence(grid.floor))
+    U_lo = U_hi if grid.exact else np.cumsum(renewal_sequence(grid.ceil))
+    U_lo = np.minimum(U_lo, U_hi)  # round-off only
+    m_lo, m_hi = _m_bracket(h, U_lo, U_hi)
+    return Renewal(str(law), h, U_lo, U_hi, np.maximum(m_lo, 1.0), m_hi, grid.exact)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bounds and asymptotics of accepted = E[X] at P draft nodes (theory.md sections 4 and 6).
+
+
+def paper_bound(law, P) -> np.ndarray:
+    """(mu + mu2) log(P) / mu^2: the paper's bound on E[X], without its O(1) (zero at P = 1)."""
+    law = _law(law)
+    return (law.mu + law.mu2) * np.log(_counts(P)) / law.mu**2
+
+
+def wald_lorden_bound(law, P) -> np.ndarray:
+    """log(P) / mu + mu2 / mu^2 >= U(log P) >= E[X], for every P >= 1 (theory.md section 6)."""
+    law = _law(law)
+    return np.log(_counts(P)) / law.mu + law.mu2 / law.mu**2
+
+
+def smooth_asymptotic(law, P) -> np.ndarray:
+    """log(mu (P + 1)) / mu + mu2 / (2 mu^2) - 1: the sharp asymptotic of a non-lattice spine step."""
+    law = _law(law)
+    return np.log(law.mu * (_counts(P) + 1)) / law.mu + law.mu2 / (2 * law.mu**2) - 1.0
+
+
+def lattice_asymptotic(law, P, span: float | None = None) -> np.ndarray:
+    """The sharp asymptotic of a spine step on the lattice h Z (h = ``span``, default the law's).
+
+    With span h the renewal theorem holds at lattice points only: U(k h) ~ k h / mu + mu2 / (2 mu^2) + h / (2 mu)
+    and m(k h) ~ c e^{k h}, c = (h / mu) / (1 - e^-h). Both are step functions, so identity 6 is minimised by
+    filling every full level up to k h (k the last with m(k h) <= P + 1) and spending the P + 1 - m(k h) nodes
+    left at level (k + 1) h, each worth e^-(k+1)h. This is log-periodic in P: against the smooth formula the
+    correction is h/2mu - log(h / (1 - e^-h)) / mu + (a periodic term in [0, ...)), which vanishes like h^2 / 24mu
+    for a fine lattice and is *not* the h / (2 mu) of the renewal theorem at lattice points.
+    """
+    law = _law(law)
+    h = law.lattice_span if span is None else float(span)
+    if not (0 < h < math.inf):
+        raise BrwError(f"law {law} has no lattice spine step; use smooth_asymptotic")
+    n = _counts(P) + 1
+    mu, mu2 = law.mu, law.mu2
+    c = (h / mu) / -math.expm1(-h)
+    k = np.floor(np.log(n / c) / h + 1e-12)
+    U = k * h / mu + mu2 / (2 * mu**2) + h / (2 * mu)
+    return U + np.exp(-(k + 1) * h) * n - c * math.exp(-h) - 1.0
+
+
+def sharp_asymptotic(law, P) -> np.ndarray:
+    """theory.md section 4's sharp asymptotic of E[X]: the lattice form where the spine step is lattice."""
+    law = _law(law)
+    if 0 < law.lattice_span < math.inf:
+        return lattice_asymptotic(law, P)
+    return smooth_asymptotic(law, P)
+
+
+def _renewal_for(law: Law, P: np.ndarray, points: int) -> Renewal:
+    """A grid reaching past the level where m(x) = P + 1 for the largest P."""
+    xmax = math.log(law.mu * (P.max() + 1)) + 2.0 + 2.0 * (law.lattice_span if law.lattice_span < math.inf else 0)
+    xmax = max(xmax, 4 * law.mu, 1.0)
+    while True:
+        r = renewal(law, xmax, points=points)
+        if r.m_lo[-1] > P.max() + 1:
+            return r
+        xmax += 4.0
+
+
+def renewal_bound_bracket(law, P, *, points: int = DEFAULT_POINTS, ren: Renewal | None = None):
+    """(lower, upper) of identity 6's bound min_x U(x) + e^-x (P + 1 - m(x)), minus the root, for each P.
+
+    ``upper`` is itself a valid upper bound of E[X] (it uses U_hi and m_lo). ``lower`` bounds the true minimum
+    over all x from below (each grid cell [x_k, x_k + h) bounded with the cell's worst end)."""
+    law = _law(law)
+    P = _counts(P)
+    r = _renewal_for(law, P, points) if ren is None else ren
+    x = r.x
+    ex = np.exp(-x)
+    lo = np.empty(P.size)
+    hi = np.empty(P.size)
+    for i, p in enumerate(P):
+        hi[i] = np.min(r.U_hi + ex * (p + 1 - r.m_lo))
+        if r.exact:  # U and m are constant on each cell: the infimum over a cell is its right end
+            lo[i] = hi[i]
+            continue
+        c = p + 1 - r.m_hi[1:]  # smallest P + 1 - m on cell k is at its right end
+        tail = np.where(c >= 0, ex[1:] * c, ex[:-1] * c)
+        lo[i] = np.min(r.U_lo[:-1] + tail)
+    return lo - 1.0, hi - 1.0
+
+
+def renewal_bound(law, P, *, points: int = DEFAULT_POINTS) -> np.ndarray:
+    """Identity 6 minimised over x, as E[X] (root removed): the rigorous upper end of its bracket."""
+    return renewal_bound_bracket(law, P, points=points)[1]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Biggins: the speed of the leftmost particle, and the depth of the P-node tree.
+
+
+def biggins_speed(law) -> tuple[float, float]:
+    """(gamma, theta*) with gamma = -inf_{theta > 0} psi(theta) / theta: the most probable depth-n path sits
+    at position ~ gamma n. theta* = inf when the infimum is approached only as theta -> inf (vector laws:
+    then gamma = -log p_1)."""
+    law = _law(law)
+    t = np.linspace(math.log(1e-3), math.log(1e4), 121)
+    with np.errstate(all="ignore"):
+        vals = np.asarray(law.psi(np.exp(t)), dtype=np.float64) / np.exp(t)
+    vals = np.where(np.isfinite(vals), vals, np.inf)
+    i = int(np.argmin(vals))
+    # psi(theta)/theta still falling (to round-off) at the largest theta: the infimum is the limit theta -> inf.
+    if i == t.size - 1 or vals[-1] <= vals[i] + 1e-12 * abs(vals[i]):
+        atoms = law.spine_atoms()
+        if atoms is not None:  # psi(theta)/theta -> log max p as theta -> inf
+            return float(np.min(atoms[0][atoms[1] > 0])), math.inf
+        return float(-vals[-1]), math.inf
+    a, b = t[max(i - 1, 0)], t[min(i + 1, t.size - 1)]
+    res = optimize.minimize_scalar(lambda s: float(law.psi(math.exp(s))) / math.exp(s), bounds=(a, b),
+                                   method="bounded", options={"xatol": 1e-8})
+    return float(-res.fun), float(math.exp(res.x))
+
+
+def predicted_depth(law, P, speed: tuple[float, float] | None = None) -> np.ndarray:
+    """Depth of the deepest node of the P-node tree: solve gamma n + (3 / (2 theta*)) log n = log(mu (P + 1)),
+    the P-th position being log(mu (P + 1)). ``speed``: (gamma, theta*) if already known."""
+    law = _law(law)
+    gamma, theta = biggins_speed(law) if speed is None else speed
+    x = np.log(law.mu * (_counts(P) + 1))
+    if not math.isfinite(theta):
+        return x / gamma
+    out = np.empty_like(x)
+    for i, xi in enumerate(x):
+        f = lambda n: gamma * n + 1.5 / theta * math.log(n) - xi  # noqa: E731
+        hi = max(2.0, 2 * xi / gamma + 2)
+        out[i] = optimize.brentq(f, 1e-9, hi) if f(1e-9) < 0 < f(hi) else xi / gamma
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Identity 4: the law of the accepted count of the threshold tree {V <= x}.
+
+
+def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12):
+    """P(X >= n) = P(S_n <= x) for n = 1, 2, ... until it falls below ``tol``: (n, lower, upper) arrays.
+
+    The accepted count of the threshold tree {V <= x} has exactly this law (identity 4); its mean is U(x) - 1.
+    """
+    law = _law(law)
+    x = _level(x)
+    h, on_lattice = _grid_step(law, max(x, 1e-9), points)
+    K = int(math.floor(x / h + 1e-9))
+    grid = spine_grid(law, h, max(K, 1), on_lattice=on_lattice)
+    lo, hi = [], []
+    dist_hi = np.zeros(K + 1)
+    dist_hi[0] = 1.0
+    dist_lo = dist_hi.copy()
+    f_hi, f_lo = grid.floor[: K + 1], grid.ceil[: K + 1]
+    for _ in range(100000):
+        dist_hi = np.maximum(_product(dist_hi, f_hi, K + 1), 0.0)
+        dist_lo = dist_hi if grid.exact else np.maximum(_product(dist_lo, f_lo, K + 1), 0.0)
+        hi.append(min(float(dist_hi.sum()), 1.0))
+        lo.append(min(float(dist_lo.sum()), hi[-1]))
+        if hi[-1] < tol:
+            break
+    else:  # pragma: no cover - needs a spine step that is almost always below the grid step
+        raise BrwError(f"P(S_n <= {x:g}) did not fall below {tol:g}; the spine step is too often tiny")
+    return np.arange(1, len(hi) + 1), np.array(lo), np.array(hi)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Everything for `brw theory`.
+
+
+def theory_report(law, P, *, points: int = DEFAULT_POINTS) -> dict:
+    """The keys of conventions.md (law, mu, mu2, P, paper_bound, wald_lorden_bound, renewal_bound, asymptotic)
+    and more: the bracket of the renewal bound, the smooth asymptotic, the lattice span, Biggins' gamma and
+    theta*, and the predicted depth of the P-node tree."""
+    law = _law(law)
+    Pa = _counts(P)
+    lo, hi = renewal_bound_bracket(law, Pa, points=points)
+    gamma, theta = biggins_speed(law)
+    span = law.lattice_span
+    return {
+        "law": str(law), "mu": law.mu, "mu2": law.mu2, "P": [int(p) for p in Pa],
+        "paper_bound": paper_bound(law, Pa).tolist(),
+        "wald_lorden_bound": wald_lorden_bound(law, Pa).tolist(),
+        "renewal_bound": hi.tolist(),
+        "asymptotic": sharp_asymptotic(law, Pa).tolist(),
+        "renewal_bound_lower": lo.tolist(),
+        "renewal_bound_width": (hi - lo).tolist(),
+        "smooth_asymptotic": smooth_asymptotic(law, Pa).tolist(),
+        "lattice_span": span if 0 < span < math.inf else 0.0,
+        "biggins_gamma": gamma, "biggins_theta": theta,
+        "predicted_depth": predicted_depth(law, Pa, (gamma, theta)).tolist(),
+    }
