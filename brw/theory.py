@@ -326,23 +326,21 @@ def _renewal_for(law: Law, P: np.ndarray, points: int) -> Renewal:
 def renewal_bound_bracket(law, P, *, points: int = DEFAULT_POINTS, ren: Renewal | None = None):
     """(lower, upper) of identity 6's bound min_x U(x) + e^-x (P + 1 - m(x)), minus the root, for each P.
 
-    ``upper`` is itself a valid upper bound of E[X] (it uses U_hi and m_lo). ``lower`` bounds the true minimum
-    over all x from below (each grid cell [x_k, x_k + h) bounded with the cell's worst end)."""
+    Summation by parts turns the bound into R(x) = e^-x (P + 1 + integral_0^x e^y U(y) dy), which is monotone
+    in U: the floor and ceil renewal functions give R_hi >= R >= R_lo at every x. Both are step functions of U
+    that are constant on grid cells, so on a cell R_lo and R_hi are a constant plus a multiple of e^-x, and
+    their minima over all x are attained at grid points. ``upper`` is itself a valid upper bound of E[X].
+    """
     law = _law(law)
     P = _counts(P)
     r = _renewal_for(law, P, points) if ren is None else ren
     x = r.x
+    cell = np.exp(x[:-1]) * math.expm1(r.h)  # integral of e^y over [x_k, x_k + h)
     ex = np.exp(-x)
-    lo = np.empty(P.size)
-    hi = np.empty(P.size)
-    for i, p in enumerate(P):
-        hi[i] = np.min(r.U_hi + ex * (p + 1 - r.m_lo))
-        if r.exact:  # U and m are constant on each cell: the infimum over a cell is its right end
-            lo[i] = hi[i]
-            continue
-        c = p + 1 - r.m_hi[1:]  # smallest P + 1 - m on cell k is at its right end
-        tail = np.where(c >= 0, ex[1:] * c, ex[:-1] * c)
-        lo[i] = np.min(r.U_lo[:-1] + tail)
+    ex_int_lo = ex * np.concatenate([[0.0], np.cumsum(r.U_lo[:-1] * cell)])
+    ex_int_hi = ex * np.concatenate([[0.0], np.cumsum(r.U_hi[:-1] * cell)])
+    lo = np.array([np.min(ex * (p + 1) + ex_int_lo) for p in P])
+    hi = np.array([np.min(ex * (p + 1) + ex_int_hi) for p in P])
     return lo - 1.0, hi - 1.0
 
 
