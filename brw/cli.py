@@ -46,8 +46,13 @@ def _add_frontier(sub):
     p.add_argument("--replicates", type=int, default=100, help="independent trees (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--bounds", action="store_true",
+                   help="also report the paper's bound, the Wald-Lorden and renewal bounds and the sharp asymptotic")
     p.add_argument("--plot", metavar="FILE", default=None, help="also draw accepted(P) to this PNG file")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+_BOUNDS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "sharp_asymptotic")
 
 
 def _cmd_frontier(args) -> dict:
@@ -59,21 +64,34 @@ def _cmd_frontier(args) -> dict:
         raise BrwError(f"--plot writes a PNG file: give a name ending in .png, got {args.plot!r}")
     res = frontier(args.law, args.P, args.replicates, args.seed, threads=args.threads, progress=not args.json)
     out = res.to_dict(args.at)
+    curves = {}
+    if args.bounds:
+        import numpy as np
+
+        from brw import theory
+
+        grid = np.unique(np.geomspace(1, args.P, 48).astype(np.int64))
+        for name in _BOUNDS:
+            fn = getattr(theory, name)
+            out[name] = [float(v) for v in fn(res.law, out["P"])]
+            curves[name.replace("_", " ")] = (grid, fn(res.law, grid))
     if args.plot is not None:
         from brw.plots import plot_frontier
 
-        plot_frontier(res, args.plot)
+        plot_frontier(res, args.plot, curves)
         out["plot"] = args.plot
     return out
 
 
 def _show_frontier(d: dict) -> str:
+    bounds = [b for b in _BOUNDS if b in d]
     lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
              f"{d['replicates']} replicates, seed {d['seed']}",
-             f"{'P':>10} {'accepted':>12} {'stderr':>10} {'tokens/step':>12}"]
-    for P, a, s in zip(d["P"], d["accepted"], d["stderr"]):
+             f"{'P':>10} {'accepted':>10} {'stderr':>8} {'tokens/step':>12}"
+             + "".join(f" {b.replace('_bound', '').replace('_', '-'):>12}" for b in bounds)]
+    for i, (P, a, s) in enumerate(zip(d["P"], d["accepted"], d["stderr"])):
         se = "-" if s is None or math.isnan(s) else f"{s:.4f}"
-        lines.append(f"{P:>10} {a:>12.4f} {se:>10} {a + 1:>12.4f}")
+        lines.append(f"{P:>10} {a:>10.4f} {se:>8} {a + 1:>12.4f}" + "".join(f" {d[b][i]:>12.4f}" for b in bounds))
     lines.append(f"{d['nodes_per_second']:.3g} nodes/s")
     return "\n".join(lines)
 
@@ -111,10 +129,66 @@ def _show_theory(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw realtree
+
+
+def _add_realtree(sub):
+    from brw.realtree import DEFAULT_BATCH
+
+    p = sub.add_parser("realtree", help="accepted(P) of real optimal trees, expanded on a real model",
+                       description="At answer positions of recorded traces, expand the true best-first draft "
+                                   "tree of a real model (the model as its own oracle drafter): the PMAX nodes of "
+                                   "highest path probability, accepted(P) for every P <= PMAX. Results go to "
+                                   "--out after each context; rerun the same command to resume.")
+    p.add_argument("--model", default="smollm2", help="smollm2 (default), a Hugging Face folder or a .gguf file")
+    p.add_argument("--trace", default="code,math,chat",
+                   help="traces whose answers give the contexts: bundled names or files, comma-separated "
+                        "(default code,math,chat)")
+    p.add_argument("--contexts", type=int, default=128, help="answer positions per trace (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the choice of positions (default 0)")
+    p.add_argument("--P", dest="P", type=int, default=256, help="largest number of draft nodes (default 256)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help=f"tree nodes per forward pass (default {DEFAULT_BATCH})")
+    p.add_argument("--out", required=True, help="results file (.npz); an existing one with the same settings "
+                                                "is resumed")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
+    p.add_argument("--float32", action="store_true", help="store accepted(P) as float32 (a smaller file)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_realtree(args) -> dict:
+    from brw.realtree import realtrees
+
+    return realtrees(args.trace, args.out, model=args.model, contexts=args.contexts, pmax=args.P,
+                     batch=args.batch, seed=args.seed, device=args.device, dtype=args.dtype,
+                     store_float32=args.float32, progress=not args.json)
+
+
+def _show_realtree(d: dict) -> str:
+    names = list(d["by_source"])
+    lines = [f"{d['model']}: real optimal trees, {d['contexts']} contexts in {d['file']} "
+             f"({d['new_contexts']} new, {d['resumed_contexts']} resumed)",
+             f"{'P':>6} " + " ".join(f"{n + ' (' + str(d['by_source'][n]['contexts']) + ')':>22}" for n in names)]
+    for j, P in enumerate(d["P"]):
+        cells = []
+        for n in names:
+            a, s = d["by_source"][n]["accepted"][j], d["by_source"][n]["stderr"][j]
+            cells.append(f"{'-' if a is None else f'{a:.3f}':>12} +- {'-' if s is None else f'{s:.3f}':<6}")
+        lines.append(f"{P:>6} " + " ".join(cells))
+    if d["nodes_per_second"]:
+        lines.append(f"{d['nodes_per_second']:.3g} tree nodes/s, {d['seconds_per_context']:.2f} s per context on "
+                     f"{d['device']} (batch {d['batch']}); {d['evaluated_per_node']:.2f} nodes evaluated per "
+                     f"tree node")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
     "theory": (_add_theory, _cmd_theory, _show_theory),
+    "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
 }
 
 
