@@ -359,8 +359,8 @@ def biggins_speed(law) -> tuple[float, float]:
     then gamma = -log p_1)."""
     law = _law(law)
     t = np.linspace(math.log(1e-3), math.log(1e4), 121)
-    with np.errstate(all="ignore"):
-        vals = np.asarray(law.psi(np.exp(t)), dtype=np.float64) / np.exp(t)
+    with np.errstate(all="ignore"):  # one theta at a time: psi of an empirical law is a big array per theta
+        vals = np.array([float(law.psi(math.exp(s))) for s in t]) / np.exp(t)
     vals = np.where(np.isfinite(vals), vals, np.inf)
     i = int(np.argmin(vals))
     # psi(theta)/theta still falling (to round-off) at the largest theta: the infimum is the limit theta -> inf.
