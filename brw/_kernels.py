@@ -14,9 +14,11 @@ Law kinds (see ``brw.laws.KernelLaw``):
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (theta,); stick-breaking until the unbroken mass is below e^-cut, then sorted.
 
-Heap entries are candidate children (position, parent key, rank among the parent's children, depth, and the
-parent's pop index in tree mode). Popping child r of a parent pushes its sibling r + 1 (lazily: only the
-children that the frontier reaches are ever made) and its own first child.
+Two solvers find the optimal frontier. ``frontier_one`` (trees, in pop order) is best-first on a binary heap
+whose entries are candidate children (position, parent key, rank among the parent's children, depth, parent's
+pop index); popping child r of a parent pushes its sibling r + 1 (lazily) and its own first child.
+``frontier_select_one`` (the accepted curve, what sweeps run) keeps the P smallest positions of a pruned
+depth-first walk and sorts them: each node's vector is drawn once instead of twice, and no heap is needed.
 """
 
 import math
@@ -173,7 +175,7 @@ def table_row(table, key):
     if nrows == 1:
         return 0
     u, _ = next_u64(stream_start(key))
-    return np.int64(u % np.uint64(nrows))
+    return np.int64(((u >> np.uint64(32)) * np.uint64(nrows)) >> np.uint64(32))  # Lemire: no division
 
 
 @njit(cache=True)
@@ -209,6 +211,16 @@ def rank_lp(lp, n, tail, r):
     return _NEG_INF
 
 
+@njit(cache=True, inline="always")
+def stack_lp(random_vectors, vbuf, table, tails, row, ln, d, r):
+    """rank_lp for a depth-first walk's level d (vector in vbuf[d], or table row ``row``), indexing in place."""
+    if r < ln:
+        return vbuf[d, r] if random_vectors else table[row, r]
+    if tails.shape[1] == 0:
+        return _NEG_INF
+    return rank_lp(table[row], 0, tails[row], r - ln)
+
+
 @njit(cache=True)
 def node_top(kind, table, params, cut, key, buf):
     """The largest log-probability of the node's vector (what the frontier needs for a first child)."""
@@ -227,37 +239,33 @@ def node_top(kind, table, params, cut, key, buf):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Binary min-heap on parallel arrays, keyed by position.
+# Binary min-heap on parallel arrays, keyed by position (the best-first tree kernel).
 
 
 @njit(cache=True, inline="always")
-def _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, pos, key, rank, dep, par):
+def _heap_set(hpos, hkey, hrank, hdep, hpar, i, pos, key, rank, dep, par):
     hpos[i] = pos
     hkey[i] = key
     hrank[i] = rank
     hdep[i] = dep
-    if tree:
-        hpar[i] = par
+    hpar[i] = par
 
 
 @njit(cache=True)
-def _sift_up(hpos, hkey, hrank, hdep, hpar, tree, i):
-    pos, key, rank, dep = hpos[i], hkey[i], hrank[i], hdep[i]
-    par = hpar[i] if tree else 0
+def _sift_up(hpos, hkey, hrank, hdep, hpar, i):
+    pos, key, rank, dep, par = hpos[i], hkey[i], hrank[i], hdep[i], hpar[i]
     while i > 0:
         j = (i - 1) >> 1
         if hpos[j] <= pos:
             break
-        _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, hpos[j], hkey[j], hrank[j], hdep[j],
-                  hpar[j] if tree else 0)
+        _heap_set(hpos, hkey, hrank, hdep, hpar, i, hpos[j], hkey[j], hrank[j], hdep[j], hpar[j])
         i = j
-    _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, pos, key, rank, dep, par)
+    _heap_set(hpos, hkey, hrank, hdep, hpar, i, pos, key, rank, dep, par)
 
 
 @njit(cache=True)
-def _sift_down(hpos, hkey, hrank, hdep, hpar, tree, i, n):
-    pos, key, rank, dep = hpos[i], hkey[i], hrank[i], hdep[i]
-    par = hpar[i] if tree else 0
+def _sift_down(hpos, hkey, hrank, hdep, hpar, i, n):
+    pos, key, rank, dep, par = hpos[i], hkey[i], hrank[i], hdep[i], hpar[i]
     while True:
         c = 2 * i + 1
         if c >= n:
@@ -266,27 +274,31 @@ def _sift_down(hpos, hkey, hrank, hdep, hpar, tree, i, n):
             c += 1
         if hpos[c] >= pos:
             break
-        _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, hpos[c], hkey[c], hrank[c], hdep[c],
-                  hpar[c] if tree else 0)
+        _heap_set(hpos, hkey, hrank, hdep, hpar, i, hpos[c], hkey[c], hrank[c], hdep[c], hpar[c])
         i = c
-    _heap_set(hpos, hkey, hrank, hdep, hpar, tree, i, pos, key, rank, dep, par)
+    _heap_set(hpos, hkey, hrank, hdep, hpar, i, pos, key, rank, dep, par)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The optimal frontier: the P non-root nodes of smallest position, best-first with lazy siblings.
+# The optimal frontier as a tree: best-first with lazy siblings, nodes in pop order.
 
 
 @njit(cache=True)
-def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tree, tpar, tdep, tpos,
-                 buf, hpos, hkey, hrank, hdep, hpar):
-    """Pop the pmax smallest positions of the tree below root_key. acc[i] = sum of e^-V over the first i + 1
-    popped nodes. In tree mode, node i's parent (pop index, -1 for the root), depth and position go to
-    tpar, tdep, tpos. Returns (depth of the deepest popped node, position of the last popped node)."""
-    n = 0
+def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tdep, tpos, buf):
+    """Pop the pmax smallest positions of the tree below root_key, in order. acc[i] = sum of e^-V over the
+    first i + 1 popped nodes; node i's parent (pop index, -1 for the root), depth and position go to tpar,
+    tdep, tpos. A child's position is its parent's position minus its log-probability, the same arithmetic as
+    every other solver (so positions agree to the bit). Returns (deepest depth, last position). Heap: 28
+    bytes per entry, at most pmax + 1 entries."""
+    hpos = np.empty(pmax + 2)
+    hkey = np.empty(pmax + 2, dtype=np.uint64)
+    hrank = np.empty(pmax + 2, dtype=np.int32)
+    hdep = np.empty(pmax + 2, dtype=np.int32)
+    hpar = np.empty(pmax + 2, dtype=np.int32)
     top = node_top(kind, table, params, cut, root_key, buf)
     if top == _NEG_INF:
         return -1, np.inf
-    _heap_set(hpos, hkey, hrank, hdep, hpar, tree, 0, -top, root_key, 0, 1, -1)
+    _heap_set(hpos, hkey, hrank, hdep, hpar, 0, 0.0 - top, root_key, 0, 1, -1)
     n = 1
     total = 0.0
     deepest = 0
@@ -300,55 +312,34 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tree, tpa
         pkey = hkey[0]
         r = hrank[0]
         d = hdep[0]
+        par = hpar[0]
         total += math.exp(-pos)
         acc[i] = total
         if d > deepest:
             deepest = d
-        if tree:
-            tpar[i] = hpar[0]
-            tdep[i] = d
-            tpos[i] = pos
+        tpar[i] = par
+        tdep[i] = d
+        tpos[i] = pos
         # Replace the popped entry by its next sibling, or drop it.
         lp, ln, row = node_vector(kind, table, params, cut, pkey, buf)
         nxt = rank_lp(lp, ln, tails[row], r + 1)
         if nxt > _NEG_INF:
-            hpos[0] = pos + rank_lp(lp, ln, tails[row], r) - nxt
+            hpos[0] = (tpos[par] if par >= 0 else 0.0) - nxt
             hrank[0] = r + 1
-            _sift_down(hpos, hkey, hrank, hdep, hpar, tree, 0, n)
+            _sift_down(hpos, hkey, hrank, hdep, hpar, 0, n)
         else:
             n -= 1
             if n > 0:
-                _heap_set(hpos, hkey, hrank, hdep, hpar, tree, 0, hpos[n], hkey[n], hrank[n], hdep[n],
-                          hpar[n] if tree else 0)
-                _sift_down(hpos, hkey, hrank, hdep, hpar, tree, 0, n)
+                _heap_set(hpos, hkey, hrank, hdep, hpar, 0, hpos[n], hkey[n], hrank[n], hdep[n], hpar[n])
+                _sift_down(hpos, hkey, hrank, hdep, hpar, 0, n)
         # Push the popped node's first child.
         ckey = child_key(pkey, r)
         ctop = node_top(kind, table, params, cut, ckey, buf)
         if ctop > _NEG_INF:
-            _heap_set(hpos, hkey, hrank, hdep, hpar, tree, n, pos - ctop, ckey, 0, d + 1, i)
+            _heap_set(hpos, hkey, hrank, hdep, hpar, n, pos - ctop, ckey, 0, d + 1, i)
             n += 1
-            _sift_up(hpos, hkey, hrank, hdep, hpar, tree, n - 1)
+            _sift_up(hpos, hkey, hrank, hdep, hpar, n - 1)
     return deepest, pos
-
-
-def _frontier_batch(kind, table, tails, params, cut, keys, pmax, width, acc, deepest, last):
-    """Replicate j (root key keys[j]) into acc[j]; one heap per replicate, allocated once."""
-    for j in prange(keys.shape[0]):
-        buf = np.empty(max(width, 1))
-        hpos = np.empty(pmax + 2)
-        hkey = np.empty(pmax + 2, dtype=np.uint64)
-        hrank = np.empty(pmax + 2, dtype=np.int32)
-        hdep = np.empty(pmax + 2, dtype=np.int32)
-        dummy_i = np.empty(1, dtype=np.int32)
-        dummy_f = np.empty(1)
-        dd, lastpos = frontier_one(kind, table, tails, params, cut, keys[j], pmax, acc[j], False, dummy_i, dummy_i,
-                                   dummy_f, buf, hpos, hkey, hrank, hdep, dummy_i)
-        deepest[j] = dd
-        last[j] = lastpos
-
-
-frontier_batch = njit(cache=True, parallel=True)(_frontier_batch)
-frontier_batch_serial = njit(cache=True)(_frontier_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -395,10 +386,7 @@ def threshold_one(kind, table, tails, params, cut, root_key, xs, count, mass, tr
         found = False
         while d >= 0:
             r = snext[d]
-            if random_vectors:
-                lpr = rank_lp(vbuf[d], slen[d], tails[srow[d]], r)
-            else:
-                lpr = rank_lp(table[srow[d]], slen[d], tails[srow[d]], r)
+            lpr = stack_lp(random_vectors, vbuf, table, tails, srow[d], slen[d], d, r)
             cpos = spos[d] - lpr
             if lpr == _NEG_INF or cpos > x:
                 d -= 1
@@ -463,6 +451,231 @@ def _threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width
 
 threshold_batch = njit(cache=True, parallel=True)(_threshold_batch)
 threshold_batch_serial = njit(cache=True)(_threshold_batch)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The optimal frontier's accepted curve: the P smallest positions by a pruned depth-first walk.
+#
+# accepted(P) needs only the multiset of the P smallest positions, not the order in which a best-first search
+# would meet them. So: walk {V <= x} depth first (each node's vector drawn once, as in the threshold kernel;
+# best-first draws it twice, once for its first child and again for each later sibling), append every
+# position to a buffer of cap = 1.25 P + 64 slots; when the buffer is full, keep its P smallest (a
+# selection, O(cap)) and lower x below the largest kept one (ties with it are interchangeable, so none is
+# needed). At the end, select the P smallest and sort them (radix sort on the bits). The start x is a hint,
+# log(mu (P + 1)) plus a margin (the key renewal theorem); a walk that finds fewer than P nodes restarts with
+# a larger x. Memory: 12 bytes per buffer slot (position, depth) and the curve's 8: 23 bytes per node.
+
+
+@njit(cache=True, inline="always")
+def _swap2(a, b, i, j):
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
+    s = b[i]
+    b[i] = b[j]
+    b[j] = s
+
+
+@njit(cache=True)
+def select_pairs(a, b, k, n):
+    """Reorder a[:n] (and b alongside) so that a[k] holds the value of rank k, with no larger value before it
+    and no smaller one after it (Hoare quickselect, median of three)."""
+    lo = 0
+    hi = n - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            _swap2(a, b, lo, mid)
+        if a[hi] < a[lo]:
+            _swap2(a, b, lo, hi)
+        if a[hi] < a[mid]:
+            _swap2(a, b, mid, hi)
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                _swap2(a, b, i, j)
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+
+
+_RADIX_BITS = 11
+_RADIX = 1 << _RADIX_BITS
+_SIGN = np.uint64(1) << np.uint64(63)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(cache=True)
+def radix_sort_f8(a, tmp, n):
+    """Sort a[:n] ascending (LSD radix sort on order-preserving bit patterns, 11-bit digits, digits that every
+    value shares skipped). tmp[:n] is scratch. Returns the array (a or tmp) that holds the sorted values."""
+    if n == 0:
+        return a
+    src = a.view(np.uint64)
+    dst = tmp.view(np.uint64)
+    for i in range(n):  # order-preserving map: flip the sign bit of positives, every bit of negatives
+        u = src[i]
+        src[i] = (u ^ _ALL) if (u & _SIGN) else (u ^ _SIGN)
+    npass = (64 + _RADIX_BITS - 1) // _RADIX_BITS
+    hist = np.zeros((npass, _RADIX), dtype=np.int64)
+    for i in range(n):
+        u = src[i]
+        for p in range(npass):
+            hist[p, np.int64((u >> np.uint64(p * _RADIX_BITS)) & np.uint64(_RADIX - 1))] += 1
+    flipped = False
+    for p in range(npass):
+        sh = np.uint64(p * _RADIX_BITS)
+        first = np.int64((src[0] >> sh) & np.uint64(_RADIX - 1))
+        if hist[p, first] == n:
+            continue
+        off = 0
+        for dgt in range(_RADIX):
+            c = hist[p, dgt]
+            hist[p, dgt] = off
+            off += c
+        for i in range(n):
+            u = src[i]
+            dgt = np.int64((u >> sh) & np.uint64(_RADIX - 1))
+            dst[hist[p, dgt]] = u
+            hist[p, dgt] += 1
+        src, dst = dst, src
+        flipped = not flipped
+    for i in range(n):
+        u = src[i]
+        src[i] = (u ^ _SIGN) if (u & _SIGN) else (u ^ _ALL)
+    return tmp if flipped else a
+
+
+@njit(cache=True)
+def frontier_select_one(kind, table, tails, params, cut, root_key, pmax, x0, acc, width):
+    """acc[i] = sum of e^-V over the i + 1 smallest non-root positions of the tree below root_key (the optimal
+    frontier's accepted curve). Returns (deepest depth among those pmax nodes, the pmax-th position)."""
+    cap = pmax + pmax // 4 + 64
+    pbuf = np.empty(cap)
+    dbuf = np.empty(cap, dtype=np.int32)
+    scap = 64
+    skey = np.empty(scap, dtype=np.uint64)
+    spos = np.empty(scap)
+    snext = np.empty(scap, dtype=np.int64)
+    srow = np.empty(scap, dtype=np.int64)
+    slen = np.empty(scap, dtype=np.int64)
+    random_vectors = kind != KIND_TABLE
+    vbuf = np.empty((scap if random_vectors else 1, max(width, 1)))
+
+    x = x0
+    n = 0
+    prev_n = -1
+    for _attempt in range(200):
+        n = 0
+        shrunk = False
+        pruned = False
+        # The walk keeps the current node (key, position, row, length, next rank) in locals and the path above
+        # it on the stack; a child's vector is drawn once, when the walk steps down to it.
+        d = 0
+        ckey = root_key
+        cpos = 0.0
+        cr = 0
+        if random_vectors:
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0])
+        else:
+            crow = table_row(table, ckey)
+            cln = table.shape[1]
+        while True:
+            lpr = stack_lp(random_vectors, vbuf, table, tails, crow, cln, d, cr)
+            npos = cpos - lpr
+            if lpr == _NEG_INF or npos > x:  # no child left at or below x: back up to the parent
+                if lpr > _NEG_INF:
+                    pruned = True
+                if d == 0:
+                    break
+                d -= 1
+                ckey = skey[d]
+                cpos = spos[d]
+                crow = srow[d]
+                cln = slen[d]
+                cr = snext[d]
+                continue
+            pbuf[n] = npos
+            dbuf[n] = d + 1
+            n += 1
+            if n == cap:  # keep the pmax smallest; only positions below the largest kept one matter now
+                select_pairs(pbuf, dbuf, pmax - 1, n)
+                n = pmax
+                x = np.nextafter(pbuf[pmax - 1], -np.inf)
+                shrunk = True
+            skey[d] = ckey
+            spos[d] = cpos
+            srow[d] = crow
+            slen[d] = cln
+            snext[d] = cr + 1
+            d += 1
+            if d == scap:
+                scap *= 2
+                skey = _grow(skey, scap)
+                spos = _grow(spos, scap)
+                snext = _grow(snext, scap)
+                srow = _grow(srow, scap)
+                slen = _grow(slen, scap)
+                if random_vectors:
+                    nb = np.empty((scap, vbuf.shape[1]))
+                    nb[:d] = vbuf[:d]
+                    vbuf = nb
+            ckey = child_key(ckey, cr)
+            cpos = npos
+            cr = 0
+            if random_vectors:
+                lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d])
+            else:
+                crow = table_row(table, ckey)
+        if shrunk or n >= pmax or not pruned:  # done, or the whole (finite) tree lies below x
+            break
+        # Too few nodes below x: N(x) grows like e^x, so step x up by the missing factor and a margin (more when
+        # the last step found nothing new: a lattice law's next level may be a whole span away).
+        x = x + math.log(pmax / max(n, 1)) + (0.25 if n > prev_n else 1.0)
+        prev_n = n
+
+    m = min(n, pmax)
+    if n > pmax:
+        select_pairs(pbuf, dbuf, pmax - 1, n)
+    deepest = 0
+    for i in range(m):
+        if dbuf[i] > deepest:
+            deepest = dbuf[i]
+    srt = radix_sort_f8(pbuf, acc, m)
+    total = 0.0
+    last = np.inf
+    for i in range(m):
+        last = srt[i]
+        total += math.exp(-last)
+        acc[i] = total
+    for i in range(m, pmax):  # a finite tree (cannot happen for a law whose every node has a child)
+        acc[i] = total
+    if m < pmax:
+        last = np.inf
+    return deepest, last
+
+
+def _frontier_batch(kind, table, tails, params, cut, keys, pmax, width, x0, acc, deepest, last):
+    """Replicate j (root key keys[j]) into acc[j]; x0 is the walk's starting level (see frontier_select_one)."""
+    for j in prange(keys.shape[0]):
+        dd, lastpos = frontier_select_one(kind, table, tails, params, cut, keys[j], pmax, x0, acc[j], width)
+        deepest[j] = dd
+        last[j] = lastpos
+
+
+frontier_batch = njit(cache=True, parallel=True)(_frontier_batch)
+frontier_batch_serial = njit(cache=True)(_frontier_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The optimal frontier and the threshold tree of a branching random walk (theory.md sections 1 and 3).
 
 ``frontier(law, pmax, replicates, seed)`` finds, for each of R independent replicate trees, the exact set of
-the P non-root nodes of smallest position, for every P <= pmax in one best-first pass, and returns
+the P non-root nodes of smallest position, for every P <= pmax in one pass (a pruned depth-first walk that
+keeps the pmax smallest positions; ``brw._kernels.frontier_select_one``), and returns
 accepted(P) = E[X] (bonus token excluded) as a mean and a standard error across replicates.
 
 ``threshold(law, xs, replicates, seed)`` enumerates {V <= x} and returns the count and the mass of nodes at or
@@ -33,8 +34,11 @@ __all__ = [
     "root_keys", "default_at",
 ]
 
-#: Bytes per node of the frontier: heap entry (position 8, key 8, rank 4, depth 4) and the accepted curve 8.
+#: Bytes per node of the frontier's accepted curve (``brw._kernels.frontier_select_one``): a buffer of
+#: 1.25 P + 64 (position 8, depth 4) slots and the curve 8, so about 23; 32 is the promise.
 FRONTIER_BYTES_PER_NODE = 32
+#: The pruned walk starts at x = log(mu (P + 1)) + FRONTIER_X_MARGIN (nats): about e^margin P nodes below it.
+FRONTIER_X_MARGIN = 0.1
 #: GEM laws: the frontier breaks sticks until the unbroken mass sits this far (nats) beyond the expected
 #: P-th position; the run then checks that no replicate's frontier reached it (exactness, see ``_gem_cut``).
 GEM_MARGIN = 20.0
@@ -211,6 +215,11 @@ def _gem_cut(law: Law, pmax: int) -> float:
     return math.log(max(law.mu, 1e-3) * (pmax + 1)) + GEM_MARGIN
 
 
+def frontier_start(law: Law, pmax: int) -> float:
+    """Where the frontier kernel's pruned walk starts: N(x) ~ e^x / mu (key renewal theorem), plus a margin."""
+    return math.log(max(law.mu, 1e-3) * (pmax + 1)) + FRONTIER_X_MARGIN
+
+
 def _kernel_args(law: Law, cut: float):
     kl = law.kernel_law()
     width = kl.width
@@ -241,7 +250,8 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
         raise BrwError(f"P={pmax} is too large: at most {2**31 - 3} nodes per tree")
 
     kind, table, tails, params, cut, width = _kernel_args(law, _gem_cut(law, pmax))
-    heap = (pmax + 2) * 24 + width * 8
+    x0 = frontier_start(law, pmax)
+    heap = (pmax + pmax // 4 + 64) * 12 + width * 8 * 64
     # Replicates run in chunks; a chunk holds its accepted curves until they are folded into the mean.
     chunk = max(1, min(replicates, 4 * nthreads))
     while chunk > 1 and chunk * (pmax * 8 + heap) + 16 * pmax > 0.5 * available_memory():
@@ -255,8 +265,11 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
     numba.set_num_threads(nthreads)
     try:
         _warm_up(batch, kind, table, tails, params, cut, width)
-        mean = np.zeros(pmax)
-        m2 = np.zeros(pmax)
+        # One replicate: its curve is the mean (no Welford arrays, 16 bytes per node less at the peak).
+        mean = np.zeros(pmax) if replicates > 1 else None
+        m2 = np.zeros(pmax) if replicates > 1 else None
+        delta = np.empty(pmax) if replicates > 1 else None
+        tmp = np.empty(pmax) if replicates > 1 else None
         deepest = np.empty(replicates, dtype=np.int64)
         last = np.empty(replicates)
         acc = np.empty((chunk, pmax))
@@ -266,14 +279,19 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
                 stop = min(start + chunk, replicates)
                 n = stop - start
                 t0 = time.perf_counter()
-                batch(kind, table, tails, params, cut, keys[start:stop], pmax, width, acc[:n], deepest[start:stop],
+                batch(kind, table, tails, params, cut, keys[start:stop], pmax, width, x0, acc[:n], deepest[start:stop],
                       last[start:stop])
                 seconds += time.perf_counter() - t0
-                for i in range(n):  # Welford, in replicate order: the same bits for any chunking
-                    j = start + i + 1
-                    delta = acc[i] - mean
-                    mean += delta / j
-                    m2 += delta * (acc[i] - mean)
+                if replicates == 1:
+                    mean = acc[0]
+                for i in range(n if replicates > 1 else 0):  # Welford, in replicate order: the same bits for any
+                    j = start + i + 1  # chunking; in place, so that no temporary array joins the peak
+                    np.subtract(acc[i], mean, out=delta)
+                    np.divide(delta, j, out=tmp)
+                    mean += tmp
+                    np.subtract(acc[i], mean, out=tmp)
+                    tmp *= delta
+                    m2 += tmp
                 bar.update(n)
     finally:
         numba.set_num_threads(old)
@@ -287,7 +305,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
 
 def _warm_up(batch, kind, table, tails, params, cut, width):
     """Compile (or load from cache) outside the timed region."""
-    batch(kind, table, tails, params, cut, np.zeros(1, dtype=np.uint64), 1, width, np.empty((1, 1)),
+    batch(kind, table, tails, params, cut, np.zeros(1, dtype=np.uint64), 1, width, 1.0, np.empty((1, 1)),
           np.empty(1, dtype=np.int64), np.empty(1))
 
 
@@ -302,15 +320,10 @@ def frontier_tree(law, P: int, seed: int = 0, replicate: int = 0) -> Tree:
     parent = np.empty(P, dtype=np.int32)
     depth = np.empty(P, dtype=np.int32)
     pos = np.empty(P)
-    hpos = np.empty(P + 2)
-    hkey = np.empty(P + 2, dtype=np.uint64)
-    hrank = np.empty(P + 2, dtype=np.int32)
-    hdep = np.empty(P + 2, dtype=np.int32)
-    hpar = np.empty(P + 2, dtype=np.int32)
     acc = np.empty(P)
     key = root_keys(seed, 1, replicate)[0]
-    deepest, last = K.frontier_one(kind, table, tails, params, cut, key, P, acc, True, parent, depth, pos,
-                                   np.empty(max(width, 1)), hpos, hkey, hrank, hdep, hpar)
+    deepest, last = K.frontier_one(kind, table, tails, params, cut, key, P, acc, parent, depth, pos,
+                                   np.empty(max(width, 1)))
     return Tree(parent, depth, pos, str(law), seed, replicate, {"deepest": int(deepest)})
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from scipy import special, stats
+from scipy import special  # scipy.stats is imported where used: it adds a second to every start-up
 
 from brw import _kernels as K
 from brw.errors import BrwError
@@ -418,6 +418,8 @@ class Dirichlet(Law):
         if self.k == 1:
             return (x > 0).astype(float) if strict else (x >= 0).astype(float)
         # step = -log B, B ~ Beta(alpha + 1, b): P(step <= x) = P(B >= e^-x). Continuous: strict is moot.
+        from scipy import stats
+
         return np.where(x < 0, 0.0, stats.beta.sf(np.exp(-np.maximum(x, 0)), self.alpha + 1, self._b))
 
     def spine_sample(self, rng, n):
