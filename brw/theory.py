@@ -306,9 +306,12 @@ def lattice_asymptotic(law, P, span: float | None = None) -> np.ndarray:
     With span h the renewal theorem holds at lattice points only: U(k h) ~ k h / mu + mu2 / (2 mu^2) + h / (2 mu)
     and m(k h) ~ c e^{k h}, c = (h / mu) / (1 - e^-h). Both are step functions, so identity 6 is minimised by
     filling every full level up to k h (k the last with m(k h) <= P + 1) and spending the P + 1 - m(k h) nodes
-    left at level (k + 1) h, each worth e^-(k+1)h. This is log-periodic in P: against the smooth formula the
-    correction is h/2mu - log(h / (1 - e^-h)) / mu + (a periodic term in [0, ...)), which vanishes like h^2 / 24mu
-    for a fine lattice and is *not* the h / (2 mu) of the renewal theorem at lattice points.
+    left at level (k + 1) h, each worth e^-(k+1)h. This is log-periodic in P. Writing P + 1 = c e^{k h} t with
+    t in [1, e^h), it exceeds the smooth formula by
+        [h / 2 - log(h / (1 - e^-h)) + h (t - 1) / (e^h - 1) - log t] / mu,
+    whose last two terms (chord minus log) lie in [0, ~h^2 / 8]: the whole correction vanishes like h^2 for a
+    fine lattice. It is *not* the constant h / (2 mu) of the renewal theorem at lattice points (measured against
+    identity 7 in tests/test_theory.py: that constant is 0.4 to 0.7 too high for uniform:k=8).
     """
     law = _law(law)
     h = law.lattice_span if span is None else float(span)

@@ -265,6 +265,12 @@ def test_lattice_asymptotic_uniform_8_against_identity_7():
     assert np.max(np.abs(lat - exact)) < 0.0023
     assert -0.1 < np.min(smooth - exact) < -0.05 and 0.12 < np.max(smooth - exact) < 0.17
     assert np.min(naive - exact) > 0.4
+    # The correction in closed form (lattice_asymptotic's docstring), P + 1 = c e^{kh} t, t in [1, e^h):
+    h = mu = math.log(8)
+    c = (h / mu) / -math.expm1(-h)
+    t = (P + 1) / (c * np.exp(np.floor(np.log((P + 1) / c) / h + 1e-12) * h))
+    corr = (h / 2 - math.log(h / -math.expm1(-h)) + h * (t - 1) / math.expm1(h) - np.log(t)) / mu
+    assert np.allclose(lat - smooth, corr, atol=1e-12)
 
 
 def test_lattice_asymptotic_fixed_vector():
