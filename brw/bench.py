@@ -1,0 +1,382 @@
+"""The speed benchmark (issue 6): the frontier kernels beside the reference and the floor, in one process.
+
+``bench()`` runs, on the same law and sizes and interleaved in every repeat (so that load from other
+processes on a shared machine hits all of them alike):
+
+- ``reference``: the pure-Python best-first frontier (``brw.reference.reference_frontier``, heapq);
+- ``frontier``: the exact frontier kernel (``brw._kernels.frontier_batch``), one heap per replicate;
+- ``threshold``: the depth-first threshold kernel on {V <= x}, x chosen so that a tree holds about as many
+  nodes as a frontier replicate;
+- ``floor``: what any simulation of such a tree must do per node and nothing more: draw the node's
+  randomness and write a position (``brw._kernels.floor_batch``).
+
+It reports nodes per second (the best of the repeats) on 1 and 2 threads, the ratios between the kernels, the
+1 -> 2 thread scaling, the bytes per node of one large frontier tree (peak resident memory over the nodes),
+and the start-up time of a fresh process with an empty and with a filled Numba cache.
+
+Numbers from a 2-core machine shared with other work are noisy: compare ratios measured in one run, and
+repeat. Nothing here is a test; the tests only check that the command runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from brw import _kernels as K
+from brw import __version__
+from brw.frontier import FRONTIER_BYTES_PER_NODE, _gem_cut, _kernel_args, frontier_start, root_keys
+from brw.laws import KernelLaw, Law, parse_law
+
+__all__ = ["bench", "default_laws", "show", "SyntheticTable", "TARGETS"]
+
+#: The targets of issue 6.
+TARGETS = {
+    "frontier_over_reference": 100.0,  # exact frontier / pure-Python reference, every law
+    "frontier_nodes_per_second": 15e6,  # on 2 threads, for laws whose node randomness is one index or none
+    "floor_over_frontier_dirichlet": 3.0,  # floor / frontier at most this, Dirichlet
+    "floor_over_threshold": 2.0,  # floor / threshold at most this, every law
+    "thread_scaling": 1.8,  # rate on 2 threads / rate on 1 thread
+    "bytes_per_node": 32.0,
+    "big_tree_seconds": 2.0,  # one trace-law tree of 10^7 nodes
+    "cached_startup_seconds": 1.0,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticTable(Law):
+    """An empirical (trace-like) law built in memory: ``rows`` Dirichlet(alpha, k) vectors, each node draws a
+    row with one hash. Stands in for a recorded trace law when none is bundled. Not a registered spec."""
+
+    rows: int = 4096
+    k: int = 64
+    alpha: float = 0.1
+    seed: int = 0
+
+    @property
+    def spec(self):
+        return f"synthetic-table:rows={self.rows},k={self.k},alpha={self.alpha:g},seed={self.seed}"
+
+    def _table(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        g = rng.standard_gamma(self.alpha, size=(self.rows, self.k))
+        g = np.maximum(g, 1e-300)
+        p = np.sort(g / g.sum(axis=1, keepdims=True), axis=1)[:, ::-1]
+        with np.errstate(divide="ignore"):
+            return np.ascontiguousarray(np.log(p))
+
+    @property
+    def mu(self):
+        lp = self._table()
+        p = np.exp(lp)
+        return float(np.mean(-np.sum(np.where(p > 0, p * lp, 0.0), axis=1)))
+
+    @property
+    def mu2(self):
+        lp = self._table()
+        p = np.exp(lp)
+        return float(np.mean(np.sum(np.where(p > 0, p * lp * lp, 0.0), axis=1)))
+
+    def kernel_law(self):
+        return KernelLaw(K.KIND_TABLE, self._table(), np.zeros(4), self.k, np.zeros((self.rows, 0, 2)))
+
+
+def _trace_law():
+    """A bundled trace law when ``brw.traces`` provides one, else the synthetic stand-in."""
+    try:
+        import brw.traces  # noqa: F401  (registers the trace law)
+    except ImportError:
+        return SyntheticTable()
+    for name in ("trace:chat", "trace:code", "trace:math"):
+        try:
+            return parse_law(name)
+        except Exception:  # noqa: BLE001 - any failure: that name is not bundled here
+            continue
+    return SyntheticTable()
+
+
+def default_laws() -> list:
+    return [parse_law("fixed:p=0.7/0.3"), parse_law("dirichlet:alpha=0.5,k=8"), _trace_law()]
+
+
+def _reference():
+    try:
+        from brw.reference import reference_frontier
+    except ImportError:
+        return None
+    return reference_frontier
+
+
+# --------------------------------------------------------------------------------------------------------
+# One timed call of each kernel.
+
+
+class _Runner:
+    def __init__(self, law: Law, pmax: int, replicates: int, seed: int):
+        self.law = law
+        self.pmax = pmax
+        self.replicates = replicates
+        self.seed = seed
+        self.kind, self.table, self.tails, self.params, self.cut, self.width = _kernel_args(law, _gem_cut(law, pmax))
+        self.keys = root_keys(seed, replicates)
+        self.x0 = frontier_start(law, pmax)
+        self.acc = np.empty((replicates, pmax))
+        self.deepest = np.empty(replicates, dtype=np.int64)
+        self.last = np.empty(replicates)
+        # Threshold level with about pmax nodes per tree (key renewal: N(x) ~ e^x / mu).
+        self.xs = np.array([math.log(max(law.mu, 1e-3) * pmax)])
+        self.count = np.zeros((replicates, 1), dtype=np.int64)
+        self.mass = np.zeros((replicates, 1))
+        self.visited = np.zeros(replicates, dtype=np.int64)
+        self.tdeep = np.zeros(replicates, dtype=np.int64)
+        self.out = np.empty((replicates, 1024))
+        self.reference_nodes = 0
+
+    def frontier(self, parallel=True):
+        f = K.frontier_batch if parallel else K.frontier_batch_serial
+        t0 = time.perf_counter()
+        f(self.kind, self.table, self.tails, self.params, self.cut, self.keys, self.pmax, self.width, self.x0, self.acc,
+          self.deepest, self.last)
+        return time.perf_counter() - t0, self.replicates * self.pmax
+
+    def best_first(self, parallel=True):
+        """The best-first heap kernel (what frontier_tree runs), on replicate 0 alone."""
+        n = self.pmax
+        t0 = time.perf_counter()
+        K.frontier_one(self.kind, self.table, self.tails, self.params, self.cut, self.keys[0], n, self.acc[0],
+                       np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n), np.empty(max(self.width, 1)))
+        return time.perf_counter() - t0, n
+
+    def threshold(self, parallel=True):
+        f = K.threshold_batch if parallel else K.threshold_batch_serial
+        self.count[:] = 0
+        self.mass[:] = 0
+        t0 = time.perf_counter()
+        f(self.kind, self.table, self.tails, self.params, self.cut, self.keys, self.xs, 10**12, self.width,
+          self.count, self.mass, self.visited, self.tdeep)
+        return time.perf_counter() - t0, int(self.visited.sum())
+
+    def floor(self, parallel=True):
+        f = K.floor_batch if parallel else K.floor_batch_serial
+        t0 = time.perf_counter()
+        f(self.kind, self.table, self.params, self.cut, self.keys, self.pmax, self.width, self.out)
+        return time.perf_counter() - t0, self.replicates * self.pmax
+
+    def warm_up(self):
+        for name in ("frontier", "threshold", "floor"):
+            for parallel in (True, False):
+                getattr(self, name)(parallel)
+        self.best_first()
+
+
+def _rate(best):
+    seconds, nodes = best[0], best[1]
+    return nodes / seconds if seconds > 0 else math.inf
+
+
+def _timed(fn, *args):
+    """(wall seconds, nodes, CPU seconds of the whole process: every thread)."""
+    c0 = time.process_time()
+    t, n = fn(*args)
+    return t, n, time.process_time() - c0
+
+
+def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
+    run = _Runner(law, pmax, replicates, seed)
+    run.warm_up()
+    reference = _reference()
+    best: dict = {}
+    best_cpu: dict = {}
+    reference_note = None if reference is not None else "brw.reference is not importable"
+
+    def keep(name, t, nodes, cpu=None):
+        if name not in best or t < best[name][0]:
+            best[name] = (t, nodes)
+        if cpu is not None and (name not in best_cpu or cpu < best_cpu[name][0]):
+            best_cpu[name] = (cpu, nodes)
+
+    old = numba.get_num_threads()
+    try:
+        for _ in range(repeats):
+            for nt in threads:
+                numba.set_num_threads(nt)
+                for name in ("frontier", "threshold", "floor"):
+                    keep(f"{name}@{nt}", *_timed(getattr(run, name), True))
+            numba.set_num_threads(1)
+            keep("best_first@1", *_timed(run.best_first))
+            if reference is not None and reference_note is None:
+                t0 = time.perf_counter()
+                try:
+                    reference(law, ref_nodes, seed, 0)
+                except MemoryError:  # it pushes every child: a trace row's tail of ~10^5 atoms is beyond it
+                    reference_note = "the reference expands every child of a node; this law's tails exhaust memory"
+                    continue
+                keep("reference", time.perf_counter() - t0, ref_nodes)
+    finally:
+        numba.set_num_threads(old)
+
+    rates = {k: _rate(v) for k, v in best.items()}
+    cpu_rates = {k: _rate(v) for k, v in best_cpu.items()}
+    row = {"law": str(law), "P": pmax, "replicates": replicates, "threshold_x": float(run.xs[0]),
+           "threshold_nodes_per_tree": float(run.visited.mean()), "reference_P": ref_nodes if reference else None,
+           "nodes_per_second": rates, "nodes_per_cpu_second": cpu_rates, "reference_note": reference_note}
+    top = max(threads)
+    r = rates
+    row["ratios"] = {
+        "frontier_over_reference": r[f"frontier@{top}"] / r["reference"] * 1.0 if "reference" in r else None,
+        "frontier_over_reference_1thread": r["frontier@1"] / r["reference"] if "reference" in r and 1 in threads
+        else None,
+        "floor_over_frontier": r[f"floor@{top}"] / r[f"frontier@{top}"],
+        "floor_over_threshold": r[f"floor@{top}"] / r[f"threshold@{top}"],
+        "frontier_over_best_first_1thread": r["frontier@1"] / r["best_first@1"],
+    }
+    if 1 in threads and top > 1:
+        # Wall-clock speed-up (needs idle cores), and CPU work per node on 2 threads against 1 (1.0: threads
+        # add no work; what the speed-up would be, times the thread count, on an idle machine).
+        row["thread_scaling"] = {name: r[f"{name}@{top}"] / r[f"{name}@1"] for name in ("frontier", "threshold", "floor")}
+        row["thread_work_efficiency"] = {name: cpu_rates[f"{name}@{top}"] / cpu_rates[f"{name}@1"]
+                                         for name in ("frontier", "threshold", "floor")}
+    return row
+
+
+# --------------------------------------------------------------------------------------------------------
+# Memory and start-up.
+
+
+def _vm(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def big_tree(law: Law, nodes: int, seed: int = 0) -> dict:
+    """One frontier tree of ``nodes`` nodes on one thread, as ``brw.frontier.frontier`` runs it: seconds and
+    the peak resident memory it adds, per node (heap and accepted curve; /proc peak after a reset)."""
+    from brw.frontier import frontier
+
+    frontier(law, 2, 1, seed, threads=1)  # compile / load outside the measurement
+    rss0 = _vm("VmRSS")
+    exact = _reset_peak()
+    t0 = time.perf_counter()
+    res = frontier(law, nodes, 1, seed, threads=1)
+    seconds = time.perf_counter() - t0
+    peak = _vm("VmHWM")
+    measured = (peak - rss0) / nodes if exact and peak is not None and rss0 is not None else None
+    return {"law": str(law), "nodes": nodes, "seconds": seconds, "kernel_seconds": res.seconds,
+            "nodes_per_second": nodes / res.seconds if res.seconds > 0 else math.inf,
+            "bytes_per_node_measured": measured, "bytes_per_node_layout": FRONTIER_BYTES_PER_NODE}
+
+
+_STARTUP = """
+import time
+t0 = time.perf_counter()
+from brw.frontier import frontier
+frontier({law!r}, 1000, 2, 0)
+print(time.perf_counter() - t0)
+"""
+
+
+def startup(law: str = "dirichlet:alpha=0.5,k=8", cold: bool = True) -> dict:
+    """Seconds from a fresh interpreter to the first frontier result: with an empty Numba cache (compile)
+    and with the cache that run filled (what every later process pays)."""
+    code = _STARTUP.format(law=law)
+    out = {"law": law}
+    with tempfile.TemporaryDirectory(prefix="brw-bench-cache-") as cache:
+        env = dict(os.environ)
+        if cold:
+            env["NUMBA_CACHE_DIR"] = cache
+        for label in (("first_call_seconds", "cached_seconds") if cold else ("cached_seconds",)):
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            out[label] = time.perf_counter() - t0
+            out[label.replace("seconds", "compute_starts_seconds")] = float(p.stdout.strip().splitlines()[-1])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+
+
+def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: int = 5_000, repeats: int = 5,
+          big_nodes: int = 10**7, seed: int = 0, cold_start: bool = True, startup_runs: bool = True) -> dict:
+    """The whole benchmark as a JSON-ready dict (see the module docstring)."""
+    laws = default_laws() if laws is None else [parse_law(x) for x in laws]
+    threads = (1, 2) if numba.config.NUMBA_NUM_THREADS >= 2 else (1,)
+    rows = [_bench_law(law, pmax, replicates, reference_nodes, repeats, threads, seed) for law in laws]
+    big_law = next((law for law in laws if isinstance(law, SyntheticTable) or str(law).startswith("trace:")),
+                   laws[-1])
+    big = big_tree(big_law, big_nodes, seed) if big_nodes else None
+    start = startup(cold=cold_start) if startup_runs else None
+    return {"version": __version__, "machine": platform.machine(), "cpus": os.cpu_count(),
+            "numba": numba.__version__, "threads": list(threads), "load_average": list(os.getloadavg()),
+            "repeats": repeats, "laws": rows, "big_tree": big, "startup": start, "targets": TARGETS}
+
+
+def _m(x):
+    return "-" if x is None else f"{x / 1e6:.3g}M"
+
+
+def show(d: dict) -> str:
+    th = d["threads"]
+    load = ", ".join(f"{x:.1f}" for x in d["load_average"])
+    lines = [f"brw bench {d['version']} ({d['cpus']} cpus, load average {load}): nodes per second, best of "
+             f"{d['repeats']} interleaved repeats",
+             f"{'kernel':<12}" + "".join(f"{f'{t} thread':>12}" for t in th)
+             + (f"{'speed-up':>10}{'work eff.':>10}" if len(th) > 1 else "")]
+    for row in d["laws"]:
+        r = row["nodes_per_second"]
+        lines.append(f"{row['law']}   (P = {row['P']}, {row['replicates']} replicates; threshold at x = "
+                     f"{row['threshold_x']:.2f}, {row['threshold_nodes_per_tree']:.3g} nodes per tree)")
+        if "reference" in r:
+            lines.append(f"{'reference':<12}{_m(r['reference']):>12}   (pure Python, P = {row['reference_P']})")
+        else:
+            lines.append(f"{'reference':<12}{'-':>12}   ({row['reference_note']})")
+        for kern in ("frontier", "threshold", "floor"):
+            line = f"{kern:<12}" + "".join(f"{_m(r[f'{kern}@{t}']):>12}" for t in th)
+            if "thread_scaling" in row:
+                line += f"{row['thread_scaling'][kern]:>10.2f}{row['thread_work_efficiency'][kern]:>10.2f}"
+            lines.append(line)
+        lines.append(f"{'best-first':<12}{_m(r['best_first@1']):>12}   (heap kernel of frontier_tree, one tree)")
+        q = row["ratios"]
+        ref = q["frontier_over_reference"]
+        lines.append("  ratios: " + (f"frontier/reference {ref:.0f}x, " if ref is not None else "")
+                     + f"floor/frontier {q['floor_over_frontier']:.2f}, floor/threshold "
+                     f"{q['floor_over_threshold']:.2f}, frontier/best-first {q['frontier_over_best_first_1thread']:.2f}")
+    b = d.get("big_tree")
+    if b:
+        mem = b["bytes_per_node_measured"]
+        lines.append(f"one tree of {b['nodes']:.3g} nodes ({b['law']}), brw.frontier on 1 thread: {b['seconds']:.2f} s "
+                     f"({_m(b['nodes_per_second'])} nodes/s in the kernel); peak memory "
+                     + (f"{mem:.1f}" if mem is not None else "?") + " bytes per node")
+    s = d.get("startup")
+    if s:
+        first = s.get("first_call_seconds")
+        lines.append("start-up, fresh process to first frontier result: "
+                     + (f"empty kernel cache {first:.1f} s, " if first is not None else "")
+                     + f"filled cache {s['cached_seconds']:.2f} s (computing after "
+                     f"{s['cached_compute_starts_seconds']:.2f} s of it)")
+    lines.append("speed-up: wall-clock rate on 2 threads over 1 (needs idle cores); work eff.: CPU time per node "
+                 "on 1 thread over 2 (1.00 = threads add no work)")
+    return "\n".join(lines)
