@@ -16,3 +16,5 @@ __all__ = [
     "__version__", "BrwError", "Law", "parse_law", "FrontierResult", "ThresholdResult", "Tree", "frontier",
     "frontier_tree", "threshold", "threshold_tree",
 ]
+
+import brw.traces  # noqa: E402,F401  registers the ``trace:`` law with parse_law

