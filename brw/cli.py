@@ -149,6 +149,11 @@ def _add_realtree(sub):
     p.add_argument("--P", dest="P", type=int, default=256, help="largest number of draft nodes (default 256)")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help=f"tree nodes per forward pass (default {DEFAULT_BATCH})")
+    p.add_argument("--lookahead", type=int, default=DEFAULT_LOOKAHEAD,
+                   help="tokens of the recorded answer evaluated with the context: fewer rounds on deep trees, "
+                        f"same results (default {DEFAULT_LOOKAHEAD}; 0 turns it off)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is "
+                                                              "faster on a busy machine)")
     p.add_argument("--out", required=True, help="results file (.npz); an existing one with the same settings "
                                                 "is resumed")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
@@ -162,7 +167,8 @@ def _cmd_realtree(args) -> dict:
 
     return realtrees(args.trace, args.out, model=args.model, contexts=args.contexts, pmax=args.P,
                      batch=args.batch, seed=args.seed, device=args.device, dtype=args.dtype,
-                     store_float32=args.float32, progress=not args.json)
+                     lookahead=args.lookahead, threads=args.threads, store_float32=args.float32,
+                     progress=not args.json)
 
 
 def _show_realtree(d: dict) -> str:
