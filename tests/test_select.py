@@ -81,3 +81,19 @@ def test_radix_sort_large_positions():
     out = K.radix_sort_f8(a.copy(), tmp, a.size)
     assert np.array_equal(out, np.sort(a))
     assert math.isfinite(out[-1])
+
+
+@pytest.mark.parametrize("kind", ["uniform", "ties", "sorted", "reversed"])
+@pytest.mark.parametrize("frac", [0.0, 0.5, 0.91, 1.0])
+def test_select_pairs_large_arrays(kind, frac):
+    """Above 20000 values the sampled two-pivot pass runs first; it must give what quickselect gives."""
+    rng = np.random.default_rng(1)
+    n = 60_000
+    a = {"uniform": rng.random(n), "ties": rng.integers(0, 7, n).astype(float), "sorted": np.arange(n, dtype=float),
+         "reversed": np.arange(n, 0, -1, dtype=float)}[kind]
+    k = min(int(frac * n), n - 1)
+    work, idx = a.copy(), np.arange(n, dtype=np.int32)
+    K.select_pairs(work, idx, k, n)
+    assert work[k] == np.sort(a)[k]
+    assert work[:k].max(initial=-np.inf) <= work[k] <= work[k + 1:].min(initial=np.inf)
+    assert np.array_equal(work, a[idx])
