@@ -140,6 +140,32 @@ def test_identities_2_and_3_random_laws(spec):
         assert m_lo - Z * count_se[i] <= count[i] + 1 <= m_hi + Z * count_se[i]
 
 
+def _installed_traces() -> list[str]:
+    try:
+        from brw.traces import BUNDLED, DATA_DIR
+    except ImportError:
+        return []
+    from pathlib import Path
+
+    return [f"trace:{name}" for name, file in sorted(BUNDLED.items()) if (Path(DATA_DIR) / file).is_file()]
+
+
+def test_identities_2_and_3_trace_laws():
+    """The empirical laws of recorded traces: their spine atoms agree with the vectors the kernels draw."""
+    traces = _installed_traces()
+    if not traces:
+        pytest.skip("no recorded traces installed")
+    for spec in traces[:2]:
+        res = threshold(spec, XS, replicates=2000, seed=4)
+        r = T.renewal(spec, XS[-1] + 0.5, points=2**14)
+        mass, mass_se = res.mean_mass()
+        count, count_se = res.mean_count()
+        U_lo, U_hi = r.U(XS)
+        assert np.all(mass + 1 >= U_lo - Z * mass_se) and np.all(mass + 1 <= U_hi + Z * mass_se)
+        for i, x in enumerate(XS):
+            assert r.m(x - r.h)[0] - Z * count_se[i] <= count[i] + 1 <= r.m(x + r.h)[1] + Z * count_se[i]
+
+
 @pytest.mark.parametrize("spec", ["fixed:p=0.7/0.3", "zipf:s=1.2,k=40", "fixed:p=0.5/0.25/0.25"])
 def test_identities_2_and_3_deterministic_laws(spec):
     """One tree is the expectation: the simulated mass and count sit inside the bracket (no noise)."""
