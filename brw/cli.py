@@ -294,12 +294,17 @@ def _cmd_record(args) -> dict:
     lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
     common = dict(temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
                   progress=not args.json)
-    if args.prompts:
-        res = record_sampled(lm, prompts, out, raw=args.raw, tokens=args.tokens,
-                             meta={"prompt_source": str(args.prompts)}, **common)
-    else:
-        res = record_teacher_forced(lm, texts, out, max_len=args.max_len,
-                                    meta={"prompt_source": " ".join(args.text)}, **common)
+    try:
+        if args.prompts:
+            res = record_sampled(lm, prompts, out, raw=args.raw, tokens=args.tokens,
+                                 meta={"prompt_source": str(args.prompts)}, **common)
+        else:
+            res = record_teacher_forced(lm, texts, out, max_len=args.max_len,
+                                        meta={"prompt_source": " ".join(args.text)}, **common)
+    except KeyboardInterrupt:
+        print(f"\nbrw: finished batches are kept in {out}.partial; rerun the same command to resume",
+              file=sys.stderr)
+        raise
     res["load_seconds"] = lm.seconds
     return res
 

@@ -832,9 +832,11 @@ class TraceLaw(Law):
     def psi(self, theta):
         theta = np.asarray(theta, dtype=np.float64)
         lp, lc = self._atoms()
-        vals = np.multiply.outer(theta, lp) + lc  # (..., rows, atoms)
-        flat = vals.reshape(vals.shape[:-2] + (-1,))
-        return special.logsumexp(flat, axis=-1) - math.log(self.rows)
+        keep = np.isfinite(lc)
+        lp, lc = lp[keep], lc[keep]
+        # One theta at a time: the atoms number rows * (k + 3), too many to broadcast against a grid of thetas.
+        out = np.array([special.logsumexp(t * lp + lc) for t in theta.ravel()]) - math.log(self.rows)
+        return out.reshape(theta.shape) if theta.ndim else float(out[0])
 
     def spine_atoms(self):
         lp, lc = self._atoms()
