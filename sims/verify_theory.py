@@ -217,22 +217,25 @@ def plot(measured: dict, pmax: int, out: Path) -> list[str]:
         plt.close(fig)
         written.append(str(path))
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     P = np.arange(1, pmax + 1)
-    for i, (spec, m) in enumerate(measured.items()):
-        err = T.sharp_asymptotic(m["law"], P) - m["acc"]
-        ax.plot(P[63:], err[63:], lw=1, color=f"C{i % 10}", ls="-" if i < 10 else "--",
-                label=f"{spec} (mu={m['law'].mu:.2f})")
-        if not m["law"].deterministic:  # 2 standard errors of the simulated mean
-            ax.fill_between(P[63:], err[63:] - 2 * m["acc_se"][63:], err[63:] + 2 * m["acc_se"][63:],
-                            color=f"C{i % 10}", alpha=0.12, lw=0)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("P (draft nodes)")
-    ax.set_ylabel("sharp asymptotic - accepted (nats of tokens)")
-    ax.set_title("Sharp asymptotic minus simulated accepted(P) (bands: 2 standard errors)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    for ax, random in zip(axes, (True, False)):
+        for i, (spec, m) in enumerate(measured.items()):
+            if m["law"].deterministic == random:
+                continue
+            err = T.sharp_asymptotic(m["law"], P) - m["acc"]
+            ax.plot(P[63:], err[63:], lw=1.2, color=f"C{i % 10}", ls="-" if i < 10 else "--",
+                    label=f"{spec} (mu={m['law'].mu:.2f})")
+            if random:  # 2 standard errors of the simulated mean
+                ax.fill_between(P[63:], err[63:] - 2 * m["acc_se"][63:], err[63:] + 2 * m["acc_se"][63:],
+                                color=f"C{i % 10}", alpha=0.10, lw=0)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("P (draft nodes)")
+        ax.set_ylabel("sharp asymptotic - accepted")
+        ax.set_title("random laws (bands: 2 standard errors)" if random else "deterministic laws (exact)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
     fig.tight_layout()
     path = out / "theory_residuals.png"
     with atomic_path(path, suffix=".png") as tmp:
