@@ -389,6 +389,7 @@ def save_realtrees(res: RealTrees, path) -> None:
               "meta": np.array(json.dumps(res.meta, sort_keys=True, allow_nan=False)), **res.arrays}
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
+        tmp.chmod(0o644)  # mkstemp makes 0600; results are data for everyone (the bundled file ships)
 
 
 def load_realtrees(path=None) -> RealTrees:
