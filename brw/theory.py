@@ -8,13 +8,16 @@ grid of step h by flooring and by ceiling every spine step to the grid (theory.m
 never above the true walk, so its renewal function is an upper bound of U and the ceiled one a lower bound; m is
 bracketed from U by summation by parts (``Renewal``). Where the spine step lives on a lattice h Z the grid is that
 lattice and the bracket has width 0. The lattice renewal sequence u = 1 / (1 - f(z)) is a power-series inverse,
-computed by Newton's iteration with FFT products in O(K log K).
+computed by Newton's iteration with FFT products in O(K log K). The rigorous bracket of a non-lattice law is
+about x^2 / (points mu^2) wide; ``renewal_estimate`` extrapolates its midpoint (Richardson) where the spine
+density is smooth.
 
 Bounds on accepted = E[X] (bonus token excluded) at P draft nodes:
 
 - ``paper_bound``: (mu + mu2) log(P) / mu^2, the paper's bound without its O(1);
 - ``wald_lorden_bound``: log(P) / mu + mu2 / mu^2 (theory.md section 6);
-- ``renewal_bound``: identity 6, min over x of U(x) + e^-x (P + 1 - m(x)), minus the root;
+- ``renewal_bound``: identity 6, min over x of U(x) + e^-x (P + 1 - m(x)), minus the root; by parts this is
+  e^-x (P + 1 + integral_0^x e^y U(y) dy), monotone in U, so its bracket is narrow even for discrete laws;
 - ``sharp_asymptotic``: log(mu (P + 1)) / mu + mu2 / (2 mu^2) - 1, and, where the spine step is lattice, its
   lattice form (``lattice_asymptotic``): the renewal bound evaluated with the lattice renewal asymptotics. The
   lattice correction is *not* a constant h / (2 mu) added to the smooth formula: see ``lattice_asymptotic``.
@@ -33,9 +36,10 @@ from brw.errors import BrwError
 from brw.laws import Law, parse_law
 
 __all__ = [
-    "SpineGrid", "Renewal", "spine_grid", "renewal", "renewal_estimate", "paper_bound", "wald_lorden_bound", "renewal_bound",
-    "sharp_asymptotic", "smooth_asymptotic", "lattice_asymptotic", "biggins_speed", "predicted_depth",
-    "accepted_count_law", "theory_report", "DEFAULT_POINTS",
+    "SpineGrid", "Renewal", "spine_grid", "renewal", "renewal_sequence", "renewal_estimate", "paper_bound",
+    "wald_lorden_bound", "renewal_bound", "renewal_bound_bracket", "sharp_asymptotic", "smooth_asymptotic",
+    "lattice_asymptotic", "biggins_speed", "predicted_depth", "accepted_count_law", "theory_report",
+    "DEFAULT_POINTS",
 ]
 
 #: Grid points of the renewal numerics when the spine step is not lattice (bracket width ~ x^2 / (points mu^2)).
