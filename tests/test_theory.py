@@ -230,10 +230,11 @@ def test_accepted_below_renewal_below_wald_lorden(spec):
     wl = T.wald_lorden_bound(spec, P_GRID)
     assert np.all(acc <= ren + Z * se)
     assert np.all(ren <= wl)
-    # The bound is not slack for random trees either: within 0.06 from P = 1 on, within 3 SE by P = 64.
-    assert np.all(ren - acc < 0.06)
+    # The bound is not slack for random trees either: within 0.05 from P = 1 on (measured gaps at P = 1: 0.009 to
+    # 0.026), and indistinguishable from accepted by P = 64 (the gap is below the noise).
+    assert np.all(ren - acc < 0.05 + Z * se)
     big = P_GRID >= 64
-    assert np.all(np.abs(ren - acc)[big] < 3 * se[big] + 0.01)
+    assert np.all(np.abs(ren - acc)[big] < Z * se[big] + 0.01)
 
 
 # ---------------------------------------------------------------------------------------------------------
