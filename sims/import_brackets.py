@@ -1,8 +1,9 @@
 """How wide are the mu / mu2 brackets of an imported (top-k only) trace? Measured on the bundled traces.
 
 Each recorded SmolLM2 position is written out as an OpenAI chat-completions ``logprobs`` entry carrying only
-its top k log-probabilities (k = 1, 5, 20: what APIs return; 64: what the recorder keeps), imported with ``brw.importers`` (vocabulary
-49,152), and the bracket is set beside the true full-vocabulary mean recorded in the trace.
+its top k log-probabilities (k = 1, 5, 20: what APIs return; 64: what the recorder keeps), imported with
+``brw.importers`` (vocabulary 49,152), and the bracket is set beside the true full-vocabulary mean recorded in
+the trace.
 
     python sims/import_brackets.py            # a few seconds; prints a markdown table
 """

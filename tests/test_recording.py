@@ -213,3 +213,26 @@ def test_cli_record_smollm2(tmp_path, smollm2, capsys):
     assert math.isfinite(t.mu)
     assert main(["record", "--model", "smollm2", "--prompts", str(src), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_other_model_sources(tmp_path, smollm2, capsys):
+    """A .gguf file path and a Hugging Face folder load too; --text records teacher-forced from the CLI."""
+    gguf = find_model("smollm2").path
+    src = find_model(str(gguf))
+    assert src.kind == "gguf" and src.path == gguf
+    from brw.recording import cache_dir
+
+    folders = [p for p in (cache_dir() / "models").glob("SmolLM2-135M-Instruct*") if (p / "config.json").is_file()]
+    assert folders, "the dequantised copy should be in the user cache"
+    assert find_model(str(folders[0])).kind == "folder"
+    text = tmp_path / "t.txt"
+    text.write_text("Two plus two is four. Three plus three is six.")
+    out = tmp_path / "tf.npz"
+    assert main(["record", "--model", str(folders[0]), "--text", str(text), "--out", str(out), "--threads", "1",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    t = load_trace(out)
+    assert t.meta["mode"] == "teacher-forced" and d["positions"] == t.positions == len(t.context_ids(0)) - 1
+    assert "model_sha256" in t.meta
+    H, _, _ = reference_stats(smollm2.model, list(map(int, t.context_ids(0))))
+    np.testing.assert_allclose(t.entropy, H[:-1], rtol=1e-9, atol=1e-12)
