@@ -498,25 +498,29 @@ def realtrees(sources, out, *, model: str = "smollm2", contexts: int = 128, pmax
 
     if threads is not None:
         torch.set_num_threads(threads)
+    acc_dtype = np.float32 if store_float32 else np.float64
+    fixed = {"P": pmax, "seed": seed, "sources": src_meta, "accepted_dtype": np.dtype(acc_dtype).name}
+    old = load_realtrees(out) if out.exists() else None
+
+    def check_resume(what):
+        diff = sorted(key for key in what if old.meta.get(key) != what[key])
+        if diff:
+            raise BrwError(f"{out} holds real trees made with other settings ({', '.join(diff)} differ); rerun "
+                           f"with the same settings to resume, or choose another --out")
+
+    if old is not None:
+        check_resume(fixed)  # before loading a model: a mistake shows at once
     if lm is None:
         from brw.recording import load_model
 
         lm = load_model(model, device=device, dtype=dtype)
-    acc_dtype = np.float32 if store_float32 else np.float64
-    meta = {"model": lm.meta.get("model"), "model_sha256": lm.meta.get("model_sha256",
-                                                                      lm.meta.get("model_fingerprint")),
-            "P": pmax, "seed": seed, "sources": src_meta, "dtype": lm.dtype,
-            "accepted_dtype": np.dtype(acc_dtype).name}
-    fixed = dict(meta)  # what must match to resume; the rest records how this run went
-
-    meta.update({"device": lm.device, "batch": batch, "lookahead": lookahead, "threads": torch.get_num_threads(), "brw_version": __version__, "torch": torch.__version__})
-
-    if out.exists():
-        old = load_realtrees(out)
-        diff = sorted(k for k in fixed if old.meta.get(k) != fixed[k])
-        if diff:
-            raise BrwError(f"{out} holds real trees made with other settings ({', '.join(diff)} differ); rerun "
-                           f"with the same settings to resume, or choose another --out")
+    fixed.update({"model": lm.meta.get("model"), "dtype": lm.dtype,
+                  "model_sha256": lm.meta.get("model_sha256", lm.meta.get("model_fingerprint"))})
+    # fixed: what must match to resume; the rest records how this run went
+    meta = {**fixed, "device": lm.device, "batch": batch, "lookahead": lookahead,
+            "threads": torch.get_num_threads(), "brw_version": __version__, "torch": torch.__version__}
+    if old is not None:
+        check_resume(fixed)
         arrays = old.arrays
     else:
         arrays = _empty_arrays(pmax, acc_dtype)
