@@ -37,8 +37,10 @@ __all__ = [
 #: Bytes per node of the frontier's accepted curve (``brw._kernels.frontier_select_one``): a buffer of
 #: 1.25 P + 64 (position 8, depth 4) slots and the curve 8, so about 23; 32 is the promise.
 FRONTIER_BYTES_PER_NODE = 32
-#: The pruned walk starts at x = log(mu (P + 1)) + FRONTIER_X_MARGIN (nats): about e^margin P nodes below it.
-FRONTIER_X_MARGIN = 0.1
+#: The pruned walk starts at x = log(mu (P + 1)) + margin, margin = FRONTIER_X_MARGIN + 3 / sqrt(P) nats: about
+#: e^margin P nodes lie below it (N(x) e^-x mu -> 1; its spread across trees shrinks like 1/sqrt(P), and a
+#: walk that finds fewer than P nodes costs a second walk).
+FRONTIER_X_MARGIN = 0.05
 #: GEM laws: the frontier breaks sticks until the unbroken mass sits this far (nats) beyond the expected
 #: P-th position; the run then checks that no replicate's frontier reached it (exactness, see ``_gem_cut``).
 GEM_MARGIN = 20.0
@@ -217,7 +219,7 @@ def _gem_cut(law: Law, pmax: int) -> float:
 
 def frontier_start(law: Law, pmax: int) -> float:
     """Where the frontier kernel's pruned walk starts: N(x) ~ e^x / mu (key renewal theorem), plus a margin."""
-    return math.log(max(law.mu, 1e-3) * (pmax + 1)) + FRONTIER_X_MARGIN
+    return math.log(max(law.mu, 1e-3) * (pmax + 1)) + FRONTIER_X_MARGIN + 3.0 / math.sqrt(pmax)
 
 
 def _kernel_args(law: Law, cut: float):

@@ -97,3 +97,15 @@ def test_select_pairs_large_arrays(kind, frac):
     assert work[k] == np.sort(a)[k]
     assert work[:k].max(initial=-np.inf) <= work[k] <= work[k + 1:].min(initial=np.inf)
     assert np.array_equal(work, a[idx])
+
+
+def test_threshold_walk_on_a_deep_law_grows_its_stack():
+    """A spine of 0.999-steps 2000 levels deep: the threshold walk resumes after doubling its stack."""
+    from brw import threshold_tree
+    from brw.reference import reference_threshold
+
+    tree = threshold_tree("fixed:p=0.999/0.001", 2.0, seed=1)
+    par, dep, pos = reference_threshold("fixed:p=0.999/0.001", 2.0, seed=1)
+    assert len(tree) == len(pos) > 1000
+    assert np.array_equal(np.sort(tree.position), np.sort(pos))
+    assert tree.extra["deepest"] == max(dep)
