@@ -262,6 +262,17 @@ def test_truncated_archive(tmp_path, compressed):
             load_trace(p)
 
 
+def test_unsupported_zip_version(tmp_path):
+    """zipfile raises NotImplementedError for a member that needs a newer zip version: still one BrwError."""
+    data = bytearray(VALID[False])
+    cd = data.find(b"PK\x01\x02")
+    data[cd + 6:cd + 8] = (174).to_bytes(2, "little")
+    p = tmp_path / "v.npz"
+    p.write_bytes(bytes(data))
+    with pytest.raises(BrwError, match=r"not a readable \.npz archive \(truncated or corrupt\): NotImplementedError"):
+        load_trace(p)
+
+
 def test_member_that_is_not_npy(tmp_path):
     arrays, meta = synthetic()
     p = raw_save(tmp_path / "m.npz", arrays, meta)
