@@ -321,6 +321,12 @@ def _short(e: BaseException) -> str:
 
 
 def _validate(arrays: dict, where: str) -> Trace:
+    # Hostile values (1e300, huge ids) may overflow in the feasibility arithmetic; the checks still fail them.
+    with np.errstate(all="ignore"):
+        return _validate_arrays(arrays, where)
+
+
+def _validate_arrays(arrays: dict, where: str) -> Trace:
     w = where if where.startswith("trace") else f"trace {where}"
 
     def err(fieldname, msg, row=None):
