@@ -133,7 +133,7 @@ def _show_theory(d: dict) -> str:
 
 
 def _add_realtree(sub):
-    from brw.realtree import DEFAULT_BATCH
+    from brw.realtree import DEFAULT_BATCH, DEFAULT_LOOKAHEAD
 
     p = sub.add_parser("realtree", help="accepted(P) of real optimal trees, expanded on a real model",
                        description="At answer positions of recorded traces, expand the true best-first draft "
