@@ -251,14 +251,15 @@ def rank_lp(lp, n, tail, r):
     return _NEG_INF
 
 
-@njit(cache=True, inline="always")
-def stack_lp(random_vectors, vbuf, table, tails, row, ln, d, r):
-    """rank_lp for a depth-first walk's level d (vector in vbuf[d], or table row ``row``), indexing in place."""
-    if r < ln:
-        return vbuf[d, r] if random_vectors else table[row, r]
-    if tails.shape[1] == 0:
-        return _NEG_INF
-    return rank_lp(table[row], 0, tails[row], r - ln)
+@njit(cache=True)
+def tail_lp(tails, row, r):
+    """Log-probability of rank r among a table row's tail groups (r counted from the first tail atom)."""
+    for g in range(tails.shape[1]):
+        cnt = np.int64(tails[row, g, 1])
+        if r < cnt:
+            return tails[row, g, 0]
+        r -= cnt
+    return _NEG_INF
 
 
 @njit(cache=True)
@@ -396,7 +397,14 @@ def _threshold_walk(kind, table, tails, params, cut, xs, count, mass, tree, tpar
     x = xs[xs.shape[0] - 1]
     scap = skey.shape[0]
     while True:
-        lpr = stack_lp(random_vectors, vbuf, table, tails, crow, cln, d, cr)
+        # Rank cr's log-probability, indexed in place. (Not a helper: Numba's IR inlining of a function with
+        # array arguments adds reference counting to every pass, 14 -> 29 ns per node measured.)
+        if cr < cln:
+            lpr = vbuf[d, cr] if random_vectors else table[crow, cr]
+        elif tails.shape[1] == 0:
+            lpr = _NEG_INF
+        else:
+            lpr = tail_lp(tails, crow, cr - cln)
         npos = cpos - lpr
         if lpr == _NEG_INF or npos > x:  # no child left at or below x: back up to the parent
             if d == 0:
@@ -668,7 +676,14 @@ def _select_walk(kind, table, tails, params, cut, skey, spos, snext, srow, slen,
     scap = skey.shape[0]
     cap = pbuf.shape[0]
     while True:
-        lpr = stack_lp(random_vectors, vbuf, table, tails, crow, cln, d, cr)
+        # Rank cr's log-probability, indexed in place. (Not a helper: Numba's IR inlining of a function with
+        # array arguments adds reference counting to every pass, 14 -> 29 ns per node measured.)
+        if cr < cln:
+            lpr = vbuf[d, cr] if random_vectors else table[crow, cr]
+        elif tails.shape[1] == 0:
+            lpr = _NEG_INF
+        else:
+            lpr = tail_lp(tails, crow, cr - cln)
         npos = cpos - lpr
         if lpr == _NEG_INF or npos > x:  # no child left at or below x: back up to the parent
             if lpr > _NEG_INF:
