@@ -253,7 +253,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
 
     kind, table, tails, params, cut, width = _kernel_args(law, _gem_cut(law, pmax))
     x0 = frontier_start(law, pmax)
-    heap = (pmax + pmax // 4 + 64) * 12 + width * 8 * 64
+    heap = (pmax + pmax // 4 + 64) * 12 + width * 8 * 256  # position buffer; walk stack (256 levels to start)
     # Replicates run in chunks; a chunk holds its accepted curves until they are folded into the mean.
     chunk = max(1, min(replicates, 4 * nthreads))
     while chunk > 1 and chunk * (pmax * 8 + heap) + 16 * pmax > 0.5 * available_memory():
