@@ -210,6 +210,7 @@ def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
             best_cpu[name] = (cpu, nodes)
 
     old = numba.get_num_threads()
+    old_chunk = numba.set_parallel_chunksize(1)  # as brw.frontier runs them: replicates handed out one by one
     try:
         for _ in range(repeats):
             for nt in threads:
@@ -228,6 +229,7 @@ def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
                 keep("reference", time.perf_counter() - t0, ref_nodes)
     finally:
         numba.set_num_threads(old)
+        numba.set_parallel_chunksize(old_chunk)
 
     rates = {k: _rate(v) for k, v in best.items()}
     cpu_rates = {k: _rate(v) for k, v in best_cpu.items()}

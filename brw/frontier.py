@@ -209,6 +209,13 @@ def _threads(threads) -> int:
     return min(threads, numba.config.NUMBA_NUM_THREADS)
 
 
+def _dynamic_replicates() -> int:
+    """Hand replicates to threads one at a time (Numba's default splits them evenly up front): on a machine
+    shared with other processes a thread that shares its core then takes fewer. Results do not change (each
+    replicate depends on its key alone). Returns the previous chunk size, to restore."""
+    return numba.set_parallel_chunksize(1)
+
+
 def _gem_cut(law: Law, pmax: int) -> float:
     """Positions that matter for a P-node frontier lie far below log(mu (P + 1)) + GEM_MARGIN (only
     stick-breaking laws use a cut)."""
@@ -265,6 +272,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
 
     old = numba.get_num_threads()
     numba.set_num_threads(nthreads)
+    old_chunk = _dynamic_replicates()
     try:
         _warm_up(batch, kind, table, tails, params, cut, width)
         # One replicate: its curve is the mean (no Welford arrays, 16 bytes per node less at the peak).
@@ -297,6 +305,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
                 bar.update(n)
     finally:
         numba.set_num_threads(old)
+        numba.set_parallel_chunksize(old_chunk)
 
     if kind == K.KIND_GEM and np.any(last >= cut):  # pragma: no cover - needs a frontier 20 nats off course
         raise RuntimeError(f"gem frontier reached the stick-breaking cut {cut:.1f}; raise GEM_MARGIN")
@@ -365,12 +374,14 @@ def threshold(law, xs, replicates: int = 1, seed: int = 0, *, first_replicate: i
     batch = K.threshold_batch if parallel else K.threshold_batch_serial
     old = numba.get_num_threads()
     numba.set_num_threads(nthreads)
+    old_chunk = _dynamic_replicates()
     try:
         t0 = time.perf_counter()
         batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest)
         seconds = time.perf_counter() - t0
     finally:
         numba.set_num_threads(old)
+        numba.set_parallel_chunksize(old_chunk)
     if np.any(visited > max_nodes):
         raise BrwError(f"the threshold tree at x={xs[-1]:g} holds more than max_nodes={max_nodes} nodes; "
                        "lower x or raise max_nodes")
