@@ -494,7 +494,11 @@ def realtrees(sources, out, *, model: str = "smollm2", contexts: int = 128, pmax
                          "temperature": float(tr.meta.get("temperature", 1.0))})
     plan = [(i, int(r)) for i, tr in enumerate(traces) for r in pick_rows(tr, contexts, seed)]
 
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise BrwError("real trees need torch and transformers: install the extra with pip install 'brw[model]' "
+                       "(torch stays pinned at 2.13.0)") from None
 
     if threads is not None:
         torch.set_num_threads(threads)
