@@ -120,13 +120,15 @@ def _children(logits, k: int, temperature: float = 1.0) -> tuple[np.ndarray, np.
     return vals, idx
 
 
-def _call_kwargs(model) -> tuple[str, dict]:
-    """The forward keywords of this transformers version: the cache's name (transformers 5 renamed
-    ``past_key_values`` to ``cache``; the old name warns) and, where supported, ``logits_to_keep=1`` so
-    that a pass over the context computes the vocabulary projection for its last token only."""
-    params = inspect.signature(model.forward).parameters
-    last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-    return ("cache" if "cache" in params else "past_key_values"), last
+def _keep_last(model, n: int) -> dict:
+    """``logits_to_keep=n`` where the model takes it: a pass over a context then projects only its last n
+    positions onto the vocabulary (the projection is a fifth of SmolLM2's compute per token)."""
+    return {"logits_to_keep": n} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
+def _cache_keyword(model) -> str:
+    """transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _out_cache(out):
@@ -174,12 +176,12 @@ def expand(model, context, pmax: int, batch: int = DEFAULT_BATCH, temperature: f
     t0 = time.perf_counter()
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    cache_kw, _ = _call_kwargs(model)
+    cache_kw = _cache_keyword(model)
     n_ctx = len(ctx)
     h = len(ahead)
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([ctx + ahead], device=device), use_cache=True,
-                    **({"logits_to_keep": h + 1} if _call_kwargs(model)[1] else {}))
+                    **_keep_last(model, h + 1))
         cache = _out_cache(out)
         k = min(pmax, out.logits.shape[-1])
         pre_lp, pre_tok = _children(out.logits[0, -(h + 1):], k, temperature)  # row j: after ahead[:j]
@@ -278,7 +280,7 @@ def expand_naive(model, context, pmax: int, temperature: float = 1.0) -> RealTre
     ctx = _check(context, pmax)
     t0 = time.perf_counter()
     device = next(model.parameters()).device
-    _, last = _call_kwargs(model)
+    last = _keep_last(model, 1)
 
     def dist(path):
         out = model(input_ids=torch.tensor([ctx + list(path)], device=device), use_cache=False, **last)
