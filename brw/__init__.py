@@ -18,3 +18,4 @@ __all__ = [
 ]
 
 import brw.traces  # noqa: E402,F401  registers the ``trace:`` law with parse_law
+import brw.fitted  # noqa: E402,F401  registers the fitted laws (gemmix, markov)

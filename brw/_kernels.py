@@ -11,8 +11,14 @@ Law kinds (see ``brw.laws.KernelLaw``):
   tail after its table entries: ``tails[row, g] = (log q, n)``, n equal atoms of probability q per group g,
   groups in decreasing q, all below the row's last table entry (how a recorded top-k row keeps the mass
   beyond its k tokens without storing every token). Other kinds pass tails of shape (1, 0, 2).
+  Regimes (theory.md section 7(a)): with params = (G, offsets[0..G], initial cdf[G], transition cdf[G x G])
+  and G > 1, rows are grouped by regime (rows offsets[g]..offsets[g+1]); a node draws its regime from its
+  parent's row of the transition matrix (the root from the initial law) and then a row of that regime. Its
+  regime is read off its row, so walkers carry rows only. params[0] <= 1: no regimes.
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
-- KIND_GEM: params = (theta,); stick-breaking until the unbroken mass is below e^-cut, then sorted.
+- KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
+  atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
+  Plain GEM(theta) is (1, 0, theta, 1).
 
 Two solvers find the optimal frontier. ``frontier_one`` (trees, in pop order) is best-first on a binary heap
 whose entries are candidate children (position, parent key, rank among the parent's children, depth, parent's
@@ -35,6 +41,8 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _CHILD = np.uint64(0xD1B54A32D192ED03)
 _STREAM = np.uint64(0x6A09E667F3BCC909)
+_REGIME = np.uint64(0xBB67AE8584CAA73B)  # a node's regime and mixture component: hashes of their own
+_COMPONENT = np.uint64(0x3C6EF372FE94F82B)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
@@ -191,13 +199,30 @@ def dirichlet_fill(key, k, a, d, c, buf):
     return m - lse
 
 
+@njit(cache=True, inline="always")
+def _hash_uniform(key, salt):
+    return ((mix64(key ^ salt) >> _S11) + 0.5) * _TWO_M53
+
+
 @njit(cache=True)
-def gem_fill(key, theta, cut, buf):
-    """Stick-breaking log-probabilities into buf (unsorted) until the unbroken mass is below e^-cut or buf is
-    full. Returns (n, log of the unbroken mass)."""
+def gem_fill(key, params, cut, buf):
+    """A spike-plus-GEM vector's log-probabilities into buf (unsorted): the component's spike, then sticks
+    until the unbroken mass is below e^-cut or buf is full. Returns (n, log of the unbroken mass)."""
+    ncomp = np.int64(params[0])
+    c = 0
+    if ncomp > 1:
+        v = _hash_uniform(key, _COMPONENT)
+        while c < ncomp - 1 and v >= params[1 + 2 * ncomp + c]:
+            c += 1
+    spike = params[1 + c]
+    theta = params[1 + ncomp + c]
     s = stream_start(key)
     lrem = 0.0
     n = 0
+    if spike > 0.0:
+        buf[0] = math.log(spike)
+        lrem = math.log1p(-spike)
+        n = 1
     inv = 1.0 / theta
     while lrem >= -cut and n < buf.shape[0]:
         u, s = next_uniform(s)
@@ -209,21 +234,48 @@ def gem_fill(key, theta, cut, buf):
 
 
 @njit(cache=True, inline="always")
-def table_row(table, key):
-    """The row a node of an empirical law draws (row 0 when the table has one row)."""
+def _lemire(u, n):
+    return np.int64(((u >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))  # no division
+
+
+@njit(cache=True, inline="always")
+def table_row(table, params, key, prow):
+    """The row a node of an empirical law draws (row 0 when the table has one row); prow is its parent's row
+    (-1 for the root), which matters only for a law with regimes."""
     nrows = table.shape[0]
     if nrows == 1:
         return 0
     u, _ = next_u64(stream_start(key))
-    return np.int64(((u >> np.uint64(32)) * np.uint64(nrows)) >> np.uint64(32))  # Lemire: no division
+    if params[0] <= 1.0:
+        return _lemire(u, nrows)
+    return _regime_row(params, key, prow, u)
 
 
 @njit(cache=True)
-def node_vector(kind, table, params, cut, key, buf):
+def _regime_row(params, key, prow, u):
+    g = np.int64(params[0])
+    if prow < 0:
+        base = 2 + g  # the initial law's cdf
+    else:
+        pg = 0
+        while pg < g - 1 and prow >= params[2 + pg]:  # parent's regime: offsets[pg + 1] > prow
+            pg += 1
+        base = 2 + 2 * g + pg * g
+    v = _hash_uniform(key, _REGIME)
+    h = 0
+    while h < g - 1 and v >= params[base + h]:
+        h += 1
+    lo = np.int64(params[1 + h])
+    return lo + _lemire(u, np.int64(params[2 + h]) - lo)
+
+
+@njit(cache=True)
+def node_vector(kind, table, params, cut, key, buf, prow):
     """(lp, n, row): the node's sorted log-probabilities lp[:n] (largest first; -inf entries are absent
-    children) and, for table laws, its row (whose tail follows lp[:n]; see ``rank_lp``)."""
+    children) and, for table laws, its row (whose tail follows lp[:n]; see ``rank_lp``); prow: the parent's
+    row (table laws with regimes)."""
     if kind == KIND_TABLE:
-        row = table_row(table, key)
+        row = table_row(table, params, key, prow)
         return table[row], table.shape[1], row
     elif kind == KIND_DIRICHLET:
         k = np.int64(params[1])
@@ -232,7 +284,7 @@ def node_vector(kind, table, params, cut, key, buf):
         sort_desc(buf, k)
         return buf, k, 0
     else:
-        n, _ = gem_fill(key, params[0], cut, buf)
+        n, _ = gem_fill(key, params, cut, buf)
         sort_desc(buf, n)
         return buf, n, 0
 
@@ -263,15 +315,15 @@ def tail_lp(tails, row, r):
 
 
 @njit(cache=True)
-def node_top(kind, table, params, cut, key, buf):
+def node_top(kind, table, params, cut, key, buf, prow):
     """The largest log-probability of the node's vector (what the frontier needs for a first child)."""
     if kind == KIND_TABLE:
-        return table[table_row(table, key), 0]
+        return table[table_row(table, params, key, prow), 0]
     elif kind == KIND_DIRICHLET:
         d, c = gamma_constants(params[0])
         return dirichlet_fill(key, np.int64(params[1]), params[0], d, c, buf)
     else:
-        n, _ = gem_fill(key, params[0], cut, buf)
+        n, _ = gem_fill(key, params, cut, buf)
         m = _NEG_INF
         for i in range(n):
             if buf[i] > m:
@@ -336,7 +388,9 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
     hrank = np.empty(pmax + 2, dtype=np.int32)
     hdep = np.empty(pmax + 2, dtype=np.int32)
     hpar = np.empty(pmax + 2, dtype=np.int32)
-    top = node_top(kind, table, params, cut, root_key, buf)
+    trow = np.zeros(pmax if kind == KIND_TABLE else 1, dtype=np.int64)  # popped nodes' rows (table laws)
+    root_row = table_row(table, params, root_key, -1) if kind == KIND_TABLE else 0
+    top = node_top(kind, table, params, cut, root_key, buf, -1)
     if top == _NEG_INF:
         return -1, np.inf
     _heap_set(hpos, hkey, hrank, hdep, hpar, 0, 0.0 - top, root_key, 0, 1, -1)
@@ -361,8 +415,14 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
         tpar[i] = par
         tdep[i] = d
         tpos[i] = pos
-        # Replace the popped entry by its next sibling, or drop it.
-        lp, ln, row = node_vector(kind, table, params, cut, pkey, buf)
+        # Replace the popped entry by its next sibling, or drop it. A table law's rows are kept, not redrawn:
+        # with regimes a row depends on the parent's row.
+        if kind == KIND_TABLE:
+            row = trow[par] if par >= 0 else root_row
+            lp = table[row]
+            ln = table.shape[1]
+        else:
+            lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1)
         nxt = rank_lp(lp, ln, tails[row], r + 1)
         if nxt > _NEG_INF:
             hpos[0] = (tpos[par] if par >= 0 else 0.0) - nxt
@@ -375,7 +435,11 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
                 _sift_down(hpos, hkey, hrank, hdep, hpar, 0, n)
         # Push the popped node's first child.
         ckey = child_key(pkey, r)
-        ctop = node_top(kind, table, params, cut, ckey, buf)
+        if kind == KIND_TABLE:
+            trow[i] = table_row(table, params, ckey, row)
+            ctop = table[trow[i], 0]
+        else:
+            ctop = node_top(kind, table, params, cut, ckey, buf, -1)
         if ctop > _NEG_INF:
             _heap_set(hpos, hkey, hrank, hdep, hpar, n, pos - ctop, ckey, 0, d + 1, i)
             n += 1
@@ -452,9 +516,9 @@ def _threshold_walk(kind, table, tails, params, cut, xs, count, mass, tree, tpar
         cr = 0
         cidx = visited - 1
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d])
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1)
         else:
-            crow = table_row(table, ckey)
+            crow = table_row(table, params, ckey, crow)
 
 
 @njit(cache=True)
@@ -488,9 +552,9 @@ def threshold_one(kind, table, tails, params, cut, root_key, xs, count, mass, tr
     visited = 0
     deepest = 0
     if random_vectors:
-        lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0])
+        lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1)
     else:
-        crow = table_row(table, ckey)
+        crow = table_row(table, params, ckey, -1)
         cln = table.shape[1]
     while True:
         status, d, ckey, cpos, cr, crow, cln, cidx, visited, deepest = _threshold_walk(
@@ -725,9 +789,9 @@ def _select_walk(kind, table, tails, params, cut, skey, spos, snext, srow, slen,
         cpos = npos
         cr = 0
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d])
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1)
         else:
-            crow = table_row(table, ckey)
+            crow = table_row(table, params, ckey, crow)
 
 
 @njit(cache=True)
@@ -757,9 +821,9 @@ def frontier_select_one(kind, table, tails, params, cut, root_key, pmax, x0, acc
         cpos = 0.0
         cr = 0
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0])
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1)
         else:
-            crow = table_row(table, ckey)
+            crow = table_row(table, params, ckey, -1)
             cln = table.shape[1]
         n = 0
         pruned = False
@@ -833,7 +897,7 @@ def floor_one(kind, table, params, cut, key, n, width, out):
     acc = 0.0
     mask = out.shape[0] - 1
     for i in range(n):
-        acc -= node_top(kind, table, params, cut, child_key(key, i), buf)
+        acc -= node_top(kind, table, params, cut, child_key(key, i), buf, -1)
         out[i & mask] = acc
 
 

@@ -190,47 +190,6 @@ def _show_realtree(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# brw bench
-
-
-def _add_bench(sub):
-    p = sub.add_parser("bench", help="kernel speed beside the pure-Python reference and the floor loop",
-                       description="Time the reference frontier, the frontier, threshold and floor kernels side by "
-                                   "side on the same laws and sizes, on 1 and 2 threads; bytes per node of one "
-                                   "large tree; start-up time with an empty and a filled kernel cache.")
-    p.add_argument("--law", action="append", default=None,
-                   help="step law spec (repeatable; default: fixed:p=0.7/0.3, dirichlet:alpha=0.5,k=8, a trace law)")
-    p.add_argument("--P", dest="P", type=int, default=100_000, help="nodes per replicate tree (default 100000)")
-    p.add_argument("--replicates", type=int, default=8, help="replicate trees per timed call (default 8)")
-    p.add_argument("--reference-P", dest="reference_P", type=int, default=5_000,
-                   help="nodes of the pure-Python reference's tree (default 5000)")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats, best kept (default 5)")
-    p.add_argument("--big", type=int, default=10**7, help="nodes of the one large tree, 0 to skip (default 1e7)")
-    p.add_argument("--no-cold-start", dest="cold_start", action="store_false",
-                   help="skip the start-up with an empty kernel cache (it compiles every kernel: minutes)")
-    p.add_argument("--no-startup", dest="startup", action="store_false", help="skip the start-up timings")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-
-
-def _cmd_bench(args) -> dict:
-    from brw.bench import bench
-
-    for name in ("P", "replicates", "reference_P", "repeats"):
-        if getattr(args, name) < 1:
-            raise BrwError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.big < 0:
-        raise BrwError("--big must be >= 0")
-    return bench(args.law, args.P, args.replicates, args.reference_P, args.repeats, args.big,
-                 cold_start=args.cold_start, startup_runs=args.startup)
-
-
-def _show_bench(d: dict) -> str:
-    from brw.bench import show
-
-    return show(d)
-
-
-# --------------------------------------------------------------------------------------------------------
 # brw record, brw trace-info, brw import-logprobs (verifier traces; brw/traces.py, recording.py, importers.py)
 
 
@@ -438,12 +397,12 @@ def _show_bench(d: dict) -> str:
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
-    "theory": (_add_theory, _cmd_theory, _show_theory),
-    "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
-    "bench": (_add_bench, _cmd_bench, _show_bench),
     "record": (_add_record, _cmd_record, _show_record),
     "trace-info": (_add_trace_info, _cmd_trace_info, _show_trace_info),
     "import-logprobs": (_add_import_logprobs, _cmd_import_logprobs, _show_import_logprobs),
+    "theory": (_add_theory, _cmd_theory, _show_theory),
+    "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
+    "bench": (_add_bench, _cmd_bench, _show_bench),
 }
 
 

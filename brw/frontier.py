@@ -26,7 +26,7 @@ import numpy as np
 from brw import _kernels as K
 from brw import __version__
 from brw.errors import BrwError
-from brw.laws import GEM, Law, parse_law
+from brw.laws import Law, parse_law
 from brw.progress import Progress
 
 __all__ = [
@@ -219,7 +219,7 @@ def _dynamic_replicates() -> int:
 def _gem_cut(law: Law, pmax: int) -> float:
     """Positions that matter for a P-node frontier lie far below log(mu (P + 1)) + GEM_MARGIN (only
     stick-breaking laws use a cut)."""
-    if not isinstance(law, GEM):
+    if law.kernel_law().kind != K.KIND_GEM:
         return math.inf
     return math.log(max(law.mu, 1e-3) * (pmax + 1)) + GEM_MARGIN
 
@@ -233,7 +233,8 @@ def _kernel_args(law: Law, cut: float):
     kl = law.kernel_law()
     width = kl.width
     if kl.kind == K.KIND_GEM:
-        lam = law.theta * cut  # sticks until the unbroken mass is below e^-cut: 1 + Poisson(theta * cut)
+        ncomp = int(kl.params[0])
+        lam = float(np.max(kl.params[1 + ncomp:1 + 2 * ncomp])) * cut  # sticks: 1 + Poisson(theta * cut)
         width = int(lam + 12.0 * math.sqrt(lam) + 32)
     return kl.kind, np.ascontiguousarray(kl.table), np.ascontiguousarray(kl.tails), kl.params, float(cut), width
 

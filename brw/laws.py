@@ -490,7 +490,7 @@ class GEM(Law):
     def kernel_law(self):
         # Buffer: sticks needed until the unbroken mass is below e^-cut: about theta * cut; the kernel
         # receives the cut and the API sizes the buffer (see brw.frontier).
-        return KernelLaw(K.KIND_GEM, np.zeros((1, 1)), np.array([self.theta, 0.0, 0.0, 0.0]), 0)
+        return KernelLaw(K.KIND_GEM, np.zeros((1, 1)), np.array([1.0, 0.0, self.theta, 1.0]), 0)
 
 
 LAW_NAMES = tuple(_REGISTRY)

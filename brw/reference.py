@@ -21,18 +21,22 @@ from brw.laws import parse_law
 __all__ = ["children", "reference_frontier", "reference_threshold", "exact_fixed_accepted", "uniform_accepted"]
 
 
-def children(kernel_args, key) -> list[float]:
-    """Log-probabilities of the children of the node with this key, largest first (tails expanded)."""
+def children(kernel_args, key, prow: int = -1, limit: int | None = None) -> tuple[list[float], int]:
+    """(log-probabilities of the first ``limit`` (default all) children of the node with this key, largest
+    first, tails expanded; the node's row). prow is the parent's row (-1 for the root): table laws with
+    regimes draw rows given it. A recorded row's tail may hold ~1e9 atoms: callers pass a limit."""
     kind, table, tails, params, cut, width = kernel_args
     if kind == K.KIND_TABLE:
-        row = int(K.table_row(table, np.uint64(key)))
+        row = int(K.table_row(table, params, np.uint64(key), prow))
         lp = [float(v) for v in table[row] if v > -math.inf]
         for lq, n in tails[row]:
-            lp.extend([float(lq)] * int(n))
-        return lp
+            room = (limit - len(lp)) if limit is not None else int(n)
+            lp.extend([float(lq)] * max(0, min(int(n), room)))
+        return (lp if limit is None else lp[:limit]), row
     buf = np.empty(max(width, 1))
-    lp, n, _ = K.node_vector(kind, table, params, cut, np.uint64(key), buf)
-    return [float(v) for v in lp[:n] if v > -math.inf]
+    lp, n, _ = K.node_vector(kind, table, params, cut, np.uint64(key), buf, -1)
+    out = [float(v) for v in lp[:n] if v > -math.inf]
+    return (out if limit is None else out[:limit]), 0
 
 
 def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
@@ -43,20 +47,21 @@ def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
     heap = []
     counter = 0
 
-    def push_children(key, pos, depth, index):
+    def push_children(key, prow, pos, depth, index):
         nonlocal counter
-        for r, lp in enumerate(children(args, key)):
-            heapq.heappush(heap, (pos - lp, counter, int(K.child_key(np.uint64(key), r)), depth + 1, index))
+        lps, row = children(args, key, prow, limit=pmax)  # no node has more than pmax children in the tree
+        for r, lp in enumerate(lps):
+            heapq.heappush(heap, (pos - lp, counter, int(K.child_key(np.uint64(key), r)), row, depth + 1, index))
             counter += 1
 
-    push_children(root, 0.0, 0, -1)
+    push_children(root, -1, 0.0, 0, -1)
     parent, depth, position = [], [], []
     while len(position) < pmax and heap:
-        pos, _, key, d, par = heapq.heappop(heap)
+        pos, _, key, prow, d, par = heapq.heappop(heap)
         parent.append(par)
         depth.append(d)
         position.append(pos)
-        push_children(key, pos, d, len(position) - 1)
+        push_children(key, prow, pos, d, len(position) - 1)
     return parent, depth, position
 
 
@@ -66,19 +71,33 @@ def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
     args = _kernel_args(law, float(x))
     root = int(root_keys(seed, 1, replicate)[0])
     parent, depth, position = [], [], []
-    frontier = [(root, 0.0, 0, -1)]
+    frontier = [(root, -1, 0.0, 0, -1)]
     while frontier:
         nxt = []
-        for key, pos, d, index in frontier:
-            for r, lp in enumerate(children(args, key)):
+        for key, prow, pos, d, index in frontier:
+            lps, row = children(args, key, prow, limit=_children_within(args, key, prow, x - pos))
+            for r, lp in enumerate(lps):
                 cpos = pos - lp
                 if cpos <= x:
                     parent.append(index)
                     depth.append(d + 1)
                     position.append(cpos)
-                    nxt.append((int(K.child_key(np.uint64(key), r)), cpos, d + 1, len(position) - 1))
+                    nxt.append((int(K.child_key(np.uint64(key), r)), row, cpos, d + 1, len(position) - 1))
         frontier = nxt
     return parent, depth, position
+
+
+def _children_within(args, key, prow, room: float) -> int:
+    """How many children of the node lie within ``room`` nats of it (tail groups counted, not expanded)."""
+    kind, table, tails, params, cut, width = args
+    lps, row = children(args, key, prow, limit=table.shape[1] if kind == K.KIND_TABLE else None)
+    n = sum(1 for lp in lps if -lp <= room)
+    if kind == K.KIND_TABLE and n == len(lps):
+        for lq, cnt in tails[row]:
+            if -lq > room:
+                break
+            n += int(cnt)
+    return n
 
 
 def exact_fixed_accepted(probs, pmax: int) -> list[Fraction]:

@@ -1,0 +1,275 @@
+"""Laws fitted to a trace: a parametric mixture and a context-correlated (Markov-modulated) law.
+
+- ``gemmix:s=S1/S2/...,theta=T1/T2/...,w=W1/W2/...``: a mixture of "spike + GEM" vectors. Component c, chosen
+  with probability w_c at every node, puts mass s_c on one token and spreads 1 - s_c as GEM(theta_c)
+  stick-breaking (theory.md section 2 for GEM). mu, mu2, psi and the spine step are exact closed forms.
+  :func:`fit_gemmix` fits it to the joint law of (top-1 probability, entropy) of a trace: components are
+  quantile bins of the recorded top-1 probability, s_c is the bin's mean top-1 probability and theta_c makes
+  the component's expected entropy equal the bin's mean recorded entropy, so mu equals the trace's.
+- ``markov:trace=NAME,regimes=G``: theory.md section 7(a). Rows of the trace are split into G regimes by
+  quantiles of their recorded entropy; every node carries a regime, its children draw theirs from the
+  transition matrix fitted to consecutive positions along the recorded text, and a node's vector is a
+  uniformly drawn row of its regime. The root's regime follows the regimes' frequencies in the trace, so
+  every node's marginal law is the trace's empirical law; only the correlation along paths is added. With
+  one regime it is the ``trace:`` law exactly (the same tree for the same seed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from scipy import special
+
+from brw import _kernels as K
+from brw.errors import BrwError
+from brw.laws import KernelLaw, Law, _float, _fmt, _int, _parse_fields, parse_law, register_law
+
+__all__ = ["GEMMix", "MarkovTrace", "fit_gemmix", "fit_markov", "gem_entropy", "spike_gem_row_params"]
+
+
+def gem_entropy(theta):
+    """E[H] of GEM(theta): the size-biased pick is Beta(1, theta), so E[-log B] = digamma(theta+1) - digamma(1)."""
+    return special.digamma(np.asarray(theta, dtype=np.float64) + 1.0) - special.digamma(1.0)
+
+
+def _theta_for_entropy(h: float) -> float:
+    """The theta with gem_entropy(theta) = h (gem_entropy increases from 0 to infinity)."""
+    from scipy import optimize  # here, not at import: it costs every start-up a fifth of a second
+
+    if h <= 1e-9:
+        return 1e-9
+    return float(optimize.brentq(lambda t: gem_entropy(t) - h, 1e-12, 1e12, xtol=1e-14, rtol=1e-14))
+
+
+def _binary_entropy(s):
+    s = np.asarray(s, dtype=np.float64)
+    return -special.xlogy(s, s) - special.xlogy(1 - s, 1 - s)
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class GEMMix(Law):
+    """Mixture over components c (weight w_c) of: one atom s_c, and 1 - s_c spread as GEM(theta_c)."""
+
+    s: tuple[float, ...]
+    theta: tuple[float, ...]
+    w: tuple[float, ...]
+    name: ClassVar[str] = "gemmix"
+    _arr: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        s, th, w = (np.asarray(v, dtype=np.float64) for v in (self.s, self.theta, self.w))
+        where = f"gemmix law {self.spec}"
+        if not (s.ndim == th.ndim == w.ndim == 1 and s.size == th.size == w.size >= 1):
+            raise BrwError(f"{where}: s, theta and w need the same number (>= 1) of entries")
+        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(th)) and np.all(np.isfinite(w))):
+            raise BrwError(f"{where}: entries must be finite numbers")
+        if np.any(s < 0) or np.any(s >= 1):
+            raise BrwError(f"{where}: every s must lie in [0, 1)")
+        if np.any(th <= 0):
+            raise BrwError(f"{where}: every theta must be > 0")
+        if np.any(w < 0) or abs(math.fsum(w) - 1) > 1e-9:
+            raise BrwError(f"{where}: weights w must be >= 0 and sum to 1 within 1e-9")
+        object.__setattr__(self, "_arr", (s, th, w))
+
+    def __eq__(self, other):
+        return isinstance(other, GEMMix) and (self.s, self.theta, self.w) == (other.s, other.theta, other.w)
+
+    def __hash__(self):
+        return hash((self.s, self.theta, self.w))
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        f = _parse_fields(body, spec, ("s", "theta", "w"))
+        vals = {k: tuple(_float(v, k, spec) for v in f[k].split("/")) for k in ("s", "theta", "w")}
+        return cls(vals["s"], vals["theta"], vals["w"])
+
+    @property
+    def spec(self):
+        return "gemmix:" + ",".join(f"{k}=" + "/".join(_fmt(v) for v in getattr(self, k)) for k in ("s", "theta", "w"))
+
+    def _components(self):
+        s, th, w = self._arr
+        ls = np.log(np.where(s > 0, s, 1.0))
+        l1s = np.log1p(-s)
+        m = gem_entropy(th)  # E[-log B], B ~ Beta(1, theta)
+        m2 = m**2 + special.polygamma(1, 1) - special.polygamma(1, th + 1)  # E[log^2 B]
+        return s, th, w, ls, l1s, m, m2
+
+    @property
+    def mu(self):
+        s, th, w, ls, l1s, m, m2 = self._components()
+        return float(np.sum(w * (_binary_entropy(s) + (1 - s) * m)))
+
+    @property
+    def mu2(self):
+        s, th, w, ls, l1s, m, m2 = self._components()
+        # Spike: s (log s)^2. Rest: (1 - s) E[(log(1 - s) + log B)^2].
+        comp = s * ls**2 + (1 - s) * (l1s**2 - 2 * l1s * m + m2)
+        return float(np.sum(w * comp))
+
+    def psi(self, theta):
+        t = np.asarray(theta, dtype=np.float64)
+        s, th, w, ls, l1s, m, m2 = self._components()
+        tt = t[..., None]
+        # E[sum p^t] = s^t + (1 - s)^t E[sum GEM^t], E[sum GEM^t] = theta Gamma(t) Gamma(theta) / Gamma(t + theta)
+        gem = np.log(th) + special.gammaln(tt) + special.gammaln(th) - special.gammaln(tt + th)
+        spike = np.where(s > 0, tt * ls, -np.inf)
+        comp = np.logaddexp(spike, tt * l1s + gem)
+        return special.logsumexp(comp, b=w, axis=-1)
+
+    def spine_cdf(self, x, *, strict=False):
+        x = np.asarray(x, dtype=np.float64)
+        s, th, w, ls, l1s, m, m2 = self._components()
+        xx = x[..., None]
+        at = -ls  # the spike's step
+        spike = np.where(xx > at, 1.0, np.where(xx == at, 0.0 if strict else 1.0, 0.0)) * np.where(s > 0, s, 0.0)
+        y = xx + l1s  # -log B <= x + log(1 - s)
+        rest = (1 - s) * np.where(y > 0, (-np.expm1(-np.maximum(y, 0))) ** th, 0.0)
+        return np.sum(w * (spike + rest), axis=-1)
+
+    def spine_sample(self, rng, n):
+        s, th, w, *_ = self._components()
+        c = rng.choice(s.size, size=n, p=w / w.sum())
+        spike = rng.random(n) < s[c]
+        rest = -np.log1p(-s[c]) - np.log(rng.beta(1.0, th[c]))
+        return np.where(spike, -np.log(np.where(s[c] > 0, s[c], 1.0)), rest)
+
+    @property
+    def lattice_span(self):
+        return 0.0
+
+    def kernel_law(self):
+        s, th, w = self._arr
+        params = np.concatenate([[float(s.size)], s, th, np.cumsum(w)])
+        return KernelLaw(K.KIND_GEM, np.zeros((1, 1)), params, 0)
+
+
+def spike_gem_row_params(top1: np.ndarray, entropy: np.ndarray) -> np.ndarray:
+    """Per row: the GEM entropy of the mass beyond the top token, (H - h(s)) / (1 - s), h the binary entropy."""
+    s = np.clip(top1, 0.0, 1.0 - 1e-12)
+    return np.maximum(entropy - _binary_entropy(s), 0.0) / (1.0 - s)
+
+
+def fit_gemmix(trace, components: int = 12) -> GEMMix:
+    """Fit ``gemmix`` to the joint law of (top-1 probability, entropy) of a trace (see the module notes)."""
+    if components < 1:
+        raise BrwError(f"components must be >= 1, got {components}")
+    top1 = np.exp(np.asarray(trace.top_logp[:, 0], dtype=np.float64))
+    h = np.asarray(trace.entropy, dtype=np.float64)
+    edges = np.quantile(top1, np.linspace(0, 1, components + 1))
+    bins = np.clip(np.searchsorted(edges, top1, side="right") - 1, 0, components - 1)
+    s, th, w = [], [], []
+    for c in range(components):
+        sel = bins == c
+        if not sel.any():
+            continue
+        sc = float(np.clip(top1[sel].mean(), 0.0, 1.0 - 1e-9))
+        hq = max(float(h[sel].mean()) - float(_binary_entropy(sc)), 0.0) / (1.0 - sc)
+        s.append(float(f"{sc:.9g}"))
+        th.append(float(f"{_theta_for_entropy(hq):.9g}"))
+        w.append(int(sel.sum()))
+    w = np.asarray(w, dtype=np.float64) / len(top1)
+    w[0] += 1.0 - math.fsum(w)
+    return GEMMix(tuple(s), tuple(th), tuple(float(v) for v in w))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The Markov-modulated law.
+
+
+def regime_of_rows(entropy: np.ndarray, regimes: int) -> np.ndarray:
+    """Regime of each row: the entropy quantile bin (0 = lowest entropy)."""
+    if regimes == 1:
+        return np.zeros(entropy.size, dtype=np.int64)
+    cuts = np.quantile(entropy, np.linspace(0, 1, regimes + 1)[1:-1])
+    return np.searchsorted(cuts, entropy, side="right").astype(np.int64)
+
+
+def fit_markov(trace, regimes: int):
+    """(regime per row, transition matrix, regime frequencies): transitions counted between consecutive
+    positions of the same context (offset t -> t + 1); a regime with no recorded successor keeps the
+    frequencies as its row."""
+    reg = regime_of_rows(np.asarray(trace.entropy), regimes)
+    freq = np.bincount(reg, minlength=regimes) / reg.size
+    order = np.lexsort((trace.offset, trace.context))
+    r, c, o = reg[order], trace.context[order], trace.offset[order]
+    nxt = (c[1:] == c[:-1]) & (o[1:] == o[:-1] + 1)
+    counts = np.zeros((regimes, regimes))
+    np.add.at(counts, (r[:-1][nxt], r[1:][nxt]), 1.0)
+    tot = counts.sum(axis=1, keepdims=True)
+    trans = np.where(tot > 0, counts / np.where(tot > 0, tot, 1.0), freq[None, :])
+    return reg, trans, freq
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class MarkovTrace(Law):
+    """theory.md section 7(a) on a trace: regimes by entropy quantiles, inherited along the tree."""
+
+    trace_source: str
+    regimes: int
+    name: ClassVar[str] = "markov"
+
+    def __post_init__(self):
+        if self.regimes < 1:
+            raise BrwError(f"markov law needs regimes >= 1, got {self.regimes}")
+        base = parse_law(f"trace:{self.trace_source}")
+        reg, trans, freq = fit_markov(base.trace, self.regimes)
+        order = np.argsort(reg, kind="stable")
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(reg, minlength=self.regimes))]).astype(np.int64)
+        if np.any(np.diff(offsets) == 0):
+            raise BrwError(f"markov law: trace {self.trace_source!r} has too few distinct entropies for "
+                           f"{self.regimes} regimes; use fewer")
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "row_regime", reg)
+        object.__setattr__(self, "transitions", trans)
+        object.__setattr__(self, "frequencies", freq)
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_offsets", offsets)
+
+    def __eq__(self, other):
+        return isinstance(other, MarkovTrace) and (self.trace_source, self.regimes) == (other.trace_source,
+                                                                                        other.regimes)
+
+    def __hash__(self):
+        return hash(("markov", self.trace_source, self.regimes))
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        f = _parse_fields(body, spec, ("trace", "regimes"))
+        return cls(f["trace"], _int(f["regimes"], "regimes", spec, minimum=1))
+
+    @property
+    def spec(self):
+        return f"markov:trace={self.trace_source},regimes={self.regimes}"
+
+    # A node's marginal law is the trace's: the same exact quantities.
+    @property
+    def mu(self):
+        return self.base.mu
+
+    @property
+    def mu2(self):
+        return self.base.mu2
+
+    def psi(self, theta):
+        return self.base.psi(theta)
+
+    def spine_atoms(self):
+        return self.base.spine_atoms()
+
+    @property
+    def lattice_span(self):
+        return 0.0
+
+    def kernel_law(self):
+        kl = self.base.kernel_law()
+        g = self.regimes
+        params = np.concatenate([[float(g)], self._offsets.astype(np.float64), np.cumsum(self.frequencies),
+                                 np.cumsum(self.transitions, axis=1).ravel()])
+        return KernelLaw(K.KIND_TABLE, np.ascontiguousarray(kl.table[self._order]), params, kl.width,
+                         np.ascontiguousarray(kl.tails[self._order]))

@@ -1,0 +1,108 @@
+"""Fitted laws: the spike-plus-GEM mixture and the Markov-modulated trace law."""
+
+import math
+
+import numpy as np
+import pytest
+
+from brw import BrwError, frontier, frontier_tree, parse_law, threshold_tree
+from brw import _kernels as K
+from brw.fitted import GEMMix, fit_gemmix, fit_markov, regime_of_rows
+from brw.frontier import _kernel_args, root_keys
+from brw.reference import children, reference_frontier, reference_threshold
+
+MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
+
+
+def test_gemmix_spec_round_trip_and_errors():
+    law = parse_law(MIX)
+    assert str(law) == MIX and parse_law(str(law)) == law
+    for bad, words in [("gemmix:s=1,theta=1,w=1", r"\[0, 1\)"), ("gemmix:s=0.5,theta=-1,w=1", "theta"),
+                       ("gemmix:s=0.5/0.2,theta=1,w=1", "same number"), ("gemmix:s=0.5,theta=1,w=0.7", "sum to 1")]:
+        with pytest.raises(BrwError, match=words):
+            parse_law(bad)
+
+
+def test_gemmix_closed_forms_against_its_own_vectors():
+    """mu, mu2 and psi of gemmix equal the means of H, sum p log^2 p and sum p^t over the kernel's vectors."""
+    law = parse_law(MIX)
+    args = _kernel_args(law, 60.0)
+    keys = root_keys(5, 20000)
+    h, m2, pt = [], [], []
+    for key in keys:
+        lp = np.array(children(args, int(key))[0])
+        p = np.exp(lp)
+        h.append(-(p * lp).sum())
+        m2.append((p * lp**2).sum())
+        pt.append((p**0.5).sum())
+    for est, exact in [(h, law.mu), (m2, law.mu2), (np.log(np.mean(pt)), float(law.psi(0.5)))]:
+        est = np.asarray(est)
+        if est.ndim == 0:
+            se = np.std(pt) / math.sqrt(len(pt)) / np.mean(pt)
+            assert abs(est - exact) < 4 * se
+        else:
+            assert abs(est.mean() - exact) < 4 * est.std() / math.sqrt(est.size)
+
+
+def test_gemmix_spine_sampler_matches_mu_and_cdf():
+    law = parse_law(MIX)
+    x = law.spine_sample(np.random.default_rng(2), 200000)
+    assert abs(x.mean() - law.mu) < 4 * x.std() / math.sqrt(x.size)
+    assert abs((x**2).mean() - law.mu2) < 4 * (x**2).std() / math.sqrt(x.size)
+    for t in [0.05, 0.2, 1.0, 3.0]:
+        assert abs((x <= t).mean() - float(law.spine_cdf(t))) < 4 * 0.5 / math.sqrt(x.size)
+
+
+def test_plain_gem_is_a_one_component_gemmix():
+    a = frontier("gem:theta=2", 300, replicates=5, seed=1)
+    b = frontier(GEMMix((0.0,), (2.0,), (1.0,)), 300, replicates=5, seed=1)
+    assert np.array_equal(a.accepted, b.accepted)
+
+
+@pytest.mark.parametrize("spec", [MIX, "markov:trace=math,regimes=3"])
+def test_fitted_laws_match_the_reference(spec):
+    tree = frontier_tree(spec, 200, seed=4, replicate=1)
+    _, dep, pos = reference_frontier(spec, 200, seed=4, replicate=1)
+    np.testing.assert_allclose(tree.position, pos, atol=1e-11)
+    thr = threshold_tree(spec, 3.0, seed=4, replicate=2)
+    _, _, rpos = reference_threshold(spec, 3.0, seed=4, replicate=2)
+    np.testing.assert_allclose(np.sort(thr.position), np.sort(rpos), atol=1e-11)
+    a = frontier(spec, 200, replicates=3, seed=4)
+    assert np.array_equal(a.accepted, frontier(spec, 200, replicates=3, seed=4, threads=1, parallel=False).accepted)
+
+
+def test_markov_with_one_regime_is_the_trace_law():
+    a = frontier("trace:code", 500, replicates=20, seed=3)
+    b = frontier("markov:trace=code,regimes=1", 500, replicates=20, seed=3)
+    assert np.array_equal(a.accepted, b.accepted)
+    law = parse_law("markov:trace=code,regimes=1")
+    assert law.mu == parse_law("trace:code").mu and str(law) == "markov:trace=code,regimes=1"
+
+
+def test_fit_gemmix_reproduces_what_it_was_fitted_to():
+    trace = parse_law("trace:chat").trace
+    law = fit_gemmix(trace, components=8)
+    assert law.mu == pytest.approx(trace.mu, rel=1e-6)  # overall mean entropy
+    top1 = np.exp(trace.top_logp[:, 0].astype(np.float64))
+    assert np.sum(np.asarray(law.w) * np.asarray(law.s)) == pytest.approx(top1.mean(), rel=1e-6)  # mean spike
+
+
+def test_markov_transitions_are_those_of_the_simulated_tree():
+    """Parent -> child regime frequencies in simulated trees match the fitted transition matrix."""
+    spec = "markov:trace=math,regimes=3"
+    law = parse_law(spec)
+    args = _kernel_args(law, 50.0)
+    offsets = law._offsets
+    reg = lambda row: int(np.searchsorted(offsets, row, side="right") - 1)  # noqa: E731
+    counts = np.zeros((3, 3))
+    for key in root_keys(9, 3000):
+        _, row = children(args, int(key), -1, limit=0)
+        for r in range(3):
+            _, crow = children(args, int(K.child_key(np.uint64(key), r)), row, limit=0)
+            counts[reg(row), reg(crow)] += 1
+    est = counts / counts.sum(axis=1, keepdims=True)
+    se = np.sqrt(law.transitions * (1 - law.transitions) / counts.sum(axis=1, keepdims=True))
+    assert np.all(np.abs(est - law.transitions) < 4 * se + 1e-12)
+    _, trans, freq = fit_markov(law.base.trace, 3)
+    assert np.allclose(trans.sum(axis=1), 1) and freq.sum() == pytest.approx(1)
+    assert np.bincount(regime_of_rows(law.base.trace.entropy, 3)).min() > 0
