@@ -394,6 +394,47 @@ def _show_bench(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw compare (brw/compare.py)
+
+
+def _add_compare(sub):
+    p = sub.add_parser("compare", help="real optimal trees against every bound and simulated model",
+                       description="Per genre and overall: the real accepted(P) of optimal trees expanded on a "
+                                   "real model, beside the paper's bound, the sharp asymptotic, the renewal bound "
+                                   "and the simulator under the empirical, gemmix and Markov-modulated laws.")
+    p.add_argument("--results", default=None, help="real-tree results file (default: the bundled SmolLM2 trees)")
+    p.add_argument("--at", type=_int_list, default=None, help="P values for the table (default 1,4,16,64,256)")
+    p.add_argument("--replicates", type=int, default=2000, help="simulated trees per law (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--regimes", type=int, default=4, help="regimes of the Markov-modulated law (default 4)")
+    p.add_argument("--components", type=int, default=12, help="components of the gemmix fit (default 12)")
+    p.add_argument("--plot", metavar="FILE", default=None, help="also draw the comparison to this PNG file")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_compare(args) -> dict:
+    from brw.compare import DEFAULT_AT, compare, plot
+
+    if args.plot is not None and not args.plot.endswith(".png"):
+        raise BrwError(f"--plot writes a PNG file: give a name ending in .png, got {args.plot!r}")
+    d = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
+                components=args.components, at=args.at or DEFAULT_AT)
+    if args.plot is not None:
+        plot(d, args.plot)
+        d["plot"] = args.plot
+    if args.json:
+        for g in d["genres"].values():
+            g.pop("curves")  # whole curves belong in the figure, not on stdout
+    return d
+
+
+def _show_compare(d: dict) -> str:
+    from brw.compare import show
+
+    return show(d)
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
@@ -403,6 +444,7 @@ COMMANDS = {
     "theory": (_add_theory, _cmd_theory, _show_theory),
     "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
     "bench": (_add_bench, _cmd_bench, _show_bench),
+    "compare": (_add_compare, _cmd_compare, _show_compare),
 }
 
 

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
@@ -18,6 +20,9 @@ def atomic_path(path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb+") as f:  # on disk before it takes the name
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -25,6 +30,18 @@ def atomic_path(path, suffix: str = ""):
         raise
 
 
+def write_npz(path, arrays: dict, *, compressed: bool = True) -> None:
+    """A NumPy archive of plain arrays (never objects), whole or not at all."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+
+
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -385,13 +385,11 @@ def _empty_arrays(pmax: int, acc_dtype) -> dict:
 
 def save_realtrees(res: RealTrees, path) -> None:
     """Write whole or not at all (temporary file, then rename)."""
-    from brw.files import atomic_path
+    from brw.files import write_npz
 
     arrays = {"schema_version": np.array(RESULTS_SCHEMA, np.int64), "format": np.array(RESULTS_FORMAT),
               "meta": np.array(json.dumps(res.meta, sort_keys=True, allow_nan=False)), **res.arrays}
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
-        tmp.chmod(0o644)  # mkstemp makes 0600; results are data for everyone (the bundled file ships)
+    write_npz(path, arrays)
 
 
 def load_realtrees(path=None) -> RealTrees:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from brw.errors import BrwError
+from brw.files import write_npz
 from brw.progress import Progress
 from brw.traces import id_dtype, make_trace, save_trace
 
@@ -444,19 +445,7 @@ def _teacher_batch(lm: LoadedModel, texts: list[list[int]], first_context: int, 
 
 
 def _write_npz_atomic(path: Path, arrays: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_npz(path, arrays, compressed=False)
 
 
 def _part_arrays(rows, contexts, first_context):

@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -60,6 +58,7 @@ from scipy import special
 
 from brw import _kernels as K
 from brw.errors import BrwError
+from brw.files import atomic_path, write_npz
 from brw.laws import KernelLaw, Law, register_law
 
 __all__ = [
@@ -195,22 +194,7 @@ def save_trace(trace: Trace, path) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise BrwError(f"cannot write trace {path}: folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a trace is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_npz(path, arrays)
     return path
 
 
@@ -592,8 +576,8 @@ def fit_tails(top_logp: np.ndarray, entropy: np.ndarray, log_moment2: np.ndarray
     leaves the stored mass inconsistent with the recorded moments: 11 admit no tail at all (variance < 0 or
     mean surprisal below the bound), 2 none that this search finds. There the nearest fit is off by at most
     9e-8 nats (entropy) and 1.3e-6 (second moment) on the row, and the law's mu and mu2 differ from the
-    recorded means by at most 1e-11 and 7e-10. Synthetic tails of >= 1000 atoms with a surprisal spread
-    > 0.1 nats are matched exactly (tests/test_traces.py); tails of a handful of tokens or of nearly equal
+    recorded means by at most 1e-11 and 7e-10. Synthetic tails whose mass is spread over >= 1000 atoms
+    (m^2 / sum n q^2) with a surprisal spread > 0.1 nats are matched exactly (tests/test_traces.py); tails of a handful of tokens or of nearly equal
     atoms may only be matched approximately (flagged; ``brw trace-info`` reports the share and the error).
 
     Returns (tails, exact, err_h, err_s): tails (N, 3, 2) of (log q, n) sorted by decreasing q (count 0 for
@@ -975,17 +959,8 @@ def plot_summary(trace: Trace, d: dict, path) -> None:
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)

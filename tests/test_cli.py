@@ -56,3 +56,29 @@ def test_console_script_exit_status(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frontier_bounds_columns(capsys):
+    code, out, _ = run(capsys, "frontier", "--law", "dirichlet:alpha=0.5,k=8", "--P", "64", "--replicates", "4",
+                       "--bounds", "--json")
+    d = json.loads(out)
+    assert code == 0
+    for key in ["paper_bound", "wald_lorden_bound", "renewal_bound", "sharp_asymptotic"]:
+        assert len(d[key]) == len(d["P"])
+
+
+def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
+    """brw compare: every model at every P, relative errors that are what they say, and a figure."""
+    png = tmp_path / "c.png"
+    code, out, err = run(capsys, "compare", "--replicates", "20", "--at", "1,16,256", "--plot", str(png), "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert set(d["genres"]) == {"code", "math", "chat", "all"} and png.stat().st_size > 0
+    for g in d["genres"].values():
+        for m, r in g["models"].items():
+            for a, real, rel in zip(r["accepted"], g["real"], r["relative_error"]):
+                assert rel == pytest.approx((a - real) / real)
+        assert g["models"]["paper_bound"]["accepted"][0] == 0.0
+        assert g["real"][0] == pytest.approx(g["models"]["empirical"]["accepted"][0], abs=0.15)  # E[top-1]
+    code, out, err = run(capsys, "compare", "--at", "999")
+    assert code == 2 and "--at" in err
