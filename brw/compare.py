@@ -35,7 +35,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     """The comparison as a dict: per genre and "all", the real curve and each model's prediction at every
     P <= Pmax, and relative errors (prediction - real) / real at the P in ``at``."""
     from brw import theory
-    from brw.fitted import fit_gemmix
+    from brw.fitted import entropy_autocorrelation, fit_gemmix
     from brw.laws import parse_law
     from brw.realtree import load_realtrees
 
@@ -63,6 +63,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         }
         genres[name] = {
             "contexts": int(real.shape[0]), "mu": law.mu, "mu2": law.mu2,
+            "entropy_autocorrelation": entropy_autocorrelation(law.trace, (1, 2, 4)), "gemmix_mu2": fit.mu2,
             "laws": {"empirical": str(law), "gemmix": str(fit), "markov": markov},
             "real": (real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])),
             "pred": pred,
@@ -77,6 +78,8 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     for name, g in genres.items():
         real_m, real_se = g["real"]
         entry = {"contexts": g["contexts"], "mu": g["mu"], "mu2": g["mu2"], "laws": g.get("laws", {}),
+                 "entropy_autocorrelation": g.get("entropy_autocorrelation", {}),
+                 "gemmix_mu2": g.get("gemmix_mu2", float("nan")),
                  "real": real_m[idx].tolist(), "real_stderr": real_se[idx].tolist(), "curves": {
                      "real": real_m.tolist(), "real_stderr": real_se.tolist()}, "models": {}}
         for m in MODELS:
@@ -119,6 +122,9 @@ def show(d: dict) -> str:
         head = f"{name}: {g['contexts']} contexts"
         if isinstance(g["mu"], float) and math.isfinite(g["mu"]):
             head += f", mu = {g['mu']:.3f}, mu2 = {g['mu2']:.3f}"
+        if g.get("entropy_autocorrelation"):
+            head += ", entropy autocorrelation along the text " + ", ".join(
+                f"lag {k}: {v:.2f}" for k, v in g["entropy_autocorrelation"].items())
         lines.append(head)
         lines.append(f"{'':26}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}")
         lines.append(f"{'real accepted':26}" + "".join(
@@ -128,7 +134,8 @@ def show(d: dict) -> str:
             lines.append(f"{_LABELS[m]:26}" + "".join(
                 f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
                 + f"{r['mean_abs_relative_error']:>12.1%}")
-        lines.append(f"best simulator: {g['best_simulator']}")
+        lines.append(f"best simulator: {g['best_simulator']}"
+                     + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
     return "\n".join(lines)
 
 

@@ -27,7 +27,8 @@ from brw import _kernels as K
 from brw.errors import BrwError
 from brw.laws import KernelLaw, Law, _float, _fmt, _int, _parse_fields, parse_law, register_law
 
-__all__ = ["GEMMix", "MarkovTrace", "fit_gemmix", "fit_markov", "gem_entropy", "spike_gem_row_params"]
+__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fit_markov", "gem_entropy",
+           "spike_gem_row_params"]
 
 
 def gem_entropy(theta):
@@ -189,15 +190,35 @@ def regime_of_rows(entropy: np.ndarray, regimes: int) -> np.ndarray:
     return np.searchsorted(cuts, entropy, side="right").astype(np.int64)
 
 
+def _consecutive(trace):
+    """(order, next): rows sorted along their texts, and whether row i + 1 follows row i in the same text."""
+    order = np.lexsort((trace.offset, trace.context))
+    c, o = trace.context[order], trace.offset[order]
+    return order, (c[1:] == c[:-1]) & (o[1:] == o[:-1] + 1)
+
+
+def entropy_autocorrelation(trace, lags=(1, 2)) -> dict:
+    """Correlation of the recorded entropy at positions t and t + lag of the same text (what an i.i.d. law
+    sets to zero and a one-step Markov law makes decay geometrically)."""
+    order, nxt = _consecutive(trace)
+    h = np.asarray(trace.entropy, dtype=np.float64)[order]
+    out = {}
+    for lag in lags:
+        ok = np.ones(h.size - lag, dtype=bool)
+        for j in range(lag):
+            ok &= nxt[j:j + h.size - lag]
+        out[int(lag)] = float(np.corrcoef(h[:-lag][ok], h[lag:][ok])[0, 1]) if ok.sum() > 2 else float("nan")
+    return out
+
+
 def fit_markov(trace, regimes: int):
     """(regime per row, transition matrix, regime frequencies): transitions counted between consecutive
     positions of the same context (offset t -> t + 1); a regime with no recorded successor keeps the
     frequencies as its row."""
     reg = regime_of_rows(np.asarray(trace.entropy), regimes)
     freq = np.bincount(reg, minlength=regimes) / reg.size
-    order = np.lexsort((trace.offset, trace.context))
-    r, c, o = reg[order], trace.context[order], trace.offset[order]
-    nxt = (c[1:] == c[:-1]) & (o[1:] == o[:-1] + 1)
+    order, nxt = _consecutive(trace)
+    r = reg[order]
     counts = np.zeros((regimes, regimes))
     np.add.at(counts, (r[:-1][nxt], r[1:][nxt]), 1.0)
     tot = counts.sum(axis=1, keepdims=True)

@@ -106,3 +106,17 @@ def test_markov_transitions_are_those_of_the_simulated_tree():
     _, trans, freq = fit_markov(law.base.trace, 3)
     assert np.allclose(trans.sum(axis=1), 1) and freq.sum() == pytest.approx(1)
     assert np.bincount(regime_of_rows(law.base.trace.entropy, 3)).min() > 0
+
+
+def test_entropy_autocorrelation_against_its_definition():
+    from brw.fitted import entropy_autocorrelation
+
+    trace = parse_law("trace:math").trace
+    got = entropy_autocorrelation(trace, (1, 3))
+    for lag in (1, 3):
+        pairs = {}
+        for i, (c, o) in enumerate(zip(trace.context.tolist(), trace.offset.tolist())):
+            pairs[(c, o)] = trace.entropy[i]
+        x = [(h, pairs[(c, o + lag)]) for (c, o), h in pairs.items() if (c, o + lag) in pairs]
+        a, b = np.array(x).T
+        assert got[lag] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
