@@ -72,7 +72,10 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
         genres["all"] = _pool(genres, res.accepted())
-    out = {"model": res.meta.get("model"), "pmax": pmax, "P": at, "replicates": replicates, "seed": seed,
+    from brw import __version__
+
+    out = {"version": __version__, "model": res.meta.get("model"), "pmax": pmax, "P": at,
+           "replicates": replicates, "seed": seed,
            "regimes": regimes, "components": components, "genres": {}}
     idx = np.asarray(at) - 1
     for name, g in genres.items():
