@@ -2,8 +2,10 @@
 
 No lazy siblings and no cleverness: the best-first frontier pops the smallest position with ``heapq`` and
 pushes *all* children of the popped node; the threshold tree is a plain breadth-first search. Node vectors
-come from the same key-derived streams as the kernels (``children``), so on random laws the reference and the
-kernels walk the same tree and must agree to round-off.
+come from a plain-Python transcription of the kernels' key-derived streams (splitmix64 on Python integers,
+the ziggurat and Marsaglia-Tsang samplers, stick-breaking, row and regime draws: ``children``), so on random
+laws the reference and the kernels walk the same tree, and a test that they agree checks the compiled
+samplers as well as the solvers. Nothing here is compiled.
 """
 
 from __future__ import annotations
@@ -12,13 +14,130 @@ import heapq
 import math
 from fractions import Fraction
 
-import numpy as np
 
 from brw import _kernels as K
 from brw.frontier import _gem_cut, _kernel_args, root_keys
 from brw.laws import parse_law
 
-__all__ = ["children", "reference_frontier", "reference_threshold", "exact_fixed_accepted", "uniform_accepted"]
+__all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted", "uniform_accepted"]
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = int(K._GOLDEN)
+_ZX = [float(v) for v in K._ZX]
+_ZF = [float(v) for v in K._ZF]
+
+
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * int(K._M1)) & _MASK
+    z = ((z ^ (z >> 27)) * int(K._M2)) & _MASK
+    return z ^ (z >> 31)
+
+
+def child_key(key: int, rank: int) -> int:
+    return _mix64((key + (rank + 1) * int(K._CHILD)) & _MASK)
+
+
+class _Stream:
+    """The random stream of a node: the kernels' next_u64 / next_uniform on a Python integer state."""
+
+    def __init__(self, key: int):
+        self.s = key ^ int(K._STREAM)
+
+    def u64(self) -> int:
+        self.s = (self.s + _GOLDEN) & _MASK
+        return _mix64(self.s)
+
+    def uniform(self) -> float:
+        return ((self.u64() >> 11) + 0.5) * K._TWO_M53
+
+    def normal(self) -> float:
+        while True:
+            u = self.u64()
+            i, neg = u & 255, (u >> 8) & 1
+            z = float(u >> 11) * K._TWO_M53 * _ZX[i]
+            if z < _ZX[i + 1]:
+                return -z if neg else z
+            if i == 0:
+                while True:
+                    a = -math.log(self.uniform()) / K._ZR
+                    if -2.0 * math.log(self.uniform()) > a * a:
+                        return -(K._ZR + a) if neg else K._ZR + a
+            if _ZF[i] + self.uniform() * (_ZF[i + 1] - _ZF[i]) < math.exp(-0.5 * z * z):
+                return -z if neg else z
+
+    def log_gamma(self, a: float) -> float:
+        aa = a + 1.0 if a < 1.0 else a
+        d = aa - 1.0 / 3.0
+        c = 1.0 / math.sqrt(9.0 * d)
+        while True:
+            x = self.normal()
+            v = 1.0 + c * x
+            if v <= 0.0:
+                continue
+            v = v * v * v
+            u = self.uniform()
+            x2 = x * x
+            if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
+                break
+        lg = math.log(d * v)
+        if a < 1.0:
+            lg += math.log(self.uniform()) / a
+        return lg
+
+
+def _hash_uniform(key: int, salt) -> float:
+    return ((_mix64(key ^ int(salt)) >> 11) + 0.5) * K._TWO_M53
+
+
+def _pick(cdf, v: float) -> int:
+    """First index whose cumulative weight exceeds v (the last one when none does)."""
+    i = 0
+    while i < len(cdf) - 1 and v >= cdf[i]:
+        i += 1
+    return i
+
+
+def _table_row(table, params, key: int, prow: int) -> int:
+    nrows = table.shape[0]
+    if nrows == 1:
+        return 0
+    u = _Stream(key).u64()
+    g = int(params[0])
+    if g <= 1:
+        return ((u >> 32) * nrows) >> 32
+    offsets = [int(v) for v in params[1:2 + g]]
+    if prow < 0:
+        cdf = params[2 + g:2 + 2 * g]
+    else:
+        pg = _pick(offsets[1:], prow + 0.5)  # the regime whose rows hold prow
+        cdf = params[2 + 2 * g + pg * g:2 + 2 * g + (pg + 1) * g]
+    h = _pick(cdf, _hash_uniform(key, K._REGIME))
+    return offsets[h] + (((u >> 32) * (offsets[h + 1] - offsets[h])) >> 32)
+
+
+def _dirichlet(key: int, alpha: float, k: int) -> list[float]:
+    st = _Stream(key)
+    lg = [st.log_gamma(alpha) for _ in range(k)]
+    m = max(lg)
+    lse = m + math.log(sum(math.exp(v - m) for v in lg))
+    return [v - lse for v in lg]
+
+
+def _gem(key: int, params, cut: float, width: int) -> list[float]:
+    ncomp = int(params[0])
+    c = _pick(params[1 + 2 * ncomp:1 + 3 * ncomp], _hash_uniform(key, K._COMPONENT)) if ncomp > 1 else 0
+    spike, theta = float(params[1 + c]), float(params[1 + ncomp + c])
+    st = _Stream(key)
+    out, lrem = [], 0.0
+    if spike > 0.0:
+        out.append(math.log(spike))
+        lrem = math.log1p(-spike)
+    while lrem >= -cut and len(out) < width:
+        l1mv = math.log(st.uniform()) * (1.0 / theta)
+        out.append(lrem + math.log(-math.expm1(l1mv)))
+        lrem += l1mv
+    return out
 
 
 def children(kernel_args, key, prow: int = -1, limit: int | None = None) -> tuple[list[float], int]:
@@ -26,16 +145,19 @@ def children(kernel_args, key, prow: int = -1, limit: int | None = None) -> tupl
     first, tails expanded; the node's row). prow is the parent's row (-1 for the root): table laws with
     regimes draw rows given it. A recorded row's tail may hold ~1e9 atoms: callers pass a limit."""
     kind, table, tails, params, cut, width = kernel_args
+    key = int(key)
     if kind == K.KIND_TABLE:
-        row = int(K.table_row(table, params, np.uint64(key), prow))
+        row = _table_row(table, params, key, prow)
         lp = [float(v) for v in table[row] if v > -math.inf]
         for lq, n in tails[row]:
             room = (limit - len(lp)) if limit is not None else int(n)
             lp.extend([float(lq)] * max(0, min(int(n), room)))
         return (lp if limit is None else lp[:limit]), row
-    buf = np.empty(max(width, 1))
-    lp, n, _ = K.node_vector(kind, table, params, cut, np.uint64(key), buf, -1)
-    out = [float(v) for v in lp[:n] if v > -math.inf]
+    if kind == K.KIND_DIRICHLET:
+        lp = _dirichlet(key, float(params[0]), int(params[1]))
+    else:
+        lp = _gem(key, params, cut, width)
+    out = sorted((v for v in lp if v > -math.inf), reverse=True)
     return (out if limit is None else out[:limit]), 0
 
 
@@ -51,7 +173,7 @@ def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
         nonlocal counter
         lps, row = children(args, key, prow, limit=pmax)  # no node has more than pmax children in the tree
         for r, lp in enumerate(lps):
-            heapq.heappush(heap, (pos - lp, counter, int(K.child_key(np.uint64(key), r)), row, depth + 1, index))
+            heapq.heappush(heap, (pos - lp, counter, child_key(key, r), row, depth + 1, index))
             counter += 1
 
     push_children(root, -1, 0.0, 0, -1)
@@ -82,7 +204,7 @@ def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
                     parent.append(index)
                     depth.append(d + 1)
                     position.append(cpos)
-                    nxt.append((int(K.child_key(np.uint64(key), r)), row, cpos, d + 1, len(position) - 1))
+                    nxt.append((child_key(key, r), row, cpos, d + 1, len(position) - 1))
         frontier = nxt
     return parent, depth, position
 

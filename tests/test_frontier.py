@@ -260,3 +260,22 @@ def test_bad_threshold_levels():
             threshold("uniform:k=2", xs)
     with pytest.raises(BrwError, match="max_nodes"):
         threshold_tree("uniform:k=2", 30.0, max_nodes=1000)
+
+
+@pytest.mark.parametrize("law", ["dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.01,k=5", "dirichlet:alpha=3.5,k=6",
+                                 "gem:theta=2", "gemmix:s=0.9/0.2,theta=0.5/6,w=0.3/0.7",
+                                 "markov:trace=chat,regimes=3", "trace:code"], ids=str)
+def test_compiled_streams_equal_their_plain_python_transcription(law):
+    """The kernels' node vectors and rows (compiled) and the reference's (plain Python integers and floats)
+    are the same numbers, bit for bit, key after key: the samplers, not only the solvers, are checked."""
+    args = _kernel_args(parse_law(law), 30.0)
+    kind, table, tails, params, cut, width = args
+    buf = np.empty(max(width, 1))
+    keys = root_keys(17, 1500)
+    for i, key in enumerate(keys):
+        prow = -1 if i % 3 == 0 else int(i % table.shape[0])
+        mine, row = children(args, int(key), prow, limit=table.shape[1] if kind == K.KIND_TABLE else None)
+        lp, n, krow = K.node_vector(kind, table, params, cut, key, buf, prow)
+        assert row == krow
+        kernel = [float(v) for v in lp[:n] if v > -np.inf]
+        assert mine == kernel
