@@ -25,7 +25,7 @@ from brw import _kernels as K
 from brw.errors import BrwError
 
 __all__ = [
-    "Law", "Uniform", "Fixed", "Dirichlet", "Zipf", "GEM", "parse_law", "register_law", "LAW_NAMES",
+    "Law", "Uniform", "Fixed", "Dirichlet", "Zipf", "GEM", "parse_law", "register_law",
 ]
 
 _REGISTRY: dict[str, type[Law]] = {}
@@ -493,4 +493,3 @@ class GEM(Law):
         return KernelLaw(K.KIND_GEM, np.zeros((1, 1)), np.array([1.0, 0.0, self.theta, 1.0]), 0)
 
 
-LAW_NAMES = tuple(_REGISTRY)
