@@ -573,9 +573,7 @@ def threshold_one(kind, table, tails, params, cut, root_key, xs, count, mass, tr
         srow = _grow(srow, scap)
         slen = _grow(slen, scap)
         if random_vectors:
-            nb = np.empty((scap, vbuf.shape[1]))
-            nb[: d + 1] = vbuf[: d + 1]
-            vbuf = nb
+            vbuf = _grow_rows(vbuf, scap, d + 1)
 
 
 @njit(cache=True)
@@ -583,6 +581,14 @@ def _grow(a, cap):
     b = np.empty(cap, dtype=a.dtype)
     b[: a.shape[0]] = a
     return b
+
+
+@njit(cache=True)
+def _grow_rows(vbuf, cap, used):
+    """The walk's per-level vector buffer with cap rows, its first ``used`` rows kept."""
+    nb = np.empty((cap, vbuf.shape[1]))
+    nb[:used] = vbuf[:used]
+    return nb
 
 
 def _threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest):
@@ -841,9 +847,7 @@ def frontier_select_one(kind, table, tails, params, cut, root_key, pmax, x0, acc
             srow = _grow(srow, scap)
             slen = _grow(slen, scap)
             if random_vectors:
-                nb = np.empty((scap, vbuf.shape[1]))
-                nb[: d + 1] = vbuf[: d + 1]
-                vbuf = nb
+                vbuf = _grow_rows(vbuf, scap, d + 1)
         if shrunk or n >= pmax or not pruned:  # done, or the whole (finite) tree lies below x
             break
         # Too few nodes below x: N(x) grows like e^x, so step x up by the missing factor and a margin (more when
