@@ -25,6 +25,7 @@ GOLDEN = HERE / "data" / "golden.json"
 VOLATILE = {"nodes_per_second", "seconds", "version"}
 #: Renamed keys: old name -> the conventions' name.
 RENAMED = {"sharp_asymptotic": "asymptotic"}
+DATA = "/brw/data/"
 
 
 def run(line: str) -> dict:
@@ -42,6 +43,8 @@ def _norm(obj):
         return {RENAMED.get(k, k): _norm(v) for k, v in obj.items() if k not in VOLATILE}
     if isinstance(obj, list):
         return [_norm(v) for v in obj]
+    if isinstance(obj, str) and DATA in obj:  # a bundled file's path depends on where the package lies
+        return "brw/data/" + obj.split(DATA, 1)[1]
     return obj
 
 
