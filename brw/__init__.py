@@ -2,20 +2,44 @@
 
 Pankratov and Alistarh (arXiv 2512.11718) map a draft tree onto a branching random walk; brw simulates it
 exactly, finds the optimal P-node draft tree for every P, and checks the theory against it.
+
+The names below are loaded on first use (PEP 562): ``import brw`` imports neither Numba nor SciPy, and
+``brw.theory`` or ``brw.laws`` never load the simulator.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from brw.errors import BrwError  # noqa: E402
-from brw.laws import Law, parse_law  # noqa: E402
-from brw.frontier import (  # noqa: E402
-    FrontierResult, ThresholdResult, Tree, frontier, frontier_tree, threshold, threshold_tree,
-)
+import importlib
 
-__all__ = [
-    "__version__", "BrwError", "Law", "parse_law", "FrontierResult", "ThresholdResult", "Tree", "frontier",
-    "frontier_tree", "threshold", "threshold_tree",
-]
+from brw._version import __version__
+from brw.errors import BrwError
 
-import brw.traces  # noqa: E402,F401  registers the ``trace:`` law with parse_law
-import brw.fitted  # noqa: E402,F401  registers the fitted laws (gemmix, markov)
+#: Public name -> the module that defines it.
+_LAZY = {
+    "Law": "brw.laws",
+    "parse_law": "brw.laws",
+    "FrontierResult": "brw.results",
+    "ThresholdResult": "brw.results",
+    "Tree": "brw.results",
+    "frontier": "brw.frontier",
+    "frontier_tree": "brw.frontier",
+    "threshold": "brw.frontier",
+    "threshold_tree": "brw.frontier",
+    "kernel_threads": "brw.frontier",
+    "root_keys": "brw.frontier",
+}
+
+__all__ = ["__version__", "BrwError", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'brw' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -5,7 +5,7 @@ Randomness is counter-based. Every node of a random tree has a 64-bit key; its c
 of the root key only: the frontier kernel, the threshold kernel and the pure-Python reference all see the same
 tree whatever order they visit it in, for any thread count and any Pmax.
 
-Law kinds (see ``brw.laws.KernelLaw``):
+Law kinds (``brw.kernel_law``):
 - KIND_TABLE: vectors are rows of ``table`` (sorted log-probabilities, padded with -inf). One row: the same
   vector at every node. Several rows: each node draws a row uniformly (an empirical law). A row may carry a
   tail after its table entries: ``tails[row, g] = (log q, n)``, n equal atoms of probability q per group g,
@@ -32,9 +32,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-KIND_TABLE = 0
-KIND_DIRICHLET = 1
-KIND_GEM = 2
+from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE
+
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -33,9 +33,10 @@ import numba
 import numpy as np
 
 from brw import _kernels as K
-from brw import __version__
-from brw.frontier import FRONTIER_BYTES_PER_NODE, _gem_cut, _kernel_args, frontier_start, root_keys
-from brw.laws import KernelLaw, Law, parse_law
+from brw._version import __version__
+from brw.frontier import FRONTIER_BYTES_PER_NODE, frontier_start, kernel_threads, root_keys
+from brw.kernel_law import KernelLaw, gem_cut, kernel_args
+from brw.laws import Law, parse_law
 
 __all__ = ["bench", "default_laws", "show", "SyntheticTable", "TARGETS"]
 
@@ -131,7 +132,7 @@ class _Runner:
         self.pmax = pmax
         self.replicates = replicates
         self.seed = seed
-        self.kind, self.table, self.tails, self.params, self.cut, self.width = _kernel_args(law, _gem_cut(law, pmax))
+        self.kind, self.table, self.tails, self.params, self.cut, self.width = kernel_args(law, gem_cut(law, pmax))
         self.keys = root_keys(seed, replicates)
         self.x0 = frontier_start(law, pmax)
         self.acc = np.empty((replicates, pmax))
@@ -209,27 +210,21 @@ def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
         if cpu is not None and (name not in best_cpu or cpu < best_cpu[name][0]):
             best_cpu[name] = (cpu, nodes)
 
-    old = numba.get_num_threads()
-    old_chunk = numba.set_parallel_chunksize(1)  # as brw.frontier runs them: replicates handed out one by one
-    try:
-        for _ in range(repeats):
-            for nt in threads:
-                numba.set_num_threads(nt)
+    for _ in range(repeats):  # as brw.frontier runs them: replicates handed out one by one
+        for nt in threads:
+            with kernel_threads(nt):
                 for name in ("frontier", "threshold", "floor"):
                     keep(f"{name}@{nt}", *_timed(getattr(run, name), True))
-            numba.set_num_threads(1)
+        with kernel_threads(1):
             keep("best_first@1", *_timed(run.best_first))
-            if reference is not None and reference_note is None:
-                t0 = time.perf_counter()
-                try:
-                    reference(law, ref_nodes, seed, 0)
-                except MemoryError:  # it pushes every child: a trace row's tail of ~10^5 atoms is beyond it
-                    reference_note = "the reference expands every child of a node; this law's tails exhaust memory"
-                    continue
-                keep("reference", time.perf_counter() - t0, ref_nodes)
-    finally:
-        numba.set_num_threads(old)
-        numba.set_parallel_chunksize(old_chunk)
+        if reference is not None and reference_note is None:
+            t0 = time.perf_counter()
+            try:
+                reference(law, ref_nodes, seed, 0)
+            except MemoryError:  # it pushes every child: a trace row's tail of ~10^5 atoms is beyond it
+                reference_note = "the reference expands every child of a node; this law's tails exhaust memory"
+                continue
+            keep("reference", time.perf_counter() - t0, ref_nodes)
 
     rates = {k: _rate(v) for k, v in best.items()}
     cpu_rates = {k: _rate(v) for k, v in best_cpu.items()}

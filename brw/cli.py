@@ -459,7 +459,7 @@ def _jsonable(obj):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from brw import __version__
+    from brw._version import __version__
 
     parser = _Parser(prog="brw", description="The speed of light of speculative decoding, on branching "
                                              "random walks (Pankratov and Alistarh, arXiv 2512.11718).")

@@ -72,7 +72,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
         genres["all"] = _pool(genres, res.accepted())
-    from brw import __version__
+    from brw._version import __version__
 
     out = {"version": __version__, "model": res.meta.get("model"), "pmax": pmax, "P": at,
            "replicates": replicates, "seed": seed,

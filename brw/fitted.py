@@ -23,12 +23,11 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from brw import _kernels as K
 from brw.errors import BrwError
-from brw.laws import KernelLaw, Law, _float, _fmt, _int, _parse_fields, parse_law, register_law
+from brw.kernel_law import KIND_GEM, KIND_TABLE, KernelLaw
+from brw.laws import Law, _float, _fmt, _int, _parse_fields, parse_law, register_law
 
-__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fit_markov", "gem_entropy",
-           "spike_gem_row_params"]
+__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fit_markov", "gem_entropy"]
 
 
 def gem_entropy(theta):
@@ -146,13 +145,7 @@ class GEMMix(Law):
     def kernel_law(self):
         s, th, w = self._arr
         params = np.concatenate([[float(s.size)], s, th, np.cumsum(w)])
-        return KernelLaw(K.KIND_GEM, np.zeros((1, 1)), params, 0)
-
-
-def spike_gem_row_params(top1: np.ndarray, entropy: np.ndarray) -> np.ndarray:
-    """Per row: the GEM entropy of the mass beyond the top token, (H - h(s)) / (1 - s), h the binary entropy."""
-    s = np.clip(top1, 0.0, 1.0 - 1e-12)
-    return np.maximum(entropy - _binary_entropy(s), 0.0) / (1.0 - s)
+        return KernelLaw(KIND_GEM, np.zeros((1, 1)), params, 0)
 
 
 def fit_gemmix(trace, components: int = 12) -> GEMMix:
@@ -292,5 +285,5 @@ class MarkovTrace(Law):
         g = self.regimes
         params = np.concatenate([[float(g)], self._offsets.astype(np.float64), np.cumsum(self.frequencies),
                                  np.cumsum(self.transitions, axis=1).ravel()])
-        return KernelLaw(K.KIND_TABLE, np.ascontiguousarray(kl.table[self._order]), params, kl.width,
+        return KernelLaw(KIND_TABLE, np.ascontiguousarray(kl.table[self._order]), params, kl.width,
                          np.ascontiguousarray(kl.tails[self._order]))

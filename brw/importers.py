@@ -209,7 +209,7 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
     meta = {"model": model, "mode": "imported", "source": [str(x) for x in paths], "vocab_size": vocab_size,
             "k": k, "k_max_seen": kmax, "tail_point": tail, "temperature": None, "device": None, "dtype": None,
             "prompt_source": "unknown (token 0 stands for the prompt)"}
-    from brw import __version__
+    from brw._version import __version__
 
     meta["brw_version"] = __version__
     trace = make_trace(

@@ -9,45 +9,80 @@ A law is a small frozen object named by one spec string (conventions.md, "Law sp
 - the spine step law (draw p ~ D, then J ~ p, step = -log p_J): ``spine_cdf``, ``spine_atoms`` (discrete
   laws) and ``spine_sample``,
 
-and what the kernels need to draw a node's vector (``kernel_law``).
+and what the kernels need to draw a node's vector (``kernel_law``, see ``brw.kernel_law``). A law pickles as its
+spec string. Laws defined in other modules (``trace``, ``gemmix``, ``markov``) register themselves there; their
+modules are imported on the first use of their name.
 """
 
 from __future__ import annotations
 
 import math
+import importlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 from scipy import special  # scipy.stats is imported where used: it adds a second to every start-up
 
-from brw import _kernels as K
 from brw.errors import BrwError
+from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, KernelLaw
 
 __all__ = [
     "Law", "Uniform", "Fixed", "Dirichlet", "Zipf", "GEM", "parse_law", "register_law",
 ]
 
 _REGISTRY: dict[str, type[Law]] = {}
+#: Laws defined outside this module, by name: the module that registers them, imported on first use (so that
+#: parsing a parametric law never loads trace files or fitting code).
+_PROVIDERS = {"trace": "brw.traces", "gemmix": "brw.fitted", "markov": "brw.fitted"}
 
 
 def register_law(cls):
-    """Class decorator: make ``cls.name`` parseable by :func:`parse_law`."""
+    """Class decorator: make ``cls.name`` parseable by :func:`parse_law`.
+
+    Parameters
+    ----------
+    cls : type
+        A subclass of :class:`Law` with a class attribute ``name`` and a classmethod ``from_spec_body``.
+
+    Returns
+    -------
+    type
+        ``cls`` itself.
+    """
     _REGISTRY[cls.name] = cls
     return cls
 
 
 def parse_law(spec) -> Law:
-    """Build the law named by ``spec`` (a string such as ``dirichlet:alpha=0.5,k=8``), or return a Law as is."""
+    """Build the law named by a spec string, or return a law as is.
+
+    Parameters
+    ----------
+    spec : str or Law
+        A law spec such as ``dirichlet:alpha=0.5,k=8`` or ``trace:chat`` (conventions, "Law specs").
+
+    Returns
+    -------
+    Law
+        The law; ``str(law)`` prints the spec back.
+
+    Raises
+    ------
+    BrwError
+        When the spec names no known law or its parameters are malformed.
+    """
     if isinstance(spec, Law):
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise BrwError(f"law spec must be a non-empty string like 'dirichlet:alpha=0.5,k=8', got {spec!r}")
     spec = spec.strip()
     name, _, rest = spec.partition(":")
+    if name not in _REGISTRY and name in _PROVIDERS:
+        importlib.import_module(_PROVIDERS[name])
     cls = _REGISTRY.get(name)
     if cls is None:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted(set(_REGISTRY) | set(_PROVIDERS)))
         raise BrwError(f"unknown law {name!r} in spec {spec!r}; known laws: {known}")
     return cls.from_spec_body(rest, spec)
 
@@ -118,19 +153,6 @@ def _check_vector(p: np.ndarray, what: str) -> np.ndarray:
     return np.sort(p)[::-1].copy()
 
 
-@dataclass(frozen=True)
-class KernelLaw:
-    """What the kernels need to draw a node's vector: ``kind``, a table of sorted log-probabilities (one row
-    per vector for table laws; padded with -inf), each row's tail groups ``tails[row, g] = (log q, count)``,
-    and numeric parameters (see ``brw._kernels``)."""
-
-    kind: int
-    table: np.ndarray
-    params: np.ndarray
-    width: int  # most children a node can have in the kernel's buffers
-    tails: np.ndarray = field(default_factory=lambda: np.zeros((1, 0, 2)))
-
-
 class Law:
     """Base class of step laws. Subclasses are frozen dataclasses with a class attribute ``name``."""
 
@@ -145,6 +167,10 @@ class Law:
 
     def __str__(self) -> str:
         return self.spec
+
+    def __reduce__(self):
+        # A law crosses process boundaries as its spec string: a trace law's arrays stay behind.
+        return parse_law, (self.spec,)
 
     @property
     def spec(self) -> str:  # pragma: no cover - abstract
@@ -250,7 +276,7 @@ class _VectorLaw(Law):
     def kernel_law(self) -> KernelLaw:
         p = self.p[self.p > 0]
         table = np.log(p)[None, :].copy()
-        return KernelLaw(K.KIND_TABLE, table, np.zeros(4), table.shape[1])
+        return KernelLaw(KIND_TABLE, table, np.zeros(4), table.shape[1])
 
 
 @register_law
@@ -294,7 +320,7 @@ class Uniform(_VectorLaw):
 
     def kernel_law(self):
         table = np.full((1, self.k), -math.log(self.k))
-        return KernelLaw(K.KIND_TABLE, table, np.zeros(4), self.k)
+        return KernelLaw(KIND_TABLE, table, np.zeros(4), self.k)
 
 
 @register_law
@@ -432,7 +458,7 @@ class Dirichlet(Law):
         return math.inf if self.k == 1 else 0.0
 
     def kernel_law(self):
-        return KernelLaw(K.KIND_DIRICHLET, np.zeros((1, 1)), np.array([self.alpha, self.k, 0.0, 0.0]), self.k)
+        return KernelLaw(KIND_DIRICHLET, np.zeros((1, 1)), np.array([self.alpha, self.k, 0.0, 0.0]), self.k)
 
 
 @register_law
@@ -490,6 +516,6 @@ class GEM(Law):
     def kernel_law(self):
         # Buffer: sticks needed until the unbroken mass is below e^-cut: about theta * cut; the kernel
         # receives the cut and the API sizes the buffer (see brw.frontier).
-        return KernelLaw(K.KIND_GEM, np.zeros((1, 1)), np.array([1.0, 0.0, self.theta, 1.0]), 0)
+        return KernelLaw(KIND_GEM, np.zeros((1, 1)), np.array([1.0, 0.0, self.theta, 1.0]), 0)
 
 

@@ -460,7 +460,7 @@ def realtrees(sources, out, *, model: str = "smollm2", contexts: int = 128, pmax
     CPU threads (None: torch's default). ``lm`` (a brw.recording.LoadedModel) skips loading;
     ``stop_after`` (tests) raises KeyboardInterrupt after that many new contexts, as an interruption would.
     Returns a summary dict (see ``summarize``)."""
-    from brw import __version__
+    from brw._version import __version__
     from brw.traces import load_trace, resolve_trace
 
     if isinstance(sources, str):
@@ -574,7 +574,7 @@ def _bundled_names():
 
 def summarize(res: RealTrees, at: list[int] | None = None) -> dict:
     """Mean accepted(P) and its standard error over contexts, per source and overall, at P in ``at``."""
-    from brw.frontier import default_at
+    from brw.results import default_at
 
     pmax = res.pmax
     at = at or default_at(pmax)

@@ -574,7 +574,7 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
     idt = id_dtype(vocab)
     full_meta = {**lm.meta, "temperature": temperature, "mode": mode, "k": k, "seed": seed, "batch": batch,
                  "tokens": tokens if mode == "sampled" else None, "recorded_positions": int(fields["entropy"].size)}
-    from brw import __version__
+    from brw._version import __version__
 
     full_meta["brw_version"] = __version__
     full_meta.update(meta or {})

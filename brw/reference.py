@@ -14,9 +14,9 @@ import heapq
 import math
 from fractions import Fraction
 
-
 from brw import _kernels as K
-from brw.frontier import _gem_cut, _kernel_args, root_keys
+from brw.frontier import root_keys
+from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, KernelArgs, gem_cut, kernel_args
 from brw.laws import parse_law
 
 __all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted", "uniform_accepted"]
@@ -140,20 +140,35 @@ def _gem(key: int, params, cut: float, width: int) -> list[float]:
     return out
 
 
-def children(kernel_args, key, prow: int = -1, limit: int | None = None) -> tuple[list[float], int]:
-    """(log-probabilities of the first ``limit`` (default all) children of the node with this key, largest
-    first, tails expanded; the node's row). prow is the parent's row (-1 for the root): table laws with
-    regimes draw rows given it. A recorded row's tail may hold ~1e9 atoms: callers pass a limit."""
-    kind, table, tails, params, cut, width = kernel_args
+def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None) -> tuple[list[float], int]:
+    """The children of one node, as the kernels draw them.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The law's kernel arguments (``brw.kernel_law.kernel_args``).
+    key : int
+        The node's 64-bit key (``brw.frontier.root_keys`` for a root, :func:`child_key` below it).
+    prow : int, optional
+        The parent's row (-1 for the root): table laws with regimes draw rows given it.
+    limit : int or None, optional
+        Most children returned (default all). A recorded row's tail may hold ~1e9 atoms: pass a limit.
+
+    Returns
+    -------
+    tuple of (list of float, int)
+        The log-probabilities of the first ``limit`` children, largest first, tails expanded; the node's row.
+    """
+    kind, table, tails, params, cut, width = args
     key = int(key)
-    if kind == K.KIND_TABLE:
+    if kind == KIND_TABLE:
         row = _table_row(table, params, key, prow)
         lp = [float(v) for v in table[row] if v > -math.inf]
         for lq, n in tails[row]:
             room = (limit - len(lp)) if limit is not None else int(n)
             lp.extend([float(lq)] * max(0, min(int(n), room)))
         return (lp if limit is None else lp[:limit]), row
-    if kind == K.KIND_DIRICHLET:
+    if kind == KIND_DIRICHLET:
         lp = _dirichlet(key, float(params[0]), int(params[1]))
     else:
         lp = _gem(key, params, cut, width)
@@ -164,7 +179,7 @@ def children(kernel_args, key, prow: int = -1, limit: int | None = None) -> tupl
 def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
     """(parent, depth, position) of the pmax smallest non-root positions, in pop order, as lists."""
     law = parse_law(law)
-    args = _kernel_args(law, _gem_cut(law, pmax))
+    args = kernel_args(law, gem_cut(law, pmax))
     root = int(root_keys(seed, 1, replicate)[0])
     heap = []
     counter = 0
@@ -190,7 +205,7 @@ def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
 def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
     """(parent, depth, position) of every non-root node with V <= x, breadth first, as lists."""
     law = parse_law(law)
-    args = _kernel_args(law, float(x))
+    args = kernel_args(law, float(x))
     root = int(root_keys(seed, 1, replicate)[0])
     parent, depth, position = [], [], []
     frontier = [(root, -1, 0.0, 0, -1)]
@@ -211,11 +226,11 @@ def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
 
 def _children_within(args, key, prow, room: float) -> int:
     """How many children of the node lie within ``room`` nats of it (tail groups counted, not expanded)."""
-    kind, table, tails, params, cut, width = args
-    lps, row = children(args, key, prow, limit=table.shape[1] if kind == K.KIND_TABLE else None)
+    table_law = args.kind == KIND_TABLE
+    lps, row = children(args, key, prow, limit=args.table.shape[1] if table_law else None)
     n = sum(1 for lp in lps if -lp <= room)
-    if kind == K.KIND_TABLE and n == len(lps):
-        for lq, cnt in tails[row]:
+    if table_law and n == len(lps):
+        for lq, cnt in args.tails[row]:
             if -lq > room:
                 break
             n += int(cnt)

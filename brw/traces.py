@@ -56,7 +56,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from brw import _kernels as K
+from brw import kernel_law as K
 from brw.errors import BrwError
 from brw.files import atomic_path, write_npz
 from brw.laws import KernelLaw, Law, register_law

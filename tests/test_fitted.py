@@ -8,7 +8,8 @@ import pytest
 from brw import BrwError, frontier, frontier_tree, parse_law, threshold_tree
 from brw import _kernels as K
 from brw.fitted import GEMMix, fit_gemmix, fit_markov, regime_of_rows
-from brw.frontier import _kernel_args, root_keys
+from brw.frontier import root_keys
+from brw.kernel_law import kernel_args
 from brw.reference import children, reference_frontier, reference_threshold
 
 MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
@@ -26,7 +27,7 @@ def test_gemmix_spec_round_trip_and_errors():
 def test_gemmix_closed_forms_against_its_own_vectors():
     """mu, mu2 and psi of gemmix equal the means of H, sum p log^2 p and sum p^t over the kernel's vectors."""
     law = parse_law(MIX)
-    args = _kernel_args(law, 60.0)
+    args = kernel_args(law, 60.0)
     keys = root_keys(5, 20000)
     h, m2, pt = [], [], []
     for key in keys:
@@ -68,7 +69,7 @@ def test_fitted_laws_match_the_reference(spec):
     _, _, rpos = reference_threshold(spec, 3.0, seed=4, replicate=2)
     np.testing.assert_allclose(np.sort(thr.position), np.sort(rpos), atol=1e-11)
     a = frontier(spec, 200, replicates=3, seed=4)
-    assert np.array_equal(a.accepted, frontier(spec, 200, replicates=3, seed=4, threads=1, parallel=False).accepted)
+    assert np.array_equal(a.accepted, frontier(spec, 200, replicates=3, seed=4, threads=1).accepted)
 
 
 def test_markov_with_one_regime_is_the_trace_law():
@@ -91,7 +92,7 @@ def test_markov_transitions_are_those_of_the_simulated_tree():
     """Parent -> child regime frequencies in simulated trees match the fitted transition matrix."""
     spec = "markov:trace=math,regimes=3"
     law = parse_law(spec)
-    args = _kernel_args(law, 50.0)
+    args = kernel_args(law, 50.0)
     offsets = law._offsets
     reg = lambda row: int(np.searchsorted(offsets, row, side="right") - 1)  # noqa: E731
     counts = np.zeros((3, 3))

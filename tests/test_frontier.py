@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from brw import BrwError, frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
-from brw.frontier import root_keys
-from brw.laws import Fixed, KernelLaw, Law
+from brw.frontier import frontier_start, kernel_threads, root_keys
+from brw.kernel_law import KIND_TABLE, KernelLaw, gem_cut, kernel_args
+from brw.laws import Fixed, Law
 from brw.reference import (children, exact_fixed_accepted, reference_frontier, reference_threshold,
                            uniform_accepted)
-from brw.frontier import _kernel_args
 
 
 class RowsLaw(Law):
@@ -47,7 +47,7 @@ class RowsLaw(Law):
     mu2 = float("nan")  # not needed by these tests
 
     def kernel_law(self):
-        return KernelLaw(K.KIND_TABLE, self._table, np.zeros(4), self._table.shape[1], self._tails)
+        return KernelLaw(KIND_TABLE, self._table, np.zeros(4), self._table.shape[1], self._tails)
 
 
 LAWS = ["fixed:p=0.7/0.3", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.5,k=8",
@@ -109,7 +109,7 @@ def test_identity_5_pathwise(law):
 def test_identity_1_level_mass_is_one():
     """For every depth n and realisation, the depth-n nodes carry total mass 1 (no child truncated)."""
     for law in ["dirichlet:alpha=0.5,k=3", "fixed:p=0.6/0.3/0.1", "dirichlet:alpha=0.2,k=4"]:
-        args = _kernel_args(parse_law(law), 50.0)
+        args = kernel_args(parse_law(law), 50.0)
         for replicate in range(3):
             level = [(int(root_keys(1, 1, replicate)[0]), 0.0)]
             for depth in range(1, 6):
@@ -153,14 +153,29 @@ def test_threshold_counts_against_tree():
 def test_same_bits_for_any_thread_count_and_kernel_twin(law):
     a = frontier(law, 2000, replicates=9, seed=4, threads=1)
     b = frontier(law, 2000, replicates=9, seed=4, threads=2)
-    c = frontier(law, 2000, replicates=9, seed=4, parallel=False)
-    for other in (b, c):
-        assert np.array_equal(a.accepted, other.accepted)
-        assert np.array_equal(a.stderr, other.stderr)
-        assert np.array_equal(a.deepest, other.deepest)
+    assert np.array_equal(a.accepted, b.accepted)
+    assert np.array_equal(a.stderr, b.stderr)
+    assert np.array_equal(a.deepest, b.deepest)
     ta = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=1)
-    tb = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=2, parallel=False)
+    tb = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=2)
     assert np.array_equal(ta.count, tb.count) and np.array_equal(ta.mass, tb.mass)
+    # The serial twins of the batch kernels (what the benchmark times) walk the same trees.
+    args = kernel_args(parse_law(law), gem_cut(parse_law(law), 2000))
+    keys = root_keys(4, 9)
+    x0 = frontier_start(parse_law(law), 2000)
+    out = [(np.empty((9, 2000)), np.empty(9, dtype=np.int64), np.empty(9)) for _ in range(2)]
+    for batch, (acc, deepest, last) in zip((K.frontier_batch, K.frontier_batch_serial), out):
+        with kernel_threads(2):
+            batch(*args.vector_args, keys, 2000, args.width, x0, acc, deepest, last)
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[1][1], a.deepest)
+    targs = kernel_args(parse_law(law), 5.0)
+    counts = []
+    for batch in (K.threshold_batch, K.threshold_batch_serial):
+        count, mass = np.zeros((6, 2), dtype=np.int64), np.zeros((6, 2))
+        batch(*targs.vector_args, root_keys(4, 6), np.array([3.0, 5.0]), 10**9, targs.width, count, mass,
+              np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.int64))
+        counts.append(np.cumsum(count, axis=1))
+    assert np.array_equal(counts[0], ta.count) and np.array_equal(counts[1], ta.count)
 
 
 def test_replicate_replays_alone_and_pmax_extends_the_same_tree():
@@ -268,13 +283,13 @@ def test_bad_threshold_levels():
 def test_compiled_streams_equal_their_plain_python_transcription(law):
     """The kernels' node vectors and rows (compiled) and the reference's (plain Python integers and floats)
     are the same numbers, bit for bit, key after key: the samplers, not only the solvers, are checked."""
-    args = _kernel_args(parse_law(law), 30.0)
+    args = kernel_args(parse_law(law), 30.0)
     kind, table, tails, params, cut, width = args
     buf = np.empty(max(width, 1))
     keys = root_keys(17, 1500)
     for i, key in enumerate(keys):
         prow = -1 if i % 3 == 0 else int(i % table.shape[0])
-        mine, row = children(args, int(key), prow, limit=table.shape[1] if kind == K.KIND_TABLE else None)
+        mine, row = children(args, int(key), prow, limit=table.shape[1] if kind == KIND_TABLE else None)
         lp, n, krow = K.node_vector(kind, table, params, cut, key, buf, prow)
         assert row == krow
         kernel = [float(v) for v in lp[:n] if v > -np.inf]

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brw import _kernels as K
-from brw.frontier import _gem_cut, _kernel_args, frontier_start, root_keys
+from brw.frontier import frontier_start, root_keys
+from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
 
 LAWS = ["fixed:p=0.7/0.3", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30",
@@ -18,7 +19,7 @@ LAWS = ["fixed:p=0.7/0.3", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.
 
 def _both(law, P, x0, replicate=0):
     law = parse_law(law)
-    kind, table, tails, params, cut, width = _kernel_args(law, _gem_cut(law, P))
+    kind, table, tails, params, cut, width = kernel_args(law, gem_cut(law, P))
     key = root_keys(3, 1, replicate)[0]
     acc_tree = np.empty(P)
     tpar, tdep, tpos = np.empty(P, np.int32), np.empty(P, np.int32), np.empty(P)
