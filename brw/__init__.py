@@ -10,6 +10,8 @@ The names below are loaded on first use (PEP 562): ``import brw`` imports neithe
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from brw._version import __version__
 from brw.errors import BrwError
@@ -43,3 +45,16 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _Face(types.ModuleType):
+    """The package module. Importing the submodule ``brw.frontier`` would bind the module over the function
+    ``brw.frontier``: the function keeps the name, as ``from brw import frontier`` promises."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Face
