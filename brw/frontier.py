@@ -9,8 +9,13 @@ accepted(P) = E[X] (bonus token excluded) as a mean and a standard error across 
 below each level x in xs. ``frontier_tree`` and ``threshold_tree`` return one replicate as flat arrays.
 
 Replicate j's tree is a function of (law, seed, j) alone: its root key comes from
-``SeedSequence(seed, spawn_key=(j,))``, and the kernels derive every node's randomness from keys
-(``brw._kernels``). The same replicate is the same tree in both solvers, at any Pmax and thread count.
+``SeedSequence(seed, spawn_key=(j,))`` (:func:`root_keys`), and the kernels derive every node's randomness from
+keys (``brw._kernels``). The same replicate is the same tree in both solvers, at any Pmax and thread count.
+``seed=None`` draws fresh entropy and the result records the seed drawn, so that any run can be replayed.
+
+Whatever else walks the same trees (the reference, policies) builds the kernels' arguments with
+``brw.kernel_law.kernel_args``, the root keys with :func:`root_keys` and runs the parallel kernels inside
+:func:`kernel_threads`.
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ def root_keys(seed: int, replicates: int, first: int = 0) -> np.ndarray:
 
 
 def _check_seed(seed) -> int:
+    """A whole number >= 0; None draws fresh entropy from the operating system (the seed to record)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BrwError(f"seed must be a whole number >= 0, got {seed!r}")
     return int(seed)
@@ -145,7 +153,20 @@ def kernel_threads(threads: int | None = None):
 
 
 def frontier_start(law: Law, pmax: int) -> float:
-    """Where the frontier kernel's pruned walk starts: N(x) ~ e^x / mu (key renewal theorem), plus a margin."""
+    """Where the frontier kernel's pruned walk starts.
+
+    Parameters
+    ----------
+    law : Law
+        The step law.
+    pmax : int
+        The largest P.
+
+    Returns
+    -------
+    float
+        log(mu (pmax + 1)) plus a margin: N(x) ~ e^x / mu (key renewal theorem), so about pmax nodes lie below.
+    """
     return math.log(max(law.mu, 1e-3) * (pmax + 1)) + FRONTIER_X_MARGIN + 3.0 / math.sqrt(pmax)
 
 
@@ -153,18 +174,49 @@ def frontier_start(law: Law, pmax: int) -> float:
 # The optimal frontier.
 
 
-def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replicate: int = 0,
-             threads: int | None = None, progress: bool = False) -> FrontierResult:
+def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, first_replicate: int = 0,
+             keep=None, threads: int | None = None, progress: bool = False) -> FrontierResult:
     """accepted(P) for every P <= pmax, averaged over independent replicate trees of ``law``.
 
-    Replicate j uses root key ``root_keys(seed, 1, j)``; ``first_replicate`` replays replicates
-    first_replicate .. first_replicate + replicates - 1 alone. Results are identical for any ``threads``.
+    Parameters
+    ----------
+    law : Law or str
+        The step law or its spec, e.g. ``"dirichlet:alpha=0.5,k=8"``.
+    pmax : int
+        The largest number P of draft (non-root) nodes.
+    replicates : int, optional
+        Independent trees (default 1).
+    seed : int or None, optional
+        Whole number >= 0; None (the default) draws fresh entropy and records it in the result.
+    first_replicate : int, optional
+        Run replicates ``first_replicate .. first_replicate + replicates - 1`` of ``seed`` (default 0): any
+        replicate replays alone.
+    keep : sequence of int, optional
+        P values (in 1..pmax) at which to keep every replicate's accepted(P), for example to fit a slope
+        per replicate and take its standard error across replicates.
+    threads : int or None, optional
+        Worker threads (default: Numba's current count). Results are identical for any count.
+    progress : bool, optional
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    FrontierResult
+        ``accepted`` and ``stderr`` for P = 1..pmax; ``replicate_values`` of shape (replicates, len(keep))
+        when ``keep`` is given.
+
+    Examples
+    --------
+    >>> res = frontier("dirichlet:alpha=0.5,k=8", 64, replicates=8, seed=1, keep=[16, 64])
+    >>> res.replicate_values.shape
+    (8, 2)
     """
     law = parse_law(law)
     pmax = _check_count(pmax, "P")
     replicates = _check_count(replicates, "replicates")
     seed = _check_seed(seed)
     first_replicate = _check_count(first_replicate, "first_replicate", minimum=0)
+    keep_idx = _check_keep(keep, pmax)
     nthreads = _threads(threads)
     if pmax >= 2**31 - 2:
         raise BrwError(f"P={pmax} is too large: at most {2**31 - 3} nodes per tree")
@@ -190,6 +242,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
         deepest = np.empty(replicates, dtype=np.int64)
         last = np.empty(replicates)
         acc = np.empty((chunk, pmax))
+        kept = np.empty((replicates, keep_idx.size))
         seconds = 0.0
         with Progress(replicates, "frontier", enabled=progress) as bar:
             for start in range(0, replicates, chunk):
@@ -199,6 +252,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
                 K.frontier_batch(*args.vector_args, keys[start:stop], pmax, args.width, x0, acc[:n],
                                  deepest[start:stop], last[start:stop])
                 seconds += time.perf_counter() - t0
+                kept[start:stop] = acc[:n, keep_idx]
                 if replicates == 1:
                     mean = acc[0]
                 for i in range(n if replicates > 1 else 0):  # Welford, in replicate order: the same bits for any
@@ -215,7 +269,20 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int = 0, *, first_replic
         raise RuntimeError(f"gem frontier reached the stick-breaking cut {args.cut:.1f}; raise GEM_MARGIN")
     stderr = np.sqrt(m2 / (replicates - 1) / replicates) if replicates > 1 else np.full(pmax, np.nan)
     return FrontierResult(str(law), law.mu, law.mu2, pmax, replicates, seed, first_replicate, mean, stderr,
-                          deepest, last, seconds)
+                          deepest, last, seconds, tuple(int(i) + 1 for i in keep_idx),
+                          kept if keep_idx.size else None)
+
+
+def _check_keep(keep, pmax: int) -> np.ndarray:
+    """Indices (P - 1) of the kept P, in the order given."""
+    if keep is None:
+        return np.zeros(0, dtype=np.int64)
+    arr = np.atleast_1d(np.asarray(keep))
+    if arr.ndim != 1 or arr.dtype == bool or (arr.size and arr.dtype.kind not in "iu"):
+        raise BrwError(f"keep must be a list of whole numbers P, got {keep!r}")
+    if np.any(arr < 1) or np.any(arr > pmax):
+        raise BrwError(f"keep values must lie in 1..pmax = 1..{pmax}, got {keep!r}")
+    return arr.astype(np.int64) - 1
 
 
 def _warm_up(args):
@@ -224,8 +291,25 @@ def _warm_up(args):
                      np.empty(1, dtype=np.int64), np.empty(1))
 
 
-def frontier_tree(law, P: int, seed: int = 0, replicate: int = 0) -> Tree:
-    """The optimal P-node tree of one replicate, in pop order."""
+def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> Tree:
+    """The optimal P-node tree of one replicate.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law or its spec.
+    P : int
+        Draft (non-root) nodes.
+    seed : int or None, optional
+        Whole number >= 0; None (the default) draws fresh entropy and records it in the tree.
+    replicate : int, optional
+        Which replicate of ``seed`` (default 0): the same tree as replicate ``replicate`` of :func:`frontier`.
+
+    Returns
+    -------
+    Tree
+        The P nodes of smallest position, in pop order (non-decreasing position).
+    """
     law = parse_law(law)
     P = _check_count(P, "P")
     seed = _check_seed(seed)
@@ -238,7 +322,7 @@ def frontier_tree(law, P: int, seed: int = 0, replicate: int = 0) -> Tree:
     acc = np.empty(P)
     key = root_keys(seed, 1, replicate)[0]
     deepest, last = K.frontier_one(*args.vector_args, key, P, acc, parent, depth, pos, np.empty(max(args.width, 1)))
-    return Tree(parent, depth, pos, str(law), seed, replicate, {"deepest": int(deepest)})
+    return Tree(parent, depth, pos, str(law), seed, replicate, int(deepest))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -259,9 +343,32 @@ def _expected_nodes(law: Law, x: float) -> float:
     return math.exp(min(x, 700.0)) / max(law.mu, 1e-3)
 
 
-def threshold(law, xs, replicates: int = 1, seed: int = 0, *, first_replicate: int = 0,
+def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_replicate: int = 0,
               max_nodes: int = 10**9, threads: int | None = None) -> ThresholdResult:
-    """Count and mass of {v non-root : V(v) <= x} for each x in xs, per replicate."""
+    """Count and mass of the non-root nodes v with V(v) <= x, for each level x, per replicate.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law or its spec.
+    xs : float or sequence of float
+        Levels, finite, >= 0 and strictly increasing.
+    replicates : int, optional
+        Independent trees (default 1).
+    seed : int or None, optional
+        Whole number >= 0; None (the default) draws fresh entropy and records it in the result.
+    first_replicate : int, optional
+        Run replicates ``first_replicate .. first_replicate + replicates - 1`` of ``seed`` (default 0).
+    max_nodes : int, optional
+        Most nodes one tree may hold below the last level (a BrwError beyond).
+    threads : int or None, optional
+        Worker threads (default: Numba's current count). Results are identical for any count.
+
+    Returns
+    -------
+    ThresholdResult
+        Cumulative counts and masses, shape (replicates, len(xs)).
+    """
     law = parse_law(law)
     xs = _check_levels(xs)
     replicates = _check_count(replicates, "replicates")
@@ -282,15 +389,35 @@ def threshold(law, xs, replicates: int = 1, seed: int = 0, *, first_replicate: i
     if np.any(visited > max_nodes):
         raise BrwError(f"the threshold tree at x={xs[-1]:g} holds more than max_nodes={max_nodes} nodes; "
                        "lower x or raise max_nodes")
-    return ThresholdResult(str(law), xs, replicates, seed, np.cumsum(count, axis=1), np.cumsum(mass, axis=1),
-                           deepest, seconds)
+    return ThresholdResult(str(law), xs, replicates, seed, first_replicate, np.cumsum(count, axis=1),
+                           np.cumsum(mass, axis=1), deepest, seconds)
 
 
-def threshold_tree(law, x: float, seed: int = 0, replicate: int = 0, max_nodes: int = 10**7) -> Tree:
-    """Every non-root node with V <= x of one replicate, depth-first (each parent before its children)."""
+def threshold_tree(law, x: float, seed: int | None = None, replicate: int = 0, max_nodes: int = 10**7) -> Tree:
+    """Every non-root node with V <= x of one replicate.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law or its spec.
+    x : float
+        The level, finite and >= 0.
+    seed : int or None, optional
+        Whole number >= 0; None (the default) draws fresh entropy and records it in the tree.
+    replicate : int, optional
+        Which replicate of ``seed`` (default 0).
+    max_nodes : int, optional
+        Most nodes the tree may hold (a BrwError beyond).
+
+    Returns
+    -------
+    Tree
+        The nodes depth-first (each parent before its children).
+    """
     law = parse_law(law)
     xs = _check_levels([x])
     seed = _check_seed(seed)
+    replicate = _check_count(replicate, "replicate", minimum=0)
     max_nodes = _check_count(max_nodes, "max_nodes")
     expect = _expected_nodes(law, float(xs[0]))
     _require_memory(min(expect, max_nodes) * 16, f"a threshold tree at x={x:g} (about {expect:.3g} nodes)",
@@ -304,12 +431,12 @@ def threshold_tree(law, x: float, seed: int = 0, replicate: int = 0, max_nodes: 
         pos = np.empty(cap)
         count = np.zeros(1, dtype=np.int64)
         mass = np.zeros(1)
-        visited, deepest = K.threshold_one(*args.vector_args, key, xs, count, mass, True, parent, depth, pos, max_nodes,
-                                           args.width)
+        visited, deepest = K.threshold_one(*args.vector_args, key, xs, count, mass, True, parent, depth, pos,
+                                           max_nodes, args.width)
         if visited > max_nodes:
             raise BrwError(f"the threshold tree at x={x:g} holds more than max_nodes={max_nodes} nodes; lower x")
         if visited <= cap:
             break
         cap = int(visited)
     return Tree(parent[:visited].copy(), depth[:visited].copy(), pos[:visited].copy(), str(law), seed, replicate,
-                {"deepest": int(deepest)})
+                int(deepest))

@@ -109,4 +109,4 @@ def test_threshold_walk_on_a_deep_law_grows_its_stack():
     par, dep, pos = reference_threshold("fixed:p=0.999/0.001", 2.0, seed=1)
     assert len(tree) == len(pos) > 1000
     assert np.array_equal(np.sort(tree.position), np.sort(pos))
-    assert tree.extra["deepest"] == max(dep)
+    assert tree.deepest == max(dep)
