@@ -31,7 +31,18 @@ __all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fi
 
 
 def gem_entropy(theta):
-    """E[H] of GEM(theta): the size-biased pick is Beta(1, theta), so E[-log B] = digamma(theta+1) - digamma(1)."""
+    """The expected entropy of GEM(theta).
+
+    Parameters
+    ----------
+    theta : float or array_like
+        GEM parameters, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        E[H] = E[-log B] with B ~ Beta(1, theta) (the size-biased pick): digamma(theta + 1) - digamma(1).
+    """
     return special.digamma(np.asarray(theta, dtype=np.float64) + 1.0) - special.digamma(1.0)
 
 
@@ -149,7 +160,20 @@ class GEMMix(Law):
 
 
 def fit_gemmix(trace, components: int = 12) -> GEMMix:
-    """Fit ``gemmix`` to the joint law of (top-1 probability, entropy) of a trace (see the module notes)."""
+    """Fit ``gemmix`` to the joint law of (top-1 probability, entropy) of a trace (see the module notes).
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+        The recorded rows.
+    components : int, optional
+        Quantile bins of the top-1 probability, one component each (default 12; empty bins are dropped).
+
+    Returns
+    -------
+    GEMMix
+        The fitted law; its mu equals the trace's mean entropy.
+    """
     if components < 1:
         raise BrwError(f"components must be >= 1, got {components}")
     top1 = np.exp(np.asarray(trace.top_logp[:, 0], dtype=np.float64))
@@ -176,7 +200,20 @@ def fit_gemmix(trace, components: int = 12) -> GEMMix:
 
 
 def regime_of_rows(entropy: np.ndarray, regimes: int) -> np.ndarray:
-    """Regime of each row: the entropy quantile bin (0 = lowest entropy)."""
+    """The regime of each row: its entropy quantile bin.
+
+    Parameters
+    ----------
+    entropy : numpy.ndarray
+        Each row's recorded entropy.
+    regimes : int
+        Number of quantile bins.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 regime per row, 0 for the lowest entropies.
+    """
     if regimes == 1:
         return np.zeros(entropy.size, dtype=np.int64)
     cuts = np.quantile(entropy, np.linspace(0, 1, regimes + 1)[1:-1])
@@ -191,8 +228,22 @@ def _consecutive(trace):
 
 
 def entropy_autocorrelation(trace, lags=(1, 2)) -> dict:
-    """Correlation of the recorded entropy at positions t and t + lag of the same text (what an i.i.d. law
-    sets to zero and a one-step Markov law makes decay geometrically)."""
+    """Correlation of the recorded entropy at positions t and t + lag of the same text.
+
+    An i.i.d. law sets it to zero; a one-step Markov law makes it decay geometrically.
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+        The recorded rows.
+    lags : sequence of int, optional
+        Lags in positions (default 1 and 2).
+
+    Returns
+    -------
+    dict
+        Lag -> Pearson correlation (NaN with fewer than three pairs).
+    """
     order, nxt = _consecutive(trace)
     h = np.asarray(trace.entropy, dtype=np.float64)[order]
     out = {}
@@ -205,9 +256,22 @@ def entropy_autocorrelation(trace, lags=(1, 2)) -> dict:
 
 
 def fit_markov(trace, regimes: int):
-    """(regime per row, transition matrix, regime frequencies): transitions counted between consecutive
-    positions of the same context (offset t -> t + 1); a regime with no recorded successor keeps the
-    frequencies as its row."""
+    """Fit the regimes of the ``markov`` law to a trace.
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+        The recorded rows.
+    regimes : int
+        Number of entropy-quantile regimes.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(regime per row, transition matrix, regime frequencies)``: transitions are counted between
+        consecutive positions of the same context (offset t -> t + 1); a regime with no recorded successor
+        keeps the frequencies as its row.
+    """
     reg = regime_of_rows(np.asarray(trace.entropy), regimes)
     freq = np.bincount(reg, minlength=regimes) / reg.size
     order, nxt = _consecutive(trace)

@@ -95,7 +95,13 @@ def _check_count(value, name: str, minimum: int = 1) -> int:
 
 
 def available_memory() -> int:
-    """Bytes of memory available now (MemAvailable), or physical memory where /proc is absent."""
+    """Memory available to a new allocation.
+
+    Returns
+    -------
+    int
+        Bytes available now (MemAvailable), or physical memory where /proc is absent.
+    """
     try:
         with open("/proc/meminfo") as f:
             for line in f:

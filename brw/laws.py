@@ -163,6 +163,19 @@ class Law:
     # -- spec ------------------------------------------------------------------------------------------
     @classmethod
     def from_spec_body(cls, body: str, spec: str) -> Law:  # pragma: no cover - abstract
+        """Build the law from the part of its spec after ``NAME:``.
+
+        Parameters
+        ----------
+        body : str
+            The parameters, ``key=value,key=value``.
+        spec : str
+            The whole spec, for error messages.
+
+        Returns
+        -------
+        Law
+        """
         raise NotImplementedError
 
     def __str__(self) -> str:
@@ -174,27 +187,62 @@ class Law:
 
     @property
     def spec(self) -> str:  # pragma: no cover - abstract
+        """The spec string that names the law; ``parse_law(law.spec) == law``."""
         raise NotImplementedError
 
     # -- exact quantities ------------------------------------------------------------------------------
     @property
     def mu(self) -> float:  # pragma: no cover - abstract
+        """E[H(p)], the expected entropy of a node's vector (nats)."""
         raise NotImplementedError
 
     @property
     def mu2(self) -> float:  # pragma: no cover - abstract
+        """E[sum p_i (log p_i)^2], the expected second log-moment (nats^2)."""
         raise NotImplementedError
 
     def psi(self, theta):  # pragma: no cover - abstract
+        """The log-Laplace transform of the branching random walk.
+
+        Parameters
+        ----------
+        theta : float or array_like
+            Where to evaluate (theta > 0 for infinite vocabularies).
+
+        Returns
+        -------
+        numpy.ndarray or float
+            log E[sum_i p_i^theta], elementwise in ``theta``.
+        """
         raise NotImplementedError
 
     # -- the spine step: draw p ~ D, J ~ p, step = -log p_J -------------------------------------------
     def spine_atoms(self):
-        """(steps, weights) when the spine step is discrete, else None."""
+        """The spine step's atoms, when it is discrete.
+
+        Returns
+        -------
+        tuple of numpy.ndarray or None
+            ``(steps, weights)``: the values -log p_J can take and their probabilities; None for a continuous
+            spine step.
+        """
         return None
 
     def spine_cdf(self, x, *, strict: bool = False):
-        """P(step <= x), or P(step < x) with ``strict``; vectorised over x."""
+        """The distribution function of the spine step -log p_J (p ~ D, J ~ p).
+
+        Parameters
+        ----------
+        x : float or array_like
+            Where to evaluate.
+        strict : bool, optional
+            P(step < x) instead of P(step <= x).
+
+        Returns
+        -------
+        numpy.ndarray
+            P(step <= x) (or < x), elementwise in ``x``.
+        """
         atoms = self.spine_atoms()
         if atoms is None:  # pragma: no cover - continuous laws override
             raise NotImplementedError
@@ -206,6 +254,20 @@ class Law:
         return cw[idx]
 
     def spine_sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Independent draws of the spine step.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The random source.
+        n : int or tuple of int
+            How many (or the shape).
+
+        Returns
+        -------
+        numpy.ndarray
+            Draws of -log p_J.
+        """
         steps, w = self.spine_atoms()
         return steps[rng.choice(steps.size, size=n, p=w / w.sum())]
 
@@ -219,6 +281,13 @@ class Law:
         return _lattice_span(steps)
 
     def kernel_law(self) -> KernelLaw:  # pragma: no cover - abstract
+        """What the kernels need to draw a node's vector.
+
+        Returns
+        -------
+        KernelLaw
+            The law's kind, table, tails and parameters (``brw.kernel_law``).
+        """
         raise NotImplementedError
 
 

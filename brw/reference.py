@@ -19,7 +19,8 @@ from brw.frontier import root_keys
 from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, KernelArgs, gem_cut, kernel_args
 from brw.laws import parse_law
 
-__all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted", "uniform_accepted"]
+__all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted",
+           "uniform_accepted"]
 
 
 _MASK = (1 << 64) - 1
@@ -35,6 +36,20 @@ def _mix64(z: int) -> int:
 
 
 def child_key(key: int, rank: int) -> int:
+    """The key of child ``rank`` (0 = most probable) of the node with key ``key``, as the kernels derive it.
+
+    Parameters
+    ----------
+    key : int
+        The parent's 64-bit key.
+    rank : int
+        The child's rank among its siblings.
+
+    Returns
+    -------
+    int
+        The child's 64-bit key.
+    """
     return _mix64((key + (rank + 1) * int(K._CHILD)) & _MASK)
 
 
@@ -177,7 +192,24 @@ def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None) ->
 
 
 def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
-    """(parent, depth, position) of the pmax smallest non-root positions, in pop order, as lists."""
+    """The optimal pmax-node tree of one replicate, by a plain best-first search.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law or its spec.
+    pmax : int
+        Nodes to pop.
+    seed : int, optional
+        The run's seed (default 0).
+    replicate : int, optional
+        Which replicate (default 0).
+
+    Returns
+    -------
+    tuple of list
+        ``(parent, depth, position)`` of the pmax smallest non-root positions, in pop order.
+    """
     law = parse_law(law)
     args = kernel_args(law, gem_cut(law, pmax))
     root = int(root_keys(seed, 1, replicate)[0])
@@ -203,7 +235,24 @@ def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
 
 
 def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
-    """(parent, depth, position) of every non-root node with V <= x, breadth first, as lists."""
+    """Every non-root node with V <= x of one replicate, by a plain breadth-first search.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law or its spec.
+    x : float
+        The level.
+    seed : int, optional
+        The run's seed (default 0).
+    replicate : int, optional
+        Which replicate (default 0).
+
+    Returns
+    -------
+    tuple of list
+        ``(parent, depth, position)``, breadth first.
+    """
     law = parse_law(law)
     args = kernel_args(law, float(x))
     root = int(root_keys(seed, 1, replicate)[0])
@@ -238,7 +287,20 @@ def _children_within(args, key, prow, room: float) -> int:
 
 
 def exact_fixed_accepted(probs, pmax: int) -> list[Fraction]:
-    """accepted(P), P = 1..pmax, for the same vector at every node, in exact rational arithmetic."""
+    """accepted(P) for the same vector at every node, in exact rational arithmetic.
+
+    Parameters
+    ----------
+    probs : sequence of float or Fraction
+        The vector.
+    pmax : int
+        The largest P.
+
+    Returns
+    -------
+    list of Fraction
+        accepted(P) for P = 1..pmax.
+    """
     p = sorted((Fraction(q) for q in probs if q > 0), reverse=True)
     heap = [(-q, i) for i, q in enumerate(p)]  # path probabilities (negated), tie-broken by insertion
     heapq.heapify(heap)
@@ -255,7 +317,20 @@ def exact_fixed_accepted(probs, pmax: int) -> list[Fraction]:
 
 
 def uniform_accepted(k: int, P: int) -> float:
-    """Identity 7: full levels of k^L nodes count 1 each; the partial level counts its share."""
+    """accepted(P) of the uniform law, in closed form (identity 7).
+
+    Parameters
+    ----------
+    k : int
+        The uniform law's vocabulary.
+    P : int
+        Draft nodes.
+
+    Returns
+    -------
+    float
+        Full levels of k^L nodes count 1 each; the partial level counts its share.
+    """
     if k == 1:
         return float(P)
     level, used, value = 1, 0, 0.0
