@@ -92,11 +92,7 @@ class SyntheticTable(Law):
 
 
 def _trace_law():
-    """A bundled trace law when ``brw.traces`` provides one, else the synthetic stand-in."""
-    try:
-        import brw.traces  # noqa: F401  (registers the trace law)
-    except ImportError:
-        return SyntheticTable()
+    """A bundled trace law when one is installed, else the synthetic stand-in."""
     for name in ("trace:chat", "trace:code", "trace:math"):
         try:
             return parse_law(name)

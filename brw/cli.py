@@ -291,7 +291,8 @@ def _add_trace_info(sub):
 
 
 def _cmd_trace_info(args) -> dict:
-    from brw.traces import load_trace, plot_summary, trace_summary
+    from brw.trace_summary import plot_summary, trace_summary
+    from brw.traces import load_trace
 
     if args.bootstrap < 1:
         raise BrwError(f"--bootstrap must be >= 1, got {args.bootstrap}")
@@ -311,7 +312,7 @@ def _cmd_trace_info(args) -> dict:
 
 
 def _show_trace_info(d: dict) -> str:
-    from brw.traces import show_summary
+    from brw.trace_summary import show_summary
 
     return show_summary(d) + (f"\nfigure: {d['plot']}" if d.get("plot") else "")
 

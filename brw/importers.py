@@ -12,7 +12,7 @@ Each choice is one context. The API gives token strings, not ids: ids index the 
 placeholder for the unseen prompt, so context c is [prompt] + its tokens.
 
 Only the top-k of each distribution is known, so its full-vocabulary entropy and second log-moment are
-*bracketed*, exactly, by :func:`brw.traces.tail_bounds`: the tail mass m = 1 - sum(top-k) lies on tokens no
+*bracketed*, exactly, by :func:`brw.tailfit.tail_bounds`: the tail mass m = 1 - sum(top-k) lies on tokens no
 more probable than the k-th, at most ``vocab_size - k`` of them. The low end puts it on as few tokens as
 possible, the high end spreads it evenly over the rest of the vocabulary. The trace stores the bracket
 (``entropy_lo/hi``, ``log_moment2_lo/hi``) and, as ``entropy`` and ``log_moment2``, a point chosen by ``tail``:
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from brw.errors import BrwError
-from brw.traces import MASS_TOL, make_trace, tail_bounds
+from brw.tailfit import tail_bounds
+from brw.traces import MASS_TOL, make_trace
 
 __all__ = ["import_logprobs", "read_logprobs_json", "TAIL_POINTS"]
 

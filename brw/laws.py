@@ -34,7 +34,7 @@ __all__ = [
 _REGISTRY: dict[str, type[Law]] = {}
 #: Laws defined outside this module, by name: the module that registers them, imported on first use (so that
 #: parsing a parametric law never loads trace files or fitting code).
-_PROVIDERS = {"trace": "brw.traces", "gemmix": "brw.fitted", "markov": "brw.fitted"}
+_PROVIDERS = {"trace": "brw.trace_law", "gemmix": "brw.fitted", "markov": "brw.fitted"}
 
 
 def register_law(cls):

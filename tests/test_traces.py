@@ -1,105 +1,21 @@
-"""Trace format, validation, the fuzzed loader, the tail fit, the trace law, importers and brw trace-info."""
+"""The trace file format: round trips, validation (every error names the file, the field and the row), and a
+reader that never unpickles, refuses what is not part of the format unread, and fuzzes clean."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trace_data import V, K, raw_save, synthetic
 
-from brw import BrwError, parse_law
-from brw.cli import main
-from brw.importers import import_logprobs
-from brw.traces import (
-    BUNDLED, DATA_DIR, MASS_TOL, SCHEMA_VERSION, fit_tails, load_trace, make_trace, save_trace, tail_bounds,
-)
-
-V = 400
-K = 8
-
-
-def _full_dist(rng, kind):
-    """A log-probability vector over V tokens of an LM-like shape."""
-    if kind == "peaked":
-        z = rng.standard_normal(V) * 2.0
-        z[rng.integers(V)] += 14.0
-    elif kind == "flat":
-        z = rng.standard_normal(V) * 0.3
-    else:
-        z = rng.standard_normal(V) * rng.uniform(0.5, 4.0) - rng.uniform(0, 2) * np.log(np.arange(1, V + 1))
-    return z - np.logaddexp.reduce(z)
-
-
-def synthetic(seed=0, contexts=5, k=K):
-    """Arrays of a valid trace whose rows are exact statistics of full V-token distributions."""
-    rng = np.random.default_rng(seed)
-    f = {key: [] for key in ("top_logp", "top_ids", "entropy", "log_moment2", "tail_mass", "taken", "taken_logp",
-                             "context", "offset")}
-    toks, offsets, plens = [], [0], []
-    for c in range(contexts):
-        plen = int(rng.integers(1, 5))
-        n = int(rng.integers(3, 12))
-        seq = list(rng.integers(0, V, size=plen))
-        for j in range(n):
-            lp = _full_dist(rng, ["peaked", "flat", "zipf"][j % 3])
-            p = np.exp(lp)
-            order = np.argsort(-lp, kind="stable")[:k]
-            tok = int(rng.choice(V, p=p / p.sum()))
-            f["top_logp"].append(lp[order])
-            f["top_ids"].append(order)
-            f["entropy"].append(-(p * lp).sum())
-            f["log_moment2"].append((p * lp * lp).sum())
-            f["tail_mass"].append(np.delete(p, order).sum())
-            f["taken"].append(tok)
-            f["taken_logp"].append(lp[tok])
-            f["context"].append(c)
-            f["offset"].append(len(seq))
-            seq.append(tok)
-        toks.extend(seq)
-        offsets.append(len(toks))
-        plens.append(plen)
-    arrays = {key: np.asarray(v) for key, v in f.items()}
-    arrays["top_logp"] = arrays["top_logp"].astype(np.float32)
-    arrays["top_ids"] = arrays["top_ids"].astype(np.uint16)
-    arrays["taken"] = arrays["taken"].astype(np.uint16)
-    arrays["context"] = arrays["context"].astype(np.int32)
-    arrays["offset"] = arrays["offset"].astype(np.int32)
-    arrays["context_tokens"] = np.asarray(toks, dtype=np.uint16)
-    arrays["context_offsets"] = np.asarray(offsets, dtype=np.int64)
-    arrays["prompt_lengths"] = np.asarray(plens, dtype=np.int32)
-    meta = {"model": "synthetic", "mode": "sampled", "temperature": 1.0, "vocab_size": V, "k": k,
-            "brw_version": "test", "device": "cpu", "dtype": "float64", "prompt_source": "tests"}
-    return arrays, meta
-
-
-@pytest.fixture
-def trace_file(tmp_path):
-    arrays, meta = synthetic()
-    path = tmp_path / "t.npz"
-    save_trace(make_trace(meta=meta, **arrays), path)
-    return path
-
-
-def raw_save(path, arrays, meta_dict, compressed=False, **override):
-    """Write an archive without validation (to make broken files)."""
-    out = {"schema_version": np.array(SCHEMA_VERSION, dtype=np.int64), "format": np.array("brw-trace"),
-           "meta": np.array(json.dumps(meta_dict))}
-    out.update(arrays)
-    for key, val in override.items():
-        if val is None:
-            out.pop(key, None)
-        else:
-            out[key] = val
-    with open(path, "wb") as f:
-        (np.savez_compressed if compressed else np.savez)(f, **out)
-    return path
+from brw import BrwError
+from brw.traces import SCHEMA_VERSION, load_trace, make_trace, save_trace
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -282,17 +198,89 @@ def test_member_that_is_not_npy(tmp_path):
         load_trace(p)
 
 
-def test_lying_header_is_not_allocated(tmp_path):
-    """A .npy header claiming a huge shape is refused before anything that size is allocated."""
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
-    buf.write(b"\0" * 64)
+def _with_member(tmp_path, name, data, drop=None):
+    """A valid archive (less the field ``drop``) with one more member written as is."""
     arrays, meta = synthetic()
-    p = raw_save(tmp_path / "h.npz", arrays, meta)
+    p = raw_save(tmp_path / "h.npz", arrays, meta, **({drop: None} if drop else {}))
     with zipfile.ZipFile(p, "a") as z:
-        z.writestr("entropy2.npy", buf.getvalue())
-    with pytest.raises(BrwError, match=r"field 'entropy2' cannot be read; the archive is truncated or corrupt"):
+        z.writestr(name, data)
+    return p
+
+
+def _npy_header(shape, descr="<f8"):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def test_member_outside_the_format_is_refused_unread(tmp_path, monkeypatch):
+    """A member that is not a field of the format is refused by name before any member is opened (a small
+    archive with a huge zero-filled extra member costs nothing to refuse)."""
+    p = _with_member(tmp_path, "notes.npy", _npy_header((1000,)) + bytes(8000))
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, name, *a, **kw):
+        opened.append(getattr(name, "filename", name))
+        return real_open(self, name, *a, **kw)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    with pytest.raises(BrwError, match=r"archive member 'notes\.npy' is not a field of a brw trace; refused unread"):
         load_trace(p)
+    assert opened == []
+
+
+def test_lying_header_is_not_allocated(tmp_path):
+    """A .npy header claiming more entries than the trace's rows allow is refused before its data are read."""
+    p = _with_member(tmp_path, "entropy.npy", _npy_header((10**12,)) + bytes(64), drop="entropy")
+    with pytest.raises(BrwError, match=r"field 'entropy' declares shape \(1000000000000,\) of float64, more than "
+                                       r"a trace allows \(at most \d+ entries of 16 bytes: one per row"):
+        load_trace(p)
+    p = _with_member(tmp_path, "context_tokens.npy", _npy_header((10**9,), "<u2") + bytes(64),
+                     drop="context_tokens")
+    with pytest.raises(BrwError, match=r"field 'context_tokens' declares shape .* \(at most \d+ entries of 16 "
+                                       r"bytes: 5 contexts of at most \d+ tokens\)"):
+        load_trace(p)
+    p = _with_member(tmp_path, "meta.npy", _npy_header((), "<U2000000") + bytes(8_000_000), drop="meta")
+    with pytest.raises(BrwError, match=r"field 'meta' declares shape \(\) of <U2000000, more than a trace allows"):
+        load_trace(p)
+
+
+def test_member_larger_than_its_header_is_refused(tmp_path):
+    """A member whose bytes run past what its .npy header declares (zeros hidden behind a small array)."""
+    arrays, _ = synthetic()
+    n = arrays["entropy"].shape[0]
+    p = _with_member(tmp_path, "entropy.npy", _npy_header((n,)) + arrays["entropy"].tobytes() + bytes(1 << 20),
+                     drop="entropy")
+    with pytest.raises(BrwError, match=r"field 'entropy' cannot be read; .* header claims \d+ bytes but the member "
+                                       r"holds \d+"):
+        load_trace(p)
+
+
+def _with_brackets(arrays):
+    """The arrays of an imported-style trace: a bracket around each row's entropy and second log-moment."""
+    out = dict(arrays)
+    for name in ("entropy", "log_moment2"):
+        out[name + "_lo"] = np.maximum(arrays[name] - 1e-3, 0.0)
+        out[name + "_hi"] = arrays[name] + 1e-3
+    return out
+
+
+FLOAT_FIELDS = ["top_logp", "entropy", "log_moment2", "tail_mass", "taken_logp", "entropy_lo", "entropy_hi",
+                "log_moment2_lo", "log_moment2_hi"]
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_every_float_field_refuses_nan_and_inf(tmp_path, name, value):
+    arrays, meta = synthetic()
+    arrays = _with_brackets(arrays)
+    make_trace(meta=meta, **arrays)  # valid as it stands
+    a = arrays[name].copy()
+    a[(3, 2) if a.ndim == 2 else 3] = value
+    arrays[name] = a
+    with pytest.raises(BrwError, match=rf"^trace .*: field '{name}' row 3: NaN or infinite value$"):
+        load_trace(raw_save(tmp_path / "f.npz", arrays, meta))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -355,287 +343,3 @@ def test_fuzz_wrong_arrays(tmp_path, field, dtype, shape, seed):
         arr = (rng.standard_normal(arr.shape) * 100).astype(arr.dtype)
     arrays, meta = synthetic(seed=1, contexts=2)
     _load_bytes(tmp_path, raw_save(tmp_path / "w.npz", arrays, meta, **{field: arr}).read_bytes())
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The tail fit: the law's row moments equal the recorded ones.
-
-
-def test_fit_tails_exact_on_lm_like_rows():
-    rng = np.random.default_rng(7)
-    Vb, k = 20000, 64
-    rows = []
-    for i in range(300):
-        z = rng.standard_normal(Vb) * rng.uniform(0.3, 6) - rng.uniform(0, 2.5) * np.log(np.arange(1, Vb + 1))
-        if i % 4 == 0:
-            z[rng.integers(Vb)] += rng.uniform(5, 30)  # confident rows: tiny tails
-        lp = z - np.logaddexp.reduce(z)
-        p = np.exp(lp)
-        rows.append((np.sort(lp)[::-1][:k], -(p * lp).sum(), (p * lp * lp).sum()))
-    top = np.array([r[0] for r in rows]).astype(np.float32)
-    H = np.array([r[1] for r in rows])
-    M2 = np.array([r[2] for r in rows])
-    tails, exact, eh, es = fit_tails(top, H, M2)
-    assert exact.all()
-    assert np.abs(eh).max() < 1e-12 and np.abs(es).max() < 1e-11
-    cnt = tails[:, :, 1]
-    assert np.all(cnt == np.round(cnt)) and np.all(cnt >= 0)
-    # Groups in decreasing q, none above the row's k-th probability.
-    lq = np.where(cnt > 0, tails[:, :, 0], -np.inf)
-    assert np.all(lq <= top[:, -1:].astype(np.float64) + 1e-15)
-    assert np.all(np.diff(np.where(cnt > 0, lq, -1e300), axis=1) <= 0)
-
-
-@settings(deadline=None, max_examples=300)
-@given(pk=st.floats(1e-9, 0.3), groups=st.lists(st.tuples(st.floats(1e-7, 1.0), st.integers(10, 10**7)),
-                                                  min_size=1, max_size=4))
-def test_fit_tails_property(pk, groups):
-    """Every tail made of real atoms (integer counts, each q <= p_k; here at least 10 per block, as beyond the
-    top-64 of a real vocabulary, where thousands of tokens share the tail) has its moments matched exactly."""
-    q = np.array([pk * u for u, _ in groups])
-    c = np.array([float(n) for _, n in groups])
-    m = float((q * c).sum())
-    if not m <= 1 - 2 * pk:
-        return  # no room left for a top-1 at least as probable as p_k
-    top = np.log(np.array([[1 - m - pk, pk]]))
-    p = np.exp(top)
-    H = np.array([-(p * top).sum() - (c * q * np.log(q)).sum()])
-    M2 = np.array([(p * top**2).sum() + (c * q * np.log(q) ** 2).sum()])
-    tails, exact, eh, es = fit_tails(top, H, M2)
-    h_t, s_t = -(c * q * np.log(q)).sum(), (c * q * np.log(q) ** 2).sum()
-    assert np.all(tails[0, :, 1] == np.round(tails[0, :, 1]))
-    lq = tails[0, :, 0][tails[0, :, 1] > 0]
-    assert np.all(lq <= top[0, -1] + 1e-12)
-    # Exact on every such tail of >= 1000 atoms (beyond the top-64 of a real vocabulary there are tens of
-    # thousands) but nearly degenerate ones: a tail whose surprisal hardly varies (three distinct
-    # positions cannot carry it; one block of equal atoms is matched by a single group only when m e^a is a
-    # whole number), one hugging the bound q <= p_k, or one below 1e-10 of the row, where round-off in
-    # m = 1 - sum(top) leaves no exact solution. Those are flagged and stay close.
-    # "Atoms" counts the ones that carry the mass: m^2 / sum n q^2 (a tail of 136 atoms of 4e-3 beside 32,836
-    # of 1e-9 has 136; hypothesis found that one, matched only to 1e-5).
-    a = h_t / m
-    sd = math.sqrt(max(s_t / m - a * a, 0.0))
-    effective = m * m / float((c * q * q).sum())
-    if m > 1e-10 and effective >= 1000 and sd > 0.1 and a - max(-math.log(pk), -math.log(m)) > 0.1:
-        assert exact[0], (eh[0] / h_t, es[0] / s_t)
-    assert abs(eh[0]) <= 0.01 * h_t + 1e-13 and abs(es[0]) <= 0.02 * s_t + 1e-12
-
-
-def test_fit_tails_no_tail():
-    top = np.log(np.array([[0.5, 0.3, 0.2]]))
-    p = np.exp(top)
-    tails, exact, eh, es = fit_tails(top, -(p * top).sum(1), (p * top**2).sum(1))
-    assert np.all(tails[:, :, 1] == 0)
-    assert abs(eh[0]) < 1e-15 and abs(es[0]) < 1e-15
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The trace law.
-
-
-def test_trace_law_matches_recorded_means(trace_file):
-    spec = f"trace:{trace_file}"
-    law = parse_law(spec)
-    t = load_trace(trace_file)
-    assert str(law) == spec and law.spec == spec and parse_law(str(law)) == law
-    assert law.tail_exact.all()
-    assert abs(law.mu - t.mu) < 1e-12 * t.mu
-    assert abs(law.mu2 - t.mu2) < 1e-12 * t.mu2
-    assert abs(float(law.psi(1.0))) < 1e-12
-    steps, w = law.spine_atoms()
-    assert abs(w.sum() - 1) < 1e-12
-    assert abs((steps * w).sum() - t.mu) < 1e-10 and abs((steps**2 * w).sum() - t.mu2) < 1e-9
-    kl = law.kernel_law()
-    assert kl.table.shape == (t.positions, K) and kl.tails.shape == (t.positions, 3, 2)
-    assert np.isfinite(law.psi(np.array([0.5, 2.0]))).all()
-
-
-def test_trace_law_simulates(trace_file):
-    from brw.frontier import frontier
-
-    law = parse_law(f"trace:{trace_file}")
-    r = frontier(law, 256, replicates=8, seed=3)
-    acc = np.asarray(r.accepted)
-    assert np.all(np.diff(acc) > 0) and 0 < acc[0] < 1 and acc[-1] < 256
-
-
-def test_trace_law_spec_errors():
-    with pytest.raises(BrwError, match=r"needs a trace: trace:PATH or one of trace:\{chat, code, math\}"):
-        parse_law("trace:")
-    with pytest.raises(BrwError, match=r"trace file no/such\.npz does not exist"):
-        parse_law("trace:no/such.npz")
-
-
-@pytest.mark.parametrize("name", sorted(BUNDLED))
-def test_bundled_traces(name):
-    path = DATA_DIR / BUNDLED[name]
-    if not path.exists():
-        pytest.skip(f"bundled trace {path.name} not generated yet (sims/record_traces.py)")
-    law = parse_law(f"trace:{name}")
-    t = law.trace
-    assert str(law) == f"trace:{name}"
-    assert t.positions >= 3000 and t.k == 64 and t.meta["mode"] == "sampled" and t.meta["temperature"] == 1.0
-    assert t.meta["vocab_size"] == 49152 and t.meta["genre"] == name
-    # Exact to round-off except on rows whose tail (< 1e-7) is smaller than the float32 rounding of the stored
-    # top-k: there a few parts in 1e8 of a row, a few parts in 1e11 of the mean.
-    assert abs(law.mu - t.mu) < 1e-9 * t.mu and abs(law.mu2 - t.mu2) < 1e-9 * t.mu2
-    assert law.tail_exact.mean() > 0.995
-    err_h, err_s = law.tail_error
-    assert np.abs(err_h).max() < 1e-6 and np.abs(err_s).max() < 1e-4
-    # Sampled at T = 1 from the recorded distributions: mean surprisal of the taken tokens estimates mu.
-    nll = -t.taken_logp.mean()
-    assert abs(nll - t.mu) < 0.15 * t.mu
-    # The contexts (prompt + answer ids) are there for real-tree expansion.
-    c = int(t.context[-1])
-    ids = t.context_ids(c)
-    assert len(ids) > t.prompt_lengths[c]
-    assert path.stat().st_size < 3_000_000
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Importers.
-
-
-def _dist(seed, vocab=60):
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal(vocab) * 2.5
-    lp = z - np.logaddexp.reduce(z)
-    return lp
-
-
-def _chat_json(dists, k, taken):
-    content = []
-    for lp, t in zip(dists, taken):
-        order = np.argsort(-lp)[:k]
-        content.append({"token": f"t{t}", "logprob": float(lp[t]), "bytes": list(f"t{t}".encode()),
-                        "top_logprobs": [{"token": f"t{i}", "logprob": float(lp[i]), "bytes": list(f"t{i}".encode())}
-                                         for i in order]})
-    return {"id": "chatcmpl-1", "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "..."},
-                         "logprobs": {"content": content}}]}
-
-
-def _completions_json(dists, k, taken):
-    return {"object": "text_completion", "choices": [{"index": 0, "text": "...", "logprobs": {
-        "tokens": ["<echo>"] + [f"t{t}" for t in taken],
-        "token_logprobs": [None] + [float(lp[t]) for lp, t in zip(dists, taken)],
-        "top_logprobs": [None] + [{f"t{i}": float(lp[i]) for i in np.argsort(-lp)[:k]} for lp in dists],
-        "text_offset": list(range(len(taken) + 1))}}]}
-
-
-@pytest.mark.parametrize("shape", ["chat", "completions"])
-def test_import_brackets_contain_truth(tmp_path, shape):
-    vocab, k = 60, 5
-    dists = [_dist(s, vocab) for s in range(12)]
-    taken = [int(np.argmax(lp)) if s % 2 else int(np.argsort(-lp)[2]) for s, lp in enumerate(dists)]
-    doc = (_chat_json if shape == "chat" else _completions_json)(dists, k, taken)
-    src = tmp_path / "r.json"
-    src.write_text(json.dumps([doc, doc]))  # two responses: two contexts
-    out = tmp_path / "imp.npz"
-    trace, s = import_logprobs([src], out, vocab_size=vocab)
-    assert s["positions"] == 24 and s["contexts"] == 2 and s["k"] == k
-    t = load_trace(out)
-    assert t.meta["mode"] == "imported" and t.token_strings is not None
-    H = np.array([-(np.exp(lp) * lp).sum() for lp in dists] * 2)
-    M2 = np.array([(np.exp(lp) * lp**2).sum() for lp in dists] * 2)
-    b = t.brackets
-    assert np.all(b["entropy_lo"] <= H + 1e-12) and np.all(H <= b["entropy_hi"] + 1e-12)
-    assert np.all(b["log_moment2_lo"] <= M2 + 1e-12) and np.all(M2 <= b["log_moment2_hi"] + 1e-12)
-    assert s["mu_bracket"][0] <= H.mean() <= s["mu_bracket"][1]
-    assert s["mu_bracket_width"] > 0 and s["mu2_bracket_width"] > 0
-    # The point the law uses lies in the bracket, and the law reproduces it.
-    assert np.all(b["entropy_lo"] <= t.entropy) and np.all(t.entropy <= b["entropy_hi"])
-    law = parse_law(f"trace:{out}")
-    assert abs(law.mu - t.mu) < 1e-9 and abs(law.mu2 - t.mu2) < 1e-9
-    # Taken tokens and their log-probabilities survive, with the prompt placeholder at offset 0.
-    assert t.token_strings[t.taken[0]] == f"t{taken[0]}"
-    np.testing.assert_allclose(t.taken_logp[:12], [lp[x] for lp, x in zip(dists, taken)])
-    assert t.token_strings[t.context_ids(0)[0]] == "<prompt>"
-
-
-def test_import_bracket_ends(tmp_path):
-    dists = [_dist(s) for s in range(6)]
-    src = tmp_path / "r.json"
-    src.write_text(json.dumps(_chat_json(dists, 4, [0] * 6)))
-    lo, s_lo = import_logprobs([src], vocab_size=60, tail="lo")
-    hi, s_hi = import_logprobs([src], vocab_size=60, tail="hi")
-    assert abs(lo.mu - s_lo["mu_bracket"][0]) < 1e-12 and abs(hi.mu - s_hi["mu_bracket"][1]) < 1e-12
-    # Wider vocabularies leave the tail more room: the bracket widens.
-    _, s_big = import_logprobs([src], vocab_size=100000)
-    assert s_big["mu_bracket_width"] > s_lo["mu_bracket_width"]
-
-
-def test_import_errors(tmp_path):
-    src = tmp_path / "r.json"
-    src.write_text(json.dumps({"choices": [{"message": {}}]}))
-    with pytest.raises(BrwError, match="no 'logprobs' object"):
-        import_logprobs([src], vocab_size=100)
-    doc = _chat_json([_dist(1)], 3, [0])
-    doc["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["logprob"] = 0.5
-    src.write_text(json.dumps(doc))
-    with pytest.raises(BrwError, match="logprob 0.5 is above 0"):
-        import_logprobs([src], vocab_size=100)
-    doc["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["logprob"] = -0.01
-    doc["choices"][0]["logprobs"]["content"][0]["top_logprobs"][1]["logprob"] = -0.02
-    src.write_text(json.dumps(doc))
-    with pytest.raises(BrwError, match=r"carry probability .* more than 1"):
-        import_logprobs([src], vocab_size=100)
-    src.write_text(json.dumps(_chat_json([_dist(1)], 3, [0])))
-    with pytest.raises(BrwError, match="vocab-size"):
-        import_logprobs([src], vocab_size=3)
-    src.write_text("{oops")
-    with pytest.raises(BrwError, match="not readable JSON"):
-        import_logprobs([src], vocab_size=100)
-    with pytest.raises(BrwError, match="does not exist"):
-        import_logprobs([tmp_path / "none.json"], vocab_size=100)
-
-
-def test_tail_bounds_exact_extremes():
-    """The bracket ends are attained: tail on as few tokens as possible, and spread evenly."""
-    top = np.log(np.array([[0.5, 0.2, 0.1]]))
-    h_lo, h_hi, s_lo, s_hi = tail_bounds(top, vocab_size=13)
-    # m = 0.2 = two tokens at p_k = 0.1 (concentrated); or 0.02 on each of 10 tokens (even).
-    assert math.isclose(h_lo[0], 0.2 * -math.log(0.1)) and math.isclose(h_hi[0], 0.2 * -math.log(0.02))
-    assert math.isclose(s_lo[0], 0.2 * math.log(0.1) ** 2) and math.isclose(s_hi[0], 0.2 * math.log(0.02) ** 2)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# brw trace-info and brw import-logprobs on the command line.
-
-
-def test_cli_trace_info(tmp_path, trace_file, capsys):
-    fig = tmp_path / "h.png"
-    assert main(["trace-info", str(trace_file), "--json", "--bootstrap", "200", "--plot", str(fig)]) == 0
-    d = json.loads(capsys.readouterr().out)
-    t = load_trace(trace_file)
-    assert d["positions"] == t.positions and d["contexts"] == 5 and d["k"] == K
-    assert math.isclose(d["mu"], t.mu) and d["mu_ci"][0] <= d["mu"] <= d["mu_ci"][1]
-    assert math.isclose(d["mu2"], t.mu2) and d["mu2_ci"][0] <= d["mu2"] <= d["mu2_ci"][1]
-    assert d["top1_above_0_9"] == pytest.approx(np.mean(np.exp(t.top_logp[:, 0].astype(float)) > 0.9))
-    assert sum(d["entropy_hist_counts"]) == t.positions
-    assert abs(d["law_mu_minus_mu"]) < 1e-12 and d["tail_exact_share"] == 1.0
-    assert fig.read_bytes()[:4] == b"\x89PNG"
-    assert main(["trace-info", str(trace_file), "--bootstrap", "100"]) == 0
-    text = capsys.readouterr().out
-    assert "positions in 5 contexts" in text and "95% CI" in text and "entropy histogram" in text
-
-
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"PK\x03\x04garbage")
-    assert main(["trace-info", str(bad)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("brw: error: trace ") and err.count("\n") == 1
-    assert main(["trace-info", "nosuchname"]) == 2
-    assert "bundled traces: chat, code, math" in capsys.readouterr().err
-
-
-def test_cli_import_logprobs(tmp_path, capsys):
-    src = tmp_path / "r.json"
-    src.write_text(json.dumps(_completions_json([_dist(s) for s in range(5)], 5, [1, 2, 3, 4, 5])))
-    out = tmp_path / "i.npz"
-    assert main(["import-logprobs", str(src), "--out", str(out), "--vocab-size", "60", "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
-    assert d["positions"] == 5 and d["mu_bracket_width"] > 0 and out.exists()
-    assert main(["import-logprobs", str(src), "--out", str(out), "--vocab-size", "60"]) == 2
-    assert "already exists" in capsys.readouterr().err

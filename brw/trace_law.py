@@ -1,0 +1,126 @@
+"""The ``trace:`` law: the empirical law of a trace's recorded rows (theory.md section 2).
+
+Each node draws a recorded row uniformly; its children are the row's top-k tokens followed by the tail groups
+of :func:`brw.tailfit.fit_tails`, so the law's ``mu`` and ``mu2`` equal the trace's recorded full-vocabulary
+means. Registered with :func:`brw.laws.parse_law` under the name ``trace``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+from scipy import special
+
+from brw.errors import BrwError
+from brw.kernel_law import KIND_TABLE, KernelLaw
+from brw.laws import Law, register_law
+from brw.tailfit import fit_tails, tail_moments
+from brw.traces import BUNDLED, load_trace, resolve_trace
+
+__all__ = ["TraceLaw"]
+
+
+@lru_cache(maxsize=16)
+def _law_arrays(path: str, mtime_ns: int, size: int):
+    trace = load_trace(path)
+    table = np.ascontiguousarray(trace.top_logp, dtype=np.float64)
+    tails, exact, err_h, err_s = fit_tails(table, trace.entropy, trace.log_moment2)
+    return trace, table, tails, exact, err_h, err_s
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class TraceLaw(Law):
+    """The empirical law of a trace's rows: each node draws a recorded row uniformly; its children are the
+    row's top-k tokens followed by the tail groups of :func:`brw.tailfit.fit_tails`, so ``mu`` and ``mu2``
+    (computed from the law's own vectors) equal the trace's recorded full-vocabulary means.
+
+    ``source`` is a bundled short name (``code``, ``math``, ``chat``) or a path; ``str(law)`` prints it back as
+    given. A file that happens to be named like a bundled trace is reached as ``trace:./code``."""
+
+    source: str
+    name: ClassVar[str] = "trace"
+
+    def __post_init__(self):
+        path = resolve_trace(self.source)
+        st = path.stat()
+        trace, table, tails, exact, err_h, err_s = _law_arrays(str(path.resolve()), st.st_mtime_ns, st.st_size)
+        object.__setattr__(self, "trace", trace)
+        object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_tails", tails)
+        object.__setattr__(self, "tail_exact", exact)
+        object.__setattr__(self, "tail_error", (err_h, err_s))
+
+    def __eq__(self, other):
+        return isinstance(other, TraceLaw) and self.source == other.source
+
+    def __hash__(self):
+        return hash(("trace", self.source))
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        body = body.strip()
+        if not body:
+            names = ", ".join(sorted(BUNDLED))
+            raise BrwError(f"law spec {spec!r} needs a trace: trace:PATH or one of trace:{{{names}}}")
+        return cls(body)
+
+    @property
+    def spec(self):
+        return f"trace:{self.source}"
+
+    @property
+    def rows(self) -> int:
+        return self._table.shape[0]
+
+    def _row_moments(self):
+        p = np.exp(self._table)
+        th, ts = tail_moments(self._tails)
+        return -(p * self._table).sum(axis=1) + th, (p * self._table**2).sum(axis=1) + ts
+
+    @property
+    def mu(self):
+        return float(np.mean(self._row_moments()[0]))
+
+    @property
+    def mu2(self):
+        return float(np.mean(self._row_moments()[1]))
+
+    def _atoms(self):
+        """(log p, log count) of every atom of every row, shape (rows, k + groups)."""
+        cnt = self._tails[:, :, 1]
+        lq = np.where(cnt > 0, self._tails[:, :, 0], 0.0)
+        with np.errstate(divide="ignore"):
+            lc = np.where(cnt > 0, np.log(np.where(cnt > 0, cnt, 1.0)), -np.inf)
+        lp = np.concatenate([self._table, lq], axis=1)
+        lcount = np.concatenate([np.zeros_like(self._table), lc], axis=1)
+        return lp, lcount
+
+    def psi(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)
+        lp, lc = self._atoms()
+        keep = np.isfinite(lc)
+        lp, lc = lp[keep], lc[keep]
+        # One theta at a time: the atoms number rows * (k + 3), too many to broadcast against a grid of thetas.
+        out = np.array([special.logsumexp(t * lp + lc) for t in theta.ravel()]) - math.log(self.rows)
+        return out.reshape(theta.shape) if theta.ndim else float(out[0])
+
+    def spine_atoms(self):
+        lp, lc = self._atoms()
+        w = np.exp(lp + lc) / self.rows
+        keep = w > 0
+        return -lp[keep], w[keep]
+
+    @property
+    def lattice_span(self):
+        # Recorded log-probabilities share no lattice; scanning ~10^5 atoms for one would be slow and pointless.
+        return 0.0
+
+    def kernel_law(self):
+        return KernelLaw(KIND_TABLE, self._table, np.zeros(4), self._table.shape[1], self._tails)
+
+

@@ -1,0 +1,196 @@
+"""What ``brw trace-info`` reports about a trace: bootstrap intervals of its means, its entropy histogram, the
+share of rows whose tail the ``trace:`` law fits exactly; and the text and figure that show them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from brw.files import atomic_path
+from brw.tailfit import TAIL_GROUPS, fit_tails
+from brw.traces import FORMAT, SCHEMA_VERSION, Trace
+
+__all__ = ["bootstrap_means", "entropy_histogram", "trace_summary", "show_summary", "plot_summary"]
+
+
+def bootstrap_means(values: np.ndarray, context: np.ndarray, replicates: int = 1000, seed: int = 0,
+                    level: float = 0.95):
+    """Percentile bootstrap interval for the mean over positions, resampling whole contexts (positions of one
+    context are not independent).
+
+    Parameters
+    ----------
+    values : array of shape (N,)
+        One value per position.
+    context : int array of shape (N,)
+        The context of each position.
+    replicates : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    lo, hi : float
+        The interval's ends (both the mean when there is a single context).
+    """
+    ctx = np.asarray(context, dtype=np.int64)
+    uniq, inv = np.unique(ctx, return_inverse=True)
+    c = uniq.shape[0]
+    sums = np.bincount(inv, weights=values, minlength=c)
+    counts = np.bincount(inv, minlength=c).astype(np.float64)
+    if c < 2:
+        m = float(sums.sum() / counts.sum())
+        return m, m
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4]))
+    idx = rng.integers(0, c, size=(replicates, c))
+    means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(means, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def entropy_histogram(entropy: np.ndarray, width: float = 0.5):
+    """Histogram of the entropies in bins of ``width`` nats from 0.
+
+    Parameters
+    ----------
+    entropy : array of shape (N,)
+        Entropies (nats).
+    width : float
+        Bin width (nats).
+
+    Returns
+    -------
+    edges : array of shape (B + 1,)
+        Bin edges, from 0.
+    counts : int array of shape (B,)
+        Positions per bin.
+    """
+    top = max(float(np.max(entropy)), width)
+    nb = int(math.ceil(top / width + 1e-12))
+    edges = np.arange(nb + 1) * width
+    counts, _ = np.histogram(entropy, bins=edges)
+    return edges, counts
+
+
+def trace_summary(trace: Trace, *, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """What ``brw trace-info`` reports.
+
+    Parameters
+    ----------
+    trace : Trace
+        A validated trace.
+    bootstrap : int
+        Bootstrap resamples for the intervals of mu and mu2.
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        JSON-ready: sizes, metadata, mu and mu2 with 95% intervals (and brackets for imported traces), the
+        entropy histogram, and how exactly the ``trace:`` law fits the rows' tails.
+    """
+    top1 = np.exp(trace.top_logp[:, 0].astype(np.float64))
+    edges, counts = entropy_histogram(trace.entropy)
+    meta = trace.meta
+    d = {
+        "file": trace.path, "format": FORMAT, "schema_version": SCHEMA_VERSION,
+        "model": meta.get("model"), "mode": meta.get("mode"), "temperature": meta.get("temperature"),
+        "vocab_size": meta.get("vocab_size"), "k": trace.k, "positions": trace.positions,
+        "contexts": trace.contexts,
+        "mu": trace.mu, "mu_ci": list(bootstrap_means(trace.entropy, trace.context, bootstrap, seed)),
+        "mu2": trace.mu2, "mu2_ci": list(bootstrap_means(trace.log_moment2, trace.context, bootstrap, seed)),
+        "ci_level": 0.95, "bootstrap": bootstrap, "seed": seed,
+        "top1_above_0_9": float(np.mean(top1 > 0.9)),
+        "mean_tail_mass": float(np.mean(trace.tail_mass)),
+        "mean_nll_taken": float(-np.mean(trace.taken_logp)),
+        "entropy_hist_edges": edges.tolist(), "entropy_hist_counts": counts.tolist(),
+        "meta": meta,
+    }
+    if trace.brackets:
+        b = trace.brackets
+        d["mu_bracket"] = [float(np.mean(b["entropy_lo"])), float(np.mean(b["entropy_hi"]))]
+        d["mu2_bracket"] = [float(np.mean(b["log_moment2_lo"])), float(np.mean(b["log_moment2_hi"]))]
+    tails, exact, err_h, err_s = fit_tails(trace.top_logp, trace.entropy, trace.log_moment2)
+    d["tail_groups"] = TAIL_GROUPS
+    d["tail_exact_share"] = float(np.mean(exact))
+    d["law_mu_minus_mu"] = float(np.mean(err_h))
+    d["law_mu2_minus_mu2"] = float(np.mean(err_s))
+    return d
+
+
+def show_summary(d: dict) -> str:
+    """The text table of a trace summary.
+
+    Parameters
+    ----------
+    d : dict
+        What :func:`trace_summary` returns.
+
+    Returns
+    -------
+    str
+        The lines ``brw trace-info`` prints.
+    """
+    lines = [f"trace {d['file']}",
+             f"  model {d['model']}  mode {d['mode']}  temperature {d['temperature']}  vocabulary {d['vocab_size']}"
+             f"  top-k {d['k']}",
+             f"  {d['positions']} positions in {d['contexts']} contexts",
+             f"  mu  = {d['mu']:.4f} nats    95% CI [{d['mu_ci'][0]:.4f}, {d['mu_ci'][1]:.4f}] (bootstrap over "
+             f"contexts, {d['bootstrap']} resamples)",
+             f"  mu2 = {d['mu2']:.4f} nats^2  95% CI [{d['mu2_ci'][0]:.4f}, {d['mu2_ci'][1]:.4f}]"]
+    if "mu_bracket" in d:
+        lines.append(f"  bracket from the truncated top-k: mu in [{d['mu_bracket'][0]:.4f}, {d['mu_bracket'][1]:.4f}], "
+                     f"mu2 in [{d['mu2_bracket'][0]:.4f}, {d['mu2_bracket'][1]:.4f}]")
+    lines += [f"  top-1 probability > 0.9 at {100 * d['top1_above_0_9']:.1f}% of positions; mean tail mass beyond "
+              f"the top {d['k']}: {d['mean_tail_mass']:.4f}; mean NLL of the taken token {d['mean_nll_taken']:.4f}",
+              f"  trace law: tail as {d['tail_groups']} groups, exact on {100 * d['tail_exact_share']:.2f}% of rows; "
+              f"law mu - mu = {d['law_mu_minus_mu']:.2e}, law mu2 - mu2 = {d['law_mu2_minus_mu2']:.2e}",
+              "  entropy histogram (nats):"]
+    counts = d["entropy_hist_counts"]
+    edges = d["entropy_hist_edges"]
+    peak = max(max(counts), 1)
+    for i, c in enumerate(counts):
+        bar = "#" * int(round(50 * c / peak))
+        lines.append(f"  {edges[i]:5.1f}-{edges[i + 1]:<5.1f} {c:>7} {bar}")
+    return "\n".join(lines)
+
+
+def plot_summary(trace: Trace, d: dict, path) -> None:
+    """Draw the entropy histogram with the mean marked, written whole or not at all.
+
+    Parameters
+    ----------
+    trace : Trace
+        The trace summarized.
+    d : dict
+        What :func:`trace_summary` returns for it.
+    path : str or Path
+        The figure file (PNG, PDF or SVG by extension).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.hist(trace.entropy, bins=np.asarray(d["entropy_hist_edges"]), color="0.6", edgecolor="0.3")
+    ax.axvline(d["mu"], color="C3", label=f"mu = {d['mu']:.3f} nats")
+    ax.set_xlabel("entropy of the next-token distribution (nats)")
+    ax.set_ylabel("positions")
+    name = Path(d["file"]).name if d["file"] else "trace"
+    ax.set_title(f"{name}: {d['positions']} positions, {d['contexts']} contexts", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
