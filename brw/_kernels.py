@@ -913,3 +913,50 @@ def _floor_batch(kind, table, params, cut, keys, n, width, out):
 
 floor_batch = njit(cache=True, parallel=True)(_floor_batch)
 floor_batch_serial = njit(cache=True)(_floor_batch)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sequoia's static-tree dynamic program (brw.sequoia has the recurrence).
+
+
+@njit(cache=True)
+def sequoia_program(p, n, unlimited, H, c, s_arg, j_arg):
+    """Fill the program's tables for trees of 1..n nodes under L = c.shape[0] depth limits at once.
+
+    Level index l holds trees of at most l + 1 levels; with ``unlimited`` (L = 1) a tree's children are
+    trees of the same table. H[l, j, m]: best sum over j children (ranks 1..j) holding m nodes in all;
+    s_arg[l, j, m]: the nodes of child j there; c[l, k]: best tree of k nodes (-inf where none fits);
+    j_arg[l, k]: its number of children. H must come filled with -inf. Candidates built on an infeasible
+    size are -inf (or NaN when p_j = 0) and never win the strict comparison.
+    """
+    L = c.shape[0]
+    W = p.shape[0]
+    for l in range(L):
+        H[l, 0, 0] = 0.0
+    for m in range(1, n + 1):
+        for l in range(L):
+            best = H[l, 0, m - 1]
+            arg = 0
+            for j in range(1, W + 1):
+                if H[l, j, m - 1] > best:
+                    best = H[l, j, m - 1]
+                    arg = j
+            c[l, m] = 1.0 + best
+            j_arg[l, m] = arg
+        if m == n:
+            break
+        for l in range(L):
+            child = l if unlimited else l - 1
+            if child < 0:
+                continue
+            for j in range(1, min(W, m) + 1):
+                pj = p[j - 1]
+                best = -np.inf
+                arg = 0
+                for a in range(1, m - j + 2):  # the other j - 1 children hold at least j - 1 nodes
+                    x = H[l, j - 1, m - a] + pj * c[child, a]
+                    if x > best:
+                        best = x
+                        arg = a
+                H[l, j, m] = best
+                s_arg[l, j, m] = arg

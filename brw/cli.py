@@ -436,6 +436,44 @@ def _show_compare(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw sequoia (brw/sequoia.py)
+
+
+def _add_sequoia(sub):
+    p = sub.add_parser("sequoia", help="Sequoia's optimal static tree for a positional acceptance vector",
+                       description="The dynamic program of Sequoia (Chen et al., arXiv 2402.12374): the tree of N "
+                                   "nodes (root counted) with the most expected tokens per step when the verifier "
+                                   "takes the drafter's k-th proposal with probability p_k at every node, beside "
+                                   "the best-first tree of the same vector sorted (its speed of light).")
+    p.add_argument("--acceptance", required=True, metavar="FILE_OR_VALUES",
+                   help="a text file in Sequoia's layout (one value a line: 0, p_1..p_W, p_none) or p_1/p_2/.../p_W")
+    p.add_argument("--n", type=int, required=True, help="nodes of the tree, root counted (as Sequoia counts)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="at most this many levels, root counted (as Sequoia counts; default: no limit)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_sequoia(args) -> dict:
+    from brw.sequoia import best_first, sequoia_tree
+
+    res = sequoia_tree(args.acceptance, args.n, args.depth)
+    d = res.to_dict()
+    d["best_first_tokens_per_step"] = float(best_first(res.acceptance, res.n)[-1])
+    d["gap"] = d["best_first_tokens_per_step"] - d["tokens_per_step"]
+    return d
+
+
+def _show_sequoia(d: dict) -> str:
+    limit = "no depth limit" if d["max_depth"] is None else f"depth at most {d['max_depth']}"
+    return "\n".join([
+        f"Sequoia tree of {d['n']} nodes (root counted), {limit}, {len(d['acceptance'])} ranks",
+        f"tokens per step {d['tokens_per_step']:.4f}   depth {d['depth']}",
+        "widths " + " ".join(str(w) for w in d["widths"]),
+        f"best-first tree of the sorted vector {d['best_first_tokens_per_step']:.4f} (gap {d['gap']:.4f})",
+    ])
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
@@ -446,6 +484,7 @@ COMMANDS = {
     "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
     "bench": (_add_bench, _cmd_bench, _show_bench),
     "compare": (_add_compare, _cmd_compare, _show_compare),
+    "sequoia": (_add_sequoia, _cmd_sequoia, _show_sequoia),
 }
 
 
