@@ -474,6 +474,52 @@ def _show_sequoia(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw speedup (brw/speedup.py)
+
+
+def _add_speedup(sub):
+    p = sub.add_parser("speedup", help="the throughput-optimal P on given hardware and the largest speed-up",
+                       description="tokens/s(P) = (accepted(P) + 1) / T(P), T(P) = verifier(P + 1 tokens) + "
+                                   "drafting time, with accepted(P) from the optimal frontier of a law: the P that "
+                                   "maximises it and the speed-up over plain decoding (1 / verifier(1 token)). No "
+                                   "drafter does better at that cost.")
+    p.add_argument("--law", required=True, help="step law spec, e.g. trace:chat")
+    p.add_argument("--cost", required=True, metavar="FILE_OR_ROOFLINE",
+                   help="a cost table (rows 'tokens seconds', e.g. from brw costcurve) or "
+                        "roofline:t1=SECONDS,knee=TOKENS")
+    p.add_argument("--P", dest="P", type=int, default=None,
+                   help="largest number of draft nodes (default: what the table covers, or twice the knee)")
+    p.add_argument("--replicates", type=int, default=100, help="frontier replicate trees (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--draft-step", dest="draft_step", type=float, default=0.0,
+                   help="drafting seconds per step (default 0)")
+    p.add_argument("--draft-token", dest="draft_token", type=float, default=0.0,
+                   help="drafting seconds per draft token (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_speedup(args) -> dict:
+    from brw.speedup import speedup
+
+    res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, draft_step=args.draft_step,
+                  draft_token=args.draft_token, threads=args.threads, progress=not args.json)
+    return res.to_dict()
+
+
+def _show_speedup(d: dict) -> str:
+    return "\n".join([
+        f"law {d['law']}   cost {d['cost']}   drafting {d['draft_step']:g} s/step + {d['draft_token']:g} s/token   "
+        f"{d['replicates']} replicates, seed {d['seed']}",
+        f"optimal P = {d['optimal_P']} (of 0..{d['pmax']}): {d['tokens_per_second']:.4g} +- "
+        f"{d['tokens_per_second_stderr']:.2g} tokens/s, accepted {d['accepted']:.4f}, {d['step_seconds']:.4g} s "
+        "per step",
+        f"plain decoding {d['plain_tokens_per_second']:.4g} tokens/s; speed-up {d['speedup']:.3f}x "
+        "(the speed of light: no drafter exceeds it at this cost)",
+    ])
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
@@ -485,6 +531,7 @@ COMMANDS = {
     "bench": (_add_bench, _cmd_bench, _show_bench),
     "compare": (_add_compare, _cmd_compare, _show_compare),
     "sequoia": (_add_sequoia, _cmd_sequoia, _show_sequoia),
+    "speedup": (_add_speedup, _cmd_speedup, _show_speedup),
 }
 
 

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from brw import _kernels as K
+from brw._version import __version__
 from brw.errors import BrwError
+from brw.results import Result
 
 __all__ = ["SequoiaTree", "acceptance_vector", "sequoia_tree", "best_first"]
 
@@ -47,7 +49,7 @@ MAX_TABLE_BYTES = 2**30
 
 
 @dataclass(frozen=True)
-class SequoiaTree:
+class SequoiaTree(Result):
     """Sequoia's optimal static tree for one acceptance vector, size and depth limit.
 
     Nodes are numbered level by level, each node's children in rank order; node 0 is the root.
@@ -61,6 +63,7 @@ class SequoiaTree:
     parent: np.ndarray  # parent[i] (-1 for the root)
     rank: np.ndarray  # rank[i] in 1..W among its siblings (0 for the root)
     curve: np.ndarray  # curve[k - 1]: tokens_per_step of the best tree of k nodes under the same limit, k = 1..n
+    version: str = __version__
 
     @property
     def depth(self) -> int:
@@ -73,9 +76,24 @@ class SequoiaTree:
         return self.tokens_per_step - 1.0
 
     def to_dict(self) -> dict:
+        """The tree's summary (the ``brw sequoia`` keys).
+
+        Returns
+        -------
+        dict
+            n, depth, max_depth, tokens_per_step, widths, acceptance (p_1..p_W) and version.
+        """
         return {"n": self.n, "depth": self.depth, "max_depth": self.max_depth,
                 "tokens_per_step": float(self.tokens_per_step), "widths": [int(w) for w in self.widths],
-                "acceptance": [float(x) for x in self.acceptance]}
+                "acceptance": [float(x) for x in self.acceptance], "version": self.version}
+
+    def _tidy(self, nodes: bool = False) -> dict:
+        """Columns n, tokens_per_step, max_depth (one row per tree size 1..n: the optimum of each); with
+        ``nodes``: node, parent, rank, depth (root 0)."""
+        if nodes:
+            depth = np.repeat(np.arange(self.depth), self.widths)
+            return {"node": np.arange(self.n), "parent": self.parent, "rank": self.rank, "depth": depth}
+        return {"n": np.arange(1, self.n + 1), "tokens_per_step": self.curve, "max_depth": [self.max_depth] * self.n}
 
 
 # --------------------------------------------------------------------------------------------------------

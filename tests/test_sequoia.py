@@ -183,3 +183,11 @@ def test_cli(capsys):
     assert main(["sequoia", "--acceptance", "0.6/0.6", "--n", "5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("brw: error:") and err.count("\n") == 1
+
+
+def test_tidy_tables():
+    res = sequoia_tree("0.6/0.3", 20, 5)
+    assert list(res.to_pandas()["tokens_per_step"]) == list(res.curve)
+    nodes = res.to_pandas(nodes=True)
+    assert list(nodes["depth"].value_counts().sort_index()) == list(res.widths)
+    assert all(nodes["depth"][1:].to_numpy() == nodes["depth"].to_numpy()[nodes["parent"][1:]] + 1)
