@@ -11,17 +11,21 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str = ""):
+def atomic_path(path, suffix: str = "", *, fsync: bool = True):
     """Yield a temporary path in the target's folder; on success it is renamed onto ``path``, on any error it
-    is removed and ``path`` is untouched. ``suffix`` keeps writers that append extensions (numpy) honest."""
+    is removed and ``path`` is untouched. ``suffix`` keeps writers that append extensions (numpy) honest.
+    ``fsync=False`` skips flushing the data to disk before the rename (milliseconds): the file is still whole
+    or absent when a process dies, but a power cut may leave it empty, so its reader must treat a file it
+    cannot parse as absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb+") as f:  # on disk before it takes the name
-            os.fsync(f.fileno())
+        if fsync:
+            with open(tmp, "rb+") as f:  # on disk before it takes the name
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
         os.replace(tmp, path)
     except BaseException:
