@@ -29,6 +29,7 @@ _LAZY = {
     "threshold_tree": "brw.frontier",
     "kernel_threads": "brw.frontier",
     "root_keys": "brw.frontier",
+    "sweep": "brw.sweep",
 }
 
 __all__ = ["__version__", "BrwError", *_LAZY]

@@ -520,6 +520,40 @@ def _show_speedup(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw sweep (brw/sweep.py)
+
+
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="a grid of laws, P values, replicates and seeds: resumable, local or on Dask",
+                       description="Run every point of a sweep config (TOML: kind, laws with {a,b} grid axes, P, "
+                                   "replicates, seed) and write the tidy table DIR/results.parquet. Finished points "
+                                   "are kept in DIR: the same command again computes only what is missing.")
+    p.add_argument("config", metavar="CONFIG.toml", help="the sweep config (see sims/sweep-example.toml)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the points and results.parquet")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run on the Dask cluster of this scheduler (e.g. tcp://host:8786)")
+    where.add_argument("--dask-local", dest="dask_local", metavar="N", type=int, default=None,
+                       help="run on a Dask LocalCluster of N worker processes")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_sweep(args) -> dict:
+    from brw.sweep import sweep
+
+    df = sweep(args.config, out=args.out, client=args.scheduler, dask_local=args.dask_local,
+               progress=not args.json)
+    return df.attrs["sweep"]
+
+
+def _show_sweep(d: dict) -> str:
+    lines = [f"{d['points']} points: {d['computed']} computed, {d['reused']} reused, {len(d['failed'])} failed "
+             f"({d['seconds']:.1f} s); table {d['out']}/results.parquet"]
+    lines += [f"failed: {f['kind']} {f['law']} P={','.join(map(str, f['P']))}: {f['error']}" for f in d["failed"]]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
@@ -532,6 +566,7 @@ COMMANDS = {
     "compare": (_add_compare, _cmd_compare, _show_compare),
     "sequoia": (_add_sequoia, _cmd_sequoia, _show_sequoia),
     "speedup": (_add_speedup, _cmd_speedup, _show_speedup),
+    "sweep": (_add_sweep, _cmd_sweep, _show_sweep),
 }
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import itertools
 import json
 import math
@@ -89,8 +90,9 @@ class Kind:
         Whether one computation gives every P of a point (its P values are rows of one point); otherwise each
         P is a point of its own.
     options : dict
-        Extra grid keys the kind reads, each mapped to a validator ``f(value, where) -> JSON value`` (part of
-        the point's description).
+        Extra grid keys the kind reads, each mapped to a validator ``f(value, where)`` that raises ``BrwError``
+        (its message starting with ``where(key)``) or returns the value as a hashable JSON value (a string, a
+        number, or a tuple of them): it becomes part of the point's description.
     """
 
     run: Callable
@@ -361,8 +363,9 @@ def load_config(path) -> Grid:
     Parameters
     ----------
     path : str or Path
-        A TOML file with the grid keys (``kind``, ``laws``, ``P``, ``replicates``, ``seed``) and any kind's
-        options, at the top level. A value may be one item or a list.
+        A TOML file with the grid keys (``kind``, ``laws``, ``P``, ``replicates``, ``seed``; the seed is 0
+        unless given, as in ``brw frontier``) and any kind's options, at the top level. A value may be one item
+        or a list.
 
     Returns
     -------
@@ -382,6 +385,7 @@ def load_config(path) -> Grid:
     except tomllib.TOMLDecodeError as e:
         raise BrwError(f"{path}: not valid TOML: {e}") from None
     lines = text.splitlines()
+    data.setdefault("seed", 0)  # as brw frontier: the same command again is the same sweep
 
     def where(key: str, index: int | None = None) -> str:
         line = _line_of(lines, key, None if index is None else data.get(key), index)
@@ -501,8 +505,12 @@ def _folder_lock(out: Path | None):
     if out is None:
         yield
         return
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as f:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / ".lock", "w")
+    except OSError as e:
+        raise BrwError(f"cannot write to out={str(out)!r}: {e.strerror}") from None
+    with lock as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -537,7 +545,9 @@ def _local(tasks, workers: int | None):
         return
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    pool = ProcessPoolExecutor(workers, mp_context=_process_context())
+    ctx = _process_context()
+    lifeline, alive = ctx.Pipe(duplex=False)  # only this process holds ``alive``
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_watch, initargs=(lifeline,))
     try:
         pending = {pool.submit(compute, point, Ps, threads): (point, Ps) for point, Ps in tasks}
         while pending:
@@ -547,6 +557,20 @@ def _local(tasks, workers: int | None):
                 yield point, Ps, fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        alive.close()
+
+
+def _watch(lifeline) -> None:
+    """In a worker: exit as soon as the sweep's process is gone (killed, even by SIGKILL), rather than wait
+    forever for work that will never come."""
+    import threading
+
+    def wait():
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        os._exit(1)
+
+    threading.Thread(target=wait, daemon=True).start()
 
 
 def _process_context():
@@ -661,12 +685,10 @@ def _table(grid: Grid, points: list[Point], store: _Store, failed: dict):
 
 
 def _typed(values: list):
-    """A parameter column as whole numbers, numbers, or text (whichever all its present values are)."""
+    """A parameter column as numbers when all its present values are numbers (whole ones too, so that a
+    column's type does not depend on the grid), else as text."""
     import pandas as pd
 
-    present = [v for v in values if v is not None]
-    if all(re.fullmatch(r"[+-]?\d+", v) for v in present):
-        return pd.array([None if v is None else int(v) for v in values], dtype="Int64")
     try:
         return pd.array([math.nan if v is None else float(v) for v in values], dtype="float64")
     except ValueError:
@@ -736,8 +758,11 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
     out = None if out is None else Path(out)
     if out is not None and out.exists() and not out.is_dir():
         raise BrwError(f"out={str(out)!r} is a file; give a folder")
-    if out is not None:
-        import pyarrow  # noqa: F401  before any work: the table is written with it
+    for module in ("pandas",) + (("pyarrow",) if out is not None else ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise BrwError(f"a sweep needs {module}: pip install 'brw[sweep]'") from None
     points = plan(grid)
     t0 = time.perf_counter()
     with _folder_lock(out):
