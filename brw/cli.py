@@ -133,7 +133,7 @@ def _show_theory(d: dict) -> str:
 
 
 def _add_realtree(sub):
-    from brw.realtree import DEFAULT_BATCH, DEFAULT_LOOKAHEAD
+    from brw.expansion import DEFAULT_BATCH, DEFAULT_LOOKAHEAD
 
     p = sub.add_parser("realtree", help="accepted(P) of real optimal trees, expanded on a real model",
                        description="At answer positions of recorded traces, expand the true best-first draft "
@@ -163,7 +163,7 @@ def _add_realtree(sub):
 
 
 def _cmd_realtree(args) -> dict:
-    from brw.realtree import realtrees
+    from brw.expansion import realtrees
 
     return realtrees(args.trace, args.out, model=args.model, contexts=args.contexts, pmax=args.P,
                      batch=args.batch, seed=args.seed, device=args.device, dtype=args.dtype,
@@ -227,7 +227,8 @@ def _add_record(sub):
 def _cmd_record(args) -> dict:
     from pathlib import Path
 
-    from brw.recording import load_model, read_prompts, record_sampled, record_teacher_forced
+    from brw.models import load_model, set_threads
+    from brw.recording import read_prompts, record_sampled, record_teacher_forced
 
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -243,12 +244,7 @@ def _cmd_record(args) -> dict:
                 texts.append(Path(t).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as e:
                 raise BrwError(f"cannot read text file {t}: {e}") from None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise BrwError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
     common = dict(temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,

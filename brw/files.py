@@ -1,8 +1,10 @@
-"""Files are written whole or not at all: write to a temporary name beside the target, then rename."""
+"""Files are written whole or not at all (a temporary name beside the target, then rename); files are
+fingerprinted by SHA-256."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -43,6 +45,43 @@ def write_npz(path, arrays: dict, *, compressed: bool = True) -> None:
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def hash_file(h, path):
+    """Feed the bytes of the file at ``path`` into the hash object ``h``, in blocks of 4 MiB.
+
+    Parameters
+    ----------
+    h : hashlib hash object
+        Updated in place.
+    path : str or Path
+        The file to read.
+
+    Returns
+    -------
+    hashlib hash object
+        ``h`` itself.
+    """
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h
+
+
+def sha256(path) -> str:
+    """The SHA-256 of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to read.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    return hash_file(hashlib.sha256(), path).hexdigest()
 
 
 def _umask() -> int:

@@ -34,14 +34,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import numpy as np
-    import torch
-
+    from brw.expansion import DEFAULT_BATCH, DEFAULT_LOOKAHEAD, expand, expand_naive
     from brw.files import write_text
-    from brw.realtree import DEFAULT_BATCH, DEFAULT_LOOKAHEAD, expand, expand_naive, pick_rows
-    from brw.recording import load_model
+    from brw.models import load_model, set_threads
+    from brw.realtree import pick_rows
     from brw.traces import load_trace
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     lm = load_model("smollm2", device="cpu")
     rows = []
     for genre in ("code", "math", "chat"):

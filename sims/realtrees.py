@@ -29,7 +29,8 @@ SEED = 0
 
 
 def main(argv=None):
-    from brw.realtree import BUNDLED_RESULTS, realtrees
+    from brw.expansion import realtrees
+    from brw.realtree import BUNDLED_RESULTS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=BUNDLED_RESULTS, help="results file (default: the bundled one)")

@@ -33,11 +33,10 @@ def main(argv=None):
                                                           "shared 2-core machine)")
     args = ap.parse_args(argv)
 
-    import torch
+    from brw.models import load_model, set_threads
+    from brw.recording import read_prompts, record_sampled
 
-    from brw.recording import load_model, read_prompts, record_sampled
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     lm = load_model("smollm2", device="cpu", log=lambda m: print(m, file=sys.stderr))
     for genre in args.genres.split(","):
         src = ROOT / "sims" / "prompts" / f"{genre}.json"
