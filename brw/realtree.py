@@ -14,6 +14,7 @@ import numpy as np
 
 from brw.errors import BrwError
 from brw.files import write_npz
+from brw.results import Result
 
 __all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "BUNDLED_RESULTS",
            "RESULTS_FORMAT", "RESULTS_SCHEMA"]
@@ -62,9 +63,14 @@ def pick_rows(trace, n: int, seed: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RealTrees:
+class RealTrees(Result):
     """Real-tree results of many contexts: ``meta`` (a dict, see the results-file comment), ``arrays`` (one
-    entry per context along the first axis) and the ``path`` they were read from or written to."""
+    entry per context along the first axis) and the ``path`` they were read from or written to.
+
+    ``to_dict()`` gives every field (arrays as lists); ``to_pandas()`` one row per source and P (mean
+    accepted(P) and its standard error; the row "all" pools the sources when there are several), or with
+    ``per_context=True`` one row per context and P.
+    """
 
     meta: dict
     arrays: dict
@@ -135,6 +141,34 @@ class RealTrees:
             raise BrwError(f"no source {source!r} in {self.path or 'these results'} (sources: "
                            f"{', '.join(self.sources)})")
         return a[self.arrays["source"] == self.sources.index(source)]
+
+    def _tidy(self, at=None, per_context: bool = False) -> dict:
+        """Columns model, source, P, accepted, stderr, contexts (one row per source and P in ``at``, default
+        every P); with ``per_context``: model, source, row, context, offset, P, accepted."""
+        P = np.arange(1, self.pmax + 1) if at is None else np.asarray(at, dtype=np.int64)
+        if P.ndim != 1 or P.size == 0 or P.min() < 1 or P.max() > self.pmax:
+            raise BrwError(f"at must hold P in 1..{self.pmax}, got {at!r}")
+        a = self.accepted()[:, P - 1]
+        model = self.meta.get("model")
+        if per_context:
+            n = a.shape[0]
+            names = np.asarray(self.sources, dtype=object)[self.arrays["source"]] if n else np.zeros(0, object)
+            return {"model": [model] * a.size, "source": np.repeat(names, P.size),
+                    **{key: np.repeat(self.arrays[key], P.size) for key in ("row", "context", "offset")},
+                    "P": np.tile(P, n), "accepted": a.ravel()}
+        groups = [(name, self.arrays["source"] == j) for j, name in enumerate(self.sources)]
+        if len(groups) > 1:
+            groups.append(("all", np.ones(a.shape[0], bool)))
+        cols = {"model": [], "source": [], "P": [], "accepted": [], "stderr": [], "contexts": []}
+        for name, sel in groups:
+            x, n = a[sel], int(sel.sum())
+            cols["source"] += [name] * P.size
+            cols["P"] += P.tolist()
+            cols["accepted"] += (x.mean(0) if n else np.full(P.size, np.nan)).tolist()
+            cols["stderr"] += (x.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.full(P.size, np.nan)).tolist()
+            cols["contexts"] += [n] * P.size
+        cols["model"] = [model] * len(cols["P"])
+        return cols
 
 
 def save_realtrees(res: RealTrees, path) -> None:

@@ -68,6 +68,17 @@ def test_save_load_round_trip(tmp_path):
     s = summarize(back, at=[1, 3])
     assert s["by_source"]["all"]["contexts"] == 3 and s["top1_max_abs_diff"] < 1e-7
     assert s["by_source"]["b"]["accepted"] == pytest.approx([0.6, 0.825])
+    df = back.to_pandas(at=[1, 3])
+    assert list(df["source"]) == ["a", "a", "b", "b", "all", "all"] and list(df["P"]) == [1, 3] * 3
+    np.testing.assert_allclose(df["accepted"][2:4], s["by_source"]["b"]["accepted"], rtol=1e-12)
+    np.testing.assert_allclose(df["stderr"][4:], s["by_source"]["all"]["stderr"], rtol=1e-12)
+    assert np.isnan(df["stderr"][0]) and list(df["contexts"]) == [1, 1, 2, 2, 3, 3]
+    per = back.to_pandas(per_context=True)
+    assert len(per) == 9 and list(per["source"][:4]) == ["a", "a", "a", "b"]
+    np.testing.assert_allclose(per["accepted"], back.accepted().ravel())
+    assert back.to_dict()["arrays"]["token"] == res.arrays["token"].tolist()
+    with pytest.raises(BrwError, match="at must hold P"):
+        back.to_pandas(at=[4])
     with pytest.raises(BrwError, match="no source 'c'"):
         back.accepted("c")
     # a curve that decreases is refused
