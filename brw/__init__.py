@@ -30,6 +30,8 @@ _LAZY = {
     "kernel_threads": "brw.frontier",
     "root_keys": "brw.frontier",
     "sweep": "brw.sweep",
+    "policies": "brw.policies",
+    "PoliciesResult": "brw.policies",
 }
 
 __all__ = ["__version__", "BrwError", *_LAZY]

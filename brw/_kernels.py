@@ -960,3 +960,328 @@ def sequoia_program(p, n, unlimited, H, c, s_arg, j_arg):
                         arg = a
                 H[l, j, m] = best
                 s_arg[l, j, m] = arg
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drafting policies (brw.policies): trees a drafter picks, scored by the verifier on the frontier's own trees.
+#
+# A drafter sees, at each node, log-weights over the node's children (the verifier's ranks): the verifier's own
+# log p, or the sorted vector of a law of its own drawn from the node's key under another salt and laid on the
+# verifier's ranks in order (okind >= 0; the drafter proposes no more children than that vector holds). The
+# weights are divided by a temperature T and, for sigma > 0, moved by sigma times standard normals from the
+# node's own noise stream, then normalised: that is q. The drafter's candidates are the children in decreasing
+# q; a table row's tail atoms (the verifier's q only) follow its explicit entries, tempered and not noised.
+# Keys, vectors and children are the verifier's, drawn exactly as the frontier kernels draw them, so a policy's
+# tree and the optimal frontier are scored on the same random tree (common random numbers).
+
+_NOISE = np.uint64(0xA54FF53A5F1D36F1)  # a node's drafter noise stream
+_DRAFTER = np.uint64(0x510E527FADE682D1)  # a node's drafter vector (a law of its own)
+
+
+@njit(cache=True)
+def drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, key, prow,
+                       vbuf, obuf, work, idx, cap, crank, clq):
+    """The drafter's view of the node ``key`` (prow: its parent's row, table laws). The first m <= cap
+    candidates, best first, go to crank[:m] (verifier ranks) and clq[:m] (drafter log-probabilities).
+    Returns (m, lp, n, row, lz, tail): the node's verifier vector as ``node_vector`` gives it, the drafter's
+    log-normaliser and whether the row's tail atoms follow as further candidates (``drafter_candidate``)."""
+    lp, n, row = node_vector(kind, table, params, cut, key, vbuf, prow)
+    nv = n
+    while nv > 0 and lp[nv - 1] == _NEG_INF:
+        nv -= 1
+    m = nv
+    base = lp
+    if okind >= 0:
+        olp, on, _ = node_vector(okind, otable, oparams, ocut, key ^ _DRAFTER, obuf, -1)
+        while on > 0 and olp[on - 1] == _NEG_INF:
+            on -= 1
+        m = min(nv, on)
+        base = olp
+    tail = okind < 0 and nv == n and tails.shape[1] > 0
+    invT = 1.0 / T
+    s = stream_start(key ^ _NOISE)
+    mx = _NEG_INF
+    for r in range(m):
+        w = base[r] * invT
+        if sigma > 0.0:
+            z, s = next_normal(s)
+            w += sigma * z
+        work[r] = w
+        if w > mx:
+            mx = w
+    lz = 0.0
+    if (T != 1.0 or sigma > 0.0) and m > 0:  # q = p itself is left untouched (no round-off)
+        tot = 0.0
+        for r in range(m):
+            tot += math.exp(work[r] - mx)
+        if tail:
+            for g in range(tails.shape[1]):
+                cnt = tails[row, g, 1]
+                if cnt > 0.0:
+                    tot += cnt * math.exp(tails[row, g, 0] * invT - mx)
+        lz = mx + math.log(tot)
+    c = min(m, cap)
+    if sigma == 0.0:  # q keeps the order of the ranks it is laid on
+        for r in range(c):
+            crank[r] = r
+            clq[r] = work[r] - lz
+    elif c > 0:
+        for r in range(m):
+            idx[r] = r
+            work[r] = -work[r]
+        if m > c:
+            select_pairs(work, idx, c - 1, m)
+        order = np.argsort(work[:c])
+        for i in range(c):
+            crank[i] = idx[order[i]]
+            clq[i] = -work[order[i]] - lz
+    return c, lp, n, row, lz, tail and c == m
+
+
+@njit(cache=True, inline="always")
+def drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail):
+    """(verifier rank, drafter log-probability) of the drafter's candidate r; rank -1 when there is none."""
+    if r < m:
+        return crank[r], clq[r]
+    if tail:
+        lq = tail_lp(tails, row, r - m)
+        if lq > _NEG_INF:
+            return n + r - m, lq / T - lz
+    return -1, _NEG_INF
+
+
+@njit(cache=True, inline="always")
+def _verifier_lp(lp, n, tails, row, vr):
+    return lp[vr] if vr < n else tail_lp(tails, row, vr - n)
+
+
+@njit(cache=True)
+def drafted_best_first_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, root_key,
+                           pmax, width, owidth, acc):
+    """The drafter's best-first tree (SpecExec): the pmax nodes of largest drafter path probability, popped in
+    order; acc[i] = the verifier's sum of path probabilities over the first i + 1. Heap entries are candidates
+    (drafter position, parent's pop index, rank among the parent's candidates); popping one pushes its next
+    sibling and its own first candidate, the parent's view drawn again (as frontier_one does)."""
+    vbuf = np.empty(max(width, 1))
+    obuf = np.empty(max(owidth, 1))
+    work = np.empty(max(width, 1))
+    idx = np.empty(max(width, 1), dtype=np.int64)
+    crank = np.empty(pmax, dtype=np.int64)
+    clq = np.empty(pmax)
+    tkey = np.empty(pmax + 1, dtype=np.uint64)  # node 0 is the root, node i the i-th popped
+    tprow = np.empty(pmax + 1, dtype=np.int64)  # the row its vector is drawn after (its parent's)
+    tv = np.empty(pmax + 1)  # verifier position
+    tq = np.empty(pmax + 1)  # drafter position
+    hq = np.empty(pmax + 2)
+    hkey = np.zeros(pmax + 2, dtype=np.uint64)
+    hr = np.empty(pmax + 2, dtype=np.int32)
+    hd = np.zeros(pmax + 2, dtype=np.int32)
+    hp = np.empty(pmax + 2, dtype=np.int32)
+    tkey[0] = root_key
+    tprow[0] = -1
+    tv[0] = 0.0
+    tq[0] = 0.0
+    m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut, T,
+                                                 sigma, root_key, -1, vbuf, obuf, work, idx, pmax, crank, clq)
+    nh = 0
+    vr, lq = drafter_candidate(0, m, crank, clq, tails, row, n, lz, T, tail)
+    if vr >= 0:
+        _heap_set(hq, hkey, hr, hd, hp, 0, -lq, 0, 0, 0, 0)
+        nh = 1
+    total = 0.0
+    for i in range(1, pmax + 1):
+        if nh == 0:  # the drafter proposes no more nodes
+            for j in range(i - 1, pmax):
+                acc[j] = total
+            return
+        q = hq[0]
+        par = hp[0]
+        r = hr[0]
+        m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut,
+                                                     T, sigma, tkey[par], tprow[par], vbuf, obuf, work, idx, pmax,
+                                                     crank, clq)
+        vr, lq = drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail)
+        vpos = tv[par] - _verifier_lp(lp, n, tails, row, vr)
+        ckey = child_key(tkey[par], vr)
+        tkey[i] = ckey
+        tprow[i] = row
+        tv[i] = vpos
+        tq[i] = q
+        total += math.exp(-vpos)
+        acc[i - 1] = total
+        vr2, lq2 = drafter_candidate(r + 1, m, crank, clq, tails, row, n, lz, T, tail)
+        if vr2 >= 0:
+            hq[0] = tq[par] - lq2
+            hr[0] = r + 1
+            _sift_down(hq, hkey, hr, hd, hp, 0, nh)
+        else:
+            nh -= 1
+            if nh > 0:
+                _heap_set(hq, hkey, hr, hd, hp, 0, hq[nh], hkey[nh], hr[nh], hd[nh], hp[nh])
+                _sift_down(hq, hkey, hr, hd, hp, 0, nh)
+        m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut,
+                                                     T, sigma, ckey, tprow[i], vbuf, obuf, work, idx, pmax, crank,
+                                                     clq)
+        vr3, lq3 = drafter_candidate(0, m, crank, clq, tails, row, n, lz, T, tail)
+        if vr3 >= 0:
+            _heap_set(hq, hkey, hr, hd, hp, nh, q - lq3, 0, 0, 0, i)
+            nh += 1
+            _sift_up(hq, hkey, hr, hd, hp, nh - 1)
+
+
+@njit(cache=True)
+def drafted_static_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, root_key,
+                       parent, rank, order, width, owidth, acc):
+    """A static tree in the drafter's ranks: node i is candidate rank[i] of node parent[i] (-1: the root), the
+    nodes listed parents first. ``order`` visits them with each parent's children together, so each parent's
+    view is drawn once. acc[i] = the verifier's sum of path probabilities over nodes 0..i (nodes the drafter
+    cannot propose count 0, and so do their subtrees); entries beyond the tree repeat its total."""
+    S = parent.shape[0]
+    cap = 1
+    for i in range(S):
+        if rank[i] + 1 > cap:
+            cap = rank[i] + 1
+    vbuf = np.empty(max(width, 1))
+    obuf = np.empty(max(owidth, 1))
+    work = np.empty(max(width, 1))
+    idx = np.empty(max(width, 1), dtype=np.int64)
+    crank = np.empty(cap, dtype=np.int64)
+    clq = np.empty(cap)
+    nkey = np.empty(S, dtype=np.uint64)
+    nprow = np.empty(S, dtype=np.int64)
+    npos = np.empty(S)
+    val = np.empty(S)
+    cur = -2
+    m, lp, n, row, lz, tail = 0, vbuf, 0, 0, 0.0, False
+    pkey = root_key
+    ppos = 0.0
+    for j in range(S):
+        i = order[j]
+        p = parent[i]
+        if p != cur:
+            cur = p
+            pkey = root_key if p < 0 else nkey[p]
+            ppos = 0.0 if p < 0 else npos[p]
+            m = 0
+            tail = False
+            if ppos < np.inf:
+                m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams,
+                                                             ocut, T, sigma, pkey, -1 if p < 0 else nprow[p], vbuf,
+                                                             obuf, work, idx, cap, crank, clq)
+        vr, lq = drafter_candidate(rank[i], m, crank, clq, tails, row, n, lz, T, tail)
+        if vr < 0:
+            npos[i] = np.inf
+            nkey[i] = 0
+            nprow[i] = -1
+            val[i] = 0.0
+            continue
+        npos[i] = ppos - _verifier_lp(lp, n, tails, row, vr)
+        nkey[i] = child_key(pkey, vr)
+        nprow[i] = row
+        val[i] = math.exp(-npos[i])
+    total = 0.0
+    for i in range(acc.shape[0]):
+        if i < S:
+            total += val[i]
+        acc[i] = total
+
+
+@njit(cache=True)
+def drafted_eagle_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, root_key, k, d,
+                      width, owidth, acc):
+    """EAGLE-2's tree: the root's top-k candidates, then d - 1 times: expand each of the last level's k best (by
+    drafter path probability) into its top-k candidates; acc[i] = the verifier's sum of path probabilities over
+    the i + 1 generated nodes of largest drafter path probability (ties: generation order, so every prefix is
+    prefix-closed); entries beyond the generated nodes repeat the total."""
+    S = k + k * k * (d - 1)
+    vbuf = np.empty(max(width, 1))
+    obuf = np.empty(max(owidth, 1))
+    work = np.empty(max(width, 1))
+    idx = np.empty(max(width, 1), dtype=np.int64)
+    crank = np.empty(k, dtype=np.int64)
+    clq = np.empty(k)
+    gkey = np.empty(S, dtype=np.uint64)
+    gprow = np.empty(S, dtype=np.int64)
+    gv = np.empty(S)
+    gq = np.empty(S)
+    sel = np.empty(k, dtype=np.int64)
+    nsel = 1
+    sel[0] = -1  # the root
+    cnt = 0
+    for _level in range(d):
+        start = cnt
+        for t in range(nsel):
+            s = sel[t]
+            skey = root_key if s < 0 else gkey[s]
+            sv = 0.0 if s < 0 else gv[s]
+            sq = 0.0 if s < 0 else gq[s]
+            m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams,
+                                                         ocut, T, sigma, skey, -1 if s < 0 else gprow[s], vbuf, obuf,
+                                                         work, idx, k, crank, clq)
+            for r in range(k):
+                vr, lq = drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail)
+                if vr < 0:
+                    break
+                gkey[cnt] = child_key(skey, vr)
+                gprow[cnt] = row
+                gv[cnt] = sv - _verifier_lp(lp, n, tails, row, vr)
+                gq[cnt] = sq - lq
+                cnt += 1
+        if cnt == start:
+            break
+        best = np.argsort(gq[start:cnt], kind="mergesort")
+        nsel = min(k, cnt - start)
+        for t in range(nsel):
+            sel[t] = start + best[t]
+    order = np.argsort(gq[:cnt], kind="mergesort")
+    total = 0.0
+    for i in range(acc.shape[0]):
+        if i < cnt:
+            total += math.exp(-gv[order[i]])
+        acc[i] = total
+
+
+@njit(cache=True)
+def drafter_accuracy(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, base, nodes, W,
+                     width, owidth, out):
+    """out[r] += the verifier's probability of the drafter's candidate r (r < W) at each of the nodes
+    child_key(base, 0 .. nodes - 1), each drawn as a root: per-rank accuracies summed (Medusa's, and Sequoia's
+    positional vector, once divided by nodes)."""
+    vbuf = np.empty(max(width, 1))
+    obuf = np.empty(max(owidth, 1))
+    work = np.empty(max(width, 1))
+    idx = np.empty(max(width, 1), dtype=np.int64)
+    crank = np.empty(W, dtype=np.int64)
+    clq = np.empty(W)
+    for j in range(nodes):
+        m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut,
+                                                     T, sigma, child_key(base, j), -1, vbuf, obuf, work, idx, W, crank, clq)
+        for r in range(W):
+            vr, lq = drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail)
+            if vr < 0:
+                break
+            out[r] += math.exp(_verifier_lp(lp, n, tails, row, vr))
+
+
+@njit(cache=True, parallel=True)
+def drafted_best_first_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, pmax,
+                             width, owidth, acc):
+    for j in prange(keys.shape[0]):
+        drafted_best_first_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j],
+                               pmax, width, owidth, acc[j])
+
+
+@njit(cache=True, parallel=True)
+def drafted_static_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, parent,
+                         rank, order, width, owidth, acc):
+    for j in prange(keys.shape[0]):
+        drafted_static_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], parent,
+                           rank, order, width, owidth, acc[j])
+
+
+@njit(cache=True, parallel=True)
+def drafted_eagle_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, k, d, width,
+                        owidth, acc):
+    for j in prange(keys.shape[0]):
+        drafted_eagle_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], k, d,
+                          width, owidth, acc[j])

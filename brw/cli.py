@@ -432,6 +432,56 @@ def _show_compare(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw policies (brw/policies.py)
+
+
+def _add_policies(sub):
+    p = sub.add_parser("policies", help="drafting policies against the optimal frontier, on the same trees",
+                       description="Score drafting policies (chains, k-ary trees, Medusa's and Sequoia's static "
+                                   "trees, SpecExec's and EAGLE-2's dynamic trees, read by a drafter that may be "
+                                   "tempered, noised or of its own law) on the same simulated trees as the optimal "
+                                   "frontier: each gap to the frontier is paired, with a small standard error.")
+    p.add_argument("--law", required=True, help="the verifier's step law spec, e.g. dirichlet:alpha=0.5,k=8")
+    p.add_argument("--P", dest="P", required=True, type=int, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--policies", default=None, metavar="LIST",
+                   help="policy specs separated by commas, e.g. chain,chains:k=4,kary:k=2,d=5,specexec:T=1.5 "
+                        "(default: brw.policies.DEFAULT_POLICIES)")
+    p.add_argument("--at", type=_int_list, default=None, help="P values to report (default: powers of 2, PMAX)")
+    p.add_argument("--replicates", type=int, default=100, help="independent trees (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_policies(args) -> dict:
+    from brw.policies import DEFAULT_POLICIES, policies
+
+    res = policies(args.law, args.P, args.policies or DEFAULT_POLICIES, args.replicates, args.seed, at=args.at, threads=args.threads,
+                   progress=not args.json)
+    return res.to_dict()
+
+
+def _show_policies(d: dict) -> str:
+    def cell(v, se=None):
+        if v is None:
+            return f"{'-':>16}"
+        return f"{v:>9.4f}" + (f" {se:>6.4f}" if se is not None else " " * 7)
+
+    name_w = max(len("frontier"), *(len(p["policy"]) for p in d["policies"]))
+    head = f"{'':<{name_w}}" + "".join(f"{'P = ' + str(P):>16}" for P in d["P"])
+    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   {d['replicates']} replicates, seed {d['seed']}",
+             "accepted (standard error)", head,
+             f"{'frontier':<{name_w}}" + "".join(cell(a, s) for a, s in zip(d["frontier"], d["frontier_stderr"]))]
+    for p in d["policies"]:
+        lines.append(f"{p['policy']:<{name_w}}" + "".join(cell(a, s) for a, s in zip(p["accepted"], p["stderr"])))
+    lines += ["gap to the frontier on the same trees (paired standard error)", head]
+    for p in d["policies"]:
+        lines.append(f"{p['policy']:<{name_w}}" + "".join(cell(g, s) for g, s in zip(p["gap"], p["gap_stderr"])))
+    lines.append("accepted = E[X], bonus token excluded; '-': not scored at that P")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
 # brw sequoia (brw/sequoia.py)
 
 
@@ -560,6 +610,7 @@ COMMANDS = {
     "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
     "bench": (_add_bench, _cmd_bench, _show_bench),
     "compare": (_add_compare, _cmd_compare, _show_compare),
+    "policies": (_add_policies, _cmd_policies, _show_policies),
     "sequoia": (_add_sequoia, _cmd_sequoia, _show_sequoia),
     "speedup": (_add_speedup, _cmd_speedup, _show_speedup),
     "sweep": (_add_sweep, _cmd_sweep, _show_sweep),
