@@ -261,7 +261,7 @@ def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
     while frontier:
         nxt = []
         for key, prow, pos, d, index in frontier:
-            lps, row = children(args, key, prow, limit=_children_within(args, key, prow, x - pos))
+            lps, row = children(args, key, prow, limit=_children_within(args, key, prow, pos, x))
             for r, lp in enumerate(lps):
                 cpos = pos - lp
                 if cpos <= x:
@@ -273,14 +273,16 @@ def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
     return parent, depth, position
 
 
-def _children_within(args, key, prow, room: float) -> int:
-    """How many children of the node lie within ``room`` nats of it (tail groups counted, not expanded)."""
+def _children_within(args, key, prow, pos: float, x: float) -> int:
+    """How many children of the node at ``pos`` lie at or below ``x`` (tail groups counted, not expanded). A
+    child's position is ``pos - lp``, the kernels' arithmetic: comparing -lp with x - pos instead loses the
+    nodes that sit exactly on a lattice level."""
     table_law = args.kind == KIND_TABLE
     lps, row = children(args, key, prow, limit=args.table.shape[1] if table_law else None)
-    n = sum(1 for lp in lps if -lp <= room)
+    n = sum(1 for lp in lps if pos - lp <= x)
     if table_law and n == len(lps):
         for lq, cnt in args.tails[row]:
-            if -lq > room:
+            if pos - lq > x:
                 break
             n += int(cnt)
     return n

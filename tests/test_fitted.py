@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from brw import BrwError, frontier, frontier_tree, parse_law, threshold_tree
+from brw import BrwError, frontier, parse_law
 from brw import _kernels as K
 from brw.fitted import GEMMix, fit_gemmix, fit_markov, regime_of_rows
 from brw.frontier import root_keys
 from brw.kernel_law import kernel_args
-from brw.reference import children, reference_frontier, reference_threshold
+from brw.reference import children
 
 MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 
@@ -58,18 +58,6 @@ def test_plain_gem_is_a_one_component_gemmix():
     a = frontier("gem:theta=2", 300, replicates=5, seed=1)
     b = frontier(GEMMix((0.0,), (2.0,), (1.0,)), 300, replicates=5, seed=1)
     assert np.array_equal(a.accepted, b.accepted)
-
-
-@pytest.mark.parametrize("spec", [MIX, "markov:trace=math,regimes=3"])
-def test_fitted_laws_match_the_reference(spec):
-    tree = frontier_tree(spec, 200, seed=4, replicate=1)
-    _, dep, pos = reference_frontier(spec, 200, seed=4, replicate=1)
-    np.testing.assert_allclose(tree.position, pos, atol=1e-11)
-    thr = threshold_tree(spec, 3.0, seed=4, replicate=2)
-    _, _, rpos = reference_threshold(spec, 3.0, seed=4, replicate=2)
-    np.testing.assert_allclose(np.sort(thr.position), np.sort(rpos), atol=1e-11)
-    a = frontier(spec, 200, replicates=3, seed=4)
-    assert np.array_equal(a.accepted, frontier(spec, 200, replicates=3, seed=4, threads=1).accepted)
 
 
 def test_markov_with_one_regime_is_the_trace_law():

@@ -20,23 +20,26 @@ def _full_dist(rng, kind):
         z[rng.integers(V)] += 14.0
     elif kind == "flat":
         z = rng.standard_normal(V) * 0.3
+    elif kind == "middle":  # Zipf-like: entropy well between "peaked" and "flat"
+        z = rng.standard_normal(V) * 0.3 - np.log(np.arange(1, V + 1))
     else:
         z = rng.standard_normal(V) * rng.uniform(0.5, 4.0) - rng.uniform(0, 2) * np.log(np.arange(1, V + 1))
     return z - np.logaddexp.reduce(z)
 
 
-def synthetic(seed=0, contexts=5, k=K):
-    """Arrays of a valid trace whose rows are exact statistics of full V-token distributions."""
+def synthetic(seed=0, contexts=5, k=K, lengths=None, kinds=("peaked", "flat", "zipf")):
+    """Arrays of a valid trace whose rows are exact statistics of full V-token distributions: ``lengths`` rows
+    per context (default random, 3 to 11), row j of a context of the kind ``kinds[j % len(kinds)]``."""
     rng = np.random.default_rng(seed)
     f = {key: [] for key in ("top_logp", "top_ids", "entropy", "log_moment2", "tail_mass", "taken", "taken_logp",
                              "context", "offset")}
     toks, offsets, plens = [], [0], []
     for c in range(contexts):
         plen = int(rng.integers(1, 5))
-        n = int(rng.integers(3, 12))
+        n = int(rng.integers(3, 12)) if lengths is None else lengths
         seq = list(rng.integers(0, V, size=plen))
         for j in range(n):
-            lp = _full_dist(rng, ["peaked", "flat", "zipf"][j % 3])
+            lp = _full_dist(rng, kinds[j % len(kinds)])
             p = np.exp(lp)
             order = np.argsort(-lp, kind="stable")[:k]
             tok = int(rng.choice(V, p=p / p.sum()))
