@@ -1,4 +1,4 @@
-"""The speed benchmark (issue 6): the frontier kernels beside the reference and the floor, in one process.
+"""The speed benchmark: the frontier kernels beside the reference and the floor, in one process.
 
 ``bench()`` runs, on the same law and sizes and interleaved in every repeat (so that load from other
 processes on a shared machine hits all of them alike):
@@ -38,9 +38,9 @@ from brw.frontier import FRONTIER_BYTES_PER_NODE, frontier_start, kernel_threads
 from brw.kernel_law import KernelLaw, gem_cut, kernel_args
 from brw.laws import Law, parse_law
 
-__all__ = ["bench", "default_laws", "show", "SyntheticTable", "TARGETS"]
+__all__ = ["bench", "default_laws", "SyntheticTable", "TARGETS"]
 
-#: The targets of issue 6.
+#: What the kernels are built to reach on a 2-core machine; ``checks`` sets each measurement beside its target.
 TARGETS = {
     "frontier_over_reference": 100.0,  # exact frontier / pure-Python reference, every law
     "frontier_nodes_per_second": 15e6,  # on 2 threads, for laws whose node randomness is one index or none
@@ -102,8 +102,8 @@ def _trace_law():
 
 
 def default_laws() -> list:
-    """The issue's three laws, and the synthetic table law: an empirical law without tails, so that the
-    reference (which pushes every child) can run on one."""
+    """A fixed vector, a Dirichlet law and a trace law, and the synthetic table law: an empirical law without
+    tails, so that the reference (which pushes every child) can run on one."""
     laws = [parse_law("fixed:p=0.7/0.3"), parse_law("dirichlet:alpha=0.5,k=8"), _trace_law()]
     if not isinstance(laws[-1], SyntheticTable):
         laws.append(SyntheticTable())
@@ -369,7 +369,7 @@ def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: 
 
 
 def checks(d: dict) -> list:
-    """Each target of issue 6 against what this run measured: [what, measured, target, met]."""
+    """Each of ``TARGETS`` against what this run measured: [what, measured, target, met]."""
     out = []
     top = max(d["threads"])
     for row in d["laws"]:
@@ -399,57 +399,3 @@ def checks(d: dict) -> list:
         out.append(["cached start-up to a first result, seconds", s["cached_compute_starts_seconds"], "< 1",
                     s["cached_compute_starts_seconds"] < 1])
     return out
-
-
-def _m(x):
-    return "-" if x is None else f"{x / 1e6:.3g}M"
-
-
-def show(d: dict) -> str:
-    th = d["threads"]
-    load = ", ".join(f"{x:.1f}" for x in d["load_average"])
-    lines = [f"brw bench {d['version']} ({d['cpus']} cpus, load average {load}): nodes per second, best of "
-             f"{d['repeats']} interleaved repeats",
-             f"{'kernel':<12}" + "".join(f"{f'{t} thread':>12}" for t in th)
-             + (f"{'speed-up':>10}{'work eff.':>10}" if len(th) > 1 else "")]
-    for row in d["laws"]:
-        r = row["nodes_per_second"]
-        lines.append(f"{row['law']}   (P = {row['P']}, {row['replicates']} replicates; threshold at x = "
-                     f"{row['threshold_x']:.2f}, {row['threshold_nodes_per_tree']:.3g} nodes per tree)")
-        if "reference" in r:
-            lines.append(f"{'reference':<12}{_m(r['reference']):>12}   (pure Python, P = {row['reference_P']})")
-        else:
-            lines.append(f"{'reference':<12}{'-':>12}   ({row['reference_note']})")
-        for kern in ("frontier", "threshold", "floor"):
-            line = f"{kern:<12}" + "".join(f"{_m(r[f'{kern}@{t}']):>12}" for t in th)
-            if "thread_scaling" in row:
-                line += f"{row['thread_scaling'][kern]:>10.2f}{row['thread_work_efficiency'][kern]:>10.2f}"
-            lines.append(line)
-        lines.append(f"{'best-first':<12}{_m(r['best_first@1']):>12}   (heap kernel of frontier_tree, one tree)")
-        q = row["ratios"]
-        ref = q["frontier_over_reference"]
-        lines.append("  ratios: " + (f"frontier/reference {ref:.0f}x, " if ref is not None else "")
-                     + f"floor/frontier {q['floor_over_frontier']:.2f}, floor/threshold "
-                     f"{q['floor_over_threshold']:.2f}, frontier/best-first {q['frontier_over_best_first_1thread']:.2f}")
-    b = d.get("big_tree")
-    if b:
-        mem = b["bytes_per_node_measured"]
-        lines.append(f"one tree of {b['nodes']:.3g} nodes ({b['law']}), brw.frontier on 1 thread: {b['seconds']:.2f} s "
-                     f"({_m(b['nodes_per_second'])} nodes/s in the kernel); peak memory "
-                     + (f"{mem:.1f}" if mem is not None else "?") + " bytes per node")
-    s = d.get("startup")
-    if s:
-        first = s.get("first_call_seconds")
-        lines.append("start-up, fresh process to first frontier result: "
-                     + (f"empty kernel cache {first:.1f} s, " if first is not None else "")
-                     + f"filled cache {s['cached_seconds']:.2f} s (first result after "
-                     f"{s['cached_compute_starts_seconds']:.2f} s of it); numba alone: import "
-                     f"{s['numba_floor']['import_numba_seconds']:.2f} s + first cached call "
-                     f"{s['numba_floor']['first_cached_call_seconds']:.2f} s")
-    lines.append("speed-up: wall-clock rate on 2 threads over 1 (needs idle cores); work eff.: CPU time per node "
-                 "on 1 thread over 2 (1.00 = threads add no work)")
-    lines.append("targets of issue 6:")
-    for what, val, target, met in d.get("checks", []):
-        mark = "n/a" if met is None else ("met" if met else "MISSED")
-        lines.append(f"  {mark:<7}{what}: {val:.3g} (target {target})")
-    return "\n".join(lines)

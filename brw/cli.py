@@ -1,7 +1,7 @@
 """The ``brw`` command line: a thin layer over the public API.
 
 Each subcommand is a function ``_cmd_NAME(args) -> dict`` plus an ``_add_NAME(subparsers)`` that declares its
-arguments; ``main`` prints the dict as JSON under ``--json`` and as text otherwise. A ``BrwError`` becomes one
+arguments; ``main`` prints the dict as JSON under ``--json`` and as a table of ``brw.tables`` otherwise. A ``BrwError`` becomes one
 line on stderr and exit status 2; anything else is a bug (status 1).
 """
 
@@ -14,15 +14,40 @@ import sys
 
 from brw.errors import BrwError
 
+# Argument types: their errors read "argument --P: expected a whole number, got 'x'".
 
-def _int_list(text: str) -> list[int]:
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _whole_list(text: str) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise BrwError(f"--at takes whole numbers separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas (e.g. 1,64,4096), "
+                                         f"got {text!r}") from None
     if not vals:
-        raise BrwError("--at needs at least one value")
+        raise argparse.ArgumentTypeError("expected at least one whole number")
     return vals
+
+
+def _check_figure(path) -> None:
+    """A figure's path is checked before any work (``brw.figures.check_path``)."""
+    if path is not None:
+        from brw.figures import check_path
+
+        check_path(path)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,18 +66,15 @@ def _add_frontier(sub):
                        description="Simulate independent replicate trees of a step law and find the optimal "
                                    "P-node draft tree exactly for every P <= PMAX.")
     p.add_argument("--law", required=True, help="step law spec, e.g. dirichlet:alpha=0.5,k=8")
-    p.add_argument("--P", dest="P", required=True, type=int, help="largest number of draft nodes (PMAX)")
-    p.add_argument("--at", type=_int_list, default=None, help="P values to report (default: powers of 2, PMAX)")
-    p.add_argument("--replicates", type=int, default=100, help="independent trees (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--P", dest="P", required=True, type=_whole, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--at", type=_whole_list, default=None, help="P values to report (default: powers of 2, PMAX)")
+    p.add_argument("--replicates", type=_whole, default=100, help="independent trees (default 100)")
+    p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=_whole, default=None, help="worker threads (default: all cores)")
     p.add_argument("--bounds", action="store_true",
                    help="also report the paper's bound, the Wald-Lorden and renewal bounds and the sharp asymptotic")
-    p.add_argument("--plot", metavar="FILE", default=None, help="also draw accepted(P) to this PNG file")
+    p.add_argument("--plot", metavar="FIGURE", default=None, help="also draw accepted(P) (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-
-
-_BOUNDS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "sharp_asymptotic")
 
 
 def _cmd_frontier(args) -> dict:
@@ -60,40 +82,19 @@ def _cmd_frontier(args) -> dict:
 
     if args.at is not None and any(p < 1 or p > args.P for p in args.at):
         raise BrwError(f"--at values must lie in 1..{args.P} (the --P given)")
-    if args.plot is not None and not args.plot.endswith(".png"):
-        raise BrwError(f"--plot writes a PNG file: give a name ending in .png, got {args.plot!r}")
+    _check_figure(args.plot)
     res = frontier(args.law, args.P, args.replicates, args.seed, threads=args.threads, progress=not args.json)
     out = res.to_dict(args.at)
-    curves = {}
     if args.bounds:
-        import numpy as np
+        from brw.theory import BOUND_KEYS, bounds
 
-        from brw import theory
-
-        grid = np.unique(np.geomspace(1, args.P, 48).astype(np.int64))
-        for name in _BOUNDS:
-            fn = getattr(theory, name)
-            out[name] = [float(v) for v in fn(res.law, out["P"])]
-            curves[name.replace("_", " ")] = (grid, fn(res.law, grid))
+        b = bounds(res.law, out["P"])
+        out.update({k: getattr(b, k).tolist() for k in BOUND_KEYS})
     if args.plot is not None:
-        from brw.plots import plot_frontier
+        from brw import figures
 
-        plot_frontier(res, args.plot, curves)
-        out["plot"] = args.plot
+        out["plot"] = figures.frontier(res, args.plot, bounds=args.bounds)
     return out
-
-
-def _show_frontier(d: dict) -> str:
-    bounds = [b for b in _BOUNDS if b in d]
-    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
-             f"{d['replicates']} replicates, seed {d['seed']}",
-             f"{'P':>10} {'accepted':>10} {'stderr':>8} {'tokens/step':>12}"
-             + "".join(f" {b.replace('_bound', '').replace('_', '-'):>12}" for b in bounds)]
-    for i, (P, a, s) in enumerate(zip(d["P"], d["accepted"], d["stderr"])):
-        se = "-" if s is None or math.isnan(s) else f"{s:.4f}"
-        lines.append(f"{P:>10} {a:>10.4f} {se:>8} {a + 1:>12.4f}" + "".join(f" {d[b][i]:>12.4f}" for b in bounds))
-    lines.append(f"{d['nodes_per_second']:.3g} nodes/s")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -105,27 +106,14 @@ def _add_theory(sub):
                        description="The paper's bound, the Wald-Lorden bound, the renewal bound (identity 6, "
                                    "bracketed) and the sharp asymptotic of accepted(P) for a step law.")
     p.add_argument("--law", required=True, help="step law spec, e.g. dirichlet:alpha=0.5,k=8")
-    p.add_argument("--at", type=_int_list, required=True, help="P values, e.g. 64,4096,65536")
+    p.add_argument("--at", type=_whole_list, required=True, help="P values, e.g. 64,4096,65536")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _cmd_theory(args) -> dict:
-    from brw.theory import theory_report
+    from brw.theory import bounds
 
-    return theory_report(args.law, args.at)
-
-
-def _show_theory(d: dict) -> str:
-    span = f"   lattice span {d['lattice_span']:.4f}" if d["lattice_span"] else ""
-    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}{span}   "
-             f"Biggins gamma = {d['biggins_gamma']:.4f}",
-             f"{'P':>10} {'asymptotic':>11} {'renewal':>9} {'+/-':>8} {'Wald-Lorden':>12} {'paper':>9} {'depth':>7}"]
-    for i, P in enumerate(d["P"]):
-        lines.append(f"{P:>10} {d['asymptotic'][i]:>11.4f} {d['renewal_bound'][i]:>9.4f} "
-                     f"{d['renewal_bound_width'][i]:>8.1e} {d['wald_lorden_bound'][i]:>12.4f} "
-                     f"{d['paper_bound'][i]:>9.4f} {d['predicted_depth'][i]:>7.2f}")
-    lines.append("accepted = E[X], bonus token excluded; renewal = identity 6 (upper end of its bracket, width +/-)")
-    return "\n".join(lines)
+    return bounds(args.law, args.at).to_dict()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -144,15 +132,15 @@ def _add_realtree(sub):
     p.add_argument("--trace", default="code,math,chat",
                    help="traces whose answers give the contexts: bundled names or files, comma-separated "
                         "(default code,math,chat)")
-    p.add_argument("--contexts", type=int, default=128, help="answer positions per trace (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the choice of positions (default 0)")
-    p.add_argument("--P", dest="P", type=int, default=256, help="largest number of draft nodes (default 256)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+    p.add_argument("--contexts", type=_whole, default=128, help="answer positions per trace (default 128)")
+    p.add_argument("--seed", type=_whole, default=0, help="seed of the choice of positions (default 0)")
+    p.add_argument("--P", dest="P", type=_whole, default=256, help="largest number of draft nodes (default 256)")
+    p.add_argument("--batch", type=_whole, default=DEFAULT_BATCH,
                    help=f"tree nodes per forward pass (default {DEFAULT_BATCH})")
-    p.add_argument("--lookahead", type=int, default=DEFAULT_LOOKAHEAD,
+    p.add_argument("--lookahead", type=_whole, default=DEFAULT_LOOKAHEAD,
                    help="tokens of the recorded answer evaluated with the context: fewer rounds on deep trees, "
                         f"same results (default {DEFAULT_LOOKAHEAD}; 0 turns it off)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is "
+    p.add_argument("--threads", type=_whole, default=None, help="torch CPU threads (default: torch's choice; 1 is "
                                                               "faster on a busy machine)")
     p.add_argument("--out", required=True, help="results file (.npz); an existing one with the same settings "
                                                 "is resumed")
@@ -169,24 +157,6 @@ def _cmd_realtree(args) -> dict:
                      batch=args.batch, seed=args.seed, device=args.device, dtype=args.dtype,
                      lookahead=args.lookahead, threads=args.threads, store_float32=args.float32,
                      progress=not args.json)
-
-
-def _show_realtree(d: dict) -> str:
-    names = list(d["by_source"])
-    lines = [f"{d['model']}: real optimal trees, {d['contexts']} contexts in {d['file']} "
-             f"({d['new_contexts']} new, {d['resumed_contexts']} resumed)",
-             f"{'P':>6} " + " ".join(f"{n + ' (' + str(d['by_source'][n]['contexts']) + ')':>22}" for n in names)]
-    for j, P in enumerate(d["P"]):
-        cells = []
-        for n in names:
-            a, s = d["by_source"][n]["accepted"][j], d["by_source"][n]["stderr"][j]
-            cells.append(f"{'-' if a is None else f'{a:.3f}':>12} +- {'-' if s is None else f'{s:.3f}':<6}")
-        lines.append(f"{P:>6} " + " ".join(cells))
-    if d["nodes_per_second"]:
-        lines.append(f"{d['nodes_per_second']:.3g} tree nodes/s, {d['seconds_per_context']:.2f} s per context on "
-                     f"{d['device']} (batch {d['batch']}); {d['evaluated_per_node']:.2f} nodes evaluated per "
-                     f"tree node")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -206,19 +176,19 @@ def _add_record(sub):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", help="prompt file (.json list, or text with one prompt per line): sampled mode")
     src.add_argument("--text", nargs="+", help="text file(s) to teacher-force: teacher-forced mode")
-    p.add_argument("--tokens", type=int, default=200, help="tokens to sample per prompt (default 200)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature T; the recorded "
+    p.add_argument("--tokens", type=_whole, default=200, help="tokens to sample per prompt (default 200)")
+    p.add_argument("--temperature", type=_number, default=1.0, help="sampling temperature T; the recorded "
                                                                    "distribution is softmax(logits/T) (default 1)")
-    p.add_argument("--top-k", dest="top_k", type=int, default=64, help="top log-probabilities kept per position "
+    p.add_argument("--top-k", dest="top_k", type=_whole, default=64, help="top log-probabilities kept per position "
                                                                         "(default 64)")
-    p.add_argument("--batch", type=int, default=8, help="prompts or text windows per forward pass (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--batch", type=_whole, default=8, help="prompts or text windows per forward pass (default 8)")
+    p.add_argument("--seed", type=_whole, default=0, help="sampling seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dtype", default="float32", help="model weights: float32, bfloat16 or float16 (statistics are "
                                                       "always float64)")
-    p.add_argument("--max-len", dest="max_len", type=int, default=512, help="teacher-forced window in tokens")
+    p.add_argument("--max-len", dest="max_len", type=_whole, default=512, help="teacher-forced window in tokens")
     p.add_argument("--raw", action="store_true", help="feed prompts as plain text, without the chat template")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=_whole, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-cache", dest="no_cache", action="store_true",
                    help="load a GGUF model directly instead of through the dequantised copy in the user cache")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -264,53 +234,32 @@ def _cmd_record(args) -> dict:
     return res
 
 
-def _show_record(d: dict) -> str:
-    rate = d["positions_per_second"]
-    return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts ({d['mode']}, "
-            f"{d['model']} on {d['device']})\n"
-            f"mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
-            f"{d['recorded_now']} positions recorded now in {d['seconds']:.1f} s"
-            + (f" ({rate:.1f}/s)" if rate else "")
-            + (f", {d['resumed_batches']} of {d['batches']} batches resumed" if d["resumed_batches"] else ""))
-
-
 def _add_trace_info(sub):
     p = sub.add_parser("trace-info", help="summary of a trace file: mu, mu2 with confidence intervals, histogram",
                        description="Positions, contexts, mu and mu2 with bootstrap confidence intervals over "
                                    "contexts, the share of confident positions and an entropy histogram. FILE is "
                                    "a trace file or a bundled short name (code, math, chat).")
     p.add_argument("file", metavar="FILE", help="trace file (.npz) or bundled name: code, math, chat")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap", type=_whole, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=_whole, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--plot", metavar="FIGURE", default=None, help="also draw the entropy histogram (png/pdf/svg)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _cmd_trace_info(args) -> dict:
-    from brw.trace_summary import plot_summary, trace_summary
+    from brw.trace_summary import trace_summary
     from brw.traces import load_trace
 
     if args.bootstrap < 1:
         raise BrwError(f"--bootstrap must be >= 1, got {args.bootstrap}")
+    _check_figure(args.plot)
     trace = load_trace(args.file)
     d = trace_summary(trace, bootstrap=args.bootstrap, seed=args.seed)
-    if args.plot:
-        from pathlib import Path
+    if args.plot is not None:
+        from brw import figures
 
-        parent = Path(args.plot).parent
-        if str(parent) and not parent.is_dir():
-            raise BrwError(f"--plot {args.plot}: folder {parent} does not exist")
-        if Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise BrwError(f"--plot {args.plot} must end in .png, .pdf or .svg")
-        plot_summary(trace, d, args.plot)
-        d["plot"] = str(args.plot)
+        d["plot"] = figures.trace_summary(trace.entropy, d, args.plot)
     return d
-
-
-def _show_trace_info(d: dict) -> str:
-    from brw.trace_summary import show_summary
-
-    return show_summary(d) + (f"\nfigure: {d['plot']}" if d.get("plot") else "")
 
 
 def _add_import_logprobs(sub):
@@ -321,7 +270,7 @@ def _add_import_logprobs(sub):
                                    "stores the bracket and a point inside it (--tail).")
     p.add_argument("files", nargs="+", metavar="JSON", help="response file(s)")
     p.add_argument("--out", required=True, help="trace file to write (.npz)")
-    p.add_argument("--vocab-size", dest="vocab_size", type=int, required=True,
+    p.add_argument("--vocab-size", dest="vocab_size", type=_whole, required=True,
                    help="the model's vocabulary size (bounds how far the tail can spread)")
     p.add_argument("--tail", default="mid", help="point inside the bracket the trace law uses: mid (default), lo, hi")
     p.add_argument("--model", default="unknown", help="model name to record in the trace metadata")
@@ -340,15 +289,6 @@ def _cmd_import_logprobs(args) -> dict:
     return summary
 
 
-def _show_import_logprobs(d: dict) -> str:
-    return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts, top-{d['k']} of a "
-            f"{d['vocab_size']}-token vocabulary, mean tail mass {d['mean_tail_mass']:.4f}\n"
-            f"mu  in [{d['mu_bracket'][0]:.4f}, {d['mu_bracket'][1]:.4f}] (width {d['mu_bracket_width']:.4f}); "
-            f"trace uses {d['mu']:.4f} ({d['tail_point']})\n"
-            f"mu2 in [{d['mu2_bracket'][0]:.4f}, {d['mu2_bracket'][1]:.4f}] (width {d['mu2_bracket_width']:.4f}); "
-            f"trace uses {d['mu2']:.4f}")
-
-
 # --------------------------------------------------------------------------------------------------------
 # brw bench
 
@@ -360,12 +300,12 @@ def _add_bench(sub):
                                    "large tree; start-up time with an empty and a filled kernel cache.")
     p.add_argument("--law", action="append", default=None,
                    help="step law spec (repeatable; default: fixed:p=0.7/0.3, dirichlet:alpha=0.5,k=8, a trace law)")
-    p.add_argument("--P", dest="P", type=int, default=100_000, help="nodes per replicate tree (default 100000)")
-    p.add_argument("--replicates", type=int, default=8, help="replicate trees per timed call (default 8)")
-    p.add_argument("--reference-P", dest="reference_P", type=int, default=5_000,
+    p.add_argument("--P", dest="P", type=_whole, default=100_000, help="nodes per replicate tree (default 100000)")
+    p.add_argument("--replicates", type=_whole, default=8, help="replicate trees per timed call (default 8)")
+    p.add_argument("--reference-P", dest="reference_P", type=_whole, default=5_000,
                    help="nodes of the pure-Python reference's tree (default 5000)")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats, best kept (default 5)")
-    p.add_argument("--big", type=int, default=10**7, help="nodes of the one large tree, 0 to skip (default 1e7)")
+    p.add_argument("--repeats", type=_whole, default=5, help="interleaved repeats, best kept (default 5)")
+    p.add_argument("--big", type=_whole, default=10**7, help="nodes of the one large tree, 0 to skip (default 1e7)")
     p.add_argument("--no-cold-start", dest="cold_start", action="store_false",
                    help="skip the start-up with an empty kernel cache (it compiles every kernel: minutes)")
     p.add_argument("--no-startup", dest="startup", action="store_false", help="skip the start-up timings")
@@ -384,12 +324,6 @@ def _cmd_bench(args) -> dict:
                  cold_start=args.cold_start, startup_runs=args.startup)
 
 
-def _show_bench(d: dict) -> str:
-    from brw.bench import show
-
-    return show(d)
-
-
 # --------------------------------------------------------------------------------------------------------
 # brw compare (brw/compare.py)
 
@@ -400,35 +334,29 @@ def _add_compare(sub):
                                    "real model, beside the paper's bound, the sharp asymptotic, the renewal bound "
                                    "and the simulator under the empirical, gemmix and Markov-modulated laws.")
     p.add_argument("--results", default=None, help="real-tree results file (default: the bundled SmolLM2 trees)")
-    p.add_argument("--at", type=_int_list, default=None, help="P values for the table (default 1,4,16,64,256)")
-    p.add_argument("--replicates", type=int, default=2000, help="simulated trees per law (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--regimes", type=int, default=4, help="regimes of the Markov-modulated law (default 4)")
-    p.add_argument("--components", type=int, default=12, help="components of the gemmix fit (default 12)")
-    p.add_argument("--plot", metavar="FILE", default=None, help="also draw the comparison to this PNG file")
+    p.add_argument("--at", type=_whole_list, default=None, help="P values for the table (default 1,4,16,64,256)")
+    p.add_argument("--replicates", type=_whole, default=2000, help="simulated trees per law (default 2000)")
+    p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
+    p.add_argument("--regimes", type=_whole, default=4, help="regimes of the Markov-modulated law (default 4)")
+    p.add_argument("--components", type=_whole, default=12, help="components of the gemmix fit (default 12)")
+    p.add_argument("--plot", metavar="FIGURE", default=None, help="also draw the comparison (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _cmd_compare(args) -> dict:
-    from brw.compare import DEFAULT_AT, compare, plot
+    from brw.compare import DEFAULT_AT, compare
 
-    if args.plot is not None and not args.plot.endswith(".png"):
-        raise BrwError(f"--plot writes a PNG file: give a name ending in .png, got {args.plot!r}")
+    _check_figure(args.plot)
     d = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
                 components=args.components, at=args.at or DEFAULT_AT)
     if args.plot is not None:
-        plot(d, args.plot)
-        d["plot"] = args.plot
+        from brw import figures
+
+        d["plot"] = figures.compare(d, args.plot)
     if args.json:
         for g in d["genres"].values():
             g.pop("curves")  # whole curves belong in the figure, not on stdout
     return d
-
-
-def _show_compare(d: dict) -> str:
-    from brw.compare import show
-
-    return show(d)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -442,43 +370,23 @@ def _add_policies(sub):
                                    "tempered, noised or of its own law) on the same simulated trees as the optimal "
                                    "frontier: each gap to the frontier is paired, with a small standard error.")
     p.add_argument("--law", required=True, help="the verifier's step law spec, e.g. dirichlet:alpha=0.5,k=8")
-    p.add_argument("--P", dest="P", required=True, type=int, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--P", dest="P", required=True, type=_whole, help="largest number of draft nodes (PMAX)")
     p.add_argument("--policies", default=None, metavar="LIST",
                    help="policy specs separated by commas, e.g. chain,chains:k=4,kary:k=2,d=5,specexec:T=1.5 "
                         "(default: brw.policies.DEFAULT_POLICIES)")
-    p.add_argument("--at", type=_int_list, default=None, help="P values to report (default: powers of 2, PMAX)")
-    p.add_argument("--replicates", type=int, default=100, help="independent trees (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--at", type=_whole_list, default=None, help="P values to report (default: powers of 2, PMAX)")
+    p.add_argument("--replicates", type=_whole, default=100, help="independent trees (default 100)")
+    p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=_whole, default=None, help="worker threads (default: all cores)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _cmd_policies(args) -> dict:
     from brw.policies import DEFAULT_POLICIES, policies
 
-    res = policies(args.law, args.P, args.policies or DEFAULT_POLICIES, args.replicates, args.seed, at=args.at, threads=args.threads,
-                   progress=not args.json)
+    res = policies(args.law, args.P, args.policies or DEFAULT_POLICIES, args.replicates, args.seed, at=args.at,
+                   threads=args.threads, progress=not args.json)
     return res.to_dict()
-
-
-def _show_policies(d: dict) -> str:
-    def cell(v, se=None):
-        if v is None:
-            return f"{'-':>16}"
-        return f"{v:>9.4f}" + (f" {se:>6.4f}" if se is not None else " " * 7)
-
-    name_w = max(len("frontier"), *(len(p["policy"]) for p in d["policies"]))
-    head = f"{'':<{name_w}}" + "".join(f"{'P = ' + str(P):>16}" for P in d["P"])
-    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   {d['replicates']} replicates, seed {d['seed']}",
-             "accepted (standard error)", head,
-             f"{'frontier':<{name_w}}" + "".join(cell(a, s) for a, s in zip(d["frontier"], d["frontier_stderr"]))]
-    for p in d["policies"]:
-        lines.append(f"{p['policy']:<{name_w}}" + "".join(cell(a, s) for a, s in zip(p["accepted"], p["stderr"])))
-    lines += ["gap to the frontier on the same trees (paired standard error)", head]
-    for p in d["policies"]:
-        lines.append(f"{p['policy']:<{name_w}}" + "".join(cell(g, s) for g, s in zip(p["gap"], p["gap_stderr"])))
-    lines.append("accepted = E[X], bonus token excluded; '-': not scored at that P")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -493,8 +401,8 @@ def _add_sequoia(sub):
                                    "the best-first tree of the same vector sorted (its speed of light).")
     p.add_argument("--acceptance", required=True, metavar="FILE_OR_VALUES",
                    help="a text file in Sequoia's layout (one value a line: 0, p_1..p_W, p_none) or p_1/p_2/.../p_W")
-    p.add_argument("--n", type=int, required=True, help="nodes of the tree, root counted (as Sequoia counts)")
-    p.add_argument("--depth", type=int, default=None,
+    p.add_argument("--n", type=_whole, required=True, help="nodes of the tree, root counted (as Sequoia counts)")
+    p.add_argument("--depth", type=_whole, default=None,
                    help="at most this many levels, root counted (as Sequoia counts; default: no limit)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -507,16 +415,6 @@ def _cmd_sequoia(args) -> dict:
     d["best_first_tokens_per_step"] = float(best_first(res.acceptance, res.n)[-1])
     d["gap"] = d["best_first_tokens_per_step"] - d["tokens_per_step"]
     return d
-
-
-def _show_sequoia(d: dict) -> str:
-    limit = "no depth limit" if d["max_depth"] is None else f"depth at most {d['max_depth']}"
-    return "\n".join([
-        f"Sequoia tree of {d['n']} nodes (root counted), {limit}, {len(d['acceptance'])} ranks",
-        f"tokens per step {d['tokens_per_step']:.4f}   depth {d['depth']}",
-        "widths " + " ".join(str(w) for w in d["widths"]),
-        f"best-first tree of the sorted vector {d['best_first_tokens_per_step']:.4f} (gap {d['gap']:.4f})",
-    ])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -533,15 +431,15 @@ def _add_speedup(sub):
     p.add_argument("--cost", required=True, metavar="FILE_OR_ROOFLINE",
                    help="a cost table (rows 'tokens seconds', e.g. from brw costcurve) or "
                         "roofline:t1=SECONDS,knee=TOKENS")
-    p.add_argument("--P", dest="P", type=int, default=None,
+    p.add_argument("--P", dest="P", type=_whole, default=None,
                    help="largest number of draft nodes (default: what the table covers, or twice the knee)")
-    p.add_argument("--replicates", type=int, default=100, help="frontier replicate trees (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--draft-step", dest="draft_step", type=float, default=0.0,
+    p.add_argument("--replicates", type=_whole, default=100, help="frontier replicate trees (default 100)")
+    p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
+    p.add_argument("--draft-step", dest="draft_step", type=_number, default=0.0,
                    help="drafting seconds per step (default 0)")
-    p.add_argument("--draft-token", dest="draft_token", type=float, default=0.0,
+    p.add_argument("--draft-token", dest="draft_token", type=_number, default=0.0,
                    help="drafting seconds per draft token (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--threads", type=_whole, default=None, help="worker threads (default: all cores)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -551,18 +449,6 @@ def _cmd_speedup(args) -> dict:
     res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, draft_step=args.draft_step,
                   draft_token=args.draft_token, threads=args.threads, progress=not args.json)
     return res.to_dict()
-
-
-def _show_speedup(d: dict) -> str:
-    return "\n".join([
-        f"law {d['law']}   cost {d['cost']}   drafting {d['draft_step']:g} s/step + {d['draft_token']:g} s/token   "
-        f"{d['replicates']} replicates, seed {d['seed']}",
-        f"optimal P = {d['optimal_P']} (of 0..{d['pmax']}): {d['tokens_per_second']:.4g} +- "
-        f"{d['tokens_per_second_stderr']:.2g} tokens/s, accepted {d['accepted']:.4f}, {d['step_seconds']:.4g} s "
-        "per step",
-        f"plain decoding {d['plain_tokens_per_second']:.4g} tokens/s; speed-up {d['speedup']:.3f}x "
-        "(the speed of light: no drafter exceeds it at this cost)",
-    ])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -579,7 +465,7 @@ def _add_sweep(sub):
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", default=None,
                        help="run on the Dask cluster of this scheduler (e.g. tcp://host:8786)")
-    where.add_argument("--dask-local", dest="dask_local", metavar="N", type=int, default=None,
+    where.add_argument("--dask-local", dest="dask_local", metavar="N", type=_whole, default=None,
                        help="run on a Dask LocalCluster of N worker processes")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -592,28 +478,22 @@ def _cmd_sweep(args) -> dict:
     return df.attrs["sweep"]
 
 
-def _show_sweep(d: dict) -> str:
-    lines = [f"{d['points']} points: {d['computed']} computed, {d['reused']} reused, {len(d['failed'])} failed "
-             f"({d['seconds']:.1f} s); table {d['out']}/results.parquet"]
-    lines += [f"failed: {f['kind']} {f['law']} P={','.join(map(str, f['P']))}: {f['error']}" for f in d["failed"]]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------------------
 
+#: name -> (declare its arguments, run it to a JSON-ready dict, the name of its table in ``brw.tables``).
 COMMANDS = {
-    "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
-    "record": (_add_record, _cmd_record, _show_record),
-    "trace-info": (_add_trace_info, _cmd_trace_info, _show_trace_info),
-    "import-logprobs": (_add_import_logprobs, _cmd_import_logprobs, _show_import_logprobs),
-    "theory": (_add_theory, _cmd_theory, _show_theory),
-    "realtree": (_add_realtree, _cmd_realtree, _show_realtree),
-    "bench": (_add_bench, _cmd_bench, _show_bench),
-    "compare": (_add_compare, _cmd_compare, _show_compare),
-    "policies": (_add_policies, _cmd_policies, _show_policies),
-    "sequoia": (_add_sequoia, _cmd_sequoia, _show_sequoia),
-    "speedup": (_add_speedup, _cmd_speedup, _show_speedup),
-    "sweep": (_add_sweep, _cmd_sweep, _show_sweep),
+    "frontier": (_add_frontier, _cmd_frontier, "frontier"),
+    "record": (_add_record, _cmd_record, "record"),
+    "trace-info": (_add_trace_info, _cmd_trace_info, "trace_info"),
+    "import-logprobs": (_add_import_logprobs, _cmd_import_logprobs, "import_logprobs"),
+    "theory": (_add_theory, _cmd_theory, "theory"),
+    "realtree": (_add_realtree, _cmd_realtree, "realtree"),
+    "bench": (_add_bench, _cmd_bench, "bench"),
+    "compare": (_add_compare, _cmd_compare, "compare"),
+    "policies": (_add_policies, _cmd_policies, "policies"),
+    "sequoia": (_add_sequoia, _cmd_sequoia, "sequoia"),
+    "speedup": (_add_speedup, _cmd_speedup, "speedup"),
+    "sweep": (_add_sweep, _cmd_sweep, "sweep"),
 }
 
 
@@ -646,7 +526,7 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        _, run, show = COMMANDS[args.command]
+        _, run, table = COMMANDS[args.command]
         result = run(args)
     except BrwError as e:
         print(f"brw: error: {e}", file=sys.stderr)
@@ -657,7 +537,9 @@ def main(argv=None) -> int:
     if getattr(args, "json", False):
         print(json.dumps(_jsonable(result), allow_nan=False))
     else:
-        print(show(result))
+        from brw import tables
+
+        print(getattr(tables, table)(result) + (f"\nfigure: {result['plot']}" if result.get("plot") else ""))
     return 0
 
 

@@ -3,7 +3,8 @@
 For each genre of a real-tree results file (``brw.realtree``; the bundled SmolLM2 trees by default) the real
 accepted(P), averaged over contexts with its standard error, is set beside
 
-(a) the paper's bound, (b) the sharp asymptotic and (c) the renewal bound, each with the trace's mu and mu2,
+(a) the paper's bound, (b) the sharp asymptotic and (c) the renewal bound, each with the trace's mu and mu2
+(``brw.theory.bounds``),
 (d) the simulator under the trace's empirical law (``trace:``), (e) under the parametric fit (``gemmix``,
 ``brw.fitted.fit_gemmix``) and (f) under the context-correlated law (``markov``, ``brw.fitted``).
 
@@ -19,7 +20,12 @@ import numpy as np
 
 from brw.errors import BrwError
 
-MODELS = ("paper_bound", "sharp_asymptotic", "renewal_bound", "empirical", "gemmix", "markov")
+#: Every model of the verifier, by its key in the results, with its label in tables and figures.
+MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptotic",
+          "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
+          "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes"}
+#: The models that are formulas of the theory (the rest are simulations).
+THEORY_MODELS = ("paper_bound", "asymptotic", "renewal_bound")
 DEFAULT_AT = (1, 4, 16, 64, 256)
 
 
@@ -53,14 +59,13 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         law = parse_law(f"trace:{name}")
         fit = fit_gemmix(law.trace, components)
         markov = f"markov:trace={name},regimes={regimes}"
-        pred = {
-            "paper_bound": (theory.paper_bound(law, P), np.zeros(pmax)),
-            "sharp_asymptotic": (theory.sharp_asymptotic(law, P), np.zeros(pmax)),
-            "renewal_bound": (theory.renewal_bound(law, P), np.zeros(pmax)),
+        b = theory.bounds(law, P)
+        pred = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS}
+        pred.update({
             "empirical": _sim(law, pmax, replicates, seed),
             "gemmix": _sim(fit, pmax, replicates, seed),
             "markov": _sim(markov, pmax, replicates, seed),
-        }
+        })
         genres[name] = {
             "contexts": int(real.shape[0]), "mu": law.mu, "mu2": law.mu2,
             "entropy_autocorrelation": entropy_autocorrelation(law.trace, (1, 2, 4)), "gemmix_mu2": fit.mu2,
@@ -108,67 +113,3 @@ def _pool(genres: dict, all_real: np.ndarray) -> dict:
         pred[m] = (w @ vals, np.sqrt((w**2) @ ses**2))
     return {"contexts": int(all_real.shape[0]), "mu": float("nan"), "mu2": float("nan"),
             "real": (all_real.mean(0), all_real.std(0, ddof=1) / math.sqrt(all_real.shape[0])), "pred": pred}
-
-
-_LABELS = {"paper_bound": "(a) paper's bound", "sharp_asymptotic": "(b) sharp asymptotic",
-           "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
-           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes"}
-
-
-def show(d: dict) -> str:
-    """The comparison as text: real accepted(P) and each model's relative error."""
-    lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model; "
-             f"simulations: {d['replicates']} trees, seed {d['seed']}, {d['regimes']} Markov regimes, "
-             f"{d['components']} gemmix components"]
-    for name, g in d["genres"].items():
-        lines.append("")
-        head = f"{name}: {g['contexts']} contexts"
-        if isinstance(g["mu"], float) and math.isfinite(g["mu"]):
-            head += f", mu = {g['mu']:.3f}, mu2 = {g['mu2']:.3f}"
-        if g.get("entropy_autocorrelation"):
-            head += ", entropy autocorrelation along the text " + ", ".join(
-                f"lag {k}: {v:.2f}" for k, v in g["entropy_autocorrelation"].items())
-        lines.append(head)
-        lines.append(f"{'':26}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}")
-        lines.append(f"{'real accepted':26}" + "".join(
-            f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real"], g["real_stderr"])))
-        for m in MODELS:
-            r = g["models"][m]
-            lines.append(f"{_LABELS[m]:26}" + "".join(
-                f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
-                + f"{r['mean_abs_relative_error']:>12.1%}")
-        lines.append(f"best simulator: {g['best_simulator']}"
-                     + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
-    return "\n".join(lines)
-
-
-def plot(d: dict, path) -> None:
-    """One panel per genre: the real curve (2-standard-error band) and every model."""
-    from brw.files import atomic_path
-    from brw.plots import _pyplot
-
-    plt = _pyplot()
-    names = list(d["genres"])
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), squeeze=False)
-    P = np.arange(1, d["pmax"] + 1)
-    for ax, name in zip(axes[0], names):
-        c = d["genres"][name]["curves"]
-        real, se = np.asarray(c["real"]), np.asarray(c["real_stderr"])
-        ax.plot(P, real, color="k", lw=2.2, label="real optimal tree")
-        ax.fill_between(P, real - 2 * se, real + 2 * se, color="k", alpha=0.18, lw=0)
-        for m in MODELS:
-            ax.plot(P, c[m], lw=1.3, ls="--" if m in ("paper_bound", "sharp_asymptotic", "renewal_bound") else "-",
-                    label=_LABELS[m])
-        ax.set_xscale("log", base=2)
-        top = max(real.max() * 1.6, 1.0)
-        ax.set_ylim(0, top)
-        ax.set_title(f"{name} ({d['genres'][name]['contexts']} contexts)")
-        ax.set_xlabel("P")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accepted tokens per step")
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Real optimal trees ({d['model']}) against every model", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

@@ -18,9 +18,13 @@ Bounds on accepted = E[X] (bonus token excluded) at P draft nodes:
 - ``wald_lorden_bound``: log(P) / mu + mu2 / mu^2 (theory.md section 6);
 - ``renewal_bound``: identity 6, min over x of U(x) + e^-x (P + 1 - m(x)), minus the root; by parts this is
   e^-x (P + 1 + integral_0^x e^y U(y) dy), monotone in U, so its bracket is narrow even for discrete laws;
-- ``sharp_asymptotic``: log(mu (P + 1)) / mu + mu2 / (2 mu^2) - 1, and, where the spine step is lattice, its
-  lattice form (``lattice_asymptotic``): the renewal bound evaluated with the lattice renewal asymptotics. The
-  lattice correction is *not* a constant h / (2 mu) added to the smooth formula: see ``lattice_asymptotic``.
+- ``asymptotic``: the sharp formula, log(mu (P + 1)) / mu + mu2 / (2 mu^2) - 1, and, where the spine step is
+  lattice, its lattice form (``lattice_asymptotic``): the renewal bound evaluated with the lattice renewal
+  asymptotics. The lattice correction is *not* a constant h / (2 mu) added to the smooth formula: see
+  ``lattice_asymptotic``.
+
+``bounds(law, P)`` computes all of them at once (with the renewal bound's bracket, the depth of the P-node tree
+and Biggins' speed) as a :class:`Bounds`; the command line, ``brw compare`` and the theory check use it.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from brw.laws import Law, parse_law
 
 __all__ = [
     "SpineGrid", "Renewal", "spine_grid", "renewal", "renewal_sequence", "renewal_estimate", "paper_bound",
-    "wald_lorden_bound", "renewal_bound", "renewal_bound_bracket", "sharp_asymptotic", "smooth_asymptotic",
-    "lattice_asymptotic", "biggins_speed", "predicted_depth", "accepted_count_law", "theory_report",
-    "DEFAULT_POINTS",
+    "wald_lorden_bound", "renewal_bound", "renewal_bound_bracket", "asymptotic", "smooth_asymptotic",
+    "lattice_asymptotic", "biggins_speed", "predicted_depth", "accepted_count_law", "Bounds", "bounds",
+    "BOUND_KEYS", "DEFAULT_POINTS",
 ]
 
 #: Grid points of the renewal numerics when the spine step is not lattice (bracket width ~ x^2 / (points mu^2)).
@@ -338,8 +342,21 @@ def lattice_asymptotic(law, P, span: float | None = None) -> np.ndarray:
     return U + np.exp(-(k + 1) * h) * n - c * math.exp(-h) - 1.0
 
 
-def sharp_asymptotic(law, P) -> np.ndarray:
-    """theory.md section 4's sharp asymptotic of E[X]: the lattice form where the spine step is lattice."""
+def asymptotic(law, P) -> np.ndarray:
+    """theory.md section 4's sharp asymptotic of E[X]: the lattice form where the spine step is lattice.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law (or its spec).
+    P : int or sequence of int
+        Draft nodes, each >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        The sharp formula at each P (``smooth_asymptotic``, or ``lattice_asymptotic`` for a lattice spine).
+    """
     law = _law(law)
     if 0 < law.lattice_span < math.inf:
         return lattice_asymptotic(law, P)
@@ -457,28 +474,69 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------
-# Everything for `brw theory`.
+# All of it for a law and P values: `brw theory`, `brw frontier --bounds`, compare and the theory check.
+
+#: The bounds every command reports under these names (conventions: ``brw theory`` and ``frontier --bounds``).
+BOUND_KEYS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic")
 
 
-def theory_report(law, P, *, points: int = DEFAULT_POINTS) -> dict:
-    """The keys of conventions.md (law, mu, mu2, P, paper_bound, wald_lorden_bound, renewal_bound, asymptotic)
-    and more: the bracket of the renewal bound, the smooth asymptotic, the lattice span, Biggins' gamma and
-    theta*, and the predicted depth of the P-node tree."""
+@dataclass(frozen=True)
+class Bounds:
+    """Every bound and prediction of accepted = E[X] at draft-node counts ``P`` for one law (``bounds``).
+
+    The four keys of ``BOUND_KEYS`` are the conventions' names; ``renewal_bound`` is the upper end of identity
+    6's bracket ``[renewal_bound_lower, renewal_bound]`` (width ``renewal_bound_width``). ``lattice_span`` is 0
+    for a non-lattice spine step; ``biggins_theta`` is inf when Biggins' infimum is a limit.
+    """
+
+    law: str
+    mu: float
+    mu2: float
+    P: np.ndarray
+    paper_bound: np.ndarray
+    wald_lorden_bound: np.ndarray
+    renewal_bound: np.ndarray
+    asymptotic: np.ndarray
+    renewal_bound_lower: np.ndarray
+    renewal_bound_width: np.ndarray
+    smooth_asymptotic: np.ndarray
+    lattice_span: float
+    biggins_gamma: float
+    biggins_theta: float
+    predicted_depth: np.ndarray
+
+    def to_dict(self) -> dict:
+        """Plain Python values (lists for arrays), in field order: what ``brw theory --json`` prints."""
+        return {name: (v.tolist() if isinstance(v, np.ndarray) else v) for name, v in vars(self).items()}
+
+
+def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
+    """All bounds and predictions of accepted(P) for ``law`` at each of ``P``, without simulation.
+
+    Parameters
+    ----------
+    law : Law or str
+        The step law (or its spec); mu must be finite and > 0, mu2 finite.
+    P : int or sequence of int
+        Draft nodes, each >= 1. The renewal bound costs one pass over its grid per P: ask for the P you need.
+    points : int, optional
+        Grid points of the renewal numerics for a non-lattice spine step (``renewal``).
+
+    Returns
+    -------
+    Bounds
+        The paper's, Wald-Lorden and renewal bounds, the sharp asymptotic and its smooth form, the renewal
+        bound's bracket, the lattice span, Biggins' (gamma, theta*) and the depth of the P-node tree.
+    """
     law = _law(law)
     Pa = _counts(P)
     lo, hi = renewal_bound_bracket(law, Pa, points=points)
     gamma, theta = biggins_speed(law)
     span = law.lattice_span
-    return {
-        "law": str(law), "mu": law.mu, "mu2": law.mu2, "P": [int(p) for p in Pa],
-        "paper_bound": paper_bound(law, Pa).tolist(),
-        "wald_lorden_bound": wald_lorden_bound(law, Pa).tolist(),
-        "renewal_bound": hi.tolist(),
-        "asymptotic": sharp_asymptotic(law, Pa).tolist(),
-        "renewal_bound_lower": lo.tolist(),
-        "renewal_bound_width": (hi - lo).tolist(),
-        "smooth_asymptotic": smooth_asymptotic(law, Pa).tolist(),
-        "lattice_span": span if 0 < span < math.inf else 0.0,
-        "biggins_gamma": gamma, "biggins_theta": theta,
-        "predicted_depth": predicted_depth(law, Pa, (gamma, theta)).tolist(),
-    }
+    return Bounds(
+        law=str(law), mu=law.mu, mu2=law.mu2, P=Pa.astype(np.int64),
+        paper_bound=paper_bound(law, Pa), wald_lorden_bound=wald_lorden_bound(law, Pa), renewal_bound=hi,
+        asymptotic=asymptotic(law, Pa), renewal_bound_lower=lo, renewal_bound_width=hi - lo,
+        smooth_asymptotic=smooth_asymptotic(law, Pa), lattice_span=span if 0 < span < math.inf else 0.0,
+        biggins_gamma=gamma, biggins_theta=theta, predicted_depth=predicted_depth(law, Pa, (gamma, theta)),
+    )

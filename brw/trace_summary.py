@@ -1,18 +1,16 @@
 """What ``brw trace-info`` reports about a trace: bootstrap intervals of its means, its entropy histogram, the
-share of rows whose tail the ``trace:`` law fits exactly; and the text and figure that show them."""
+share of rows whose tail the ``trace:`` law fits exactly. Its table is ``brw.tables.trace_info`` and its figure
+``brw.figures.trace_summary``."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import numpy as np
 
-from brw.files import atomic_path
 from brw.tailfit import TAIL_GROUPS, fit_tails
 from brw.traces import FORMAT, SCHEMA_VERSION, Trace
 
-__all__ = ["bootstrap_means", "entropy_histogram", "trace_summary", "show_summary", "plot_summary"]
+__all__ = ["bootstrap_means", "entropy_histogram", "trace_summary"]
 
 
 def bootstrap_means(values: np.ndarray, context: np.ndarray, replicates: int = 1000, seed: int = 0,
@@ -123,74 +121,3 @@ def trace_summary(trace: Trace, *, bootstrap: int = 1000, seed: int = 0) -> dict
     d["law_mu_minus_mu"] = float(np.mean(err_h))
     d["law_mu2_minus_mu2"] = float(np.mean(err_s))
     return d
-
-
-def show_summary(d: dict) -> str:
-    """The text table of a trace summary.
-
-    Parameters
-    ----------
-    d : dict
-        What :func:`trace_summary` returns.
-
-    Returns
-    -------
-    str
-        The lines ``brw trace-info`` prints.
-    """
-    lines = [f"trace {d['file']}",
-             f"  model {d['model']}  mode {d['mode']}  temperature {d['temperature']}  vocabulary {d['vocab_size']}"
-             f"  top-k {d['k']}",
-             f"  {d['positions']} positions in {d['contexts']} contexts",
-             f"  mu  = {d['mu']:.4f} nats    95% CI [{d['mu_ci'][0]:.4f}, {d['mu_ci'][1]:.4f}] (bootstrap over "
-             f"contexts, {d['bootstrap']} resamples)",
-             f"  mu2 = {d['mu2']:.4f} nats^2  95% CI [{d['mu2_ci'][0]:.4f}, {d['mu2_ci'][1]:.4f}]"]
-    if "mu_bracket" in d:
-        lines.append(f"  bracket from the truncated top-k: mu in [{d['mu_bracket'][0]:.4f}, {d['mu_bracket'][1]:.4f}], "
-                     f"mu2 in [{d['mu2_bracket'][0]:.4f}, {d['mu2_bracket'][1]:.4f}]")
-    lines += [f"  top-1 probability > 0.9 at {100 * d['top1_above_0_9']:.1f}% of positions; mean tail mass beyond "
-              f"the top {d['k']}: {d['mean_tail_mass']:.4f}; mean NLL of the taken token {d['mean_nll_taken']:.4f}",
-              f"  trace law: tail as {d['tail_groups']} groups, exact on {100 * d['tail_exact_share']:.2f}% of rows; "
-              f"law mu - mu = {d['law_mu_minus_mu']:.2e}, law mu2 - mu2 = {d['law_mu2_minus_mu2']:.2e}",
-              "  entropy histogram (nats):"]
-    counts = d["entropy_hist_counts"]
-    edges = d["entropy_hist_edges"]
-    peak = max(max(counts), 1)
-    for i, c in enumerate(counts):
-        bar = "#" * int(round(50 * c / peak))
-        lines.append(f"  {edges[i]:5.1f}-{edges[i + 1]:<5.1f} {c:>7} {bar}")
-    return "\n".join(lines)
-
-
-def plot_summary(trace: Trace, d: dict, path) -> None:
-    """Draw the entropy histogram with the mean marked, written whole or not at all.
-
-    Parameters
-    ----------
-    trace : Trace
-        The trace summarized.
-    d : dict
-        What :func:`trace_summary` returns for it.
-    path : str or Path
-        The figure file (PNG, PDF or SVG by extension).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.hist(trace.entropy, bins=np.asarray(d["entropy_hist_edges"]), color="0.6", edgecolor="0.3")
-    ax.axvline(d["mu"], color="C3", label=f"mu = {d['mu']:.3f} nats")
-    ax.set_xlabel("entropy of the next-token distribution (nats)")
-    ax.set_ylabel("positions")
-    name = Path(d["file"]).name if d["file"] else "trace"
-    ax.set_title(f"{name}: {d['positions']} positions, {d['contexts']} contexts", fontsize=10)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=path.suffix) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)

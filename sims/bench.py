@@ -1,7 +1,7 @@
 """Record the kernel benchmark (``brw bench``) under figures/, so that a speed regression shows in review.
 
 Writes figures/bench.json (the whole result: rates on 1 and 2 threads, CPU-time rates, ratios, the large tree's
-bytes per node, start-up times, the targets of issue 6, the load average while it ran) and figures/bench.md
+bytes per node, start-up times, the targets, the load average while it ran) and figures/bench.md
 (the printed table). The machine is shared: rates move with the load, ratios measured in one run much less.
 
     python sims/bench.py            # the full benchmark (a few minutes; the empty-cache start-up compiles)
@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from brw.bench import bench, show
+from brw.bench import bench
+from brw.tables import bench as show
 from brw.files import write_text
 
 OUT = Path(__file__).resolve().parent.parent / "figures"

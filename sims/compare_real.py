@@ -7,7 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
-from brw.compare import compare, plot, show
+from brw import figures
+from brw.compare import compare
+from brw.tables import compare as show
 from brw.files import write_text
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -22,7 +24,7 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=FIGURES)
     args = ap.parse_args(argv)
     d = compare(replicates=args.replicates, seed=args.seed, regimes=args.regimes, components=args.components)
-    plot(d, args.out / "compare.png")
+    figures.compare(d, args.out / "compare.png")
     text = show(d)
     for g in d["genres"].values():
         g.pop("curves")

@@ -98,7 +98,7 @@ def theory_row(m: dict, pmax: int) -> dict:
     law, P, acc, se = m["law"], m["P"], m["acc"], m["acc_se"]
     mu, mu2 = law.mu, law.mu2
     allP = np.arange(1, pmax + 1)
-    asym = T.sharp_asymptotic(law, allP)
+    asym = T.asymptotic(law, allP)
     smooth = T.smooth_asymptotic(law, allP)
     ren_lo, ren_hi = T.renewal_bound_bracket(law, P)
     paper = T.paper_bound(law, allP)
@@ -196,7 +196,7 @@ def plot(measured: dict, pmax: int, out: Path) -> list[str]:
                 ax.fill_between(P, acc - 2 * se, acc + 2 * se, color="k", alpha=0.2, lw=0)
             grid = np.unique(np.round(np.logspace(0, math.log2(pmax), 80, base=2)).astype(int))
             ax.plot(grid, T.renewal_bound(law, grid), "C0-", lw=1.2, label="renewal bound (identity 6)")
-            ax.plot(P, T.sharp_asymptotic(law, P), "C1--", lw=1.2, label="sharp asymptotic")
+            ax.plot(P, T.asymptotic(law, P), "C1--", lw=1.2, label="sharp asymptotic")
             if law.lattice_span > 0:
                 h = law.lattice_span / (2 * law.mu)
                 ax.plot(P, T.smooth_asymptotic(law, P) + h, "C1:", lw=1.2, label="smooth + h/(2 mu)")
@@ -224,7 +224,7 @@ def plot(measured: dict, pmax: int, out: Path) -> list[str]:
         for i, (spec, m) in enumerate(measured.items()):
             if m["law"].deterministic == random:
                 continue
-            err = T.sharp_asymptotic(m["law"], P) - m["acc"]
+            err = T.asymptotic(m["law"], P) - m["acc"]
             ax.plot(P[63:], err[63:], lw=1.2, color=f"C{i % 10}", ls="-" if i < 10 else "--",
                     label=f"{spec} (mu={m['law'].mu:.2f})")
             if random:  # 2 standard errors of the simulated mean

@@ -39,7 +39,9 @@ def test_frontier_at_and_text(capsys):
     (["frontier", "--law", "uniform:k=2", "--P", "0"], "P must be >= 1"),
     (["frontier", "--law", "uniform:k=2", "--P", "10", "--replicates", "0"], "replicates"),
     (["frontier", "--law", "uniform:k=2", "--P", "10", "--at", "11"], "--at"),
-    (["frontier", "--law", "uniform:k=2", "--P", "x"], "invalid int"),
+    (["frontier", "--law", "uniform:k=2", "--P", "x"], "argument --P: expected a whole number, got 'x'"),
+    (["frontier", "--law", "uniform:k=2", "--P", "10", "--at", "a"], "argument --at: expected whole numbers"),
+    (["frontier", "--law", "uniform:k=2", "--P", "10", "--plot", "f.jpg"], "ending in .png, .pdf or .svg"),
     (["frontier", "--law", "uniform:k=2"], "required"),
     (["frontier", "--law", "uniform:k=2", "--P", "2147483000"], "needs about"),
     (["nosuchcommand"], "invalid choice"),
@@ -63,7 +65,7 @@ def test_frontier_bounds_columns(capsys):
                        "--bounds", "--json")
     d = json.loads(out)
     assert code == 0
-    for key in ["paper_bound", "wald_lorden_bound", "renewal_bound", "sharp_asymptotic"]:
+    for key in ["paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic"]:
         assert len(d[key]) == len(d["P"])
 
 

@@ -81,7 +81,7 @@ def test_richardson_estimate_beats_the_bracket_for_a_smooth_spine_density():
 
 
 def test_input_errors():
-    with pytest.raises(BrwError, match="mu = 0"):
+    with pytest.raises(BrwError, match="every token is certain"):
         T.renewal("uniform:k=1", 3.0)
     with pytest.raises(BrwError, match="P must be"):
         T.paper_bound("uniform:k=3", [0])
@@ -286,7 +286,7 @@ def test_lattice_asymptotic_uniform_8_against_identity_7():
     and theory.md's "add h/(2 mu)" is worse: +0.41 .. +0.67 too high, everywhere."""
     P = np.unique(np.round(np.logspace(6, 20, 300, base=2)).astype(int))
     exact = np.array([uniform_accepted(8, int(p)) for p in P])
-    lat = T.sharp_asymptotic("uniform:k=8", P)
+    lat = T.asymptotic("uniform:k=8", P)
     smooth = T.smooth_asymptotic("uniform:k=8", P)
     naive = smooth + math.log(8) / (2 * math.log(8))
     assert np.max(np.abs(lat - exact)) < 0.0023
@@ -308,7 +308,7 @@ def test_lattice_asymptotic_fixed_vector():
     acc = frontier(spec, 2**16).accepted[P - 1]
     law = parse_law(spec)
     smooth = T.smooth_asymptotic(law, P)
-    assert np.max(np.abs(T.sharp_asymptotic(law, P) - acc)) < 0.007
+    assert np.max(np.abs(T.asymptotic(law, P) - acc)) < 0.007
     assert np.max(np.abs(smooth - acc)) < 0.04
     assert np.min(smooth + law.lattice_span / (2 * law.mu) - acc) > 0.3
 
@@ -316,7 +316,7 @@ def test_lattice_asymptotic_fixed_vector():
 @pytest.mark.parametrize("spec", RANDOM)
 def test_smooth_asymptotic_random_laws(spec):
     acc, se = _simulated(spec).at([256, 4096])
-    assert np.all(np.abs(T.sharp_asymptotic(spec, [256, 4096]) - acc) < Z * se)
+    assert np.all(np.abs(T.asymptotic(spec, [256, 4096]) - acc) < Z * se)
 
 
 def test_nearly_lattice_law_converges_slowly():
@@ -324,7 +324,7 @@ def test_nearly_lattice_law_converges_slowly():
     asymptotic is still off by more than 0.5 somewhere. The o(1) of theory.md is not small here."""
     P = np.arange(1024, 2**16 + 1)
     acc = frontier("fixed:p=0.95/0.05", 2**16).accepted[P - 1]
-    err = T.sharp_asymptotic("fixed:p=0.95/0.05", P) - acc
+    err = T.asymptotic("fixed:p=0.95/0.05", P) - acc
     assert np.max(np.abs(err)) > 0.5
     assert abs(np.mean(err)) < 0.1  # but it is right on average over log P
 
@@ -348,6 +348,39 @@ def test_predicted_depth(spec):
     """Deepest node of the 4096-node tree against gamma n + 3/(2 theta*) log n = log(mu (P + 1)): within 6%."""
     fr = _simulated(spec)
     assert T.predicted_depth(spec, [4096])[0] == pytest.approx(fr.deepest.mean(), rel=0.06)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bounds(): every formula at once, under the conventions' names.
+
+
+@pytest.mark.parametrize("spec", ["dirichlet:alpha=0.5,k=8", "uniform:k=8"])
+def test_bounds_gathers_every_formula(spec):
+    P = [1, 64, 4096]
+    b = T.bounds(spec, P)
+    assert b.law == spec and b.P.tolist() == P and b.P.dtype == np.int64
+    assert np.array_equal(b.paper_bound, T.paper_bound(spec, P))
+    assert np.array_equal(b.wald_lorden_bound, T.wald_lorden_bound(spec, P))
+    assert np.array_equal(b.asymptotic, T.asymptotic(spec, P))
+    assert np.array_equal(b.smooth_asymptotic, T.smooth_asymptotic(spec, P))
+    lo, hi = T.renewal_bound_bracket(spec, P)
+    assert np.array_equal(b.renewal_bound, hi) and np.array_equal(b.renewal_bound_lower, lo)
+    assert np.array_equal(b.renewal_bound_width, hi - lo)
+    assert (b.biggins_gamma, b.biggins_theta) == T.biggins_speed(spec)
+    assert np.array_equal(b.predicted_depth, T.predicted_depth(spec, P))
+    assert b.lattice_span == (math.log(8) if spec.startswith("uniform") else 0.0)
+    d = b.to_dict()
+    assert list(d)[:8] == ["law", "mu", "mu2", "P", *T.BOUND_KEYS]
+    assert all(isinstance(v, list) for k, v in d.items() if k in T.BOUND_KEYS)
+    with pytest.raises(Exception):
+        b.mu = 1.0  # frozen
+
+
+def test_bounds_input_errors():
+    with pytest.raises(BrwError, match="P must be whole numbers >= 1"):
+        T.bounds("uniform:k=8", [0, 4])
+    with pytest.raises(BrwError, match="every token is certain"):
+        T.bounds("fixed:p=1", [4])
 
 
 # ---------------------------------------------------------------------------------------------------------

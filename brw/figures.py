@@ -1,0 +1,195 @@
+"""Every figure of the package, drawn with one matplotlib set-up and written one way.
+
+A figure is written whole or not at all (``brw.files.atomic_path``) as PNG, PDF or SVG, chosen by the file's
+suffix; a missing folder is created. ``check_path`` says before any work whether a path can take a figure, so
+that a long computation never ends on a bad name. Every drawing function returns the path it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from brw.errors import BrwError
+from brw.files import atomic_path
+
+__all__ = ["SUFFIXES", "check_path", "frontier", "compare", "trace_summary"]
+
+#: The file types a figure may be written as.
+SUFFIXES = (".png", ".pdf", ".svg")
+#: Resolution of raster (PNG) figures.
+DPI = 120
+
+
+def check_path(path) -> Path:
+    """Check that a figure can be written to ``path``, before any work is done.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The figure file: its suffix picks the format. Folders that do not exist yet are created on writing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    BrwError
+        If the suffix is not .png, .pdf or .svg, the path is a folder, or its nearest existing parent is not a
+        folder this process may write in.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise BrwError(f"cannot write a figure to {str(path)!r}: give a file name ending in "
+                       f"{', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]}")
+    if path.is_dir():
+        raise BrwError(f"cannot write a figure to {str(path)!r}: it is a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BrwError(f"cannot write a figure to {str(path)!r}: {str(parent)!r} is not a folder this process "
+                       "may write in")
+    return path
+
+
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg canvas: the one set-up of every figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> str:
+    """Write ``fig`` to ``path`` (format from the suffix) whole or not at all, and close it."""
+    plt = _pyplot()
+    path = check_path(path)
+    try:
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, dpi=DPI, format=path.suffix[1:].lower())
+    finally:
+        plt.close(fig)
+    return str(path)
+
+
+def _log2_axis(ax, xlabel: str, ylabel: str | None = None) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def frontier(result, path, *, bounds: bool = False, title: str | None = None) -> str:
+    """accepted(P) of a frontier result on a log-P axis, with its 2-standard-error band and the bounds.
+
+    Parameters
+    ----------
+    result : FrontierResult
+        The simulated frontier (``brw.frontier.frontier``).
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+    bounds : bool, optional
+        Also draw, dashed, every bound of ``brw.theory.BOUND_KEYS`` (on 48 values of P).
+    title : str, optional
+        Defaults to the law with its mu and mu2.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    P = result.P
+    ax.plot(P, result.accepted, color="k", lw=2, label=f"optimal frontier ({result.replicates} trees)")
+    if result.replicates > 1:
+        ax.fill_between(P, result.accepted - 2 * result.stderr, result.accepted + 2 * result.stderr,
+                        color="k", alpha=0.2, lw=0)
+    if bounds:
+        from brw import theory
+
+        grid = theory.bounds(result.law, np.unique(np.geomspace(1, result.pmax, 48).astype(np.int64)))
+        for key in theory.BOUND_KEYS:
+            ax.plot(grid.P, getattr(grid, key), lw=1.5, ls="--", label=key.replace("_", " "))
+    _log2_axis(ax, "P (draft nodes verified per step)", "accepted tokens per step, E[X]")
+    ax.set_title(title or f"{result.law}   mu = {result.mu:.3f}, mu2 = {result.mu2:.3f}")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def compare(d: dict, path) -> str:
+    """One panel per genre of a comparison (``brw compare``): the real curve with its band, and every model.
+
+    Parameters
+    ----------
+    d : dict
+        The comparison as ``compare`` returns it, whole curves included.
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    from brw.compare import MODELS, THEORY_MODELS
+
+    plt = _pyplot()
+    names = list(d["genres"])
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), squeeze=False)
+    P = np.arange(1, d["pmax"] + 1)
+    for ax, name in zip(axes[0], names):
+        c = d["genres"][name]["curves"]
+        real, se = np.asarray(c["real"]), np.asarray(c["real_stderr"])
+        ax.plot(P, real, color="k", lw=2.2, label="real optimal tree")
+        ax.fill_between(P, real - 2 * se, real + 2 * se, color="k", alpha=0.18, lw=0)
+        for m, label in MODELS.items():
+            ax.plot(P, c[m], lw=1.3, ls="--" if m in THEORY_MODELS else "-", label=label)
+        _log2_axis(ax, "P")
+        ax.set_ylim(0, max(real.max() * 1.6, 1.0))
+        ax.set_title(f"{name} ({d['genres'][name]['contexts']} contexts)")
+    axes[0][0].set_ylabel("accepted tokens per step")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Real optimal trees ({d['model']}) against every model", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def trace_summary(entropy, d: dict, path) -> str:
+    """A trace's entropy histogram (``brw trace-info``), its mean marked.
+
+    Parameters
+    ----------
+    entropy : numpy.ndarray
+        Entropy of every position of the trace, in nats.
+    d : dict
+        ``brw.traces.trace_summary``'s result (bins, mean, file, sizes).
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.hist(entropy, bins=np.asarray(d["entropy_hist_edges"]), color="0.6", edgecolor="0.3")
+    ax.axvline(d["mu"], color="C3", label=f"mu = {d['mu']:.3f} nats")
+    ax.set_xlabel("entropy of the next-token distribution (nats)")
+    ax.set_ylabel("positions")
+    name = Path(d["file"]).name if d["file"] else "trace"
+    ax.set_title(f"{name}: {d['positions']} positions, {d['contexts']} contexts", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)

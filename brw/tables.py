@@ -1,0 +1,378 @@
+"""Every text table of the package: what the command line prints without ``--json``.
+
+Each function takes the JSON-ready dict a command returns (``brw.cli``) and gives the text, so that the numbers
+on screen and in ``--json`` are the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup", "sweep",
+           "bench", "compare"]
+
+
+def frontier(d: dict) -> str:
+    """accepted(P) with its standard error and tokens per step, and the bounds where ``--bounds`` added them.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw frontier``'s result (``FrontierResult.to_dict`` and the ``BOUND_KEYS`` of ``brw.theory``).
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    from brw.theory import BOUND_KEYS
+
+    bounds = [b for b in BOUND_KEYS if b in d]
+    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
+             f"{d['replicates']} replicates, seed {d['seed']}",
+             f"{'P':>10} {'accepted':>10} {'stderr':>8} {'tokens/step':>12}"
+             + "".join(f" {b.replace('_bound', '').replace('_', '-'):>12}" for b in bounds)]
+    for i, (P, a, s) in enumerate(zip(d["P"], d["accepted"], d["stderr"])):
+        se = "-" if s is None or math.isnan(s) else f"{s:.4f}"
+        lines.append(f"{P:>10} {a:>10.4f} {se:>8} {a + 1:>12.4f}" + "".join(f" {d[b][i]:>12.4f}" for b in bounds))
+    lines.append(f"{d['nodes_per_second']:.3g} nodes/s")
+    return "\n".join(lines)
+
+
+def theory(d: dict) -> str:
+    """Every bound of a law at each P, the renewal bound's bracket width and the depth of the P-node tree.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.theory.bounds(...).to_dict()``.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    span = f"   lattice span {d['lattice_span']:.4f}" if d["lattice_span"] else ""
+    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}{span}   "
+             f"Biggins gamma = {d['biggins_gamma']:.4f}",
+             f"{'P':>10} {'asymptotic':>11} {'renewal':>9} {'+/-':>8} {'Wald-Lorden':>12} {'paper':>9} {'depth':>7}"]
+    for i, P in enumerate(d["P"]):
+        lines.append(f"{P:>10} {d['asymptotic'][i]:>11.4f} {d['renewal_bound'][i]:>9.4f} "
+                     f"{d['renewal_bound_width'][i]:>8.1e} {d['wald_lorden_bound'][i]:>12.4f} "
+                     f"{d['paper_bound'][i]:>9.4f} {d['predicted_depth'][i]:>7.2f}")
+    lines.append("accepted = E[X], bonus token excluded; renewal = identity 6 (upper end of its bracket, width +/-)")
+    return "\n".join(lines)
+
+
+def realtree(d: dict) -> str:
+    """Real accepted(P) per source with standard errors, and the expansion speed.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.realtree.realtrees``'s summary.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    names = list(d["by_source"])
+    lines = [f"{d['model']}: real optimal trees, {d['contexts']} contexts in {d['file']} "
+             f"({d['new_contexts']} new, {d['resumed_contexts']} resumed)",
+             f"{'P':>6} " + " ".join(f"{n + ' (' + str(d['by_source'][n]['contexts']) + ')':>22}" for n in names)]
+    for j, P in enumerate(d["P"]):
+        cells = []
+        for n in names:
+            a, s = d["by_source"][n]["accepted"][j], d["by_source"][n]["stderr"][j]
+            cells.append(f"{'-' if a is None else f'{a:.3f}':>12} +- {'-' if s is None else f'{s:.3f}':<6}")
+        lines.append(f"{P:>6} " + " ".join(cells))
+    if d["nodes_per_second"]:
+        lines.append(f"{d['nodes_per_second']:.3g} tree nodes/s, {d['seconds_per_context']:.2f} s per context on "
+                     f"{d['device']} (batch {d['batch']}); {d['evaluated_per_node']:.2f} nodes evaluated per "
+                     f"tree node")
+    return "\n".join(lines)
+
+
+def record(d: dict) -> str:
+    """What a recording wrote: positions, contexts, mu, mu2 and its speed.
+
+    Parameters
+    ----------
+    d : dict
+        The summary of ``brw.recording.record_sampled`` or ``record_teacher_forced``.
+
+    Returns
+    -------
+    str
+        Two lines.
+    """
+    rate = d["positions_per_second"]
+    return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts ({d['mode']}, "
+            f"{d['model']} on {d['device']})\n"
+            f"mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "
+            f"{d['recorded_now']} positions recorded now in {d['seconds']:.1f} s"
+            + (f" ({rate:.1f}/s)" if rate else "")
+            + (f", {d['resumed_batches']} of {d['batches']} batches resumed" if d["resumed_batches"] else ""))
+
+
+def trace_info(d: dict) -> str:
+    """A trace's size, mu and mu2 with confidence intervals, its tail fit and an entropy histogram.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.traces.trace_summary``'s result.
+
+    Returns
+    -------
+    str
+        The summary.
+    """
+    lines = [f"trace {d['file']}",
+             f"  model {d['model']}  mode {d['mode']}  temperature {d['temperature']}  vocabulary {d['vocab_size']}"
+             f"  top-k {d['k']}",
+             f"  {d['positions']} positions in {d['contexts']} contexts",
+             f"  mu  = {d['mu']:.4f} nats    95% CI [{d['mu_ci'][0]:.4f}, {d['mu_ci'][1]:.4f}] (bootstrap over "
+             f"contexts, {d['bootstrap']} resamples)",
+             f"  mu2 = {d['mu2']:.4f} nats^2  95% CI [{d['mu2_ci'][0]:.4f}, {d['mu2_ci'][1]:.4f}]"]
+    if "mu_bracket" in d:
+        lines.append(f"  bracket from the truncated top-k: mu in [{d['mu_bracket'][0]:.4f}, {d['mu_bracket'][1]:.4f}], "
+                     f"mu2 in [{d['mu2_bracket'][0]:.4f}, {d['mu2_bracket'][1]:.4f}]")
+    lines += [f"  top-1 probability > 0.9 at {100 * d['top1_above_0_9']:.1f}% of positions; mean tail mass beyond "
+              f"the top {d['k']}: {d['mean_tail_mass']:.4f}; mean NLL of the taken token {d['mean_nll_taken']:.4f}",
+              f"  trace law: tail as {d['tail_groups']} groups, exact on {100 * d['tail_exact_share']:.2f}% of rows; "
+              f"law mu - mu = {d['law_mu_minus_mu']:.2e}, law mu2 - mu2 = {d['law_mu2_minus_mu2']:.2e}",
+              "  entropy histogram (nats):"]
+    counts = d["entropy_hist_counts"]
+    edges = d["entropy_hist_edges"]
+    peak = max(max(counts), 1)
+    for i, c in enumerate(counts):
+        bar = "#" * int(round(50 * c / peak))
+        lines.append(f"  {edges[i]:5.1f}-{edges[i + 1]:<5.1f} {c:>7} {bar}")
+    return "\n".join(lines)
+
+
+def import_logprobs(d: dict) -> str:
+    """What an import of logprobs JSON wrote, with the brackets of mu and mu2 the top-k leaves open.
+
+    Parameters
+    ----------
+    d : dict
+        The summary of ``brw.importers.import_logprobs``.
+
+    Returns
+    -------
+    str
+        Three lines.
+    """
+    return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts, top-{d['k']} of a "
+            f"{d['vocab_size']}-token vocabulary, mean tail mass {d['mean_tail_mass']:.4f}\n"
+            f"mu  in [{d['mu_bracket'][0]:.4f}, {d['mu_bracket'][1]:.4f}] (width {d['mu_bracket_width']:.4f}); "
+            f"trace uses {d['mu']:.4f} ({d['tail_point']})\n"
+            f"mu2 in [{d['mu2_bracket'][0]:.4f}, {d['mu2_bracket'][1]:.4f}] (width {d['mu2_bracket_width']:.4f}); "
+            f"trace uses {d['mu2']:.4f}")
+
+
+def policies(d: dict) -> str:
+    """Each drafting policy's accepted(P) beside the optimal frontier's, and its paired gap to it.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw policies``'s result (``brw.policies.policies(...).to_dict()``).
+
+    Returns
+    -------
+    str
+        The two tables.
+    """
+    def cell(v, se=None):
+        if v is None:
+            return f"{'-':>16}"
+        return f"{v:>9.4f}" + (f" {se:>6.4f}" if se is not None else " " * 7)
+
+    name_w = max(len("frontier"), *(len(p["policy"]) for p in d["policies"]))
+    head = f"{'':<{name_w}}" + "".join(f"{'P = ' + str(P):>16}" for P in d["P"])
+    lines = [f"law {d['law']}   mu = {d['mu']:.4f} nats   {d['replicates']} replicates, seed {d['seed']}",
+             "accepted (standard error)", head,
+             f"{'frontier':<{name_w}}" + "".join(cell(a, s) for a, s in zip(d["frontier"], d["frontier_stderr"]))]
+    for p in d["policies"]:
+        lines.append(f"{p['policy']:<{name_w}}" + "".join(cell(a, s) for a, s in zip(p["accepted"], p["stderr"])))
+    lines += ["gap to the frontier on the same trees (paired standard error)", head]
+    for p in d["policies"]:
+        lines.append(f"{p['policy']:<{name_w}}" + "".join(cell(g, s) for g, s in zip(p["gap"], p["gap_stderr"])))
+    lines.append("accepted = E[X], bonus token excluded; '-': not scored at that P")
+    return "\n".join(lines)
+
+
+def sequoia(d: dict) -> str:
+    """Sequoia's tree for an acceptance vector beside the best-first tree of the sorted vector.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw sequoia``'s result (``SequoiaTree.to_dict()`` and the best-first keys).
+
+    Returns
+    -------
+    str
+        Four lines.
+    """
+    limit = "no depth limit" if d["max_depth"] is None else f"depth at most {d['max_depth']}"
+    return "\n".join([
+        f"Sequoia tree of {d['n']} nodes (root counted), {limit}, {len(d['acceptance'])} ranks",
+        f"tokens per step {d['tokens_per_step']:.4f}   depth {d['depth']}",
+        "widths " + " ".join(str(w) for w in d["widths"]),
+        f"best-first tree of the sorted vector {d['best_first_tokens_per_step']:.4f} (gap {d['gap']:.4f})",
+    ])
+
+
+def speedup(d: dict) -> str:
+    """The throughput-optimal P of a law at a verifier cost, and the speed-up over plain decoding.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw speedup``'s result (``brw.speedup.speedup(...).to_dict()``).
+
+    Returns
+    -------
+    str
+        Three lines.
+    """
+    return "\n".join([
+        f"law {d['law']}   cost {d['cost']}   drafting {d['draft_step']:g} s/step + {d['draft_token']:g} s/token   "
+        f"{d['replicates']} replicates, seed {d['seed']}",
+        f"optimal P = {d['optimal_P']} (of 0..{d['pmax']}): {d['tokens_per_second']:.4g} +- "
+        f"{d['tokens_per_second_stderr']:.2g} tokens/s, accepted {d['accepted']:.4f}, {d['step_seconds']:.4g} s "
+        "per step",
+        f"plain decoding {d['plain_tokens_per_second']:.4g} tokens/s; speed-up {d['speedup']:.3f}x "
+        "(the speed of light: no drafter exceeds it at this cost)",
+    ])
+
+
+def sweep(d: dict) -> str:
+    """What a sweep computed, reused and failed, and where its table lies.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw sweep``'s summary (``brw.sweep.sweep(...).attrs["sweep"]``).
+
+    Returns
+    -------
+    str
+        A line, and one per failed point.
+    """
+    lines = [f"{d['points']} points: {d['computed']} computed, {d['reused']} reused, {len(d['failed'])} failed "
+             f"({d['seconds']:.1f} s); table {d['out']}/results.parquet"]
+    lines += [f"failed: {f['kind']} {f['law']} P={','.join(map(str, f['P']))}: {f['error']}" for f in d["failed"]]
+    return "\n".join(lines)
+
+
+def _m(x):
+    """A rate in millions, or "-"."""
+    return "-" if x is None else f"{x / 1e6:.3g}M"
+
+
+def bench(d: dict) -> str:
+    """Nodes per second of every kernel on 1 and 2 threads, their ratios, memory, start-up and the targets.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.bench.bench``'s result.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    th = d["threads"]
+    load = ", ".join(f"{x:.1f}" for x in d["load_average"])
+    lines = [f"brw bench {d['version']} ({d['cpus']} cpus, load average {load}): nodes per second, best of "
+             f"{d['repeats']} interleaved repeats",
+             f"{'kernel':<12}" + "".join(f"{f'{t} thread':>12}" for t in th)
+             + (f"{'speed-up':>10}{'work eff.':>10}" if len(th) > 1 else "")]
+    for row in d["laws"]:
+        r = row["nodes_per_second"]
+        lines.append(f"{row['law']}   (P = {row['P']}, {row['replicates']} replicates; threshold at x = "
+                     f"{row['threshold_x']:.2f}, {row['threshold_nodes_per_tree']:.3g} nodes per tree)")
+        if "reference" in r:
+            lines.append(f"{'reference':<12}{_m(r['reference']):>12}   (pure Python, P = {row['reference_P']})")
+        else:
+            lines.append(f"{'reference':<12}{'-':>12}   ({row['reference_note']})")
+        for kern in ("frontier", "threshold", "floor"):
+            line = f"{kern:<12}" + "".join(f"{_m(r[f'{kern}@{t}']):>12}" for t in th)
+            if "thread_scaling" in row:
+                line += f"{row['thread_scaling'][kern]:>10.2f}{row['thread_work_efficiency'][kern]:>10.2f}"
+            lines.append(line)
+        lines.append(f"{'best-first':<12}{_m(r['best_first@1']):>12}   (heap kernel of frontier_tree, one tree)")
+        q = row["ratios"]
+        ref = q["frontier_over_reference"]
+        lines.append("  ratios: " + (f"frontier/reference {ref:.0f}x, " if ref is not None else "")
+                     + f"floor/frontier {q['floor_over_frontier']:.2f}, floor/threshold "
+                     f"{q['floor_over_threshold']:.2f}, frontier/best-first {q['frontier_over_best_first_1thread']:.2f}")
+    b = d.get("big_tree")
+    if b:
+        mem = b["bytes_per_node_measured"]
+        lines.append(f"one tree of {b['nodes']:.3g} nodes ({b['law']}), brw.frontier on 1 thread: {b['seconds']:.2f} s "
+                     f"({_m(b['nodes_per_second'])} nodes/s in the kernel); peak memory "
+                     + (f"{mem:.1f}" if mem is not None else "?") + " bytes per node")
+    s = d.get("startup")
+    if s:
+        first = s.get("first_call_seconds")
+        lines.append("start-up, fresh process to first frontier result: "
+                     + (f"empty kernel cache {first:.1f} s, " if first is not None else "")
+                     + f"filled cache {s['cached_seconds']:.2f} s (first result after "
+                     f"{s['cached_compute_starts_seconds']:.2f} s of it); numba alone: import "
+                     f"{s['numba_floor']['import_numba_seconds']:.2f} s + first cached call "
+                     f"{s['numba_floor']['first_cached_call_seconds']:.2f} s")
+    lines.append("speed-up: wall-clock rate on 2 threads over 1 (needs idle cores); work eff.: CPU time per node "
+                 "on 1 thread over 2 (1.00 = threads add no work)")
+    lines.append("targets:")
+    for what, val, target, met in d.get("checks", []):
+        mark = "n/a" if met is None else ("met" if met else "MISSED")
+        lines.append(f"  {mark:<7}{what}: {val:.3g} (target {target})")
+    return "\n".join(lines)
+
+
+def compare(d: dict) -> str:
+    """Real accepted(P) per genre beside each model's prediction and relative error.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.compare.compare``'s result (whole curves may be absent).
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    from brw.compare import MODELS
+
+    lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model; "
+             f"simulations: {d['replicates']} trees, seed {d['seed']}, {d['regimes']} Markov regimes, "
+             f"{d['components']} gemmix components"]
+    for name, g in d["genres"].items():
+        lines.append("")
+        head = f"{name}: {g['contexts']} contexts"
+        if isinstance(g["mu"], float) and math.isfinite(g["mu"]):
+            head += f", mu = {g['mu']:.3f}, mu2 = {g['mu2']:.3f}"
+        if g.get("entropy_autocorrelation"):
+            head += ", entropy autocorrelation along the text " + ", ".join(
+                f"lag {k}: {v:.2f}" for k, v in g["entropy_autocorrelation"].items())
+        lines.append(head)
+        lines.append(f"{'':26}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}")
+        lines.append(f"{'real accepted':26}" + "".join(
+            f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real"], g["real_stderr"])))
+        for m, label in MODELS.items():
+            r = g["models"][m]
+            lines.append(f"{label:26}" + "".join(
+                f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
+                + f"{r['mean_abs_relative_error']:>12.1%}")
+        lines.append(f"best simulator: {g['best_simulator']}"
+                     + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
+    return "\n".join(lines)
