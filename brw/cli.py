@@ -1,8 +1,8 @@
 """The ``brw`` command line: a thin layer over the public API.
 
 Each subcommand is a function ``_cmd_NAME(args) -> dict`` plus an ``_add_NAME(subparsers)`` that declares its
-arguments; ``main`` prints the dict as JSON under ``--json`` and as a table of ``brw.tables`` otherwise. A ``BrwError`` becomes one
-line on stderr and exit status 2; anything else is a bug (status 1).
+arguments; ``main`` prints the dict as JSON under ``--json`` and as a table of ``brw.tables`` otherwise. A
+``BrwError`` becomes one line on stderr and exit status 2; anything else is a bug (status 1).
 """
 
 from __future__ import annotations
@@ -313,19 +313,14 @@ def _add_bench(sub):
 
 
 def _cmd_bench(args) -> dict:
-    from brw.bench import bench
+    from brw.studies.bench import bench
 
-    for name in ("P", "replicates", "reference_P", "repeats"):
-        if getattr(args, name) < 1:
-            raise BrwError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.big < 0:
-        raise BrwError("--big must be >= 0")
     return bench(args.law, args.P, args.replicates, args.reference_P, args.repeats, args.big,
-                 cold_start=args.cold_start, startup_runs=args.startup)
+                 cold_start=args.cold_start, startup_runs=args.startup).to_dict()
 
 
 # --------------------------------------------------------------------------------------------------------
-# brw compare (brw/compare.py)
+# brw compare (brw/studies/compare.py)
 
 
 def _add_compare(sub):
@@ -344,18 +339,16 @@ def _add_compare(sub):
 
 
 def _cmd_compare(args) -> dict:
-    from brw.compare import DEFAULT_AT, compare
+    from brw.studies.compare import DEFAULT_AT, compare
 
     _check_figure(args.plot)
-    d = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
-                components=args.components, at=args.at or DEFAULT_AT)
+    res = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
+                  components=args.components, at=args.at or DEFAULT_AT)
+    d = res.to_dict(curves=False)  # whole curves belong in the figure, not on stdout
     if args.plot is not None:
         from brw import figures
 
-        d["plot"] = figures.compare(d, args.plot)
-    if args.json:
-        for g in d["genres"].values():
-            g.pop("curves")  # whole curves belong in the figure, not on stdout
+        d["plot"] = figures.compare(res, args.plot)
     return d
 
 

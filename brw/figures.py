@@ -7,6 +7,7 @@ that a long computation never ends on a bad name. Every drawing function returns
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 from brw.errors import BrwError
 from brw.files import atomic_path
 
-__all__ = ["SUFFIXES", "check_path", "frontier", "compare", "trace_summary"]
+__all__ = ["SUFFIXES", "check_path", "frontier", "compare", "trace_summary", "theory_bounds",
+           "theory_residuals"]
 
 #: The file types a figure may be written as.
 SUFFIXES = (".png", ".pdf", ".svg")
@@ -127,13 +129,13 @@ def frontier(result, path, *, bounds: bool = False, title: str | None = None) ->
     return _save(fig, path)
 
 
-def compare(d: dict, path) -> str:
+def compare(comparison, path) -> str:
     """One panel per genre of a comparison (``brw compare``): the real curve with its band, and every model.
 
     Parameters
     ----------
-    d : dict
-        The comparison as ``compare`` returns it, whole curves included.
+    comparison : brw.studies.compare.Comparison
+        The comparison.
     path : str or os.PathLike
         Figure file (.png, .pdf or .svg).
 
@@ -142,25 +144,23 @@ def compare(d: dict, path) -> str:
     str
         The path written.
     """
-    from brw.compare import MODELS, THEORY_MODELS
+    from brw.studies.compare import MODELS, THEORY_MODELS
 
     plt = _pyplot()
-    names = list(d["genres"])
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), squeeze=False)
-    P = np.arange(1, d["pmax"] + 1)
-    for ax, name in zip(axes[0], names):
-        c = d["genres"][name]["curves"]
-        real, se = np.asarray(c["real"]), np.asarray(c["real_stderr"])
-        ax.plot(P, real, color="k", lw=2.2, label="real optimal tree")
-        ax.fill_between(P, real - 2 * se, real + 2 * se, color="k", alpha=0.18, lw=0)
+    genres = comparison.genres
+    fig, axes = plt.subplots(1, len(genres), figsize=(4.2 * len(genres), 4.2), squeeze=False)
+    P = np.arange(1, comparison.pmax + 1)
+    for ax, (name, g) in zip(axes[0], genres.items()):
+        ax.plot(P, g.real, color="k", lw=2.2, label="real optimal tree")
+        ax.fill_between(P, g.real - 2 * g.real_stderr, g.real + 2 * g.real_stderr, color="k", alpha=0.18, lw=0)
         for m, label in MODELS.items():
-            ax.plot(P, c[m], lw=1.3, ls="--" if m in THEORY_MODELS else "-", label=label)
+            ax.plot(P, g.predictions[m][0], lw=1.3, ls="--" if m in THEORY_MODELS else "-", label=label)
         _log2_axis(ax, "P")
-        ax.set_ylim(0, max(real.max() * 1.6, 1.0))
-        ax.set_title(f"{name} ({d['genres'][name]['contexts']} contexts)")
+        ax.set_ylim(0, max(g.real.max() * 1.6, 1.0))
+        ax.set_title(f"{name} ({g.contexts} contexts)")
     axes[0][0].set_ylabel("accepted tokens per step")
     axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Real optimal trees ({d['model']}) against every model", fontsize=10)
+    fig.suptitle(f"Real optimal trees ({comparison.model}) against every model", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -191,5 +191,94 @@ def trace_summary(entropy, d: dict, path) -> str:
     name = Path(d["file"]).name if d["file"] else "trace"
     ax.set_title(f"{name}: {d['positions']} positions, {d['contexts']} contexts", fontsize=10)
     ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def theory_bounds(check, path) -> str | None:
+    """accepted(P) of the theory check's ``PLOTTED`` laws beside every bound, one panel per law.
+
+    Parameters
+    ----------
+    check : brw.studies.theory_check.TheoryCheck
+        The check, with its measured curves.
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str or None
+        The path written; None (nothing written) when the check measured none of the plotted laws.
+    """
+    from brw import theory as T
+    from brw.studies.theory_check import PLOTTED
+
+    specs = [s for s in PLOTTED if s in check.measured]
+    if not specs:
+        return None
+    plt = _pyplot()
+    pmax = check.P_max
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), squeeze=False)
+    P = np.arange(1, pmax + 1)
+    grid = np.unique(np.round(np.logspace(0, math.log2(pmax), 80, base=2)).astype(int))
+    for ax, spec in zip(axes.flat, specs):
+        m = check.measured[spec]
+        law, acc, se = m.law, m.accepted, m.accepted_stderr
+        ax.plot(P, acc, "k", lw=2.2, label=f"accepted (simulated, {m.replicates} trees)")
+        if not law.deterministic:
+            ax.fill_between(P, acc - 2 * se, acc + 2 * se, color="k", alpha=0.2, lw=0)
+        ax.plot(grid, T.bounds(law, grid).renewal_bound, "C0-", lw=1.2, label="renewal bound (identity 6)")
+        ax.plot(P, T.asymptotic(law, P), "C1--", lw=1.2, label="sharp asymptotic")
+        if law.lattice_span > 0:
+            h = law.lattice_span / (2 * law.mu)
+            ax.plot(P, T.smooth_asymptotic(law, P) + h, "C1:", lw=1.2, label="smooth + h/(2 mu)")
+        wald_lorden = T.wald_lorden_bound(law, P)
+        ax.plot(P, wald_lorden, "C2-.", lw=1.2, label="Wald-Lorden")
+        ax.plot(P, T.paper_bound(law, P), "C3-", lw=1.2, label="paper (mu+mu2) log P / mu^2")
+        _log2_axis(ax, "P (draft nodes)", "accepted E[X]")
+        ax.set_ylim(0, 1.15 * max(wald_lorden[-1], acc[-1]))
+        ax.set_title(f"{law}   mu={law.mu:.3f} mu2={law.mu2:.3f}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(specs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def theory_residuals(check, path) -> str:
+    """Sharp asymptotic minus accepted(P) for every law of the theory check: random laws (2-standard-error
+    bands) and deterministic laws (exact) side by side.
+
+    Parameters
+    ----------
+    check : brw.studies.theory_check.TheoryCheck
+        The check, with its measured curves.
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    from brw import theory as T
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    P = np.arange(1, check.P_max + 1)
+    for ax, random in zip(axes, (True, False)):
+        for i, (spec, m) in enumerate(check.measured.items()):
+            if m.law.deterministic == random:
+                continue
+            err = T.asymptotic(m.law, P) - m.accepted
+            ax.plot(P[63:], err[63:], lw=1.2, color=f"C{i % 10}", ls="-" if i < 10 else "--",
+                    label=f"{spec} (mu={m.law.mu:.2f})")
+            if random:  # 2 standard errors of the simulated mean
+                band = 2 * m.accepted_stderr[63:]
+                ax.fill_between(P[63:], err[63:] - band, err[63:] + band, color=f"C{i % 10}", alpha=0.10, lw=0)
+        ax.axhline(0, color="k", lw=0.8)
+        _log2_axis(ax, "P (draft nodes)", "sharp asymptotic - accepted")
+        ax.set_title("random laws (bands: 2 standard errors)" if random else "deterministic laws (exact)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
     fig.tight_layout()
     return _save(fig, path)

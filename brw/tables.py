@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup", "sweep",
-           "bench", "compare"]
+__all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
+           "sweep", "bench", "compare", "theory_check"]
 
 
 def frontier(d: dict) -> str:
@@ -282,7 +282,7 @@ def bench(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw.bench.bench``'s result.
+        ``Benchmark.to_dict()`` (``brw.studies.bench``).
 
     Returns
     -------
@@ -313,7 +313,8 @@ def bench(d: dict) -> str:
         ref = q["frontier_over_reference"]
         lines.append("  ratios: " + (f"frontier/reference {ref:.0f}x, " if ref is not None else "")
                      + f"floor/frontier {q['floor_over_frontier']:.2f}, floor/threshold "
-                     f"{q['floor_over_threshold']:.2f}, frontier/best-first {q['frontier_over_best_first_1thread']:.2f}")
+                     f"{q['floor_over_threshold']:.2f}, "
+                     f"frontier/best-first {q['frontier_over_best_first_1thread']:.2f}")
     b = d.get("big_tree")
     if b:
         mem = b["bytes_per_node_measured"]
@@ -344,14 +345,14 @@ def compare(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw.compare.compare``'s result (whole curves may be absent).
+        ``Comparison.to_dict()`` (``brw.studies.compare``; whole curves may be absent).
 
     Returns
     -------
     str
         The table.
     """
-    from brw.compare import MODELS
+    from brw.studies.compare import MODELS
 
     lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model; "
              f"simulations: {d['replicates']} trees, seed {d['seed']}, {d['regimes']} Markov regimes, "
@@ -375,4 +376,57 @@ def compare(d: dict) -> str:
                 + f"{r['mean_abs_relative_error']:>12.1%}")
         lines.append(f"best simulator: {g['best_simulator']}"
                      + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
+    return "\n".join(lines)
+
+
+def theory_check(d: dict) -> str:
+    """The theory check as a Markdown table: slopes and offsets at P_max beside every bound, per law.
+
+    Parameters
+    ----------
+    d : dict
+        ``TheoryCheck.to_dict()`` (``brw.studies.theory_check``).
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    rows, pmax, e = d["laws"], d["P_max"], int(math.log2(d["P_max"]))
+    lines = [
+        f"# Theory check: slope and offset of accepted(P), P = 2^6 .. 2^{e}",
+        "",
+        f"`python sims/verify_theory.py` (brw {d['version']}, seed {d['seed']}). slope: least squares of "
+        f"accepted(P) on log P over the powers of two 2^6..2^{e} (mean of {d['batches']} batch fits; +- one "
+        "standard error; deterministic laws are exact). asym slope: the same fit applied to the sharp asymptotic "
+        "(it differs from 1/mu by the curvature of log(P + 1) and, for lattice laws, their log-periodic wiggle); "
+        "renewal slope: the same fit applied to the renewal bound (exact numerics, no o(1) dropped). Offsets at "
+        f"P = 2^{e}: accepted, the sharp asymptotic (lattice form where h > 0), the renewal bound (identity 6, "
+        "upper end of its bracket), Wald-Lorden, the paper's bound without O(1). depth: deepest node, measured / "
+        "predicted by Biggins.",
+        "",
+        "| law | mu | mu2 | h | slope | 1/mu | asym slope | renewal slope | paper slope | accepted | asymptotic "
+        "| renewal | Wald-Lorden | paper | asym - acc range | depth meas/pred |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        se = "" if r["deterministic"] else f" +- {r['slope_se']:.4f}"
+        ase = "" if r["deterministic"] else f" +- {r['accepted_se_at_max']:.3f}"
+        lo, hi = r["asymptotic_error_range"]
+        lines.append(
+            f"| {r['law']} | {r['mu']:.3f} | {r['mu2']:.3f} | {r['lattice_span']:.3f} | {r['slope']:.4f}{se} | "
+            f"{r['inv_mu']:.4f} | {r['asymptotic_fit_slope']:.4f} | {r['renewal_fit_slope']:.4f} | "
+            f"{r['paper_slope']:.3f} | "
+            f"{r['accepted_at_max']:.3f}{ase} | {r['asymptotic_at_max']:.3f} | {r['renewal_bound_at_max']:.3f} | "
+            f"{r['wald_lorden_at_max']:.3f} | {r['paper_at_max']:.3f} | {lo:+.3f} .. {hi:+.3f} | "
+            f"{r['depth_measured']:.1f} / {r['depth_predicted']:.1f} |")
+    lat = [r for r in rows if r["smooth_plus_h_error_range"]]
+    if lat:
+        lines += ["", "Lattice laws: error of the 'smooth formula + h/(2 mu)' over the same P "
+                      "(the lattice form's error is in the table):", ""]
+        for r in lat:
+            a, b = r["smooth_plus_h_error_range"]
+            lines.append(f"- {r['law']} (h = {r['lattice_span']:.3f}): {a:+.3f} .. {b:+.3f}")
+    lines += ["", "Where accepted(P) <= paper bound (no O(1)) holds from, measured: "
+              + ", ".join(f"{r['law']}: P >= {r['paper_holds_from_P']}" for r in rows), "", ""]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Real optimal trees against every model: writes figures/compare.{json,md,png} (brw compare, recorded).
+"""Real optimal trees against every model: writes figures/compare.{json,md,png} (``brw compare``, recorded).
 
     python sims/compare_real.py            # 2000 simulated trees per law, seed 0, 4 regimes, 12 components
 """
@@ -7,10 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
-from brw import figures
-from brw.compare import compare
-from brw.tables import compare as show
+from brw import figures, tables
 from brw.files import write_text
+from brw.studies.compare import compare
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
@@ -23,11 +22,11 @@ def main(argv=None):
     ap.add_argument("--components", type=int, default=12)
     ap.add_argument("--out", type=Path, default=FIGURES)
     args = ap.parse_args(argv)
-    d = compare(replicates=args.replicates, seed=args.seed, regimes=args.regimes, components=args.components)
-    figures.compare(d, args.out / "compare.png")
-    text = show(d)
-    for g in d["genres"].values():
-        g.pop("curves")
+    figures.check_path(args.out / "compare.png")
+    res = compare(replicates=args.replicates, seed=args.seed, regimes=args.regimes, components=args.components)
+    figures.compare(res, args.out / "compare.png")
+    d = res.to_dict(curves=False)
+    text = tables.compare(d)
     write_text(args.out / "compare.json", json.dumps(d, indent=1) + "\n")
     write_text(args.out / "compare.md", "```\n" + text + "\n```\n\n`python sims/compare_real.py`\n")
     print(text)

@@ -4,10 +4,12 @@ benchmark's business, never a unit test's)."""
 import json
 
 import numpy as np
+import pytest
 
 from brw import cli, tables
-from brw.bench import SyntheticTable, bench
+from brw.errors import BrwError
 from brw.frontier import frontier
+from brw.studies.bench import TARGETS, SyntheticTable, bench
 
 
 def test_bench_command_json(capsys):
@@ -29,7 +31,23 @@ def test_bench_command_json(capsys):
 
 def test_bench_rejects_bad_sizes(capsys):
     assert cli.main(["bench", "--P", "0", "--no-startup"]) == 2
-    assert "--P must be >= 1" in capsys.readouterr().err
+    assert "pmax must be >= 1" in capsys.readouterr().err
+    for kw, words in [({"replicates": 0}, "replicates must be >= 1"), ({"big_nodes": -1}, "big_nodes must be >= 0"),
+                      ({"reference_nodes": 1.5}, "reference_nodes must be a whole number")]:
+        with pytest.raises(BrwError, match=words):
+            bench(["fixed:p=0.7/0.3"], **kw)
+
+
+def test_benchmark_result_tidy_rows_and_checks():
+    res = bench(["fixed:p=0.7/0.3"], pmax=200, replicates=2, reference_nodes=20, repeats=1, big_nodes=0,
+                startup_runs=False)
+    df = res.to_pandas()
+    assert set(df["kernel"]) == {"reference", "frontier", "threshold", "floor", "best_first"}
+    assert (df["nodes_per_second"] > 0).all() and set(df["law"]) == {"fixed:p=0.7/0.3"}
+    d = res.to_dict()
+    assert d["checks"] == res.checks() and d["targets"] == TARGETS
+    assert any(what.endswith("frontier / reference, 1 thread") for what, *_ in d["checks"])
+    json.dumps(d)
 
 
 def test_synthetic_table_law_runs_in_the_frontier():
@@ -40,7 +58,7 @@ def test_synthetic_table_law_runs_in_the_frontier():
 
 
 def test_bench_default_laws_include_a_table_law():
-    from brw.bench import default_laws
+    from brw.studies.bench import default_laws
 
     names = [str(x) for x in default_laws()]
     assert names[0] == "fixed:p=0.7/0.3" and names[1] == "dirichlet:alpha=0.5,k=8"

@@ -403,30 +403,3 @@ def test_cli_theory_errors(capsys):
     assert main(["theory", "--law", "uniform:k=8", "--at", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "Traceback" not in err
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The verification script's CI slice.
-
-
-def test_verify_theory_quick(tmp_path):
-    """sims/verify_theory.py --quick runs, and its table says what the theory says it must."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "sims" / "verify_theory.py"
-    spec = importlib.util.spec_from_file_location("verify_theory", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--quick", "--out", str(tmp_path)]) == 0
-    doc = json.loads((tmp_path / "theory_check_quick.json").read_text())
-    assert (tmp_path / "theory_check_quick.md").read_text().startswith("# Theory check")
-    assert len(doc["laws"]) >= 5
-    for r in doc["laws"]:
-        if r["deterministic"]:  # identity 6 is an equality: the renewal bound is the exact value
-            assert abs(r["renewal_bound_at_max"] - r["accepted_at_max"]) <= r["renewal_bound_width_at_max"] + 1e-9
-        else:
-            assert r["accepted_at_max"] <= r["renewal_bound_at_max"] + Z * r["accepted_se_at_max"]
-            assert abs(r["slope"] - r["asymptotic_fit_slope"]) < Z * r["slope_se"] + 0.005
-        assert r["renewal_bound_at_max"] <= r["wald_lorden_at_max"] <= r["paper_at_max"]
-        assert r["paper_fails_at_P1"] and r["paper_holds_from_P"] is not None and r["paper_holds_from_P"] <= 3
