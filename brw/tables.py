@@ -397,7 +397,7 @@ def theory_check(d: dict) -> str:
         f"# Theory check: slope and offset of accepted(P), P = 2^6 .. 2^{e}",
         "",
         f"`python sims/verify_theory.py` (brw {d['version']}, seed {d['seed']}). slope: least squares of "
-        f"accepted(P) on log P over the powers of two 2^6..2^{e} (mean of {d['batches']} batch fits; +- one "
+        f"accepted(P) on log P over the powers of two 2^6..2^{e} (mean of the replicates' fits; +- one "
         "standard error; deterministic laws are exact). asym slope: the same fit applied to the sharp asymptotic "
         "(it differs from 1/mu by the curvature of log(P + 1) and, for lattice laws, their log-periodic wiggle); "
         "renewal slope: the same fit applied to the renewal bound (exact numerics, no o(1) dropped). Offsets at "

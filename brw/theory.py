@@ -30,7 +30,7 @@ and Biggins' speed) as a :class:`Bounds`; the command line, ``brw compare`` and 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import fft as sfft
@@ -38,6 +38,7 @@ from scipy import optimize
 
 from brw.errors import BrwError
 from brw.laws import Law, parse_law
+from brw.results import Result
 
 __all__ = [
     "SpineGrid", "Renewal", "spine_grid", "renewal", "renewal_sequence", "renewal_estimate", "paper_bound",
@@ -481,12 +482,13 @@ BOUND_KEYS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic")
 
 
 @dataclass(frozen=True)
-class Bounds:
+class Bounds(Result):
     """Every bound and prediction of accepted = E[X] at draft-node counts ``P`` for one law (``bounds``).
 
     The four keys of ``BOUND_KEYS`` are the conventions' names; ``renewal_bound`` is the upper end of identity
     6's bracket ``[renewal_bound_lower, renewal_bound]`` (width ``renewal_bound_width``). ``lattice_span`` is 0
-    for a non-lattice spine step; ``biggins_theta`` is inf when Biggins' infimum is a limit.
+    for a non-lattice spine step; ``biggins_theta`` is inf when Biggins' infimum is a limit. ``to_dict()`` is
+    what ``brw theory --json`` prints; ``to_pandas()`` has one row per P.
     """
 
     law: str
@@ -505,9 +507,11 @@ class Bounds:
     biggins_theta: float
     predicted_depth: np.ndarray
 
-    def to_dict(self) -> dict:
-        """Plain Python values (lists for arrays), in field order: what ``brw theory --json`` prints."""
-        return {name: (v.tolist() if isinstance(v, np.ndarray) else v) for name, v in vars(self).items()}
+    def _tidy(self) -> dict:
+        """Columns: every field, one row per P (the law's numbers repeated)."""
+        n = self.P.size
+        return {f.name: getattr(self, f.name) if isinstance(getattr(self, f.name), np.ndarray)
+                else [getattr(self, f.name)] * n for f in fields(self)}
 
 
 def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:

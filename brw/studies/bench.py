@@ -45,11 +45,12 @@ import numpy as np
 
 from brw import _kernels as K
 from brw._version import __version__
+from brw.errors import BrwError
 from brw.frontier import FRONTIER_BYTES_PER_NODE, _check_count, frontier_start, kernel_threads, root_keys
 from brw.kernel_law import KernelLaw, gem_cut, kernel_args
-from brw.errors import BrwError
 from brw.laws import Law, parse_law
 from brw.reference import reference_frontier
+from brw.results import Result
 
 __all__ = ["bench", "Benchmark", "default_laws", "SyntheticTable", "TARGETS"]
 
@@ -357,7 +358,7 @@ def startup(law: str = "dirichlet:alpha=0.5,k=8", cold: bool = True) -> dict:
 
 
 @dataclass(frozen=True)
-class Benchmark:
+class Benchmark(Result):
     """What ``bench`` measured: one dict per law (``laws``: nodes per second per kernel and thread count,
     CPU-time rates, ratios, thread scaling), the large tree (``big_tree``) and start-up times (``startup``),
     with the machine they were measured on. ``checks()`` sets them beside ``TARGETS``."""
@@ -424,22 +425,17 @@ class Benchmark:
                 "laws": self.laws, "big_tree": self.big_tree, "startup": self.startup, "targets": self.targets,
                 "checks": self.checks()}
 
-    def to_pandas(self):
-        """One row per law and timed kernel: kernel, threads, nodes per second (wall clock and CPU time).
-
-        Returns
-        -------
-        pandas.DataFrame
-        """
-        import pandas as pd
-
-        rows = []
+    def _tidy(self) -> dict:
+        """Columns: law, kernel, threads, nodes_per_second, nodes_per_cpu_second (one row per law and timed
+        kernel; the reference runs on one thread), version."""
+        cols = {k: [] for k in ("law", "kernel", "threads", "nodes_per_second", "nodes_per_cpu_second")}
         for row in self.laws:
             for key, rate in row["nodes_per_second"].items():
                 kernel, _, nt = key.partition("@")
-                rows.append({"law": row["law"], "kernel": kernel, "threads": int(nt) if nt else 1,
-                             "nodes_per_second": rate, "nodes_per_cpu_second": row["nodes_per_cpu_second"].get(key)})
-        return pd.DataFrame(rows)
+                for k, v in zip(cols, (row["law"], kernel, int(nt) if nt else 1, rate,
+                                       row["nodes_per_cpu_second"].get(key, math.nan))):
+                    cols[k].append(v)
+        return {**cols, "version": [self.version] * len(cols["law"])}
 
 
 def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: int = 5_000, repeats: int = 5,

@@ -22,6 +22,7 @@ import numpy as np
 
 from brw._version import __version__
 from brw.errors import BrwError
+from brw.results import Result
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
 
@@ -75,7 +76,7 @@ class Genre:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Result):
     """Real optimal trees of ``model`` (P <= ``pmax``) against every model, per genre and pooled ("all").
 
     ``P`` are the draft-node counts of the table; ``genres`` maps each genre's name to its :class:`Genre`.
@@ -110,21 +111,17 @@ class Comparison:
                 "components": self.components,
                 "genres": {name: g.to_dict(self.P, curves) for name, g in self.genres.items()}}
 
-    def to_pandas(self):
-        """One row per genre, curve ("real" or a key of ``MODELS``) and P = 1..pmax: accepted and stderr.
-
-        Returns
-        -------
-        pandas.DataFrame
-        """
-        import pandas as pd
-
+    def _tidy(self) -> dict:
+        """Columns: genre, curve ("real" or a key of ``MODELS``), P, accepted, stderr (one row per genre, curve
+        and P = 1..pmax), seed, version."""
+        cols = {k: [] for k in ("genre", "curve", "P", "accepted", "stderr")}
         P = np.arange(1, self.pmax + 1)
-        frames = []
         for name, g in self.genres.items():
             for curve, (v, se) in {"real": (g.real, g.real_stderr), **g.predictions}.items():
-                frames.append(pd.DataFrame({"genre": name, "curve": curve, "P": P, "accepted": v, "stderr": se}))
-        return pd.concat(frames, ignore_index=True)
+                for key, col in zip(cols, ([name] * P.size, [curve] * P.size, P, v, se)):
+                    cols[key].extend(col)
+        n = len(cols["P"])
+        return {**cols, "seed": [self.seed] * n, "version": [self.version] * n}
 
 
 def _sim(spec, pmax, replicates, seed):

@@ -1,7 +1,7 @@
 """Which predictions of the theory hold? Slope and offset of accepted(P) against every bound, for many laws.
 
-For each law: simulate the optimal frontier to PMAX (replicates in batches, so that the slope has a standard
-error), fit accepted(P) = a + b log P over P = 2^6 .. PMAX (powers of two), and set the slope b beside 1/mu
+For each law: simulate the optimal frontier to PMAX, fit accepted(P) = a + b log P over P = 2^6 .. PMAX (powers
+of two) for every replicate (so that the slope has a standard error), and set the mean slope b beside 1/mu
 (the sharp asymptotic's slope) and (mu + mu2)/mu^2 (the paper's), and accepted(PMAX) beside every bound of
 ``brw.theory.bounds``: the sharp asymptotic, the renewal bound (identity 6), Wald-Lorden and the paper's bound.
 
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from brw._version import __version__
+from brw.results import Result
 
-__all__ = ["theory_check", "TheoryCheck", "FULL", "QUICK", "PLOTTED", "BATCHES", "SEED"]
+__all__ = ["theory_check", "TheoryCheck", "Measured", "measure", "theory_row", "FULL", "QUICK", "PLOTTED", "SEED"]
 
 #: (spec, replicates) spanning mu from 0.2 to 6.5 nats; deterministic laws need one tree.
 FULL = [
@@ -47,8 +48,6 @@ QUICK = [
 ]
 #: Laws drawn in the bounds figure (where they were checked).
 PLOTTED = ["uniform:k=8", "dirichlet:alpha=0.5,k=8", "fixed:p=0.95/0.05", "zipf:s=1.1,k=50000"]
-#: Batches of replicates: the slope's standard error is the spread of the batch slopes.
-BATCHES = 8
 SEED = 2512
 #: Replicates of a recorded trace law.
 TRACE_REPLICATES = 400
@@ -56,8 +55,9 @@ TRACE_REPLICATES = 400
 
 @dataclass(frozen=True)
 class Measured:
-    """One law's simulated curve: accepted(P) for P = 1..pmax with its standard error over batches, the
-    fitted slope over the powers of two ``P`` and its standard error, and the mean depth of the deepest node."""
+    """One law's simulated curve: accepted(P) for P = 1..pmax with its standard error over replicates, the
+    slope fitted over the powers of two ``P`` (mean over replicates) and its standard error, and the mean depth
+    of the deepest node."""
 
     law: object
     P: np.ndarray
@@ -71,41 +71,38 @@ class Measured:
 
 
 @dataclass(frozen=True)
-class TheoryCheck:
+class TheoryCheck(Result):
     """The theory check: one row per law (``laws``, JSON-ready dicts) and each law's measured curve
     (``measured``, by spec, for the figures)."""
 
     seed: int
     P_max: int
-    batches: int
     laws: list
     measured: dict = field(repr=False, default_factory=dict)
     version: str = __version__
 
     def to_dict(self) -> dict:
-        """JSON-ready: version, seed, P_max, batches and the rows (the measured curves stay out)."""
-        return {"version": self.version, "seed": self.seed, "P_max": self.P_max, "batches": self.batches,
-                "laws": self.laws}
-
-    def to_pandas(self):
-        """One row per law, every column of ``laws`` (the ranges as two columns each).
+        """JSON-ready: version, seed, P_max and the rows (the measured curves stay out).
 
         Returns
         -------
-        pandas.DataFrame
+        dict
         """
-        import pandas as pd
+        return {"version": self.version, "seed": self.seed, "P_max": self.P_max, "laws": self.laws}
 
+    def _tidy(self) -> dict:
+        """Columns: every number of a row (a range as ``_low`` and ``_high``), one row per law; seed, version."""
         flat = []
         for r in self.laws:
             row = {}
             for k, v in r.items():
-                if isinstance(v, list) and len(v) == 2 and k.endswith("_range"):
-                    row[f"{k}_low"], row[f"{k}_high"] = v
+                if k.endswith("_range"):
+                    row[f"{k}_low"], row[f"{k}_high"] = v if v is not None else (None, None)
                 elif not isinstance(v, list):
                     row[k] = v
             flat.append(row)
-        return pd.DataFrame(flat)
+        return {k: [row[k] for row in flat] for k in flat[0]} | {"seed": [self.seed] * len(flat),
+                                                                 "version": [self.version] * len(flat)}
 
 
 def trace_laws(extra=()) -> list[tuple[str, int]]:
@@ -124,18 +121,19 @@ def fit_line(logP: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def measure(spec: str, replicates: int, pmax: int, seed: int) -> Measured:
-    """Simulate ``replicates`` trees of ``spec`` to ``pmax`` in ``BATCHES`` batches (one for a deterministic law).
+    """Simulate ``replicates`` trees of ``spec`` to ``pmax`` (one for a deterministic law), keeping every
+    replicate's accepted(P) at the powers of two from 64 on for its slope.
 
     Parameters
     ----------
     spec : str
         The law.
     replicates : int
-        Trees in all (rounded down to a multiple of the batches).
+        Trees.
     pmax : int
         Largest P (a power of two >= 64).
     seed : int
-        Seed; batch b replays replicates b * per .. (b + 1) * per - 1.
+        Seed of the trees.
 
     Returns
     -------
@@ -146,20 +144,15 @@ def measure(spec: str, replicates: int, pmax: int, seed: int) -> Measured:
 
     law = parse_law(spec)
     P = 2 ** np.arange(6, int(math.log2(pmax)) + 1)
-    batches = 1 if law.deterministic else min(BATCHES, replicates)
-    per = replicates // batches
-    curves, slopes, deepest = [], [], []
+    replicates = 1 if law.deterministic else replicates
     t0 = time.perf_counter()
-    for b in range(batches):
-        fr = frontier(law, pmax, per, seed, first_replicate=b * per)
-        curves.append(fr.accepted)
-        slopes.append(fit_line(np.log(P), fr.accepted[P - 1])[0])
-        deepest.append(fr.deepest.mean())
+    fr = frontier(law, pmax, replicates, seed, keep=P)
     seconds = time.perf_counter() - t0
-    acc_se = np.std(curves, axis=0, ddof=1) / math.sqrt(batches) if batches > 1 else np.zeros(pmax)
-    slope_se = float(np.std(slopes, ddof=1) / math.sqrt(batches)) if batches > 1 else 0.0
-    return Measured(law, P, np.mean(curves, axis=0), acc_se, float(np.mean(slopes)), slope_se,
-                    float(np.mean(deepest)), per * batches, seconds)
+    slopes = np.polyfit(np.log(P), fr.replicate_values.T, 1)[0]  # one least-squares line per replicate
+    many = replicates > 1
+    return Measured(law, P, fr.accepted, fr.stderr if many else np.zeros(pmax), float(np.mean(slopes)),
+                    float(np.std(slopes, ddof=1) / math.sqrt(replicates)) if many else 0.0,
+                    float(fr.deepest.mean()), replicates, seconds)
 
 
 def theory_row(m: Measured, pmax: int) -> dict:
@@ -225,8 +218,7 @@ def theory_check(*, quick: bool = False, extra_laws=(), seed: int = SEED, log=No
     Parameters
     ----------
     quick : bool, optional
-        The continuous-integration slice: ``QUICK`` to P = 2^12, at least ``BATCHES`` trees per random law, no
-        trace laws. Otherwise ``FULL`` to P = 2^16 and the bundled traces (minutes).
+        The continuous-integration slice: ``QUICK`` to P = 2^12, no trace laws. Otherwise ``FULL`` to P = 2^16 and the bundled traces (minutes).
     extra_laws : sequence of str, optional
         More law specs to check (full run only), e.g. ``trace:PATH``.
     seed : int, optional
@@ -242,8 +234,6 @@ def theory_check(*, quick: bool = False, extra_laws=(), seed: int = SEED, log=No
     laws = QUICK if quick else FULL + trace_laws(extra_laws)
     rows, measured = [], {}
     for spec, reps in laws:
-        if quick and reps > 1:
-            reps = max(reps, BATCHES)
         m = measure(spec, reps, pmax, seed)
         measured[spec] = m
         row = theory_row(m, pmax)
@@ -252,4 +242,4 @@ def theory_check(*, quick: bool = False, extra_laws=(), seed: int = SEED, log=No
             log(f"{spec:28s} mu={row['mu']:.3f} slope={row['slope']:.4f}+-{row['slope_se']:.4f} "
                 f"1/mu={row['inv_mu']:.4f} acc={row['accepted_at_max']:.3f} asym={row['asymptotic_at_max']:.3f} "
                 f"ren={row['renewal_bound_at_max']:.3f} ({m.seconds:.1f}s)")
-    return TheoryCheck(seed=seed, P_max=pmax, batches=BATCHES, laws=rows, measured=measured)
+    return TheoryCheck(seed=seed, P_max=pmax, laws=rows, measured=measured)
