@@ -111,16 +111,15 @@ def _run_frontier(law, point: Point, Ps: tuple[int, ...], threads: int):
     return rows, res.seconds
 
 
-_THEORY_COLUMNS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic")
+_THEORY_COLUMNS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic")  # theory.BOUND_KEYS
 
 
 def _run_theory(law, point: Point, Ps: tuple[int, ...], threads: int):
     from brw import theory
 
     t0 = time.perf_counter()
-    values = {"paper_bound": theory.paper_bound(law, Ps), "wald_lorden_bound": theory.wald_lorden_bound(law, Ps),
-              "renewal_bound": theory.renewal_bound(law, Ps), "asymptotic": theory.sharp_asymptotic(law, Ps)}
-    rows = [{k: float(v[i]) for k, v in values.items()} for i in range(len(Ps))]
+    b = theory.bounds(law, Ps)
+    rows = [{k: float(getattr(b, k)[i]) for k in _THEORY_COLUMNS} for i in range(len(Ps))]
     return rows, time.perf_counter() - t0
 
 

@@ -73,9 +73,10 @@ def test_a_row_replays_with_brw_frontier(table):
 def test_theory_points_equal_the_theory_at_their_P():
     df = sweep(laws=["fixed:p=0.5/0.25/0.25", "uniform:k=4"], P=[16, 1024], kind="theory", seed=0, workers=1)
     assert len(df) == 4 and df.seed.isna().all() and df.replicates.isna().all() and "accepted" not in df
+    assert set(theory.BOUND_KEYS) <= set(df.columns)
     for _, row in df.iterrows():
         assert row.renewal_bound == theory.renewal_bound(row.law, [row.P])[0]
-        assert row.asymptotic == theory.sharp_asymptotic(row.law, [row.P])[0]
+        assert row.asymptotic == theory.asymptotic(row.law, [row.P])[0]
         assert row.paper_bound == theory.paper_bound(row.law, [row.P])[0]
 
 
