@@ -190,7 +190,8 @@ def test_accepted_is_monotone_concave_bounded(w, P):
     acc = frontier(law, P).accepted
     inc = np.diff(np.concatenate([[0.0], acc]))
     assert np.all(inc >= 0)  # nondecreasing
-    assert np.all(np.diff(inc) <= 1e-15)  # concave: increments e^-V never grow
+    # concave: increments e^-V never grow (an increment is a difference of running sums: a few ulps of acc)
+    assert np.all(np.diff(inc) <= 4 * np.spacing(acc[-1]))
     assert np.all(acc <= np.arange(1, P + 1) + 1e-12)  # accepted(P) <= P
     assert acc[0] == pytest.approx(max(law.probs), rel=1e-14)  # accepted(1) = max p
 
