@@ -2,9 +2,11 @@
 
 import importlib
 import json
+import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from brw.cli import main
@@ -64,26 +66,64 @@ def test_console_script_exit_status(tmp_path):
 
 
 def test_frontier_bounds_columns(capsys):
+    """--bounds prints, at every P of the table, the theory's values for the law (theory.bounds)."""
+    from brw import theory
+
     code, out, _ = run(capsys, "frontier", "--law", "dirichlet:alpha=0.5,k=8", "--P", "64", "--replicates", "4",
                        "--bounds", "--json")
     d = json.loads(out)
     assert code == 0
+    b = theory.bounds("dirichlet:alpha=0.5,k=8", d["P"])
     for key in ["paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic"]:
-        assert len(d[key]) == len(d["P"])
+        assert d[key] == pytest.approx(getattr(b, key).tolist(), rel=1e-12, abs=0)
+    # and those are the formulas themselves: the paper's (mu + mu2) log P / mu^2, Wald-Lorden's
+    # log P / mu + mu2 / mu^2
+    mu, mu2, P = d["mu"], d["mu2"], np.array(d["P"], dtype=float)
+    assert d["paper_bound"] == pytest.approx(((mu + mu2) * np.log(P) / mu**2).tolist(), rel=1e-12)
+    assert d["wald_lorden_bound"] == pytest.approx((np.log(P) / mu + mu2 / mu**2).tolist(), rel=1e-12)
 
 
 def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
-    """brw compare: every model at every P, relative errors that are what they say, and a figure."""
+    """brw compare: the real curves are the means of the bundled real trees, the theory is theory.bounds for
+    each genre's trace law, the simulations are frontier() of the three laws with the same seed, "all" pools
+    them with the genres' context counts as weights, and the empirical law's accepted(1) is the trace's
+    E[top-1 probability] within its standard error."""
+    from brw import frontier, parse_law, theory
+    from brw.realtree import load_realtrees
+
     png = tmp_path / "c.png"
-    code, out, err = run(capsys, "compare", "--replicates", "20", "--at", "1,16,256", "--plot", str(png), "--json")
+    at = [1, 16, 256]
+    code, out, err = run(capsys, "compare", "--replicates", "20", "--seed", "5", "--at", "1,16,256", "--plot",
+                         str(png), "--json")
     assert code == 0, err
     d = json.loads(out)
     assert set(d["genres"]) == {"code", "math", "chat", "all"} and png.stat().st_size > 0
-    for g in d["genres"].values():
+    trees = load_realtrees()
+    idx = np.array(at) - 1
+    for name, g in d["genres"].items():
+        real = trees.accepted(None if name == "all" else name)
+        assert g["contexts"] == real.shape[0]
+        assert g["real"] == pytest.approx(real.mean(0)[idx].tolist(), rel=1e-12)
+        assert g["real_stderr"] == pytest.approx((real.std(0, ddof=1)[idx] / math.sqrt(real.shape[0])).tolist(),
+                                                 rel=1e-12)
         for m, r in g["models"].items():
-            for a, real, rel in zip(r["accepted"], g["real"], r["relative_error"]):
-                assert rel == pytest.approx((a - real) / real)
-        assert g["models"]["paper_bound"]["accepted"][0] == 0.0
-        assert g["real"][0] == pytest.approx(g["models"]["empirical"]["accepted"][0], abs=0.15)  # E[top-1]
+            for a, real_p, rel in zip(r["accepted"], g["real"], r["relative_error"]):
+                assert rel == pytest.approx((a - real_p) / real_p)
+        if name == "all":
+            continue
+        b = theory.bounds(f"trace:{name}", at)
+        for m in ("paper_bound", "asymptotic", "renewal_bound"):
+            assert g["models"][m]["accepted"] == pytest.approx(getattr(b, m).tolist(), rel=1e-12)
+        for m in ("empirical", "gemmix", "markov"):
+            sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=5)
+            assert g["models"][m]["accepted"] == pytest.approx(sim.accepted[idx].tolist(), rel=1e-12)
+        top1 = np.exp(parse_law(f"trace:{name}").trace.top_logp[:, 0].astype(np.float64)).mean()
+        emp = g["models"]["empirical"]
+        assert abs(emp["accepted"][0] - top1) < 4.5 * emp["stderr"][0]
+    names = ("code", "math", "chat")
+    w = np.array([d["genres"][n]["contexts"] for n in names], dtype=float)
+    for m in ("paper_bound", "empirical"):
+        pooled = sum(wi * np.array(d["genres"][n]["models"][m]["accepted"]) for wi, n in zip(w, names))
+        assert d["genres"]["all"]["models"][m]["accepted"] == pytest.approx((pooled / w.sum()).tolist(), rel=1e-12)
     code, out, err = run(capsys, "compare", "--at", "999")
     assert code == 2 and "--at" in err
