@@ -18,6 +18,8 @@ MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 def test_gemmix_spec_round_trip_and_errors():
     law = parse_law(MIX)
     assert str(law) == MIX and parse_law(str(law)) == law
+    with pytest.raises(BrwError, match=r"need the same number \(>= 1\) of entries"):
+        GEMMix((), (), ())
     for bad, words in [("gemmix:s=1,theta=1,w=1", r"\[0, 1\)"), ("gemmix:s=0.5,theta=-1,w=1", "theta"),
                        ("gemmix:s=0.5/0.2,theta=1,w=1", "same number"), ("gemmix:s=0.5,theta=1,w=0.7", "sum to 1")]:
         with pytest.raises(BrwError, match=words):
@@ -109,3 +111,17 @@ def test_entropy_autocorrelation_against_its_definition():
         x = [(h, pairs[(c, o + lag)]) for (c, o), h in pairs.items() if (c, o + lag) in pairs]
         a, b = np.array(x).T
         assert got[lag] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
+
+
+def test_fit_gemmix_components_are_quantile_bins_of_top1():
+    """Component c holds the rows whose top-1 probability falls in the c-th of ``components`` quantile bins:
+    equal weights (ties aside), s_c the bin's mean top-1 probability, in increasing order."""
+    trace = parse_law("trace:code").trace
+    top1 = np.sort(np.exp(trace.top_logp[:, 0].astype(np.float64)))
+    for c in (1, 4, 7):
+        law = fit_gemmix(trace, components=c)
+        assert len(law.s) == c
+        np.testing.assert_allclose(law.w, np.full(c, 1 / c), atol=2 / top1.size)
+        bins = np.array_split(top1, c)  # equal-count bins of the sorted values; a quantile edge may move a
+        # row or two between neighbours, which moves a bin's mean by at most c / N each
+        np.testing.assert_allclose(law.s, [b.mean() for b in bins], rtol=0, atol=2 * c / top1.size + 1e-8)

@@ -8,6 +8,8 @@ import pytest
 from scipy import special, stats
 
 from brw import _kernels as K
+from brw import parse_law
+from brw.kernel_law import gem_cut, kernel_args
 
 MASK = (1 << 64) - 1
 
@@ -128,3 +130,19 @@ def test_log_gamma_sampler_has_the_gamma_law(a):
     edges = stats.gamma.ppf(np.linspace(0, 1, 21), a)
     counts = np.histogram(g, edges)[0]
     assert ((counts - n / 20) ** 2 / (n / 20)).sum() < stats.chi2.isf(1e-6, 19)
+
+
+@pytest.mark.parametrize("law", ["gem:theta=0.5", "gem:theta=2", "gem:theta=30",
+                                 "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"])
+def test_stick_breaking_buffers_hold_every_stick_up_to_the_cut(law):
+    """kernel_args sizes a stick-breaking law's buffer so that the sticks run out of mass (below e^-cut)
+    before they run out of room, on every one of 3000 nodes, for a frontier's cut and a small one; the
+    sticks and the unbroken rest add up to 1."""
+    law = parse_law(law)
+    for cut in (gem_cut(law, 300), 4.0):
+        args = kernel_args(law, cut)
+        buf = np.empty(args.width)
+        for key in np.random.SeedSequence(3).generate_state(3000, np.uint64):
+            n, lrem = K.gem_fill(key, args.params, cut, buf)
+            assert lrem < -cut and n <= args.width
+            assert math.fsum(np.exp(buf[:n])) + math.exp(lrem) == pytest.approx(1.0, abs=1e-12)

@@ -125,3 +125,13 @@ def test_fixed_quantities_are_exact_sums(p):
     assert law.mu2 == pytest.approx(np.sum(p * np.log(p) ** 2), abs=1e-12)
     assert law.mu2 >= law.mu**2 - 1e-12  # Jensen
     assert str(parse_law(str(law))) == str(law)
+
+
+def test_zipf_vector_is_the_power_law():
+    """p_i = i^-s / sum_j j^-s for i = 1..k, largest first; s = 0 is uniform."""
+    for s_, k in [(1.1, 5), (2.0, 40), (0.0, 3)]:
+        i = np.arange(1, k + 1, dtype=float)
+        want = i**-s_ / np.sum(i**-s_)
+        law = parse_law(f"zipf:s={s_},k={k}")
+        np.testing.assert_allclose(law.p, want, rtol=1e-13)
+        np.testing.assert_allclose(law.kernel_law().table[0], np.log(want), rtol=1e-13)

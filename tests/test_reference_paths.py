@@ -79,7 +79,8 @@ MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 #: with regimes (synthetic and recorded), Dirichlet (small alpha: many rejections in the gamma sampler), GEM
 #: and the spike-plus-GEM mixture.
 LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.5,k=8",
-        "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX, TableLaw(), TableLaw(regimes=True), "markov:trace=chat,regimes=3", "trace:code"]
+        "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX, TableLaw(), TableLaw(regimes=True),
+        "markov:trace=chat,regimes=3", "trace:code"]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}
 

@@ -89,6 +89,8 @@ def test_input_errors():
         T.accepted_count_law("uniform:k=3", -1.0)
     with pytest.raises(BrwError):
         T.renewal("uniform:k=3", 5.0).U(6.0)
+    with pytest.raises(BrwError, match="points"):
+        T.renewal("dirichlet:alpha=0.5,k=8", 3.0, points=0)
     with pytest.raises(BrwError, match="no lattice"):
         T.lattice_asymptotic("dirichlet:alpha=0.5,k=8", [4])
 
@@ -363,6 +365,10 @@ def test_nearly_lattice_law_converges_slowly():
 
 def test_biggins_speed():
     assert T.biggins_speed("fixed:p=0.7/0.3") == (pytest.approx(-math.log(0.7)), math.inf)
+    # A continuous law with an atom at every node: psi(theta)/theta = log(0.9^theta + 0.1^theta E[sum GEM^theta])
+    # / theta falls towards log 0.9 as theta grows, so gamma = -log 0.9 and theta* = inf.
+    gamma, theta = T.biggins_speed("gemmix:s=0.9,theta=2,w=1")
+    assert theta == math.inf and gamma == pytest.approx(-math.log(0.9), rel=1e-9)
     law = parse_law("dirichlet:alpha=0.5,k=8")
     gamma, theta = T.biggins_speed(law)
     # First-order condition of inf psi(theta)/theta: theta psi'(theta) = psi(theta), and gamma = -psi'(theta*).

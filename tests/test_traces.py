@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trace_data import V, K, raw_save, synthetic
+from trace_data import V, K, raw_save, synthetic, write_trace
 
 from brw import BrwError
 from brw.traces import SCHEMA_VERSION, load_trace, make_trace, save_trace
@@ -121,6 +121,8 @@ CASES = [
      r"field 'taken' row 3: token \d+ differs from the context's token"),
     ("offsets", _mod("context_offsets", lambda a: a.__setitem__(0, 1)), r"field 'context_offsets': must rise from 0"),
     ("taken_logp", _mod("taken_logp", lambda a: a.__setitem__(3, 0.5)), r"field 'taken_logp' row 3: log-probability 0\.5"),
+    ("context token", _mod("context_tokens", lambda a: a.__setitem__(0, V)),
+     r"field 'context_tokens': token id outside the vocabulary"),
 ]
 
 
@@ -343,3 +345,36 @@ def test_fuzz_wrong_arrays(tmp_path, field, dtype, shape, seed):
         arr = (rng.standard_normal(arr.shape) * 100).astype(arr.dtype)
     arrays, meta = synthetic(seed=1, contexts=2)
     _load_bytes(tmp_path, raw_save(tmp_path / "w.npz", arrays, meta, **{field: arr}).read_bytes())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Names and limits.
+
+
+def test_resolve_trace_names_and_paths(tmp_path, monkeypatch):
+    from brw import traces
+
+    for name, file in traces.BUNDLED.items():
+        if (traces.DATA_DIR / file).is_file():
+            assert traces.resolve_trace(name) == traces.DATA_DIR / file
+    monkeypatch.setitem(traces.BUNDLED, "gone", "no-such-file.npz")
+    with pytest.raises(BrwError, match=r"bundled trace 'gone' is missing from this installation"):
+        traces.resolve_trace("gone")
+    with pytest.raises(BrwError, match=r"does not exist \(bundled traces: "):
+        traces.resolve_trace(tmp_path / "nope.npz")
+    with pytest.raises(BrwError, match=r"is not a file"):
+        traces.resolve_trace(tmp_path)
+    assert traces.resolve_trace(str(write_trace(tmp_path / "t.npz"))) == tmp_path / "t.npz"
+
+
+def test_meta_may_hold_up_to_its_limit(tmp_path):
+    """A header field is read only up to its limit: meta of MAX_META_CHARS characters loads, one more does not."""
+    from brw.traces import MAX_META_CHARS
+
+    arrays, meta = synthetic()
+    pad = MAX_META_CHARS - len(json.dumps({**meta, "pad": ""}))
+    full = {**meta, "pad": "x" * pad}
+    assert len(json.dumps(full)) == MAX_META_CHARS
+    assert load_trace(raw_save(tmp_path / "full.npz", arrays, full)).meta["pad"] == "x" * pad
+    with pytest.raises(BrwError, match=r"field 'meta'"):
+        load_trace(raw_save(tmp_path / "over.npz", arrays, {**meta, "pad": "x" * (pad + 1)}))
