@@ -34,7 +34,8 @@ from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
            "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward", "right_padded",
-           "generator", "sample", "next_token_stats", "top_logprobs", "DTYPES", "SMOLLM2_GGUF"]
+           "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit", "layer_count",
+           "DTYPES", "SMOLLM2_GGUF"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Weight dtypes a model can be loaded in (statistics are always float64).
@@ -302,6 +303,62 @@ def load_model(spec: str = "smollm2", *, device: str | None = None, dtype: str =
     return LoadedModel(model, tok, dev, dtype, meta, time.perf_counter() - t0)
 
 
+def layer_count(model) -> int:
+    """Decoder layers of a causal LM (Llama-style: ``model.model.layers``).
+
+    Parameters
+    ----------
+    model : transformers causal LM
+
+    Returns
+    -------
+    int
+    """
+    body = getattr(model, "model", None)
+    if body is None or not hasattr(body, "layers"):
+        raise BrwError(f"{type(model).__name__} has no model.layers: early exit needs a Llama-style decoder")
+    return len(body.layers)
+
+
+def early_exit(model, layers: int):
+    """The model cut after its first ``layers`` decoder layers: the final norm and LM head read layer
+    ``layers``'s output (self-speculative drafting by early exit, as LayerSkip drafts; no extra weights).
+
+    The weights are shared with ``model``, not copied; ``model`` itself is left whole.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+        Llama-style (``model.model.layers``, ``model.model.norm``, ``model.lm_head``).
+    layers : int
+        Decoder layers kept, 1..all.
+
+    Returns
+    -------
+    transformers causal LM
+        A shallow copy whose decoder runs ``layers`` layers (and whose KV cache holds that many).
+    """
+    import copy
+
+    torch = _torch()
+    n = layer_count(model)
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or not 1 <= layers <= n:
+        raise BrwError(f"layers must be a whole number in 1..{n} (the model's decoder layers), got {layers!r}")
+    config = copy.deepcopy(model.config)
+    config.num_hidden_layers = int(layers)
+    if getattr(config, "layer_types", None) is not None:
+        config.layer_types = list(config.layer_types)[:layers]
+    body = copy.copy(model.model)
+    body._modules = dict(model.model._modules)  # a module's children live in this dict: copy it, never share it
+    body.layers = torch.nn.ModuleList(list(model.model.layers)[:layers])
+    body.config = config
+    cut = copy.copy(model)
+    cut._modules = dict(model._modules)
+    cut.model = body
+    cut.config = config
+    return cut
+
+
 # --------------------------------------------------------------------------------------------------------
 # Forward passes.
 
@@ -555,6 +612,31 @@ def next_token_stats(logits, k: int, temperature: float = 1.0) -> NextTokenStats
     top_lp, top_id = torch.topk(lp, k, dim=-1, largest=True, sorted=True)
     rest = p.scatter(1, top_id, 0.0)
     return NextTokenStats(lp, top_lp, top_id, H, M2, rest.sum(-1))
+
+
+def token_logprobs(logits, rows, ids, temperature: float = 1.0) -> np.ndarray:
+    """Log-probabilities of given tokens under given rows: log softmax(logits[rows[i]] / temperature)[ids[i]],
+    in float64.
+
+    Parameters
+    ----------
+    logits : float tensor (B, V)
+        Raw logits.
+    rows : sequence of int (n,)
+        The row of each token's distribution.
+    ids : sequence of int (n,)
+        The token ids.
+    temperature : float
+
+    Returns
+    -------
+    float64 array (n,)
+    """
+    torch = _torch()
+    lp = _log_softmax64(logits, temperature)
+    r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=lp.device)
+    t = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=lp.device)
+    return lp[r, t].cpu().numpy()
 
 
 def top_logprobs(logits, k: int, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
