@@ -8,8 +8,8 @@ import pytest
 from scipy import special, stats
 
 from brw import _kernels as K
-from brw import parse_law
-from brw.kernel_law import gem_cut, kernel_args
+from brw import frontier, parse_law
+from brw.kernel_law import GEM_MARGIN, gem_cut, kernel_args
 
 MASK = (1 << 64) - 1
 
@@ -146,3 +146,21 @@ def test_stick_breaking_buffers_hold_every_stick_up_to_the_cut(law):
             n, lrem = K.gem_fill(key, args.params, cut, buf)
             assert lrem < -cut and n <= args.width
             assert math.fsum(np.exp(buf[:n])) + math.exp(lrem) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_kernel_args_of_a_spec_are_those_of_its_law():
+    for spec in ("dirichlet:alpha=0.5,k=8", "gem:theta=2", "fixed:p=0.7/0.3"):
+        a, b = kernel_args(spec, 12.0), kernel_args(parse_law(spec), 12.0)
+        assert a.kind == b.kind and a.cut == b.cut == 12.0 and a.width == b.width
+        assert all(np.array_equal(x, y) for x, y in zip(a[1:4], b[1:4]))
+
+
+@pytest.mark.parametrize("law", ["gem:theta=2", "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"])
+def test_the_stick_breaking_cut_lies_far_beyond_the_frontier(law):
+    """gem_cut(law, P) sits GEM_MARGIN nats beyond log(mu (P + 1)), where the P-th position falls (key renewal):
+    every replicate's P-th position stays at least GEM_MARGIN - 10 nats below it, at small and larger P."""
+    law = parse_law(law)
+    for P in (10, 3000):
+        cut = gem_cut(law, P)
+        res = frontier(law, P, replicates=20, seed=1)
+        assert np.all(res.last_position < cut - (GEM_MARGIN - 10))
