@@ -600,6 +600,45 @@ def _show_sweep(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw costcurve (brw/costcurve.py)
+
+
+def _add_costcurve(sub):
+    p = sub.add_parser("costcurve", help="time one tree-masked verifier forward against the number of tokens",
+                       description="Seconds of one forward of a model over k = 1..PMAX + 1 new tokens (a tree under a "
+                                   "tree mask: the root and PMAX draft nodes) after L cached context tokens, median "
+                                   "of repeats, on CUDA when present and the CPU otherwise. Writes the cost table "
+                                   "that brw speedup --cost reads.")
+    p.add_argument("--model", default="smollm2", help="smollm2 (default), a Hugging Face folder or a .gguf file")
+    p.add_argument("--context", type=int, required=True, help="cached context tokens L")
+    p.add_argument("--P", dest="P", type=int, required=True, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--out", required=True, help="cost table to write (text: one 'tokens seconds' row a line)")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes per token count, median kept (default 5)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_costcurve(args) -> dict:
+    from brw.costcurve import cost_curve
+
+    curve = cost_curve(args.model, args.context, args.P, args.repeats, device=args.device, dtype=args.dtype,
+                       threads=args.threads, out=args.out, progress=not args.json)
+    return {**curve.to_dict(), "out": args.out}
+
+
+def _show_costcurve(d: dict) -> str:
+    lines = [f"{d['model']} on {d['device']} ({d['dtype']}, {d['threads']} threads): one forward over k new tokens "
+             f"after {d['context']} cached, median of {d['repeats']}",
+             f"{'tokens':>7} {'seconds':>11} {'x 1 token':>10}"]
+    for k, s in zip(d["tokens"], d["seconds"]):
+        lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")
+    lines.append(f"wrote {d['out']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "frontier": (_add_frontier, _cmd_frontier, _show_frontier),
@@ -614,6 +653,7 @@ COMMANDS = {
     "sequoia": (_add_sequoia, _cmd_sequoia, _show_sequoia),
     "speedup": (_add_speedup, _cmd_speedup, _show_speedup),
     "sweep": (_add_sweep, _cmd_sweep, _show_sweep),
+    "costcurve": (_add_costcurve, _cmd_costcurve, _show_costcurve),
 }
 
 

@@ -27,8 +27,8 @@ from brw._version import __version__
 from brw.errors import BrwError
 from brw.results import Result
 
-__all__ = ["VerifierCost", "Roofline", "CostTable", "parse_cost", "read_cost_table", "step_seconds", "Speedup",
-           "speedup"]
+__all__ = ["VerifierCost", "Roofline", "CostTable", "parse_cost", "read_cost_table", "write_cost_table",
+           "step_seconds", "Speedup", "speedup"]
 
 #: Largest P the roofline's default range reaches (the default is twice the knee).
 ROOFLINE_DEFAULT_MAX = 65536
@@ -172,6 +172,25 @@ def read_cost_table(path) -> CostTable:
     if np.any(np.diff(tokens) <= 0):
         raise BrwError(f"{path}: token counts must increase from row to row")
     return CostTable(tokens, np.array([r[1] for r in rows]), str(path))
+
+
+def write_cost_table(path, tokens, seconds, comments=()) -> None:
+    """Write a cost table that ``read_cost_table`` reads back, whole or not at all.
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+    tokens, seconds : array_like
+        Whole token counts (increasing from 1) and seconds per forward.
+    comments : sequence of str
+        Lines for the file's ``#`` header (what was measured, where).
+    """
+    from brw.files import write_text
+
+    lines = [f"# {c}" for c in comments] + ["# tokens seconds"]
+    lines += [f"{int(k)} {float(s)!r}" for k, s in zip(tokens, seconds)]
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def step_seconds(cost, pmax: int, draft_step: float = 0.0, draft_token: float = 0.0) -> np.ndarray:

@@ -134,3 +134,13 @@ def test_tidy_table():
     res = speedup("fixed:p=0.7/0.3", "roofline:t1=0.02,knee=8", replicates=1)
     df = res.to_pandas()
     assert list(df["P"]) == list(range(17)) and df["tokens_per_second"].idxmax() == res.optimal_P
+
+
+def test_cost_table_round_trip(tmp_path):
+    from brw.speedup import write_cost_table
+
+    f = tmp_path / "cost.txt"
+    write_cost_table(f, [1, 2, 5], [0.01, 0.0125, 1 / 30], ["measured here"])
+    t = read_cost_table(f)
+    assert t.tokens.tolist() == [1, 2, 5] and t.table_seconds.tolist() == [0.01, 0.0125, 1 / 30]
+    assert f.read_text().startswith("# measured here\n")
