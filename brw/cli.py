@@ -537,6 +537,8 @@ def _add_speedup(sub):
                    help="largest number of draft nodes (default: what the table covers, or twice the knee)")
     p.add_argument("--replicates", type=int, default=100, help="frontier replicate trees (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--policies", default=None,
+                   help="drafting policies to score on the same trees, comma-separated (see brw policies)")
     p.add_argument("--draft-step", dest="draft_step", type=float, default=0.0,
                    help="drafting seconds per step (default 0)")
     p.add_argument("--draft-token", dest="draft_token", type=float, default=0.0,
@@ -548,8 +550,9 @@ def _add_speedup(sub):
 def _cmd_speedup(args) -> dict:
     from brw.speedup import speedup
 
-    res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, draft_step=args.draft_step,
-                  draft_token=args.draft_token, threads=args.threads, progress=not args.json)
+    res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, policies=args.policies or (),
+                  draft_step=args.draft_step, draft_token=args.draft_token, threads=args.threads,
+                  progress=not args.json)
     return res.to_dict()
 
 
@@ -562,7 +565,8 @@ def _show_speedup(d: dict) -> str:
         "per step",
         f"plain decoding {d['plain_tokens_per_second']:.4g} tokens/s; speed-up {d['speedup']:.3f}x "
         "(the speed of light: no drafter exceeds it at this cost)",
-    ])
+    ] + [f"  {p['policy']:<30} optimal P = {p['optimal_P']:<6} {p['tokens_per_second']:.4g} tokens/s, speed-up "
+         f"{p['speedup']:.3f}x" for p in d["policies"]])
 
 
 # --------------------------------------------------------------------------------------------------------
