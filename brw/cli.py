@@ -428,6 +428,8 @@ def _add_speedup(sub):
                    help="largest number of draft nodes (default: what the table covers, or twice the knee)")
     p.add_argument("--replicates", type=_whole, default=100, help="frontier replicate trees (default 100)")
     p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
+    p.add_argument("--policies", default=None,
+                   help="drafting policies to score on the same trees, comma-separated (see brw policies)")
     p.add_argument("--draft-step", dest="draft_step", type=_number, default=0.0,
                    help="drafting seconds per step (default 0)")
     p.add_argument("--draft-token", dest="draft_token", type=_number, default=0.0,
@@ -439,8 +441,9 @@ def _add_speedup(sub):
 def _cmd_speedup(args) -> dict:
     from brw.speedup import speedup
 
-    res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, draft_step=args.draft_step,
-                  draft_token=args.draft_token, threads=args.threads, progress=not args.json)
+    res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, policies=args.policies or (),
+                  draft_step=args.draft_step, draft_token=args.draft_token, threads=args.threads,
+                  progress=not args.json)
     return res.to_dict()
 
 
@@ -472,6 +475,35 @@ def _cmd_sweep(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw costcurve (brw/costcurve.py)
+
+
+def _add_costcurve(sub):
+    p = sub.add_parser("costcurve", help="time one tree-masked verifier forward against the number of tokens",
+                       description="Seconds of one forward of a model over k = 1..PMAX + 1 new tokens (a tree under a "
+                                   "tree mask: the root and PMAX draft nodes) after L cached context tokens, median "
+                                   "of repeats, on CUDA when present and the CPU otherwise. Writes the cost table "
+                                   "that brw speedup --cost reads.")
+    p.add_argument("--model", default="smollm2", help="smollm2 (default), a Hugging Face folder or a .gguf file")
+    p.add_argument("--context", type=int, required=True, help="cached context tokens L")
+    p.add_argument("--P", dest="P", type=int, required=True, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--out", required=True, help="cost table to write (text: one 'tokens seconds' row a line)")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes per token count, median kept (default 5)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_costcurve(args) -> dict:
+    from brw.costcurve import cost_curve
+
+    curve = cost_curve(args.model, args.context, args.P, args.repeats, device=args.device, dtype=args.dtype,
+                       threads=args.threads, out=args.out, progress=not args.json)
+    return {**curve.to_dict(), "out": args.out}
+
+
+# --------------------------------------------------------------------------------------------------------
 
 #: name -> (declare its arguments, run it to a JSON-ready dict, the name of its table in ``brw.tables``).
 COMMANDS = {
@@ -487,6 +519,7 @@ COMMANDS = {
     "sequoia": (_add_sequoia, _cmd_sequoia, "sequoia"),
     "speedup": (_add_speedup, _cmd_speedup, "speedup"),
     "sweep": (_add_sweep, _cmd_sweep, "sweep"),
+    "costcurve": (_add_costcurve, _cmd_costcurve, "costcurve"),
 }
 
 

@@ -18,7 +18,7 @@ forward costs t1, the time to read the weights) until the compute knee, compute-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,8 @@ from brw._version import __version__
 from brw.errors import BrwError
 from brw.results import Result
 
-__all__ = ["VerifierCost", "Roofline", "CostTable", "parse_cost", "read_cost_table", "step_seconds", "Speedup",
-           "speedup"]
+__all__ = ["VerifierCost", "Roofline", "CostTable", "parse_cost", "read_cost_table", "write_cost_table",
+           "step_seconds", "Speedup", "speedup"]
 
 #: Largest P the roofline's default range reaches (the default is twice the knee).
 ROOFLINE_DEFAULT_MAX = 65536
@@ -174,6 +174,25 @@ def read_cost_table(path) -> CostTable:
     return CostTable(tokens, np.array([r[1] for r in rows]), str(path))
 
 
+def write_cost_table(path, tokens, seconds, comments=()) -> None:
+    """Write a cost table that ``read_cost_table`` reads back, whole or not at all.
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+    tokens, seconds : array_like
+        Whole token counts (increasing from 1) and seconds per forward.
+    comments : sequence of str
+        Lines for the file's ``#`` header (what was measured, where).
+    """
+    from brw.files import write_text
+
+    lines = [f"# {c}" for c in comments] + ["# tokens seconds"]
+    lines += [f"{int(k)} {float(s)!r}" for k, s in zip(tokens, seconds)]
+    write_text(path, "\n".join(lines) + "\n")
+
+
 def step_seconds(cost, pmax: int, draft_step: float = 0.0, draft_token: float = 0.0) -> np.ndarray:
     """Seconds of one step, T(P), at P = 0, 1, ..., pmax.
 
@@ -207,7 +226,8 @@ def step_seconds(cost, pmax: int, draft_step: float = 0.0, draft_token: float = 
 
 @dataclass(frozen=True)
 class Speedup(Result):
-    """tokens/s against P = 0..pmax for the optimal frontier of a law at a verifier cost."""
+    """tokens/s against P = 0..pmax at a verifier cost: the optimal frontier of a law, and drafting policies
+    scored on the same trees (``brw.policies``)."""
 
     law: str
     cost: str
@@ -215,15 +235,22 @@ class Speedup(Result):
     draft_token: float
     replicates: int
     seed: int
-    accepted: np.ndarray  # accepted[P], P = 0..pmax (accepted[0] = 0)
+    accepted: np.ndarray  # the frontier's accepted[P], P = 0..pmax (accepted[0] = 0)
     stderr: np.ndarray  # its standard error across replicates
     step_seconds: np.ndarray  # T(P)
-    version: str = __version__
+    policies: tuple[str, ...] = ()
+    policy_accepted: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (policies, pmax + 1), NaN:
+    version: str = __version__                                                     # not scored at that P
 
     @property
     def tokens_per_second(self) -> np.ndarray:
-        """(accepted(P) + 1) / T(P) for P = 0..pmax."""
+        """The frontier's (accepted(P) + 1) / T(P) for P = 0..pmax."""
         return (self.accepted + 1.0) / self.step_seconds
+
+    @property
+    def policy_tokens_per_second(self) -> np.ndarray:
+        """Each policy's tokens/s, shape (policies, pmax + 1)."""
+        return (self.policy_accepted + 1.0) / self.step_seconds
 
     @property
     def pmax(self) -> int:
@@ -248,25 +275,39 @@ class Speedup(Result):
         -------
         dict
             optimal_P, tokens_per_second (and its stderr), accepted and step_seconds there,
-            plain_tokens_per_second, speedup, and the inputs: law, cost, drafting, pmax, replicates, seed, version.
+            plain_tokens_per_second, speedup; ``policies``: per policy its optimal_P, tokens_per_second,
+            accepted and speedup; and the inputs: law, cost, drafting, pmax, replicates, seed, version.
         """
         o = self.optimal_P
+        rows = []
+        for spec, rate, acc in zip(self.policies, self.policy_tokens_per_second, self.policy_accepted):
+            p = int(np.nanargmax(rate))
+            rows.append({"policy": spec, "optimal_P": p, "tokens_per_second": float(rate[p]),
+                         "accepted": float(acc[p]), "speedup": float(rate[p] / rate[0])})
         return {"law": self.law, "cost": self.cost, "draft_step": self.draft_step, "draft_token": self.draft_token,
                 "pmax": self.pmax, "replicates": self.replicates, "seed": self.seed, "optimal_P": o,
                 "tokens_per_second": float(self.tokens_per_second[o]),
                 "tokens_per_second_stderr": float(self.stderr[o] / self.step_seconds[o]),
                 "accepted": float(self.accepted[o]), "step_seconds": float(self.step_seconds[o]),
                 "plain_tokens_per_second": self.plain_tokens_per_second, "speedup": self.speedup,
-                "version": self.version}
+                "policies": rows, "version": self.version}
 
     def _tidy(self) -> dict:
-        """Columns P, accepted, stderr, step_seconds, tokens_per_second, law, cost (one row per P = 0..pmax)."""
+        """Columns strategy (``frontier`` or a policy), P, accepted, step_seconds, tokens_per_second, law, cost
+        (one row per strategy and P = 0..pmax it was scored at)."""
         n = self.pmax + 1
-        return {"P": np.arange(n), "accepted": self.accepted, "stderr": self.stderr, "step_seconds": self.step_seconds,
-                "tokens_per_second": self.tokens_per_second, "law": [self.law] * n, "cost": [self.cost] * n}
+        names = ["frontier", *self.policies]
+        acc = np.vstack([self.accepted, self.policy_accepted]) if self.policies else self.accepted[None]
+        keep = np.isfinite(acc)
+        cols = {"strategy": np.repeat(names, n), "P": np.tile(np.arange(n), len(names)), "accepted": acc.ravel(),
+                "step_seconds": np.tile(self.step_seconds, len(names)),
+                "tokens_per_second": ((acc + 1.0) / self.step_seconds).ravel()}
+        cols = {k: v[keep.ravel()] for k, v in cols.items()}
+        m = int(keep.sum())
+        return {**cols, "law": [self.law] * m, "cost": [self.cost] * m}
 
 
-def speedup(law, cost, pmax: int | None = None, replicates: int = 100, seed: int = 0, *,
+def speedup(law, cost, pmax: int | None = None, replicates: int = 100, seed: int = 0, *, policies=(),
             draft_step: float = 0.0, draft_token: float = 0.0, threads: int | None = None,
             progress: bool = False) -> Speedup:
     """The throughput-optimal P and the speed-up over plain decoding of the optimal frontier of a law.
@@ -282,6 +323,9 @@ def speedup(law, cost, pmax: int | None = None, replicates: int = 100, seed: int
         roofline (no P beyond the knee beats the knee: cost grows linearly there, accepted(P) like log P).
     replicates, seed : int
         Frontier replicates and seed (``brw.frontier``).
+    policies : str or sequence of str, optional
+        Drafting policies (``brw.policies``) to score on the frontier's own trees beside it (default none).
+        Sequoia's static tree is scored at powers of two only.
     draft_step, draft_token : float
         Drafting seconds per step and per draft token (default 0: a free drafter).
     threads : int, optional
@@ -292,16 +336,26 @@ def speedup(law, cost, pmax: int | None = None, replicates: int = 100, seed: int
     Returns
     -------
     Speedup
-        tokens/s for every P = 0..pmax, its optimum ``optimal_P`` and ``speedup`` over plain decoding.
+        tokens/s for every P = 0..pmax, its optimum ``optimal_P`` and ``speedup`` over plain decoding, and
+        each policy's.
     """
-    from brw.frontier import frontier
-
     cost = parse_cost(cost)
     if pmax is None:
         top = cost.max_tokens - 1 if math.isfinite(cost.max_tokens) else min(2 * cost.knee, ROOFLINE_DEFAULT_MAX)
         pmax = max(1, int(top))
     T = step_seconds(cost, pmax, draft_step, draft_token)  # checks pmax and the drafting costs before any work
-    res = frontier(law, pmax, replicates, seed, threads=threads, progress=progress)
-    acc = np.concatenate([[0.0], res.accepted])
-    se = np.concatenate([[0.0], np.nan_to_num(res.stderr)])
-    return Speedup(res.law, cost.spec, float(draft_step), float(draft_token), res.replicates, res.seed, acc, se, T)
+    if policies:
+        from brw.policies import policies as score
+
+        res = score(law, pmax, policies, replicates, seed, threads=threads, progress=progress)
+        front, front_se, names = res.frontier, res.frontier_stderr, res.policies
+        pol = np.hstack([np.zeros((len(names), 1)), res.accepted])
+    else:
+        from brw.frontier import frontier
+
+        res = frontier(law, pmax, replicates, seed, threads=threads, progress=progress)
+        front, front_se, names, pol = res.accepted, res.stderr, (), np.zeros((0, pmax + 1))
+    acc = np.concatenate([[0.0], front])
+    se = np.concatenate([[0.0], np.nan_to_num(front_se)])
+    return Speedup(res.law, cost.spec, float(draft_step), float(draft_token), res.replicates, res.seed, acc, se, T,
+                   tuple(names), pol)

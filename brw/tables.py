@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "sweep", "bench", "compare", "theory_check"]
+           "costcurve", "sweep", "bench", "compare", "theory_check"]
 
 
 def frontier(d: dict) -> str:
@@ -249,7 +249,8 @@ def speedup(d: dict) -> str:
         "per step",
         f"plain decoding {d['plain_tokens_per_second']:.4g} tokens/s; speed-up {d['speedup']:.3f}x "
         "(the speed of light: no drafter exceeds it at this cost)",
-    ])
+    ] + [f"  {p['policy']:<30} optimal P = {p['optimal_P']:<6} {p['tokens_per_second']:.4g} tokens/s, speed-up "
+         f"{p['speedup']:.3f}x" for p in d.get("policies", [])])
 
 
 def sweep(d: dict) -> str:
@@ -429,4 +430,26 @@ def theory_check(d: dict) -> str:
             lines.append(f"- {r['law']} (h = {r['lattice_span']:.3f}): {a:+.3f} .. {b:+.3f}")
     lines += ["", "Where accepted(P) <= paper bound (no O(1)) holds from, measured: "
               + ", ".join(f"{r['law']}: P >= {r['paper_holds_from_P']}" for r in rows), "", ""]
+    return "\n".join(lines)
+
+
+def costcurve(d: dict) -> str:
+    """A measured verifier cost curve: seconds of one forward against the number of new tokens.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw costcurve``'s result (``brw.costcurve.cost_curve(...).to_dict()`` and the ``out`` path).
+
+    Returns
+    -------
+    str
+        A header, one row per token count, and where the table was written.
+    """
+    lines = [f"{d['model']} on {d['device']} ({d['dtype']}, {d['threads']} threads): one forward over k new tokens "
+             f"after {d['context']} cached, median of {d['repeats']}",
+             f"{'tokens':>7} {'seconds':>11} {'x 1 token':>10}"]
+    for k, s in zip(d["tokens"], d["seconds"]):
+        lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")
+    lines.append(f"wrote {d['out']}")
     return "\n".join(lines)

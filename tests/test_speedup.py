@@ -134,3 +134,39 @@ def test_tidy_table():
     res = speedup("fixed:p=0.7/0.3", "roofline:t1=0.02,knee=8", replicates=1)
     df = res.to_pandas()
     assert list(df["P"]) == list(range(17)) and df["tokens_per_second"].idxmax() == res.optimal_P
+
+
+def test_cost_table_round_trip(tmp_path):
+    from brw.speedup import write_cost_table
+
+    f = tmp_path / "cost.txt"
+    write_cost_table(f, [1, 2, 5], [0.01, 0.0125, 1 / 30], ["measured here"])
+    t = read_cost_table(f)
+    assert t.tokens.tolist() == [1, 2, 5] and t.table_seconds.tolist() == [0.01, 0.0125, 1 / 30]
+    assert f.read_text().startswith("# measured here\n")
+
+
+def test_policies_on_the_same_trees():
+    """A drafter equal to the verifier (specexec) is the frontier; no policy is faster at any P."""
+    res = speedup("dirichlet:alpha=0.5,k=8", "roofline:t1=0.02,knee=16", replicates=20, seed=2,
+                  policies=["specexec", "chain", "sequoia", "eagle2:k=4,d=6,sigma=1"], draft_token=0.0005)
+    np.testing.assert_array_equal(res.policy_accepted[0], res.accepted)
+    rates = res.policy_tokens_per_second
+    assert np.all(rates[np.isfinite(rates)] <= np.broadcast_to(res.tokens_per_second, rates.shape)[np.isfinite(rates)]
+                  + 1e-12)
+    d = res.to_dict()
+    assert [p["policy"] for p in d["policies"]] == list(res.policies)
+    assert d["policies"][0]["optimal_P"] == d["optimal_P"] and d["policies"][0]["speedup"] == d["speedup"]
+    assert d["policies"][2]["optimal_P"] in (1, 2, 4, 8, 16, 32)  # Sequoia's trees: powers of two only
+    alone = speedup("dirichlet:alpha=0.5,k=8", "roofline:t1=0.02,knee=16", replicates=20, seed=2,
+                    draft_token=0.0005)
+    np.testing.assert_allclose(alone.accepted, res.accepted, rtol=1e-12)
+    assert set(res.to_pandas()["strategy"]) == {"frontier", *res.policies}
+
+
+def test_cli_policies(capsys):
+    assert main(["speedup", "--law", "dirichlet:alpha=0.5,k=8", "--cost", "roofline:t1=0.02,knee=8",
+                 "--replicates", "5", "--policies", "chain,kary:k=2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [p["policy"] for p in d["policies"]] == ["chain", "kary:k=2"]
+    assert all(p["tokens_per_second"] <= d["tokens_per_second"] for p in d["policies"])
