@@ -227,14 +227,17 @@ def _add_record(sub):
 def _cmd_record(args) -> dict:
     from pathlib import Path
 
-    from brw.models import load_model, set_threads
-    from brw.recording import read_prompts, record_sampled, record_teacher_forced
+    from brw.models import check_model, load_model, set_threads
+    from brw.recording import check_settings, read_prompts, record_sampled, record_teacher_forced
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise BrwError(f"--out {out} must end in .npz")
-    if out.exists():
-        raise BrwError(f"{out} already exists; remove it or choose another --out")
+    out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
+                         temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
+                         max_len=None if args.prompts else args.max_len)
+    check_model(args.model, args.device, args.dtype)
+    if args.threads is not None:
+        from brw.errors import whole_number
+
+        whole_number(args.threads, "threads")
     if args.prompts:
         prompts = read_prompts(args.prompts)
     else:

@@ -44,7 +44,7 @@ def check_output(path, suffixes=(), what: str = "a file") -> Path:
     shown = repr(clip(text, 120))
     path = Path(text)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise BrwError(f"cannot write {what} to {shown}: give a file name ending in {', '.join(suffixes)}")
+        raise BrwError(f"cannot write {what} to {shown}: the name must end in {' or '.join(suffixes)}")
     if not text or text.endswith(("/", os.sep)) or path.is_dir():
         raise BrwError(f"cannot write {what} to {shown}: it is a folder")
     parent = path.parent
@@ -58,6 +58,57 @@ def check_output(path, suffixes=(), what: str = "a file") -> Path:
         raise BrwError(f"cannot write {what} to {shown}: cannot create files in {str(parent)!r} "
                        f"({e.strerror})") from None
     return path
+
+
+#: Memory that parsing one byte of a text input may take (Python objects for its numbers and strings).
+PARSE_BYTES_PER_BYTE = 16
+
+
+def is_file(text) -> bool:
+    """Whether ``text`` names an existing file (False, not an error, for a name no file can have)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
+def read_text(path, what: str) -> str:
+    """The text (UTF-8) of a small input file: a config, a table, a list. A file whose parse could not fit in
+    memory is refused before it is read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str
+        What it is, for the message (``cost table``).
+
+    Returns
+    -------
+    str
+        Its text.
+
+    Raises
+    ------
+    BrwError
+        When it cannot be read, is not UTF-8, or is too large.
+    """
+    from brw.limits import USABLE, available_memory, format_bytes
+
+    try:
+        size = os.stat(path).st_size
+        have = available_memory()
+        if size * PARSE_BYTES_PER_BYTE > USABLE * have:
+            raise BrwError(f"{what} {clip(str(path), 120)} holds {format_bytes(size)}; reading it needs about "
+                           f"{format_bytes(size * PARSE_BYTES_PER_BYTE)} of memory but {format_bytes(have)} is "
+                           f"available (at most {format_bytes(USABLE * have / PARSE_BYTES_PER_BYTE)} fits)")
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        if isinstance(e, BrwError):
+            raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else clip(str(e), 100)
+        raise BrwError(f"cannot read {what} {clip(str(path), 120)}: {reason}") from None
 
 
 @contextlib.contextmanager
