@@ -158,9 +158,9 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
     """Build (and write to ``out`` when given) a trace from OpenAI-compatible logprobs JSON files. Returns
     (trace, summary dict with the bracket widths)."""
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
-        raise BrwError(f"--vocab-size must be the model's vocabulary size (a whole number >= 2), got {vocab_size!r}")
+        raise BrwError(f"vocab_size must be the model's vocabulary size (a whole number >= 2), got {vocab_size!r}")
     if tail not in TAIL_POINTS:
-        raise BrwError(f"--tail must be one of {', '.join(TAIL_POINTS)}, got {clip(repr(tail), 40)}")
+        raise BrwError(f"tail must be one of {', '.join(TAIL_POINTS)}, got {clip(repr(tail), 40)}")
     if isinstance(paths, (str, bytes)) or not all(isinstance(p, (str, Path)) for p in paths):
         raise BrwError(f"paths must be a list of file names, got {clip(repr(paths), 60)}")
     if out is not None:
@@ -204,9 +204,9 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
 
     top = np.asarray(top_logp, dtype=np.float64)
     if len(table) > vocab_size:
-        raise BrwError(f"the files use {len(table) - 1} distinct tokens, more than --vocab-size {vocab_size}")
+        raise BrwError(f"the files use {len(table) - 1} distinct tokens, more than vocab_size={vocab_size}")
     if vocab_size < k + 1:
-        raise BrwError(f"--vocab-size {vocab_size} leaves no room for a tail beyond the top {k}")
+        raise BrwError(f"vocab_size={vocab_size} leaves no room for a tail beyond the top {k}")
     p = np.exp(top)
     m = np.clip(1.0 - p.sum(axis=1), 0.0, None)
     h_top = -(p * top).sum(axis=1)

@@ -97,7 +97,7 @@ def test_import_errors(tmp_path):
     with pytest.raises(BrwError, match=r"carry probability .* more than 1"):
         import_logprobs([src], vocab_size=100)
     src.write_text(json.dumps(_chat_json([_dist(1)], 3, [0])))
-    with pytest.raises(BrwError, match="vocab-size"):
+    with pytest.raises(BrwError, match="vocab_size"):
         import_logprobs([src], vocab_size=3)
     src.write_text("{oops")
     with pytest.raises(BrwError, match="not readable JSON"):
