@@ -197,17 +197,14 @@ def _add_record(sub):
 def _cmd_record(args) -> dict:
     from pathlib import Path
 
-    from brw.models import check_model, load_model, set_threads
-    from brw.recording import check_settings, read_prompts, record_sampled, record_teacher_forced
+    from brw.models import load_model, set_threads
+    from brw.recording import read_prompts, record_sampled, record_teacher_forced
 
-    out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
-                         temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
-                         max_len=None if args.prompts else args.max_len)
-    check_model(args.model, args.device, args.dtype)
-    if args.threads is not None:
-        from brw.errors import whole_number
-
-        whole_number(args.threads, "threads")
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise BrwError(f"--out {out} must end in .npz")
+    if out.exists():
+        raise BrwError(f"{out} already exists; remove it or choose another --out")
     if args.prompts:
         prompts = read_prompts(args.prompts)
     else:
@@ -230,8 +227,9 @@ def _cmd_record(args) -> dict:
             res = record_teacher_forced(lm, texts, out, max_len=args.max_len,
                                         meta={"prompt_source": " ".join(args.text)}, **common)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"finished batches are kept in {out}.partial; rerun the same command to "
-                                f"resume") from None
+        print(f"\nbrw: finished batches are kept in {out}.partial; rerun the same command to resume",
+              file=sys.stderr)
+        raise
     res["load_seconds"] = lm.seconds
     return res
 
@@ -548,50 +546,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run one ``brw`` command; returns the exit status.
-
-    0: done. 2: a user mistake, said in one line on stderr. 130: interrupted (Ctrl-C, at any moment, imports
-    included), one line. 141: stdout was closed before the output was written (``brw ... | head``), quietly.
-    SIGTERM and SIGHUP end the run as SystemExit (status 128 + the signal), so that no half-written file is
-    left behind. Warnings never reach the terminal: the one line is the whole story.
-    """
-    import warnings
-
-    from brw.files import exit_on_signals
-
-    warnings.simplefilter("ignore")
-    try:
-        with exit_on_signals():
-            return _main(argv)
-    except KeyboardInterrupt as e:
-        print("brw: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
-        return 130
-
-
-def _main(argv) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
-            raise BrwError(f"give a command: {', '.join(COMMANDS)} (see brw --help)")
+            parser.print_help()
+            return 2
         _, run, table = COMMANDS[args.command]
         result = run(args)
-        if getattr(args, "json", False):
-            text = json.dumps(_jsonable(result), allow_nan=False)
-        else:
-            from brw import tables
-
-            text = getattr(tables, table)(result) + (f"\nfigure: {result['plot']}" if result.get("plot") else "")
     except BrwError as e:
         print(f"brw: error: {e}", file=sys.stderr)
         return 2
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:  # the reader is gone: say nothing, and keep the exit flush from complaining
-        import os
+    except KeyboardInterrupt:
+        print("brw: interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(result), allow_nan=False))
+    else:
+        from brw import tables
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        print(getattr(tables, table)(result) + (f"\nfigure: {result['plot']}" if result.get("plot") else ""))
     return 0
 
 

@@ -1,114 +1,15 @@
-"""Files are written whole or not at all (a temporary name beside the target, then rename); where a file will go
-is checked before any work (:func:`check_output`); files are fingerprinted by SHA-256."""
+"""Files are written whole or not at all (a temporary name beside the target, then rename); files are
+fingerprinted by SHA-256."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import signal
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
-
-from brw.errors import BrwError, clip
-
-
-def check_output(path, suffixes=(), what: str = "a file") -> Path:
-    """Check, before any work, that a file can be written at ``path``: a name with one of ``suffixes`` (when
-    given), not a folder, in a folder this process can create files in (folders that do not exist yet are made
-    on writing, so the nearest one that exists is tried). Nothing is left behind by the check.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Where the file will go.
-    suffixes : sequence of str, optional
-        Allowed suffixes, lower case with the dot (``.png``); any when empty.
-    what : str, optional
-        What the file is, for the message (``a figure``).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path`` as a Path.
-
-    Raises
-    ------
-    BrwError
-        Naming the path and what is wrong with it.
-    """
-    text = os.fspath(path)
-    shown = repr(clip(text, 120))
-    path = Path(text)
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise BrwError(f"cannot write {what} to {shown}: the name must end in {' or '.join(suffixes)}")
-    if not text or text.endswith(("/", os.sep)) or path.is_dir():
-        raise BrwError(f"cannot write {what} to {shown}: it is a folder")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise BrwError(f"cannot write {what} to {shown}: {str(parent)!r} is not a folder")
-    try:  # the only sure test (root may write where permissions say no, /sys refuses root): an unnamed file
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as e:
-        raise BrwError(f"cannot write {what} to {shown}: cannot create files in {str(parent)!r} "
-                       f"({e.strerror})") from None
-    return path
-
-
-#: Memory that parsing one byte of a text input may take (Python objects for its numbers and strings).
-PARSE_BYTES_PER_BYTE = 16
-
-
-def is_file(text) -> bool:
-    """Whether ``text`` names an existing file (False, not an error, for a name no file can have)."""
-    try:
-        return Path(text).is_file()
-    except (OSError, ValueError):  # a name too long, or with a NUL byte
-        return False
-
-
-def read_text(path, what: str) -> str:
-    """The text (UTF-8) of a small input file: a config, a table, a list. A file whose parse could not fit in
-    memory is refused before it is read.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-    what : str
-        What it is, for the message (``cost table``).
-
-    Returns
-    -------
-    str
-        Its text.
-
-    Raises
-    ------
-    BrwError
-        When it cannot be read, is not UTF-8, or is too large.
-    """
-    from brw.limits import USABLE, available_memory, format_bytes
-
-    try:
-        size = os.stat(path).st_size
-        have = available_memory()
-        if size * PARSE_BYTES_PER_BYTE > USABLE * have:
-            raise BrwError(f"{what} {clip(str(path), 120)} holds {format_bytes(size)}; reading it needs about "
-                           f"{format_bytes(size * PARSE_BYTES_PER_BYTE)} of memory but {format_bytes(have)} is "
-                           f"available (at most {format_bytes(USABLE * have / PARSE_BYTES_PER_BYTE)} fits)")
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        if isinstance(e, BrwError):
-            raise
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else clip(str(e), 100)
-        raise BrwError(f"cannot read {what} {clip(str(path), 120)}: {reason}") from None
 
 
 @contextlib.contextmanager
@@ -120,20 +21,19 @@ def atomic_path(path, suffix: str = "", *, fsync: bool = True):
     cannot parse as absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with exit_on_signals():  # SIGTERM while writing: the temporary file goes too
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-        try:
-            os.close(fd)
-            yield Path(tmp)
-            if fsync:
-                with open(tmp, "rb+") as f:  # on disk before it takes the name
-                    os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if fsync:
+            with open(tmp, "rb+") as f:  # on disk before it takes the name
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_npz(path, arrays: dict, *, compressed: bool = True) -> None:
@@ -188,27 +88,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _exit(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def exit_on_signals():
-    """Inside the block, SIGTERM and SIGHUP raise SystemExit (status 128 + the signal) where they would kill the
-    process at once, so that ``finally`` blocks run and a half-written file is removed. Handlers that someone
-    else installed are left alone; outside the main thread (where signals cannot be handled) this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            previous[sig] = signal.signal(sig, _exit)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -191,9 +191,8 @@ def test_accepted_is_monotone_concave_bounded(w, P):
     acc = frontier(law, P).accepted
     inc = np.diff(np.concatenate([[0.0], acc]))
     assert np.all(inc >= 0)  # nondecreasing
-    # Concave: increments e^-V never grow. Each stored prefix sum is rounded once (half an ulp of itself), so a
-    # difference of two increments may be off by an ulp of the larger sum; two ulps is the tolerance.
-    assert np.all(np.diff(inc) <= 2 * np.spacing(acc[1:]))
+    # concave: increments e^-V never grow (an increment is a difference of running sums: a few ulps of acc)
+    assert np.all(np.diff(inc) <= 4 * np.spacing(acc[-1]))
     assert np.all(acc <= np.arange(1, P + 1) + 1e-12)  # accepted(P) <= P
     assert acc[0] == pytest.approx(max(law.probs), rel=1e-14)  # accepted(1) = max p
 
