@@ -195,25 +195,15 @@ def _add_record(sub):
 
 
 def _cmd_record(args) -> dict:
-    from pathlib import Path
-
+    from brw.files import check_output
     from brw.models import load_model, set_threads
-    from brw.recording import read_prompts, record_sampled, record_teacher_forced
+    from brw.recording import read_prompts, read_texts, record_sampled, record_teacher_forced
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise BrwError(f"--out {out} must end in .npz")
-    if out.exists():
-        raise BrwError(f"{out} already exists; remove it or choose another --out")
+    out = check_output(args.out, ".npz")  # before the model loads; the recording checks it again
     if args.prompts:
         prompts = read_prompts(args.prompts)
     else:
-        texts = []
-        for t in args.text:
-            try:
-                texts.append(Path(t).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as e:
-                raise BrwError(f"cannot read text file {t}: {e}") from None
+        texts = read_texts(args.text)
     set_threads(args.threads)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
@@ -250,8 +240,6 @@ def _cmd_trace_info(args) -> dict:
     from brw.trace_summary import trace_summary
     from brw.traces import load_trace
 
-    if args.bootstrap < 1:
-        raise BrwError(f"--bootstrap must be >= 1, got {args.bootstrap}")
     _check_figure(args.plot)
     trace = load_trace(args.file)
     d = trace_summary(trace, bootstrap=args.bootstrap, seed=args.seed)
@@ -278,14 +266,9 @@ def _add_import_logprobs(sub):
 
 
 def _cmd_import_logprobs(args) -> dict:
-    from pathlib import Path
-
     from brw.importers import import_logprobs
 
-    out = Path(args.out)
-    if out.exists():
-        raise BrwError(f"{out} already exists; remove it or choose another --out")
-    _, summary = import_logprobs(args.files, out, vocab_size=args.vocab_size, tail=args.tail, model=args.model)
+    _, summary = import_logprobs(args.files, args.out, vocab_size=args.vocab_size, tail=args.tail, model=args.model)
     return summary
 
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from brw import models
 from brw.errors import BrwError
-from brw.files import sha256
+from brw.files import check_output, sha256
 from brw.progress import Progress
 from brw.realtree import RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
 
@@ -350,12 +350,7 @@ def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: in
         raise BrwError(f"batch must be at least 1, got {batch}")
     if lookahead < 0:
         raise BrwError(f"lookahead must be at least 0, got {lookahead}")
-    out = Path(out)
-    if out.suffix != ".npz":
-        raise BrwError(f"out {out} must end in .npz")
-    if not out.parent.is_dir():
-        raise BrwError(f"out {out}: folder {out.parent} does not exist")
-    return sources, out
+    return sources, check_output(out, ".npz", exist_ok=True)
 
 
 def _source_meta(name: str, trace) -> dict:

@@ -36,6 +36,43 @@ def atomic_path(path, suffix: str = "", *, fsync: bool = True):
         raise
 
 
+def check_output(path, suffix: str, *, name: str = "out", exist_ok: bool = False) -> Path:
+    """Check, before any work, that a data file can be written at ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to be written.
+    suffix : str
+        The suffix it must end in, e.g. ".npz".
+    name : str, optional
+        What the caller calls the path (its parameter name), for the error message.
+    exist_ok : bool, optional
+        An existing file is fine (a resumable run); otherwise it is an error, so that nothing is overwritten.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    BrwError
+        If the suffix differs, the folder does not exist, or the file exists and ``exist_ok`` is false.
+    """
+    from brw.errors import BrwError
+
+    path = Path(path)
+    if path.suffix != suffix:
+        raise BrwError(f"{name} {path} must end in {suffix}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise BrwError(f"{name} {path}: folder {folder} does not exist")
+    if not exist_ok and path.exists():
+        raise BrwError(f"{name} {path} already exists; remove it or write to another file")
+    return path
+
+
 def write_npz(path, arrays: dict, *, compressed: bool = True) -> None:
     """A NumPy archive of plain arrays (never objects), whole or not at all."""
     with atomic_path(path, suffix=".npz") as tmp:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from brw.errors import BrwError
+from brw.files import check_output
 from brw.tailfit import tail_bounds
 from brw.traces import MASS_TOL, make_trace
 
@@ -141,6 +142,8 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
         raise BrwError(f"vocab_size must be the model's vocabulary size (a whole number >= 2), got {vocab_size!r}")
     if tail not in TAIL_POINTS:
         raise BrwError(f"tail must be one of {', '.join(TAIL_POINTS)}, got {tail!r}")
+    if out is not None:
+        check_output(out, ".npz")
     contexts = read_logprobs_json(paths)
     k = min(len(alts) for ctx in contexts for _, _, alts in ctx)
     kmax = max(len(alts) for ctx in contexts for _, _, alts in ctx)
@@ -180,9 +183,9 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
 
     top = np.asarray(top_logp, dtype=np.float64)
     if len(table) > vocab_size:
-        raise BrwError(f"the files use {len(table) - 1} distinct tokens, more than vocab_size={vocab_size}")
+        raise BrwError(f"the files use {len(table) - 1} distinct tokens, more than vocab_size = {vocab_size}")
     if vocab_size < k + 1:
-        raise BrwError(f"vocab_size={vocab_size} leaves no room for a tail beyond the top {k}")
+        raise BrwError(f"vocab_size = {vocab_size} leaves no room for a tail beyond the top {k}")
     p = np.exp(top)
     m = np.clip(1.0 - p.sum(axis=1), 0.0, None)
     h_top = -(p * top).sum(axis=1)
@@ -192,7 +195,7 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
     if bad.any():
         r = int(np.argmax(bad))
         raise BrwError(f"position {r}: a tail of mass {m[r]:.3g} cannot fit in the rest of a vocabulary of "
-                       f"{vocab_size} tokens below the k-th probability; is --vocab-size right?")
+                       f"{vocab_size} tokens below the k-th probability; is vocab_size right?")
     if tail == "lo":
         h = h_lo.copy()
         s = s_lo.copy()

@@ -33,12 +33,13 @@ import numpy as np
 
 from brw import models
 from brw.errors import BrwError
-from brw.files import write_npz
+from brw.files import check_output, write_npz
 from brw.models import LoadedModel
 from brw.progress import Progress
 from brw.traces import id_dtype, make_trace, save_trace
 
-__all__ = ["record_sampled", "record_teacher_forced", "record", "read_prompts", "encode_prompts", "encode_texts",
+__all__ = ["record_sampled", "record_teacher_forced", "record", "read_prompts", "read_texts", "encode_prompts",
+           "encode_texts",
            "DEFAULT_K", "MODES"]
 
 DEFAULT_K = 64
@@ -47,6 +48,26 @@ MODES = ("sampled", "teacher-forced")
 
 # --------------------------------------------------------------------------------------------------------
 # Inputs.
+
+
+def read_texts(paths) -> list[str]:
+    """The texts to teacher-force, one per file (UTF-8).
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+
+    Returns
+    -------
+    list of str
+    """
+    texts = []
+    for path in paths:
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise BrwError(f"cannot read text file {path}: {e}") from None
+    return texts
 
 
 def read_prompts(path) -> list[str]:
@@ -238,10 +259,7 @@ def _read_part(path: Path) -> dict:
 
 def _check_record(lm: LoadedModel, inputs, out: Path, mode: str, tokens: int, temperature: float, k: int,
                   batch: int) -> None:
-    if out.suffix != ".npz":
-        raise BrwError(f"out {out} must end in .npz")
-    if not out.parent.is_dir():
-        raise BrwError(f"out {out}: folder {out.parent} does not exist")
+    check_output(out, ".npz")
     if mode not in MODES:
         raise BrwError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if not (isinstance(k, int) and k >= 1):
@@ -257,8 +275,6 @@ def _check_record(lm: LoadedModel, inputs, out: Path, mode: str, tokens: int, te
             raise BrwError(f"temperature must be a finite number > 0, got {temperature}")
     if not inputs:
         raise BrwError("nothing to record: no prompts or text")
-    if out.exists():
-        raise BrwError(f"{out} already exists; remove it or write to another file")
 
 
 def _eos_and_pad(lm: LoadedModel) -> tuple[set[int], int]:

@@ -5,8 +5,10 @@ share of rows whose tail the ``trace:`` law fits exactly. Its table is ``brw.tab
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
+from brw.errors import BrwError
 from brw.tailfit import TAIL_GROUPS, fit_tails
 from brw.traces import FORMAT, SCHEMA_VERSION, Trace
 
@@ -94,6 +96,8 @@ def trace_summary(trace: Trace, *, bootstrap: int = 1000, seed: int = 0) -> dict
         JSON-ready: sizes, metadata, mu and mu2 with 95% intervals (and brackets for imported traces), the
         entropy histogram, and how exactly the ``trace:`` law fits the rows' tails.
     """
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 1:
+        raise BrwError(f"bootstrap must be a whole number >= 1, got {bootstrap!r}")
     top1 = np.exp(trace.top_logp[:, 0].astype(np.float64))
     edges, counts = entropy_histogram(trace.entropy)
     meta = trace.meta

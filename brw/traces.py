@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from brw.errors import BrwError
-from brw.files import write_npz
+from brw.files import check_output, write_npz
 from brw.tailfit import tail_bounds
 
 __all__ = [
@@ -242,11 +242,7 @@ def save_trace(trace: Trace, path) -> Path:
     path = Path(path)
     arrays = trace.arrays()
     _validate(dict(arrays), str(path))
-    if path.suffix != ".npz":
-        raise BrwError(f"trace file {path} must end in .npz")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise BrwError(f"cannot write trace {path}: folder {directory} does not exist")
+    check_output(path, ".npz", name="trace file", exist_ok=True)
     write_npz(path, arrays)
     return path
 

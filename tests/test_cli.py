@@ -126,4 +126,4 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         pooled = sum(wi * np.array(d["genres"][n]["models"][m]["accepted"]) for wi, n in zip(w, names))
         assert d["genres"]["all"]["models"][m]["accepted"] == pytest.approx((pooled / w.sum()).tolist(), rel=1e-12)
     code, out, err = run(capsys, "compare", "--at", "999")
-    assert code == 2 and "P values must lie in 1..256" in err
+    assert code == 2 and "at values must lie in 1..256" in err

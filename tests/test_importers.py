@@ -97,8 +97,12 @@ def test_import_errors(tmp_path):
     with pytest.raises(BrwError, match=r"carry probability .* more than 1"):
         import_logprobs([src], vocab_size=100)
     src.write_text(json.dumps(_chat_json([_dist(1)], 3, [0])))
-    with pytest.raises(BrwError, match="vocab_size"):
+    with pytest.raises(BrwError, match="vocab_size = 3"):
         import_logprobs([src], vocab_size=3)
+    with pytest.raises(BrwError, match="^tail must be one of"):
+        import_logprobs([src], vocab_size=100, tail="middle")
+    with pytest.raises(BrwError, match="must end in .npz"):
+        import_logprobs([src], tmp_path / "t.txt", vocab_size=100)
     src.write_text("{oops")
     with pytest.raises(BrwError, match="not readable JSON"):
         import_logprobs([src], vocab_size=100)

@@ -72,3 +72,19 @@ def test_progress_is_silent_off_a_terminal(capsys):
     with Progress(10, "work", enabled=False) as bar:
         bar.update(3)
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("name, kw, words", [
+    ("x.txt", {}, "out {} must end in .npz"),
+    ("missing/x.npz", {}, "out {}: folder"),
+    ("there.npz", {}, "out {} already exists"),
+])
+def test_check_output_names_the_parameter(tmp_path, name, kw, words):
+    from brw.files import check_output
+
+    (tmp_path / "there.npz").write_bytes(b"")
+    path = tmp_path / name
+    with pytest.raises(BrwError) as e:
+        check_output(path, ".npz", **kw)
+    assert str(e.value).startswith(words.format(path))
+    assert check_output(tmp_path / "there.npz", ".npz", exist_ok=True) == tmp_path / "there.npz"

@@ -37,3 +37,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("brw: error: trace ") and err.count("\n") == 1
     assert main(["trace-info", "nosuchname"]) == 2
     assert "bundled traces: chat, code, math" in capsys.readouterr().err
+
+
+def test_bootstrap_is_checked_in_the_library(trace_file, capsys):
+    from brw.errors import BrwError
+    from brw.trace_summary import trace_summary
+
+    with pytest.raises(BrwError, match="^bootstrap must be a whole number >= 1, got 0$"):
+        trace_summary(load_trace(trace_file), bootstrap=0)
+    assert main(["trace-info", str(trace_file), "--bootstrap", "0"]) == 2
+    assert "bootstrap must be a whole number >= 1" in capsys.readouterr().err

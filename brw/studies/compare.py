@@ -200,7 +200,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     pmax = res.pmax
     at = [int(p) for p in at]
     if any(p < 1 or p > pmax for p in at):
-        raise BrwError(f"at: P values must lie in 1..{pmax} (the real trees' Pmax)")
+        raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {at}")
     genres = {}
     for name in res.sources:
         real = res.accepted(name)
