@@ -20,9 +20,10 @@ Seeds
     replicates, seed)`` with the row's ``seed`` replays it.
 
 Execution
-    Locally the points go to worker processes (spawned, one per core, one Numba thread each: faster than one
-    process whose Numba threads share the cores, ``figures/sweep_bench.md``); a single point runs in this
-    process on every core. With a ``dask.distributed.Client`` (or a scheduler address, or ``dask_local=N``
+    Locally, small points go to worker processes (one per core, one Numba thread each: several times faster
+    than one process whose Numba threads share the cores, ``figures/sweep_bench.md``), and large frontier
+    points run one after another in the sweep's own process with a Numba thread per core (no processes to
+    start, no core idle while the last point finishes). With a ``dask.distributed.Client`` (or a scheduler address, or ``dask_local=N``
     worker processes on this machine) the same points run on a Dask cluster. A point travels as its
     description (strings and numbers): laws are parsed on the worker, bundled traces load there.
 
@@ -65,6 +66,12 @@ __all__ = ["sweep", "load_config", "expand_spec", "Point", "Kind", "KINDS", "poi
 GRID_KEYS = ("kind", "laws", "P", "replicates", "seed")
 #: Replicates of a seeded point when the grid does not say (as ``brw frontier``).
 DEFAULT_REPLICATES = 100
+#: Locally, a point of a threaded kind with at least this many tree nodes (replicates x P) and a replicate per
+#: core runs in the sweep's own process on every core: Numba's threads share its replicates as well as worker
+#: processes would share points, without starting processes or leaving cores idle at the end. Smaller points go
+#: to one worker process per core with one thread each, where OpenMP's barriers cannot cost more than a small
+#: point's work (figures/sweep_bench.md).
+THREADED_NODES = 2**20
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -89,6 +96,8 @@ class Kind:
     one_pass : bool
         Whether one computation gives every P of a point (its P values are rows of one point); otherwise each
         P is a point of its own.
+    threaded : bool
+        Whether ``run`` shares its work among Numba threads (then a large point may run on every core).
     options : dict
         Extra grid keys the kind reads, each mapped to a validator ``f(value, where)`` that raises ``BrwError``
         (its message starting with ``where(key)``) or returns the value as a hashable JSON value (a string, a
@@ -99,6 +108,7 @@ class Kind:
     columns: tuple[str, ...]
     seeded: bool
     one_pass: bool
+    threaded: bool
     options: dict = field(default_factory=dict)
 
 
@@ -126,8 +136,9 @@ def _run_theory(law, point: Point, Ps: tuple[int, ...], threads: int):
 #: Kinds of point by name. A kind defined elsewhere adds itself here (``KINDS[name] = Kind(...)``); its rows'
 #: columns join the table.
 KINDS: dict[str, Kind] = {
-    "frontier": Kind(_run_frontier, ("accepted", "stderr", "tokens_per_step"), seeded=True, one_pass=True),
-    "theory": Kind(_run_theory, _THEORY_COLUMNS, seeded=False, one_pass=False),
+    "frontier": Kind(_run_frontier, ("accepted", "stderr", "tokens_per_step"), seeded=True, one_pass=True,
+                     threaded=True),
+    "theory": Kind(_run_theory, _THEORY_COLUMNS, seeded=False, one_pass=False, threaded=False),
 }
 
 
@@ -327,19 +338,21 @@ def _law_params(spec: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in body.split(",") if "=" in part)
 
 
-def plan(grid: Grid) -> list[Point]:
+def plan(grid) -> list[Point]:
     """The grid's points in table order: kind, law, replicates, seed (then P within a point).
 
     Parameters
     ----------
-    grid : Grid
-        A validated grid.
+    grid : Grid or dict
+        A validated grid (``load_config``), or the keywords of :func:`sweep`'s grid as a dict.
 
     Returns
     -------
     list of Point
         Without repeats (unseeded kinds do not multiply by replicates and seeds).
     """
+    if not isinstance(grid, Grid):
+        grid = _validate(grid)
     points = []
     for kname in grid.kinds:
         kind = KINDS[kname]
@@ -533,12 +546,27 @@ def _cost(task) -> float:
 
 
 def _local(tasks, workers: int | None):
-    if not tasks:
-        return
+    """Large points in this process on every core, then the rest in one worker process per core (default); or
+    every point in ``workers`` processes sharing the cores."""
     cores = _cores()
-    workers = min(cores if workers is None else workers, len(tasks))
-    threads = max(1, cores // workers)
-    if workers == 1:
+    if workers is not None:
+        yield from _pool(tasks, workers, cores)
+        return
+    large = [t for t in tasks if _threaded(t, cores)]
+    yield from _pool(large, 1, cores)
+    yield from _pool([t for t in tasks if not _threaded(t, cores)], cores, cores)
+
+
+def _threaded(task, cores: int) -> bool:
+    point, Ps = task
+    return (KINDS[point.kind].threaded and (point.replicates or 1) >= cores
+            and (point.replicates or 1) * Ps[-1] >= THREADED_NODES)
+
+
+def _pool(tasks, workers: int, cores: int):
+    workers = min(workers, len(tasks))
+    threads = max(1, cores // max(workers, 1))
+    if workers <= 1:
         for point, Ps in tasks:
             yield point, Ps, compute(point, Ps, threads)
         return
@@ -724,8 +752,9 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
     dask_local : int, optional
         Run them on a Dask LocalCluster of this many worker processes.
     workers : int, optional
-        Local worker processes (default: one per core, each with one Numba thread); 1 runs the points in
-        this process on every core.
+        Local worker processes sharing the cores. By default large frontier points (``THREADED_NODES``) run in
+        this process on every core and the others in one worker process per core; 1 runs every point in this
+        process on every core.
     progress : bool, optional
         Show a progress bar on stderr (only on a terminal).
     **options

@@ -105,6 +105,12 @@ def test_worker_processes_give_the_same_table(table):
     same(sweep(**GRID, workers=2), table)
 
 
+def test_large_points_on_every_thread_and_small_ones_in_processes_give_the_same_table():
+    grid = dict(laws=["trace:chat", "uniform:k={2,3}"], P=[64, 2**19], replicates=2, seed=4)
+    default = sweep(**grid)  # trace:chat runs here on every core, the two small points in worker processes
+    same(default, sweep(**grid, workers=1))
+
+
 def test_a_dask_local_cluster_of_two_worker_processes_gives_the_same_table(table):
     df = sweep(**GRID, dask_local=2)
     same(df, table)
