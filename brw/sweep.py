@@ -10,8 +10,9 @@ Points
     replicates and the sweep seed. Its canonical description is that, as compact JSON with sorted keys. A
     ``frontier`` point runs once to its largest P and reads accepted(P) at each of its P values: a replicate's
     tree does not depend on where it is read, so accepted at P = 64 has the same bits whether the frontier ran
-    to 64 or to 65536 (tested). A ``theory`` point is one law at one P (its renewal grid depends on P).
-    ``KINDS`` maps each kind to how it is computed; another kind (drafting policies) registers there.
+    to 64 or to 65536 (tested). A ``theory`` point is one law at one P (its renewal grid depends on P). A
+    ``policies`` point scores drafting policies (the ``policies`` key, ``brw.policies``) on its trees: a row
+    per P and policy. ``KINDS`` maps each kind to how it is computed; a new kind registers there.
 
 Seeds
     A point's seed is the first 63 bits of the SHA-256 of its canonical description, which holds the sweep
@@ -86,11 +87,11 @@ class Kind:
     ----------
     run : callable
         ``run(law, point, Ps, threads) -> (rows, seconds)``: ``law`` is the parsed law, ``Ps`` the P values to
-        compute (sorted), ``threads`` the Numba threads it may use; ``rows`` is one dict of value columns per
-        P (same order), ``seconds`` the time spent in the kernels. Raises ``BrwError`` when the point cannot be
-        computed (recorded as a failure).
+        compute (sorted), ``threads`` the Numba threads it may use; ``rows`` is a list of dicts, each with its
+        ``P`` and value columns (one row per P, or several: one per policy), ``seconds`` the time spent in the
+        kernels. Raises ``BrwError`` when the point cannot be computed (recorded as a failure).
     columns : tuple of str
-        The value columns its rows fill.
+        The value columns its rows fill (numbers, or text such as a policy's spec).
     seeded : bool
         Whether its points have replicates and a seed (grid axes ``replicates`` and ``seed``).
     one_pass : bool
@@ -117,7 +118,8 @@ def _run_frontier(law, point: Point, Ps: tuple[int, ...], threads: int):
 
     res = frontier(law, Ps[-1], point.replicates, point.seed, threads=threads)
     acc, se = res.at(list(Ps))
-    rows = [{"accepted": float(a), "stderr": float(s), "tokens_per_step": float(a) + 1.0} for a, s in zip(acc, se)]
+    rows = [{"P": p, "accepted": float(a), "stderr": float(s), "tokens_per_step": float(a) + 1.0}
+            for p, a, s in zip(Ps, acc, se)]
     return rows, res.seconds
 
 
@@ -129,8 +131,29 @@ def _run_theory(law, point: Point, Ps: tuple[int, ...], threads: int):
 
     t0 = time.perf_counter()
     b = theory.bounds(law, Ps)
-    rows = [{k: float(getattr(b, k)[i]) for k in _THEORY_COLUMNS} for i in range(len(Ps))]
+    rows = [{"P": p, **{k: float(getattr(b, k)[i]) for k in _THEORY_COLUMNS}} for i, p in enumerate(Ps)]
     return rows, time.perf_counter() - t0
+
+
+def _run_policies(law, point: Point, Ps: tuple[int, ...], threads: int):
+    from brw.policies import DEFAULT_POLICIES, policies
+
+    res = policies(law, Ps[-1], dict(point.options).get("policies", DEFAULT_POLICIES), point.replicates,
+                   point.seed, at=Ps, threads=threads)
+    rows = [{"P": p, "policy": spec, "accepted": float(res.accepted[i, p - 1]),
+             "stderr": float(res.stderr[i, p - 1]), "tokens_per_step": float(res.accepted[i, p - 1]) + 1.0,
+             "gap": float(res.gap[i, p - 1]), "gap_stderr": float(res.gap_stderr[i, p - 1])}
+            for p in Ps for i, spec in enumerate(res.policies)]
+    return rows, res.seconds
+
+
+def _policy_specs(value, where) -> tuple[str, ...]:
+    from brw.policies import parse_policies
+
+    try:
+        return tuple(str(p) for p in parse_policies(value))
+    except BrwError as e:
+        raise BrwError(f"{where('policies')}: {e}") from None
 
 
 #: Kinds of point by name. A kind defined elsewhere adds itself here (``KINDS[name] = Kind(...)``); its rows'
@@ -139,6 +162,10 @@ KINDS: dict[str, Kind] = {
     "frontier": Kind(_run_frontier, ("accepted", "stderr", "tokens_per_step"), seeded=True, one_pass=True,
                      threaded=True),
     "theory": Kind(_run_theory, _THEORY_COLUMNS, seeded=False, one_pass=False, threaded=False),
+    # Drafting policies on the frontier's own trees (brw.policies): one row per P and policy, with the paired
+    # gap to the frontier. The policies (default ``DEFAULT_POLICIES``) are part of the point.
+    "policies": Kind(_run_policies, ("policy", "accepted", "stderr", "tokens_per_step", "gap", "gap_stderr"),
+                     seeded=True, one_pass=True, threaded=True, options={"policies": _policy_specs}),
 }
 
 
@@ -448,8 +475,8 @@ def compute(point: Point, Ps: tuple[int, ...], threads: int) -> dict:
     Returns
     -------
     dict
-        ``rows`` (one dict per P, with ``P``), ``error`` (None, or the one-line reason it failed), ``seconds``
-        (time in the kernels) and ``version`` (the worker's package version).
+        ``rows`` (dicts with ``P`` and the kind's columns), ``error`` (None, or the one-line reason it failed),
+        ``seconds`` (time in the kernels) and ``version`` (the worker's package version).
     """
     try:
         rows, seconds = KINDS[point.kind].run(_parsed(point.law), point, Ps, threads)
@@ -457,7 +484,7 @@ def compute(point: Point, Ps: tuple[int, ...], threads: int) -> dict:
         return {"rows": [], "error": str(e), "seconds": 0.0, "version": __version__}
     except MemoryError:
         return {"rows": [], "error": "out of memory: lower P or replicates", "seconds": 0.0, "version": __version__}
-    return {"rows": [{"P": p, **r} for p, r in zip(Ps, rows)], "error": None, "seconds": seconds,
+    return {"rows": rows, "error": None, "seconds": seconds,
             "version": __version__}
 
 
@@ -476,7 +503,7 @@ class _Store:
 
     def __init__(self, out: Path | None):
         self.dir = None if out is None else out / "points"
-        self.rows: dict[tuple[str, int], dict] = {}
+        self.rows: dict[tuple[str, int], list[dict]] = {}
 
     def load(self) -> None:
         if self.dir is None or not self.dir.is_dir():
@@ -486,8 +513,8 @@ class _Store:
                 d = json.loads(f.read_text())
                 if d.get("version") != __version__:
                     continue
-                for row in d["rows"]:
-                    self.rows.setdefault((d["point"], int(row["P"])), row)
+                for key, rows in _by_P(d["point"], d["rows"]).items():
+                    self.rows.setdefault(key, rows)
             except (OSError, ValueError, KeyError, TypeError):  # torn by a power cut: computed again
                 with contextlib.suppress(OSError):
                     f.unlink()
@@ -499,17 +526,23 @@ class _Store:
     def put(self, point: Point, rows: list[dict]) -> None:
         desc = point.description
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-        for r in rows:
-            self.rows[(desc, r["P"])] = r
+        self.rows.update(_by_P(desc, rows))
         if self.dir is None:
             return
-        Ps = [r["P"] for r in rows]
+        Ps = sorted({r["P"] for r in rows})
         name = hashlib.sha256(f"{__version__}\n{desc}\n{Ps}".encode()).hexdigest()[:32]
         text = json.dumps({"version": __version__, "point": desc, "rows": rows}, allow_nan=False)
         # No fsync: the rename makes it whole or absent when a process dies; a file torn by a power cut fails
         # to parse on load and is computed again (an fsync costs milliseconds, a small point less).
         with atomic_path(self.dir / f"{name}.json", fsync=False) as tmp:
             tmp.write_text(text)
+
+
+def _by_P(desc: str, rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    out: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        out.setdefault((desc, int(r["P"])), []).append(r)
+    return out
 
 
 @contextlib.contextmanager
@@ -694,13 +727,15 @@ def _table(grid: Grid, points: list[Point], store: _Store, failed: dict):
                 "mu": mu, "mu2": mu2}
         desc = point.description
         for p in point.P:
-            row = store.rows.get((desc, p))
-            vals = {c: (math.nan if row is None or row.get(c) is None else row[c]) for c in values}
-            records.append({**base, "P": p, **vals, "error": failed.get(desc) if row is None else None,
-                            "version": __version__})
+            rows = store.rows.get((desc, p))
+            for row in rows or [None]:
+                vals = {c: (None if row is None else row.get(c)) for c in values}
+                records.append({**base, "P": p, **vals, "error": failed.get(desc) if row is None else None,
+                                "version": __version__})
     cols = [*_ID_COLUMNS, *pcol.values(), *_LEAD, *values, "error", "version"]
+    text = {c for c in values if any(isinstance(r[c], str) for r in records)}
     types = {"P": "int64", "replicates": "Int64", "seed": "Int64", "sweep_seed": "Int64",
-             **{c: "float64" for c in ("mu", "mu2", *values)}}
+             **{c: "float64" for c in ("mu", "mu2", *values) if c not in text}}
     data = {}
     for c in cols:
         column = [r[c] for r in records]
@@ -739,7 +774,8 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
     P : int or list of int
         P values (draft nodes): rows of each point.
     kind : str or list of str, optional
-        Kinds of point (``KINDS``): ``frontier`` (default; simulated accepted(P)) or ``theory`` (the bounds).
+        Kinds of point (``KINDS``): ``frontier`` (default; simulated accepted(P)), ``theory`` (the bounds) or
+        ``policies`` (drafting policies on the same kind of trees, with their paired gaps to the frontier).
     replicates : int or list of int, optional
         Replicate trees per frontier point (default 100).
     seed : int or list of int, optional
@@ -758,7 +794,8 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
     progress : bool, optional
         Show a progress bar on stderr (only on a terminal).
     **options
-        Options of other kinds of point (``Kind.options``).
+        Options of the kinds of point (``Kind.options``): ``policies``, the policies a ``policies`` point
+        scores (specs as for ``brw policies``; default ``brw.policies.DEFAULT_POLICIES``).
 
     Returns
     -------
@@ -767,7 +804,8 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
         ``replicates``, ``seed`` (the point's own seed: ``brw.frontier(law, P, replicates, seed)`` replays
         it), ``sweep_seed``, ``mu``, ``mu2``, the kinds' value columns (``accepted``, ``stderr``,
         ``tokens_per_step`` for frontier points; ``paper_bound``, ``wald_lorden_bound``, ``renewal_bound``,
-        ``asymptotic`` for theory points), ``error`` (the reason a point failed, else missing) and
+        ``asymptotic`` for theory points; ``policy``, ``accepted``, ``stderr``, ``tokens_per_step``, ``gap``,
+        ``gap_stderr`` for policy points), ``error`` (the reason a point failed, else missing) and
         ``version``. ``df.attrs["sweep"]`` holds the summary: ``points``, ``computed``, ``reused``,
         ``failed`` (a list of the failed points with their reasons), ``out``, ``seconds``.
     """

@@ -80,6 +80,20 @@ def test_theory_points_equal_the_theory_at_their_P():
         assert row.paper_bound == theory.paper_bound(row.law, [row.P])[0]
 
 
+def test_policy_points_have_a_row_per_P_and_policy_that_replays_with_brw_policies():
+    from brw.policies import policies
+
+    df = sweep(laws="dirichlet:alpha=0.5,k=8", P=[8, 32], kind=["policies", "frontier"],
+               policies=["chain", "specexec:T=2"], replicates=4, seed=1, workers=1)
+    pol = df[df.kind == "policies"]
+    assert pol.policy.tolist() == ["chain", "specexec:T=2"] * 2 and pol.P.tolist() == [8, 8, 32, 32]
+    assert (pol.gap >= 0).all() and df[df.kind == "frontier"].policy.isna().all()
+    res = policies("dirichlet:alpha=0.5,k=8", 32, ["chain", "specexec:T=2"], 4, int(pol.seed.iloc[0]), at=[8, 32])
+    for _, row in pol.iterrows():
+        i = res.policies.index(row.policy)
+        assert row.accepted == res.accepted[i, row.P - 1] and row.gap == res.gap[i, row.P - 1]
+
+
 # --------------------------------------------------------------------------------------------------------
 # Seeds: the same bits alone, in a larger grid, in another order, in worker processes, on a Dask cluster.
 
@@ -232,6 +246,8 @@ def test_a_point_the_machine_cannot_hold_is_recorded_and_the_sweep_goes_on(tmp_p
     (dict(laws="uniform:k=2", P=4, seed=-1), "seed[0]: must be >= 0"),
     (dict(P=4), "laws: missing"),
     (dict(laws="uniform:k=2", P=4, colour="red"), "colour: unknown key"),
+    (dict(laws="uniform:k=2", P=4, policies=["chain"]), "policies: only for kind policies"),
+    (dict(laws="uniform:k=2", P=4, kind="policies", policies=["chain", "nope"]), "policies: unknown policy"),
 ])
 def test_python_mistakes_name_the_parameter(kwargs, words, tmp_path):
     with pytest.raises(BrwError) as e:
