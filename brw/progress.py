@@ -22,10 +22,12 @@ class Progress(tqdm):
         What is being done, shown before the bar.
     enabled : bool, optional
         False silences the bar (``--json``, or a caller's ``progress=False``).
+    unit : str, optional
+        What one unit of work is called in the rate (``point/s``); default tqdm's ``it``.
     """
 
-    def __init__(self, total: int, label: str, enabled: bool = True):
+    def __init__(self, total: int, label: str, enabled: bool = True, unit: str = "it"):
         stream = sys.stderr
         shown = bool(enabled) and hasattr(stream, "isatty") and stream.isatty()
         super().__init__(total=max(int(total), 1), desc=label, disable=not shown, file=stream,
-                         dynamic_ncols=True, mininterval=0.1)
+                         dynamic_ncols=True, mininterval=0.1, unit=unit)

@@ -857,7 +857,7 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
 def _run(engine, total: int, store: _Store, failed: dict, progress: bool) -> None:
     from brw.progress import Progress
 
-    with Progress(total, "sweep", enabled=progress) as bar:
+    with Progress(total, "sweep", enabled=progress, unit="point") as bar:
         for point, Ps, outcome in engine:
             if outcome["version"] != __version__:
                 raise BrwError(f"a worker runs brw {outcome['version']} and this sweep {__version__}; install the "
