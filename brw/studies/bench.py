@@ -278,7 +278,22 @@ def _reset_peak() -> bool:
 
 def big_tree(law: Law, nodes: int, seed: int = 0) -> dict:
     """One frontier tree of ``nodes`` nodes on one thread, as ``brw.frontier.frontier`` runs it: seconds and
-    the peak resident memory it adds, per node (heap and accepted curve; /proc peak after a reset)."""
+    the peak resident memory it adds, per node (heap and accepted curve; /proc peak after a reset).
+
+    Parameters
+    ----------
+    law : Law
+        The law of the tree.
+    nodes : int
+        Nodes of the tree.
+    seed : int, optional
+        Seed of the tree.
+
+    Returns
+    -------
+    dict
+        Seconds, kernel seconds, nodes per second and bytes per node (measured, by layout, promised).
+    """
     from brw.frontier import frontier
 
     frontier(law, 2, 1, seed, threads=1)  # compile / load outside the measurement
@@ -338,7 +353,21 @@ def numba_floor() -> dict:
 
 def startup(law: str = "dirichlet:alpha=0.5,k=8", cold: bool = True) -> dict:
     """Seconds from a fresh interpreter to the first frontier result: with an empty Numba cache (compile)
-    and with the cache that run filled (what every later process pays)."""
+    and with the cache that run filled (what every later process pays).
+
+    Parameters
+    ----------
+    law : str, optional
+        The law of the first frontier.
+    cold : bool, optional
+        Also time the start with an empty kernel cache (it compiles every kernel: minutes).
+
+    Returns
+    -------
+    dict
+        Seconds to the first result (and to where computing starts) for each start timed, and
+        ``numba_floor()``.
+    """
     code = _STARTUP.format(law=law)
     out = {"law": law}
     with tempfile.TemporaryDirectory(prefix="brw-bench-cache-") as cache:

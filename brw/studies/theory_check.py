@@ -106,7 +106,18 @@ class TheoryCheck(Result):
 
 
 def trace_laws(extra=()) -> list[tuple[str, int]]:
-    """The bundled recorded traces that are installed, and any extra specs, each with its replicates."""
+    """The bundled recorded traces that are installed, and any extra specs, each with its replicates.
+
+    Parameters
+    ----------
+    extra : sequence of str, optional
+        More law specs, e.g. ``trace:PATH``.
+
+    Returns
+    -------
+    list of (str, int)
+        (spec, replicates) pairs: the extra specs first.
+    """
     from brw.traces import BUNDLED, DATA_DIR
 
     specs = list(extra)
@@ -115,7 +126,20 @@ def trace_laws(extra=()) -> list[tuple[str, int]]:
 
 
 def fit_line(logP: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope and intercept of y against log P."""
+    """Least-squares slope and intercept of y against log P.
+
+    Parameters
+    ----------
+    logP : numpy.ndarray
+        log P.
+    y : numpy.ndarray
+        Values at those P.
+
+    Returns
+    -------
+    (float, float)
+        Slope and intercept.
+    """
     b, a = np.polyfit(logP, y, 1)
     return float(b), float(a)
 
