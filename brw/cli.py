@@ -418,16 +418,24 @@ def _add_speedup(sub):
     p.add_argument("--draft-token", dest="draft_token", type=_number, default=0.0,
                    help="drafting seconds per draft token (default 0)")
     p.add_argument("--threads", type=_whole, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--plot", metavar="FIGURE", default=None,
+                   help="also draw tokens/s against P for the frontier and each policy (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _cmd_speedup(args) -> dict:
     from brw.speedup import speedup
 
+    _check_figure(args.plot)
     res = speedup(args.law, args.cost, args.P, args.replicates, args.seed, policies=args.policies or (),
                   draft_step=args.draft_step, draft_token=args.draft_token, threads=args.threads,
                   progress=not args.json)
-    return res.to_dict()
+    out = res.to_dict()
+    if args.plot is not None:
+        from brw import figures
+
+        out["plot"] = figures.speedup(res, args.plot)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -468,13 +476,13 @@ def _add_costcurve(sub):
                                    "of repeats, on CUDA when present and the CPU otherwise. Writes the cost table "
                                    "that brw speedup --cost reads.")
     p.add_argument("--model", default="smollm2", help="smollm2 (default), a Hugging Face folder or a .gguf file")
-    p.add_argument("--context", type=int, required=True, help="cached context tokens L")
-    p.add_argument("--P", dest="P", type=int, required=True, help="largest number of draft nodes (PMAX)")
+    p.add_argument("--context", type=_whole, required=True, help="cached context tokens L")
+    p.add_argument("--P", dest="P", type=_whole, required=True, help="largest number of draft nodes (PMAX)")
     p.add_argument("--out", required=True, help="cost table to write (text: one 'tokens seconds' row a line)")
-    p.add_argument("--repeats", type=int, default=5, help="timed passes per token count, median kept (default 5)")
+    p.add_argument("--repeats", type=_whole, default=5, help="timed passes per token count, median kept (default 5)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_whole, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 

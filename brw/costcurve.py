@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from brw import models
 from brw._version import __version__
 from brw.errors import BrwError
+from brw.files import check_output
 from brw.progress import Progress
 from brw.results import Result
 from brw.speedup import CostTable, write_cost_table
@@ -152,7 +152,8 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
     threads : int, optional
         torch CPU threads.
     out : str or path, optional
-        Also write the curve there as a cost table (checked before any work; an existing file is refused).
+        Also write the curve there as a cost table, a .txt file (checked before any work; an existing file is
+        refused).
     progress : bool
         Show a progress bar.
 
@@ -166,11 +167,7 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BrwError(f"seed must be a whole number >= 0, got {seed!r}")
     if out is not None:
-        out = Path(out)
-        if out.exists():
-            raise BrwError(f"{out} already exists; remove it or choose another out")
-        if not out.parent.is_dir():
-            raise BrwError(f"cannot write {out}: folder {out.parent} does not exist")
+        out = check_output(out, ".txt")
     models.set_threads(threads)
     lm = model if isinstance(model, models.LoadedModel) else models.load_model(model, device=device, dtype=dtype)
     net = lm.model

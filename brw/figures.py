@@ -17,7 +17,7 @@ from brw.errors import BrwError
 from brw.files import atomic_path
 
 __all__ = ["SUFFIXES", "check_path", "frontier", "compare", "trace_summary", "theory_bounds",
-           "theory_residuals"]
+           "theory_residuals", "speedup"]
 
 #: The file types a figure may be written as.
 SUFFIXES = (".png", ".pdf", ".svg")
@@ -282,3 +282,46 @@ def theory_residuals(check, path) -> str:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def speedup(result, path) -> str:
+    """tokens/s against P at a verifier cost: the optimal frontier (the speed of light) and each policy, with
+    each curve's optimum marked and plain decoding as a horizontal line.
+
+    Parameters
+    ----------
+    result : Speedup
+        ``brw.speedup.speedup(...)``.
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    P = np.arange(1, result.pmax + 1)
+    rate = result.tokens_per_second
+    band = 2 * result.stderr / result.step_seconds
+    ax.plot(P, rate[1:], color="k", lw=2, label=f"optimal frontier ({result.replicates} trees)")
+    ax.fill_between(P, (rate - band)[1:], (rate + band)[1:], color="k", alpha=0.2, lw=0)
+    o = result.optimal_P
+    if o > 0:
+        ax.plot([o], [rate[o]], "o", color="k", ms=7)
+    ax.axhline(result.plain_tokens_per_second, color="0.4", lw=1, ls=":", label="plain decoding")
+    for spec, r in zip(result.policies, result.policy_tokens_per_second):
+        ok = np.isfinite(r[1:])
+        sparse = ok.sum() < 0.5 * ok.size  # scored at a few P only (Sequoia's trees): markers
+        line = ax.plot(P[ok], r[1:][ok], "o-" if sparse else "-", ms=4, lw=1.2, label=spec)[0]
+        best = int(np.nanargmax(r))
+        if best > 0:
+            ax.plot([best], [r[best]], "o", color=line.get_color(), ms=7, mfc="none")
+    _log2_axis(ax, "P (draft nodes verified per step)", "tokens per second")
+    ax.set_title(f"{result.law}   {result.cost}", fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+

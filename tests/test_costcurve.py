@@ -96,6 +96,8 @@ def test_errors_before_work(tiny, tmp_path):
         cost_curve(tiny, context=254, pmax=40)
     with pytest.raises(BrwError, match="context must be"):
         cost_curve(tiny, context=0, pmax=4)
+    with pytest.raises(BrwError, match="must end in .txt"):
+        cost_curve(tiny, context=4, pmax=4, out=tmp_path / "c.csv")
     with pytest.raises(BrwError, match="does not exist"):
         cost_curve(tiny, context=4, pmax=4, out=tmp_path / "nope" / "c.txt")
 

@@ -164,9 +164,17 @@ def test_policies_on_the_same_trees():
     assert set(res.to_pandas()["strategy"]) == {"frontier", *res.policies}
 
 
-def test_cli_policies(capsys):
+def test_cli_policies_and_plot(capsys, tmp_path):
+    fig = tmp_path / "speed.png"
     assert main(["speedup", "--law", "dirichlet:alpha=0.5,k=8", "--cost", "roofline:t1=0.02,knee=8",
-                 "--replicates", "5", "--policies", "chain,kary:k=2", "--json"]) == 0
+                 "--replicates", "5", "--policies", "chain,kary:k=2,sequoia", "--plot", str(fig), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert [p["policy"] for p in d["policies"]] == ["chain", "kary:k=2"]
+    assert [p["policy"] for p in d["policies"]] == ["chain", "kary:k=2", "sequoia"]
+    assert d["plot"] == str(fig) and fig.stat().st_size > 1000
     assert all(p["tokens_per_second"] <= d["tokens_per_second"] for p in d["policies"])
+
+
+def test_cli_bad_plot_before_work(capsys, tmp_path):
+    assert main(["speedup", "--law", "fixed:p=0.7/0.3", "--cost", "roofline:t1=0.02,knee=8", "--plot",
+                 str(tmp_path / "x.gif")]) == 2
+    assert ".png" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
