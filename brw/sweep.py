@@ -24,9 +24,10 @@ Execution
     Locally, small points go to worker processes (one per core, one Numba thread each: several times faster
     than one process whose Numba threads share the cores, ``figures/sweep_bench.md``), and large frontier
     points run one after another in the sweep's own process with a Numba thread per core (no processes to
-    start, no core idle while the last point finishes). With a ``dask.distributed.Client`` (or a scheduler address, or ``dask_local=N``
-    worker processes on this machine) the same points run on a Dask cluster. A point travels as its
-    description (strings and numbers): laws are parsed on the worker, bundled traces load there.
+    start, no core idle while the last point finishes). With a ``dask.distributed.Client`` (or a scheduler
+    address, or ``dask_local=N`` worker processes on this machine) the same points run on a Dask cluster. A
+    point travels as its description (strings and numbers): laws are parsed on the worker, bundled traces load
+    there.
 
 Storage
     With ``out=DIR`` every finished point is written at once to ``DIR/points/HASH.json`` (HASH of its

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "costcurve", "sweep", "bench", "compare", "theory_check"]
+           "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check"]
 
 
 def frontier(d: dict) -> str:
@@ -269,6 +269,88 @@ def sweep(d: dict) -> str:
     lines = [f"{d['points']} points: {d['computed']} computed, {d['reused']} reused, {len(d['failed'])} failed "
              f"({d['seconds']:.1f} s); table {d['out']}/results.parquet"]
     lines += [f"failed: {f['kind']} {f['law']} P={','.join(map(str, f['P']))}: {f['error']}" for f in d["failed"]]
+    return "\n".join(lines)
+
+
+def sweep_bench(d: dict) -> str:
+    """The sweep layer's overhead per small point and share of the kernels' throughput, beside the targets.
+
+    Parameters
+    ----------
+    d : dict
+        ``SweepBenchmark.to_dict()`` (``brw.studies.sweep_bench``).
+
+    Returns
+    -------
+    str
+        Two tables (markdown) and the targets.
+    """
+    s, g = d["small"], d["large"]
+    c = d["cores"]
+    lines = [
+        f"# Sweep layer speed (brw {d['version']}, {c} cores, load average {d['load_average'][0]:.1f} -> "
+        f"{d['load_average'][1]:.1f}; fastest of {s['repeats']} (small) and {g['repeats']} (large) interleaved runs)",
+        "",
+        f"Small points ({s['points'][0]} and {s['points'][1]} points of 4 trees at P <= 64; the kernels alone "
+        f"take {s['kernel_ms_per_point_one_thread']:.2f} ms a point on one thread). Overhead = marginal wall time "
+        f"per point x {c} cores - the kernels' time:",
+        "",
+        "| split | sweep of N1 / N2 (s) | points/s | fixed cost (s) | marginal wall ms/point "
+        "| overhead core-ms/point |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label in (("default", f"{c} worker processes x 1 thread (default)"),
+                        ("threads", f"1 process x {c} threads (workers=1)")):
+        r = s[name]
+        lines.append(f"| {label} | {r['seconds'][0]:.2f} / {r['seconds'][1]:.2f} | {r['points_per_second']:.0f} | "
+                     f"{r['fixed_seconds']:.2f} | {r['marginal_ms_per_point']:.2f} | "
+                     f"{r['overhead_core_ms_per_point']:.2f} |")
+    lines += [
+        "",
+        f"Large points ({g['points']} points of 16 trees of 2^18 nodes, {g['nodes'] / 1e6:.0f}M nodes; the kernels "
+        f"alone in a plain loop in one process on {c} threads: {g['kernel_seconds']:.1f} s, "
+        f"{g['kernel_nodes_per_second'] / 1e6:.2f}M nodes/s):",
+        "",
+        "| where | seconds | nodes/s | share of the kernels' throughput |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (("default", f"local, 1 process x {c} threads (default for large points)"),
+                        ("processes", f"local, {c} worker processes x 1 thread (workers={c})"),
+                        ("dask_local_2", "Dask LocalCluster, 2 worker processes")):
+        r = g[name]
+        extra = (f" ({r['share_with_startup']:.1%} counting the cluster's {r['startup_seconds']:.1f} s start-up)"
+                 if "startup_seconds" in r else "")
+        lines.append(f"| {label} | {r['seconds']:.1f} | {r['nodes_per_second'] / 1e6:.2f}M | "
+                     f"{r['share_of_kernel']:.1%}{extra} |")
+    lines += ["", "| target | measured | target | met |", "|---|---|---|---|"]
+    lines += [f"| {what} | {m:.3g} | {t:g} | {'yes' if ok else 'NO'} |" for what, m, t, ok in d["checks"]]
+    return "\n".join(lines)
+
+
+def sweep_slopes(d: dict) -> str:
+    """The slope of accepted(P) against log P per law beside 1/mu, the renewal bound's slope and the paper's.
+
+    Parameters
+    ----------
+    d : dict
+        ``SweepSlopes.to_dict()`` (``brw.studies.sweep_slopes``).
+
+    Returns
+    -------
+    str
+        A markdown table.
+    """
+    rows = d["laws"]
+    lo, hi = rows[0]["P"]
+    lines = [f"# Slope of accepted(P) against log P, P = {lo} .. {hi} ({rows[0]['trees']} trees per law in "
+             f"{rows[0]['batches']} batches)", "",
+             "| law | mu | slope (+- se) | 1/mu | slope x mu | renewal bound's slope | (slope - renewal) / se "
+             "| paper's (mu+mu2)/mu^2 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['law']}` | {r['mu']:.3f} | {r['slope']:.5f} +- {r['stderr']:.5f} | "
+                     f"{r['inverse_mu']:.5f} | {r['slope_times_mu']:.4f} | {r['renewal_slope']:.5f} | "
+                     f"{(r['slope'] - r['renewal_slope']) / r['stderr']:+.1f} | {r['paper_slope']:.3f} |")
     return "\n".join(lines)
 
 

@@ -294,3 +294,14 @@ def test_cli_json_summary(tmp_path, capsys):
     assert len(df) == 8 and set(df.kind) == {"frontier", "theory"}
     assert main(["sweep", str(config), "--out", str(tmp_path / "o")]) == 0
     assert "6 points: 0 computed, 6 reused, 0 failed" in capsys.readouterr().out
+
+
+def test_the_slope_study_fits_one_line_per_batch():
+    from brw.studies.sweep_slopes import sweep_slopes
+
+    df = sweep(laws="fixed:p=0.7/0.3", P=[64, 256, 1024], kind=["frontier", "theory"], replicates=1, seed=[1, 2],
+               workers=1)
+    (row,) = sweep_slopes(df).laws
+    b = np.polyfit(np.log([64, 256, 1024]), df[df.kind == "frontier"].accepted[:3], 1)[0]
+    assert row["batches"] == 2 and row["stderr"] == 0.0 and row["slope"] == pytest.approx(b, abs=1e-12)
+    assert abs(row["slope"] - row["renewal_slope"]) < 0.01 and row["inverse_mu"] == 1 / row["mu"]
