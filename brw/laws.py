@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from scipy import special  # scipy.stats is imported where used: it adds a second to every start-up
+from scipy import special
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip
 from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, KernelLaw
+from brw.limits import require
 
 __all__ = [
     "Law", "Uniform", "Fixed", "Dirichlet", "Zipf", "GEM", "parse_law", "register_law",
@@ -81,10 +82,11 @@ def parse_law(spec) -> Law:
     if name not in _REGISTRY and name in _PROVIDERS:
         importlib.import_module(_PROVIDERS[name])
     cls = _REGISTRY.get(name)
+    shown = clip(spec)  # messages quote the spec, which may be any length
     if cls is None:
         known = ", ".join(sorted(set(_REGISTRY) | set(_PROVIDERS)))
-        raise BrwError(f"unknown law {name!r} in spec {spec!r}; known laws: {known}")
-    return cls.from_spec_body(rest, spec)
+        raise BrwError(f"unknown law {clip(name, 40)!r} in spec {shown!r}; known laws: {known}")
+    return cls.from_spec_body(rest, shown)
 
 
 def _parse_fields(body: str, spec: str, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -111,7 +113,7 @@ def _float(value: str, key: str, spec: str, *, positive: bool = False, nonnegati
     try:
         x = float(value)
     except ValueError:
-        raise BrwError(f"{key}={value!r} in law spec {spec!r} is not a number") from None
+        raise BrwError(f"{key}={clip(value, 40)!r} in law spec {spec!r} is not a number") from None
     if not math.isfinite(x):
         raise BrwError(f"{key}={value!r} in law spec {spec!r} must be finite")
     if positive and not x > 0:
@@ -125,9 +127,26 @@ def _int(value: str, key: str, spec: str, *, minimum: int) -> int:
     try:
         x = int(value)
     except ValueError:
-        raise BrwError(f"{key}={value!r} in law spec {spec!r} must be a whole number") from None
+        raise BrwError(f"{key}={clip(value, 40)!r} in law spec {spec!r} must be a whole number") from None
     if x < minimum:
         raise BrwError(f"{key}={x} in law spec {spec!r} must be >= {minimum}")
+    return x
+
+
+def _whole(value, law: str, key: str, minimum: int) -> int:
+    """A constructor's whole-number parameter (an int, not a bool or a float), >= minimum."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise BrwError(f"{law} law needs a whole number {key} >= {minimum}, got {key}={clip(repr(value), 40)}")
+    return int(value)
+
+
+def _real(value, law: str, key: str, *, positive: bool = False) -> float:
+    """A constructor's real parameter (an int or a float, not a bool), finite, >= 0 (> 0 when ``positive``)."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+    x = float(value) if ok else math.nan
+    if not (math.isfinite(x) and (x > 0 if positive else x >= 0)):
+        raise BrwError(f"{law} law needs a finite {key} {'>' if positive else '>='} 0, got "
+                       f"{key}={clip(repr(value), 40)}")
     return x
 
 
@@ -357,8 +376,7 @@ class Uniform(_VectorLaw):
     name: ClassVar[str] = "uniform"
 
     def __post_init__(self):
-        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise BrwError(f"uniform law needs a whole number k >= 1, got k={self.k!r}")
+        object.__setattr__(self, "k", _whole(self.k, "uniform", "k", 1))
 
     @classmethod
     def from_spec_body(cls, body, spec):
@@ -388,6 +406,7 @@ class Uniform(_VectorLaw):
         return np.array([math.log(self.k)]), np.array([1.0])
 
     def kernel_law(self):
+        require("k", self.k, lambda k: 8.0 * k, what="the uniform law's vector")
         table = np.full((1, self.k), -math.log(self.k))
         return KernelLaw(KIND_TABLE, table, np.zeros(4), self.k)
 
@@ -402,7 +421,11 @@ class Fixed(_VectorLaw):
     _p: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        p = _check_vector(np.asarray(self.probs, dtype=np.float64), f"fixed law p={self.probs}")
+        try:
+            p = np.asarray(self.probs, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BrwError(f"fixed law needs a vector of probabilities, got p={clip(repr(self.probs), 60)}") from None
+        p = _check_vector(p, f"fixed law p={clip(repr(self.probs), 60)}")
         object.__setattr__(self, "_p", p)
         object.__setattr__(self, "probs", tuple(float(x) for x in p))
 
@@ -440,10 +463,10 @@ class Zipf(_VectorLaw):
     name: ClassVar[str] = "zipf"
 
     def __post_init__(self):
-        if not (math.isfinite(self.s) and self.s >= 0):
-            raise BrwError(f"zipf law needs a finite s >= 0, got s={self.s!r}")
-        if self.k < 1:
-            raise BrwError(f"zipf law needs k >= 1, got k={self.k!r}")
+        object.__setattr__(self, "s", _real(self.s, "zipf", "s"))
+        object.__setattr__(self, "k", _whole(self.k, "zipf", "k", 1))
+        # Every exact quantity computes the whole vector (a few arrays of k floats at once).
+        require("k", self.k, lambda k: 40.0 * k, what=f"the zipf law's vector (s={_fmt(self.s)})")
 
     @classmethod
     def from_spec_body(cls, body, spec):
@@ -470,10 +493,8 @@ class Dirichlet(Law):
     name: ClassVar[str] = "dirichlet"
 
     def __post_init__(self):
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
-            raise BrwError(f"dirichlet law needs a finite alpha > 0, got alpha={self.alpha!r}")
-        if self.k < 1:
-            raise BrwError(f"dirichlet law needs k >= 1, got k={self.k!r}")
+        object.__setattr__(self, "alpha", _real(self.alpha, "dirichlet", "alpha", positive=True))
+        object.__setattr__(self, "k", _whole(self.k, "dirichlet", "k", 1))
 
     @classmethod
     def from_spec_body(cls, body, spec):
@@ -513,9 +534,7 @@ class Dirichlet(Law):
         if self.k == 1:
             return (x > 0).astype(float) if strict else (x >= 0).astype(float)
         # step = -log B, B ~ Beta(alpha + 1, b): P(step <= x) = P(B >= e^-x). Continuous: strict is moot.
-        from scipy import stats
-
-        return np.where(x < 0, 0.0, stats.beta.sf(np.exp(-np.maximum(x, 0)), self.alpha + 1, self._b))
+        return np.where(x < 0, 0.0, special.betaincc(self.alpha + 1, self._b, np.exp(-np.maximum(x, 0))))
 
     def spine_sample(self, rng, n):
         if self.k == 1:
@@ -544,8 +563,7 @@ class GEM(Law):
     name: ClassVar[str] = "gem"
 
     def __post_init__(self):
-        if not (math.isfinite(self.theta) and self.theta > 0):
-            raise BrwError(f"gem law needs a finite theta > 0, got theta={self.theta!r}")
+        object.__setattr__(self, "theta", _real(self.theta, "gem", "theta", positive=True))
 
     @classmethod
     def from_spec_body(cls, body, spec):
