@@ -29,10 +29,14 @@ depth-first walk and sorts them: each node's vector is drawn once instead of twi
 
 import math
 
-import numpy as np
-from numba import njit, prange
+from brw.limits import check_numba_environment
 
-from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE
+check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS makes `import numba` raise
+
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE  # noqa: E402
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

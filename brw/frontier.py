@@ -21,18 +21,21 @@ Whatever else walks the same trees (the reference, policies) builds the kernels'
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import contextmanager
 
-import numba
-import numpy as np
+from brw.limits import USABLE, available_memory, check_numba_environment, format_bytes, require
 
-from brw import _kernels as K
-from brw.errors import BrwError
-from brw.kernel_law import KIND_GEM, kernel_args, gem_cut
-from brw.laws import Law, parse_law
-from brw.progress import Progress
+check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS makes `import numba` raise
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from brw import _kernels as K  # noqa: E402
+from brw.errors import BrwError, clip  # noqa: E402
+from brw.kernel_law import KIND_GEM, KIND_TABLE, gem_cut, kernel_args  # noqa: E402
+from brw.laws import Law, parse_law  # noqa: E402
+from brw.progress import Progress  # noqa: E402
 from brw.results import FrontierResult, ThresholdResult, Tree
 
 __all__ = ["frontier", "frontier_tree", "threshold", "threshold_tree", "root_keys", "kernel_threads"]
@@ -94,32 +97,41 @@ def _check_count(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def available_memory() -> int:
-    """Memory available to a new allocation.
-
-    Returns
-    -------
-    int
-        Bytes available now (MemAvailable), or physical memory where /proc is absent.
-    """
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+#: Levels of the walks' stacks allocated up front (they grow on deeper paths).
+STACK_LEVELS = 256
+#: Bytes per stack level besides the node's vector (key, position, next rank, row, length, index).
+STACK_BYTES = 48
 
 
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"
+def _vector_rows(kind: int) -> int:
+    """A walk keeps one drawn vector per stack level, except for table laws (rows are looked up)."""
+    return 1 if kind == KIND_TABLE else STACK_LEVELS
 
 
-def _require_memory(nbytes: float, what: str, fix: str) -> None:
+def _check_vector_size(law: Law, threads: int, what: str) -> None:
+    """Refuse a law whose vectors cannot fit, naming its k, before anything is built (a table law's
+    ``kernel_law`` allocates its vector)."""
+    k = getattr(law, "k", None)
+    if isinstance(k, int):
+        table = 8 if law.deterministic else 0  # the vector itself, and a buffer row per level and thread
+        rows = 1 if law.deterministic else STACK_LEVELS
+        require("k", k, lambda k: k * (table + 8.0 * rows * threads), what=f"{what} of the {law.name} law")
+
+
+def _check_sticks(law: Law, args, threads: int, what: str) -> None:
+    """Refuse a stick-breaking law whose nodes would break more sticks than fit, naming theta."""
+    if args.kind != KIND_GEM:
+        return
+    per_stick = 8.0 * STACK_LEVELS * threads
     have = available_memory()
-    if nbytes > 0.8 * have:
-        raise BrwError(f"{what} needs about {_gib(nbytes)} of memory but {_gib(have)} is available; {fix}")
+    if args.width * per_stick <= USABLE * have:
+        return
+    most = USABLE * have / per_stick
+    lam = ((-12.0 + math.sqrt(144.0 + 4.0 * max(most - 32.0, 0.0))) / 2.0) ** 2  # lam + 12 sqrt(lam) + 32 = most
+    theta = max(np.atleast_1d(getattr(law, "theta", math.nan)))
+    raise BrwError(f"{what} of {law} breaks about {float(args.width):.3g} sticks per node, which need about "
+                   f"{format_bytes(args.width * per_stick)} of memory but {format_bytes(have)} is available; at "
+                   f"most theta={lam / args.cut:.3g} fits (theta={theta:g} given)")
 
 
 def _threads(threads) -> int:
@@ -225,17 +237,26 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
     keep_idx = _check_keep(keep, pmax)
     nthreads = _threads(threads)
     if pmax >= 2**31 - 2:
-        raise BrwError(f"P={pmax} is too large: at most {2**31 - 3} nodes per tree")
+        raise BrwError(f"P={pmax} is too large: at most P={2**31 - 3} nodes per tree")
 
+    what = f"a frontier of {law}"
+    _check_vector_size(law, nthreads, "a frontier")
     args = kernel_args(law, gem_cut(law, pmax))
+    _check_sticks(law, args, nthreads, "a frontier")
     x0 = frontier_start(law, pmax)
-    heap = (pmax + pmax // 4 + 64) * 12 + args.width * 8 * 256  # position buffer; walk stack (256 levels to start)
+
+    def heap(P):  # per thread: the position buffer (position, depth), the walk's stack (256 levels to start)
+        return (P + P // 4 + 64) * 12 + STACK_LEVELS * STACK_BYTES + _vector_rows(args.kind) * args.width * 8
+
+    # At least: a heap per thread, one accepted curve and the Welford arrays (40 bytes per P); per replicate
+    # its key, deepest node, last position and kept values.
+    require("P", pmax, lambda P: nthreads * heap(P) + 40.0 * P, what=what)
+    require("replicates", replicates, lambda R: nthreads * heap(pmax) + 40.0 * pmax + (24.0 + 8 * keep_idx.size) * R,
+            what=what)
     # Replicates run in chunks; a chunk holds its accepted curves until they are folded into the mean.
     chunk = max(1, min(replicates, 4 * nthreads))
-    while chunk > 1 and chunk * (pmax * 8 + heap) + 16 * pmax > 0.5 * available_memory():
+    while chunk > 1 and chunk * (pmax * 8 + heap(pmax)) + 32 * pmax > 0.5 * available_memory():
         chunk //= 2
-    _require_memory(min(chunk, nthreads) * heap + chunk * pmax * 8 + 16 * pmax,
-                    f"a frontier with P={pmax}", "lower P")
     keys = root_keys(seed, replicates, first_replicate)
 
     with kernel_threads(nthreads):
@@ -320,8 +341,11 @@ def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> T
     P = _check_count(P, "P")
     seed = _check_seed(seed)
     replicate = _check_count(replicate, "replicate", minimum=0)
+    _check_vector_size(law, 1, "a frontier tree")
     args = kernel_args(law, gem_cut(law, P))
-    _require_memory((P + 2) * 28 + P * 24, f"a frontier tree with P={P}", "lower P")
+    _check_sticks(law, args, 1, "a frontier tree")
+    # The best-first heap (28 bytes a slot), the tree's arrays and its curve (24 bytes a node).
+    require("P", P, lambda P: (P + 2) * 28.0 + P * 24 + args.width * 8, what=f"a frontier tree of {law}")
     parent = np.empty(P, dtype=np.int32)
     depth = np.empty(P, dtype=np.int32)
     pos = np.empty(P)
@@ -336,7 +360,10 @@ def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> T
 
 
 def _check_levels(xs) -> np.ndarray:
-    xs = np.atleast_1d(np.asarray(xs, dtype=np.float64))
+    try:
+        xs = np.atleast_1d(np.asarray(xs, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise BrwError(f"threshold levels x must be numbers, got {clip(repr(xs), 60)}") from None
     if xs.ndim != 1 or xs.size == 0 or not np.all(np.isfinite(xs)) or np.any(xs < 0):
         raise BrwError("threshold levels x must be finite numbers >= 0")
     if np.any(np.diff(xs) <= 0):
@@ -344,9 +371,33 @@ def _check_levels(xs) -> np.ndarray:
     return xs
 
 
-def _expected_nodes(law: Law, x: float) -> float:
-    """A rough E[#{V <= x}] ~ e^x / mu (key renewal theorem), for size checks only."""
-    return math.exp(min(x, 700.0)) / max(law.mu, 1e-3)
+def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0) -> float:
+    """Refuse a threshold tree {V <= x} that holds more than max_nodes nodes, or more than memory allows at
+    ``bytes_per_node``, on average; naming x and the largest x that fits. Returns a lower bound of the mean
+    count m(x) (root included; theory.md identity 3), from the renewal numerics where they resolve the law and
+    from Wald's identity (m(x) >= U(x) > x / mu) everywhere."""
+    if not law.mu > 0:
+        raise BrwError(f"law {law} has mu = 0: every node has a child at its own position, so the tree "
+                       f"{{V <= x}} is infinite for every x")
+    from brw import theory  # here: the threshold alone needs the renewal numerics
+
+    have = available_memory()
+    most = min(float(max_nodes), USABLE * have / bytes_per_node if bytes_per_node else math.inf)
+    grid, m = np.array([x]), np.array([x / law.mu])
+    try:  # m is e^x-fold U: beyond 40 nats it exceeds any memory whatever the law, so 40 is where to look
+        ren = theory.renewal(law, min(x, 40.0), points=4096)
+        grid = np.append(ren.x, x)
+        m = np.maximum(np.append(ren.m_lo, ren.m_lo[-1]), grid / law.mu)
+    except BrwError:  # a law the renewal grid cannot resolve: Wald's bound alone
+        pass
+    if m[-1] <= most:
+        return float(m[-1])
+    fit = grid[m <= most]
+    best = f"at most x={fit[-1]:.4g} fits" if fit.size else "no level fits"
+    limit = (f"more than max_nodes={max_nodes}" if most == max_nodes else
+             f"more than the {format_bytes(USABLE * have)} of memory available hold")
+    raise BrwError(f"the threshold tree of {law} at x={x:g} holds at least {m[-1]:.3g} nodes on average "
+                   f"(identity 3), {limit}; {best}")
 
 
 def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_replicate: int = 0,
@@ -382,7 +433,13 @@ def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_re
     first_replicate = _check_count(first_replicate, "first_replicate", minimum=0)
     max_nodes = _check_count(max_nodes, "max_nodes")
     nthreads = _threads(threads)
+    _check_vector_size(law, nthreads, "a threshold tree")
+    _check_nodes(law, float(xs[-1]), max_nodes)
+    # Per replicate: its key, visited and deepest counts, and a count and a mass per level.
+    require("replicates", replicates, lambda R: R * (24.0 + 16.0 * xs.size), what=f"a threshold of {law}",
+            hint=f"xs holds {xs.size} levels")
     args = kernel_args(law, float(xs[-1]))
+    _check_sticks(law, args, nthreads, "a threshold tree")
     keys = root_keys(seed, replicates, first_replicate)
     count = np.zeros((replicates, xs.size), dtype=np.int64)
     mass = np.zeros((replicates, xs.size))
@@ -425,10 +482,10 @@ def threshold_tree(law, x: float, seed: int | None = None, replicate: int = 0, m
     seed = _check_seed(seed)
     replicate = _check_count(replicate, "replicate", minimum=0)
     max_nodes = _check_count(max_nodes, "max_nodes")
-    expect = _expected_nodes(law, float(xs[0]))
-    _require_memory(min(expect, max_nodes) * 16, f"a threshold tree at x={x:g} (about {expect:.3g} nodes)",
-                    "lower x")
+    _check_vector_size(law, 1, "a threshold tree")
+    expect = _check_nodes(law, float(xs[0]), max_nodes, bytes_per_node=16.0)  # parent, depth, position
     args = kernel_args(law, float(xs[0]))
+    _check_sticks(law, args, 1, "a threshold tree")
     key = root_keys(seed, 1, replicate)[0]
     cap = int(min(max_nodes, 4 * expect + 1024))
     while True:  # arrays sized by the expected count; a second pass when the tree is larger than that
