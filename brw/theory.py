@@ -36,8 +36,9 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import optimize
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip
 from brw.laws import Law, parse_law
+from brw.limits import USABLE, available_memory, format_bytes, require
 from brw.results import Result
 
 __all__ = [
@@ -68,15 +69,60 @@ def _law(law) -> Law:
     return law
 
 
-def _counts(P) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(P))
+#: Largest P the formulas take: log(P) of a float64.
+MAX_P = 10**308
+
+
+def _count_list(P) -> list[int]:
+    """P as exact Python ints (whole numbers >= 1, any size up to MAX_P), or one BrwError."""
+    try:
+        arr = np.atleast_1d(np.asarray(P, dtype=object))
+    except (TypeError, ValueError):  # pragma: no cover - ragged input
+        arr = np.zeros((0, 0))
     if arr.ndim != 1 or arr.size == 0:
-        raise BrwError("P must be a whole number >= 1 or a non-empty list of them")
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu" or np.any(arr < 1):
-        raise BrwError(f"P must be whole numbers >= 1, got {P!r}")
-    return arr.astype(np.float64)
+        raise BrwError(f"P must be a whole number >= 1 or a non-empty list of them, got {clip(repr(P), 60)}")
+    out = []
+    for v in arr:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            n = int(v)
+        elif isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
+            n = int(v)
+        else:
+            raise BrwError(f"P must be whole numbers >= 1, got {clip(repr(v), 40)}")
+        if n < 1:
+            raise BrwError(f"P must be whole numbers >= 1, got {n}")
+        if n > MAX_P:
+            raise BrwError(f"P={clip(str(n), 30)} is too large: at most P=1e308")
+        out.append(n)
+    return out
+
+
+def _counts(P) -> np.ndarray:
+    return np.array([float(p) for p in _count_list(P)])
+
+
+#: Bytes per renewal grid point: the spine grid (floor, ceil and the CDF on the grid), the series inverses
+#: and their FFT buffers, U and m bracketed.
+GRID_BYTES = 160
+
+
+def _step(h) -> float:
+    """A grid step: a finite number > 0."""
+    try:
+        h = float(h)
+    except (TypeError, ValueError):
+        h = math.nan
+    if not (h > 0 and math.isfinite(h)):
+        raise BrwError("grid step h must be a finite number > 0")
+    return h
+
+
+def _grid_points(points, law) -> int:
+    """A number of grid points: a whole number >= 1 that fits in memory."""
+    if isinstance(points, (bool, np.bool_)) or not isinstance(points, (int, np.integer)) or points < 1:
+        raise BrwError(f"points must be a whole number >= 1, got {clip(repr(points), 40)}")
+    require("points", int(points), lambda n: GRID_BYTES * n, what=f"the renewal numerics of {law}")
+    return int(points)
 
 
 def _level(x, name="x") -> float:
@@ -129,10 +175,10 @@ def spine_grid(law, h: float, K: int, *, on_lattice: bool = False) -> SpineGrid:
     ``on_lattice`` the atoms must be multiples of h (to 1e-6 of h) and are placed exactly.
     """
     law = parse_law(law)
-    if not (h > 0 and math.isfinite(h)):
-        raise BrwError(f"grid step h must be a finite number > 0, got {h!r}")
-    if K < 1:
-        raise BrwError(f"grid size K must be >= 1, got {K!r}")
+    h = _step(h)
+    if isinstance(K, (bool, np.bool_)) or not isinstance(K, (int, np.integer)) or K < 1:
+        raise BrwError(f"grid size K must be a whole number >= 1, got {clip(repr(K), 40)}")
+    require("K", int(K), lambda n: GRID_BYTES * n, what=f"a spine grid of {law}")
     atoms = law.spine_atoms()
     if atoms is not None:
         steps, w = np.asarray(atoms[0], dtype=np.float64), np.asarray(atoms[1], dtype=np.float64)
@@ -263,11 +309,14 @@ def renewal(law, xmax: float, *, points: int = DEFAULT_POINTS, h: float | None =
     if xmax > 700:
         raise BrwError(f"xmax={xmax:g} is too large: e^x overflows beyond 700 nats")
     if h is None:
-        if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
-            raise BrwError(f"points must be a whole number >= 1, got {points!r}")
-        h, on_lattice = _grid_step(law, xmax, int(points))
+        h, on_lattice = _grid_step(law, xmax, _grid_points(points, law))
     else:
-        h = float(h)
+        h = _step(h)
+        have = available_memory()
+        if xmax / h * GRID_BYTES > USABLE * have:
+            raise BrwError(f"grid step h={h:g} makes {xmax / h:.3g} grid points up to xmax={xmax:g}, which need "
+                           f"about {format_bytes(xmax / h * GRID_BYTES)} of memory but {format_bytes(have)} is "
+                           f"available; at least h={xmax * GRID_BYTES / (USABLE * have):.3g} fits")
         on_lattice = _on_lattice(law, h)
     K = max(int(math.ceil(xmax / h - 1e-9)), 1)  # the grid covers xmax
     grid = spine_grid(law, h, K, on_lattice=on_lattice)
@@ -286,6 +335,7 @@ def renewal_estimate(law, x: float, *, points: int = DEFAULT_POINTS) -> tuple[fl
     is not better than the bracket (the error estimate then says so)."""
     law = _law(law)
     x = _level(x)
+    points = _grid_points(points, law)
     mids = []
     for n in (max(points // 16, 1), max(points // 4, 1), points):
         lo, hi = renewal(law, max(x, 1e-9), points=n).U(x)
@@ -332,7 +382,7 @@ def lattice_asymptotic(law, P, span: float | None = None) -> np.ndarray:
     identity 7 in tests/test_theory.py: that constant is 0.4 to 0.7 too high for uniform:k=8).
     """
     law = _law(law)
-    h = law.lattice_span if span is None else float(span)
+    h = law.lattice_span if span is None else _step(span)
     if not (0 < h < math.inf):
         raise BrwError(f"law {law} has no lattice spine step; use smooth_asymptotic")
     n = _counts(P) + 1
@@ -364,15 +414,99 @@ def asymptotic(law, P) -> np.ndarray:
     return smooth_asymptotic(law, P)
 
 
+#: The renewal grid must reach past log(mu (P + 1)) and stay below e^x's overflow: P <= e^MAX_LOG_MU_P / mu.
+MAX_LOG_MU_P = 680.0
+#: A law whose resolved grid cannot reach this far (nats) is refused without computing.
+MIN_GRID_TOP = 1e-3
+
+
+def _grid_top(mu: float, span: float, pmax: float) -> float:
+    """Where the renewal grid for P up to pmax starts: past the level where m(x) = P + 1."""
+    return max(math.log(mu * (pmax + 1)) + 2.0 + 2.0 * (span if span < math.inf else 0), 4 * mu, 1.0)
+
+
+def _points_needed(law: Law, xmax: float) -> float:
+    """Grid points that resolve the law up to xmax: the bracket of m(x) is sound while x h / mu < 1/2 (a wider
+    one puts its lower end below the root, and the numerics never reach m = P + 1); a lattice law is exact on
+    its lattice."""
+    span = law.lattice_span
+    if 0 < span < math.inf and xmax / span <= MAX_LATTICE_POINTS:
+        return 0.0
+    return 2.0 * xmax**2 / law.mu
+
+
+def _largest_resolved_x(law: Law, points: int) -> float:
+    """The largest grid top that ``points`` grid points resolve (infinite for a lattice law on its lattice)."""
+    span = law.lattice_span
+    lattice = MAX_LATTICE_POINTS * span if 0 < span < math.inf else 0.0
+    return min(max(lattice, math.sqrt(points * law.mu / 2.0)), 700.0)
+
+
+def _refuse_unresolved(law: Law, pmax: float, points: int, xmax: float) -> None:
+    """Refuse a P or a law the renewal numerics cannot take on ``points`` grid points, naming P when smaller P
+    fit (the largest that does, from m(x) at the largest grid that resolves the law) and the law's own
+    parameter when none does (the law is too near certainty: mu tiny)."""
+    need = _points_needed(law, xmax)
+    xfit = _largest_resolved_x(law, points)
+    pfit = math.floor(float(renewal(law, xfit, points=points).m_lo[-1])) - 2.0 if xfit >= MIN_GRID_TOP else 0.0
+    if pfit >= 1:
+        raise BrwError(f"P={pmax:.6g} needs a renewal grid of {need:.3g} points for {law} (points={points}): "
+                       f"at most P={pfit:.6g} fits")
+    raise BrwError(f"law {law} has mu = {law.mu:.3g} nats: nearly every token is certain, and its renewal "
+                   f"numerics would need {need:.3g} grid points (points={points}); "
+                   f"{_resolvable_hint(law, pmax, points)}")
+
+
+#: The parameter that moves a parametric law away from certainty, and the way it moves it (+1: larger).
+_SPREAD = {"gem": ("theta", 1), "dirichlet": ("alpha", 1), "zipf": ("s", -1)}
+
+
+def _resolvable_hint(law: Law, pmax: float, points: int) -> str:
+    """'at least theta=...' for a parametric law, else the least mu that the grid resolves."""
+    def fits(candidate) -> bool:
+        m = candidate.mu
+        return m > 0 and _points_needed(candidate, _grid_top(m, candidate.lattice_span, pmax)) <= points
+
+    name = getattr(law, "name", "")
+    if name in _SPREAD:
+        import dataclasses
+
+        key, sign = _SPREAD[name]
+        lo, hi = math.log(getattr(law, key)), math.log(1e6)  # log of the parameter: lo fails
+        if sign < 0:
+            lo, hi = -lo, -math.log(1e-6) if getattr(law, key) > 1e-6 else -lo
+        if fits(dataclasses.replace(law, **{key: math.exp(sign * hi)})):
+            for _ in range(80):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if fits(dataclasses.replace(law, **{key: math.exp(sign * mid)})) else (mid, hi)
+            return f"at {'least' if sign > 0 else 'most'} about {key}={math.exp(sign * hi):.3g} fits"
+    lo, hi = math.log(law.mu) if law.mu > 0 else -700.0, 0.0  # log mu: the least mu that fits, any law
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        need = 2.0 * _grid_top(math.exp(mid), 0.0, pmax) ** 2 / math.exp(mid)
+        lo, hi = (lo, mid) if need <= points else (mid, hi)
+    return f"use a law with mu >= {math.exp(hi):.3g}"
+
+
 def _renewal_for(law: Law, P: np.ndarray, points: int) -> Renewal:
-    """A grid reaching past the level where m(x) = P + 1 for the largest P."""
-    xmax = math.log(law.mu * (P.max() + 1)) + 2.0 + 2.0 * (law.lattice_span if law.lattice_span < math.inf else 0)
-    xmax = max(xmax, 4 * law.mu, 1.0)
+    """A grid reaching past the level where m(x) = P + 1 for the largest P. P too large for e^x, or for a
+    grid of ``points`` that resolves the law, is refused naming P (or the law, when no P fits)."""
+    pmax = float(P.max())
+    if math.log(law.mu) + math.log(pmax + 1) > MAX_LOG_MU_P:
+        raise BrwError(f"P={pmax:.3g} is too large for the renewal numerics of {law} (e^x overflows past 700 "
+                       f"nats): at most P={math.exp(MAX_LOG_MU_P) / law.mu:.3g} fits")
+    xmax = _grid_top(law.mu, law.lattice_span, pmax)
+    xfit = _largest_resolved_x(law, points)
+    if xfit < MIN_GRID_TOP:
+        _refuse_unresolved(law, pmax, points, xmax)
+    xmax = min(xmax, xfit)  # a law near certainty may reach m = P + 1 below the usual top: try the grid it fits
     while True:
         r = renewal(law, xmax, points=points)
-        if r.m_lo[-1] > P.max() + 1:
+        if r.m_lo[-1] > pmax + 1:
             return r
-        xmax += 4.0
+        if xmax >= xfit:
+            _refuse_unresolved(law, pmax, points, xmax + 4.0)
+        xmax = min(xmax + 4.0, xfit)
 
 
 def renewal_bound_bracket(law, P, *, points: int = DEFAULT_POINTS, ren: Renewal | None = None):
@@ -454,6 +588,12 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     """
     law = _law(law)
     x = _level(x)
+    points = _grid_points(points, law)
+    # About (x + a few spreads) / mu convolutions until P(S_n <= x) is negligible; at most 100000 are run.
+    steps = (x + 10.0 * math.sqrt(max(x, 1.0) * law.mu2 / law.mu)) / law.mu
+    if steps > 100000:
+        raise BrwError(f"the accepted-count law of {law} at x={x:g} needs about {steps:.3g} convolutions, more than "
+                       f"the 100000 allowed; at most about x={law.mu * 100000 / 2:.3g} fits")
     h, on_lattice = _grid_step(law, max(x, 1e-9), points)
     K = int(math.floor(x / h + 1e-9))
     grid = spine_grid(law, h, max(K, 1), on_lattice=on_lattice)
@@ -537,8 +677,9 @@ def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
     lo, hi = renewal_bound_bracket(law, Pa, points=points)
     gamma, theta = biggins_speed(law)
     span = law.lattice_span
+    exact = _count_list(P)  # P as given, exactly (int64 where it fits, Python ints beyond)
     return Bounds(
-        law=str(law), mu=law.mu, mu2=law.mu2, P=Pa.astype(np.int64),
+        law=str(law), mu=law.mu, mu2=law.mu2, P=np.array(exact, dtype=np.int64 if max(exact) < 2**63 else object),
         paper_bound=paper_bound(law, Pa), wald_lorden_bound=wald_lorden_bound(law, Pa), renewal_bound=hi,
         asymptotic=asymptotic(law, Pa), renewal_bound_lower=lo, renewal_bound_width=hi - lo,
         smooth_asymptotic=smooth_asymptotic(law, Pa), lattice_span=span if 0 < span < math.inf else 0.0,
