@@ -1,15 +1,19 @@
-"""Files are written whole or not at all (a temporary name beside the target, then rename); files are
-fingerprinted by SHA-256."""
+"""Files are written whole or not at all (a temporary name beside the target, then rename); where a file will go
+is checked before any work (:func:`check_output`); files are fingerprinted by SHA-256."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
+
+from brw.errors import BrwError, clip
 
 
 @contextlib.contextmanager
@@ -21,19 +25,20 @@ def atomic_path(path, suffix: str = "", *, fsync: bool = True):
     cannot parse as absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        if fsync:
-            with open(tmp, "rb+") as f:  # on disk before it takes the name
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with exit_on_signals():  # SIGTERM while writing: the temporary file goes too
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+        try:
+            os.close(fd)
+            yield Path(tmp)
+            if fsync:
+                with open(tmp, "rb+") as f:  # on disk before it takes the name
+                    os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def check_output(path, suffix: str, *, name: str = "out", exist_ok: bool = False) -> Path:
@@ -58,19 +63,45 @@ def check_output(path, suffix: str, *, name: str = "out", exist_ok: bool = False
     Raises
     ------
     BrwError
-        If the suffix differs, the folder does not exist, or the file exists and ``exist_ok`` is false.
+        If the suffix differs, the path is a folder, the folder does not exist or takes no new files (tried with
+        an unnamed file, which leaves nothing behind: root passes permission checks that /sys still refuses),
+        or the file exists and ``exist_ok`` is false.
     """
-    from brw.errors import BrwError
-
-    path = Path(path)
-    if path.suffix != suffix:
-        raise BrwError(f"{name} {path} must end in {suffix}")
+    text = os.fspath(path)
+    path = Path(text)
+    shown = clip(text, 120)
+    if path.suffix != suffix or text.endswith(("/", os.sep)):
+        raise BrwError(f"{name} {shown} must end in {suffix}")
+    if path.is_dir():
+        raise BrwError(f"{name} {shown} is a folder; give a file name ending in {suffix}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise BrwError(f"{name} {path}: folder {folder} does not exist")
+        raise BrwError(f"{name} {shown}: folder {clip(str(folder), 120)} does not exist")
     if not exist_ok and path.exists():
-        raise BrwError(f"{name} {path} already exists; remove it or write to another file")
+        raise BrwError(f"{name} {shown} already exists; remove it or write to another file")
+    check_writable(folder, f"{name} {shown}")
     return path
+
+
+def check_writable(folder, what: str) -> None:
+    """Refuse a folder this process cannot create files in, leaving nothing behind (an unnamed file).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        An existing folder.
+    what : str
+        What is to be written there, for the message.
+
+    Raises
+    ------
+    BrwError
+        When no file can be created in it.
+    """
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise BrwError(f"{what}: cannot create files in {clip(str(folder), 120)} ({e.strerror})") from None
 
 
 def write_npz(path, arrays: dict, *, compressed: bool = True) -> None:
@@ -125,3 +156,27 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def exit_on_signals():
+    """Inside the block, SIGTERM and SIGHUP raise SystemExit (status 128 + the signal) where they would kill the
+    process at once, so that ``finally`` blocks run and a half-written file is removed. Handlers that someone
+    else installed are left alone; outside the main thread (where signals cannot be handled) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _exit)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -23,9 +23,10 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip, whole_number
 from brw.kernel_law import KIND_GEM, KIND_TABLE, KernelLaw
 from brw.laws import Law, _float, _fmt, _int, _parse_fields, parse_law, register_law
+from brw.limits import require
 
 __all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fit_markov", "gem_entropy"]
 
@@ -72,8 +73,12 @@ class GEMMix(Law):
     _arr: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        s, th, w = (np.asarray(v, dtype=np.float64) for v in (self.s, self.theta, self.w))
-        where = f"gemmix law {self.spec}"
+        try:
+            s, th, w = (np.asarray(v, dtype=np.float64) for v in (self.s, self.theta, self.w))
+            where = f"gemmix law {clip(self.spec)}"
+        except (TypeError, ValueError):
+            raise BrwError(f"gemmix law needs vectors of numbers s, theta and w, got "
+                           f"{clip(repr((self.s, self.theta, self.w)), 80)}") from None
         if not (s.ndim == th.ndim == w.ndim == 1 and s.size == th.size == w.size >= 1):
             raise BrwError(f"{where}: s, theta and w need the same number (>= 1) of entries")
         if not (np.all(np.isfinite(s)) and np.all(np.isfinite(th)) and np.all(np.isfinite(w))):
@@ -174,8 +179,11 @@ def fit_gemmix(trace, components: int = 12) -> GEMMix:
     GEMMix
         The fitted law; its mu equals the trace's mean entropy.
     """
-    if components < 1:
-        raise BrwError(f"components must be >= 1, got {components}")
+    components = whole_number(components, "components")
+    n = trace.top_logp.shape[0]
+    if components > n:
+        raise BrwError(f"components={components} is more than the {n} positions of the trace: at most "
+                       f"components={n} fits (each component is a quantile bin of positions)")
     top1 = np.exp(np.asarray(trace.top_logp[:, 0], dtype=np.float64))
     h = np.asarray(trace.entropy, dtype=np.float64)
     edges = np.quantile(top1, np.linspace(0, 1, components + 1))
@@ -244,6 +252,10 @@ def entropy_autocorrelation(trace, lags=(1, 2)) -> dict:
     dict
         Lag -> Pearson correlation (NaN with fewer than three pairs).
     """
+    n = trace.top_logp.shape[0]
+    lags = [whole_number(lag, "lag") for lag in np.atleast_1d(np.asarray(lags, dtype=object))]
+    if any(lag >= n for lag in lags):
+        raise BrwError(f"lags must be below the {n} positions of the trace, got {max(lags)}")
     order, nxt = _consecutive(trace)
     h = np.asarray(trace.entropy, dtype=np.float64)[order]
     out = {}
@@ -253,6 +265,17 @@ def entropy_autocorrelation(trace, lags=(1, 2)) -> dict:
             ok &= nxt[j:j + h.size - lag]
         out[int(lag)] = float(np.corrcoef(h[:-lag][ok], h[lag:][ok])[0, 1]) if ok.sum() > 2 else float("nan")
     return out
+
+
+def _check_regimes(regimes, rows: int) -> int:
+    """Regimes are entropy-quantile bins of rows (at most one per row), and cost a regimes x regimes matrix."""
+    regimes = whole_number(regimes, "regimes")
+    if regimes > rows:
+        raise BrwError(f"regimes={regimes} is more than the {rows} positions of the trace: at most regimes={rows} "
+                       f"fits (each regime is an entropy-quantile bin of positions)")
+    # The counts, the transitions and their cumulative form in the kernels' parameters, with temporaries.
+    require("regimes", regimes, lambda g: 40.0 * g * g, what="a Markov-modulated law")
+    return regimes
 
 
 def fit_markov(trace, regimes: int):
@@ -272,6 +295,7 @@ def fit_markov(trace, regimes: int):
         consecutive positions of the same context (offset t -> t + 1); a regime with no recorded successor
         keeps the frequencies as its row.
     """
+    regimes = _check_regimes(regimes, trace.top_logp.shape[0])
     reg = regime_of_rows(np.asarray(trace.entropy), regimes)
     freq = np.bincount(reg, minlength=regimes) / reg.size
     order, nxt = _consecutive(trace)
@@ -293,8 +317,7 @@ class MarkovTrace(Law):
     name: ClassVar[str] = "markov"
 
     def __post_init__(self):
-        if self.regimes < 1:
-            raise BrwError(f"markov law needs regimes >= 1, got {self.regimes}")
+        whole_number(self.regimes, "regimes")
         base = parse_law(f"trace:{self.trace_source}")
         reg, trans, freq = fit_markov(base.trace, self.regimes)
         order = np.argsort(reg, kind="stable")

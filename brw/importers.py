@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip
 from brw.files import check_output
+from brw.limits import USABLE, available_memory, format_bytes
 from brw.tailfit import tail_bounds
 from brw.traces import MASS_TOL, make_trace
 
@@ -104,17 +105,35 @@ def _logp(v, where):
     return min(float(v), 0.0)
 
 
+#: Bytes of memory that parsing one byte of JSON may take (Python objects for numbers and short strings).
+JSON_BYTES_PER_BYTE = 16
+
+
+def _check_json_size(p: Path) -> None:
+    """Refuse a file whose parse cannot fit in memory, before reading it."""
+    size = p.stat().st_size
+    have = available_memory()
+    if size * JSON_BYTES_PER_BYTE > USABLE * have:
+        raise BrwError(f"logprobs file {p} holds {format_bytes(size)}; parsing it needs about "
+                       f"{format_bytes(size * JSON_BYTES_PER_BYTE)} of memory but {format_bytes(have)} is "
+                       f"available: split it into files of at most {format_bytes(USABLE * have / JSON_BYTES_PER_BYTE)}")
+
+
 def read_logprobs_json(paths) -> list[list]:
     """Contexts (one per choice) of positions, from one or more JSON files."""
     contexts = []
     for path in paths:
         p = Path(path)
         try:
+            _check_json_size(p)
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise BrwError(f"logprobs file {path} does not exist") from None
+        except RecursionError:
+            raise BrwError(f"logprobs file {path} nests its JSON more deeply than a logprobs response does "
+                           f"(a few levels); it is not one") from None
         except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise BrwError(f"logprobs file {path} is not readable JSON: {e}") from None
+            raise BrwError(f"logprobs file {path} is not readable JSON: {clip(str(e), 160)}") from None
         responses = data if isinstance(data, list) else [data]
         for r, resp in enumerate(responses):
             where = f"{path} response {r}"
@@ -141,7 +160,9 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
         raise BrwError(f"vocab_size must be the model's vocabulary size (a whole number >= 2), got {vocab_size!r}")
     if tail not in TAIL_POINTS:
-        raise BrwError(f"tail must be one of {', '.join(TAIL_POINTS)}, got {tail!r}")
+        raise BrwError(f"tail must be one of {', '.join(TAIL_POINTS)}, got {clip(repr(tail), 40)}")
+    if isinstance(paths, (str, bytes)) or not all(isinstance(p, (str, Path)) for p in paths):
+        raise BrwError(f"paths must be a list of file names, got {clip(repr(paths), 60)}")
     if out is not None:
         check_output(out, ".npz")
     contexts = read_logprobs_json(paths)

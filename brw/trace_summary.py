@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip, whole_number
+from brw.limits import require
 from brw.tailfit import TAIL_GROUPS, fit_tails
 from brw.traces import FORMAT, SCHEMA_VERSION, Trace
 
@@ -38,9 +39,12 @@ def bootstrap_means(values: np.ndarray, context: np.ndarray, replicates: int = 1
     lo, hi : float
         The interval's ends (both the mean when there is a single context).
     """
+    replicates = whole_number(replicates, "replicates")
+    seed = whole_number(seed, "seed", 0)
     ctx = np.asarray(context, dtype=np.int64)
     uniq, inv = np.unique(ctx, return_inverse=True)
     c = uniq.shape[0]
+    require("replicates", replicates, lambda r: _resampling_bytes(r, c), what=f"a bootstrap over {c} contexts")
     sums = np.bincount(inv, weights=values, minlength=c)
     counts = np.bincount(inv, minlength=c).astype(np.float64)
     if c < 2:
@@ -52,6 +56,15 @@ def bootstrap_means(values: np.ndarray, context: np.ndarray, replicates: int = 1
     a = (1 - level) / 2
     lo, hi = np.quantile(means, [a, 1 - a])
     return float(lo), float(hi)
+
+
+#: Most bins of an entropy histogram.
+MAX_BINS = 10**6
+
+
+def _resampling_bytes(replicates: int, contexts: int) -> float:
+    """The bootstrap's peak: the resampled context indices, their sums and counts, and the means."""
+    return replicates * (24.0 * contexts + 8.0)
 
 
 def entropy_histogram(entropy: np.ndarray, width: float = 0.5):
@@ -71,7 +84,15 @@ def entropy_histogram(entropy: np.ndarray, width: float = 0.5):
     counts : int array of shape (B,)
         Positions per bin.
     """
+    entropy = np.asarray(entropy, dtype=np.float64)
+    if entropy.ndim != 1 or entropy.size == 0 or not np.all(np.isfinite(entropy)) or np.any(entropy < 0):
+        raise BrwError("entropy must be a non-empty vector of finite numbers >= 0")
+    if not (isinstance(width, (int, float, np.integer, np.floating)) and math.isfinite(width) and width > 0):
+        raise BrwError(f"width must be a finite number > 0, got {clip(repr(width), 40)}")
     top = max(float(np.max(entropy)), width)
+    if top / width > MAX_BINS:
+        raise BrwError(f"an entropy histogram of width={width:g} up to {top:g} nats has {top / width:.3g} bins, "
+                       f"more than {MAX_BINS}: at least width={top / MAX_BINS:.3g} fits")
     nb = int(math.ceil(top / width + 1e-12))
     edges = np.arange(nb + 1) * width
     counts, _ = np.histogram(entropy, bins=edges)
@@ -96,8 +117,10 @@ def trace_summary(trace: Trace, *, bootstrap: int = 1000, seed: int = 0) -> dict
         JSON-ready: sizes, metadata, mu and mu2 with 95% intervals (and brackets for imported traces), the
         entropy histogram, and how exactly the ``trace:`` law fits the rows' tails.
     """
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 1:
-        raise BrwError(f"bootstrap must be a whole number >= 1, got {bootstrap!r}")
+    bootstrap = whole_number(bootstrap, "bootstrap")
+    seed = whole_number(seed, "seed", 0)
+    require("bootstrap", bootstrap, lambda r: _resampling_bytes(r, trace.contexts),
+            what=f"bootstrap intervals over the {trace.contexts} contexts of {trace.path or 'the trace'}")
     top1 = np.exp(trace.top_logp[:, 0].astype(np.float64))
     edges, counts = entropy_histogram(trace.entropy)
     meta = trace.meta
