@@ -217,9 +217,8 @@ def _cmd_record(args) -> dict:
             res = record_teacher_forced(lm, texts, out, max_len=args.max_len,
                                         meta={"prompt_source": " ".join(args.text)}, **common)
     except KeyboardInterrupt:
-        print(f"\nbrw: finished batches are kept in {out}.partial; rerun the same command to resume",
-              file=sys.stderr)
-        raise
+        raise KeyboardInterrupt(f"finished batches are kept in {out}.partial; rerun the same command to "
+                                f"resume") from None
     res["load_seconds"] = lm.seconds
     return res
 
@@ -537,26 +536,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one ``brw`` command; returns the exit status.
+
+    0: done. 2: a user mistake, said in one line on stderr. 130: interrupted (Ctrl-C, at any moment, imports
+    included), one line. 141: stdout was closed before the output was written (``brw ... | head``), quietly.
+    SIGTERM and SIGHUP end the run as SystemExit (status 128 + the signal), so that no half-written file is
+    left behind. Warnings never reach the terminal: the one line is the whole story.
+    """
+    import warnings
+
+    from brw.files import exit_on_signals
+
+    warnings.simplefilter("ignore")
+    try:
+        with exit_on_signals():
+            return _main(argv)
+    except KeyboardInterrupt as e:
+        print("brw: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
+        return 130
+
+
+def _table(name: str, result: dict) -> str:
+    from brw import tables
+
+    return getattr(tables, name)(result) + (f"\nfigure: {result['plot']}" if result.get("plot") else "")
+
+
+def _main(argv) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
-            parser.print_help()
-            return 2
+            raise BrwError(f"give a command: {', '.join(COMMANDS)} (see brw --help)")
         _, run, table = COMMANDS[args.command]
         result = run(args)
+        text = json.dumps(_jsonable(result), allow_nan=False) if getattr(args, "json", False) else _table(table, result)
     except BrwError as e:
         print(f"brw: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("brw: interrupted", file=sys.stderr)
-        return 130
-    if getattr(args, "json", False):
-        print(json.dumps(_jsonable(result), allow_nan=False))
-    else:
-        from brw import tables
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the reader is gone: say nothing, and keep the exit flush from complaining
+        import os
 
-        print(getattr(tables, table)(result) + (f"\nfigure: {result['plot']}" if result.get("plot") else ""))
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 
