@@ -195,11 +195,18 @@ def _add_record(sub):
 
 
 def _cmd_record(args) -> dict:
-    from brw.files import check_output
-    from brw.models import load_model, set_threads
-    from brw.recording import read_prompts, read_texts, record_sampled, record_teacher_forced
+    from brw.models import check_model, load_model, set_threads
+    from brw.recording import check_settings, read_prompts, read_texts, record_sampled, record_teacher_forced
 
-    out = check_output(args.out, ".npz")  # before the model loads; the recording checks it again
+    # Every setting and the model, before anything loads (the recording checks them again).
+    out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
+                         temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
+                         max_len=None if args.prompts else args.max_len)
+    check_model(args.model, args.device, args.dtype)
+    if args.threads is not None:
+        from brw.errors import whole_number
+
+        whole_number(args.threads, "threads")
     if args.prompts:
         prompts = read_prompts(args.prompts)
     else:

@@ -36,7 +36,7 @@ def whole_number(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise BrwError(f"{name} must be a whole number >= {minimum}, got {clip(repr(value), 40)}")
     if value < minimum:
-        raise BrwError(f"{name} must be >= {minimum}, got {int(value)}")
+        raise BrwError(f"{name} must be a whole number >= {minimum}, got {int(value)}")
     return int(value)
 
 

@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 
 from brw import models
-from brw.errors import BrwError
+from brw.errors import BrwError, whole_number
 from brw.files import check_output, sha256
 from brw.progress import Progress
-from brw.realtree import RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
+from brw.realtree import MAX_P, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
 
 __all__ = ["RealTree", "expand", "expand_naive", "realtrees", "DEFAULT_BATCH", "DEFAULT_LOOKAHEAD"]
 
@@ -334,7 +334,8 @@ def expand_naive(model, context, pmax: int, temperature: float = 1.0) -> RealTre
 # Real trees for positions of recorded traces, resumably.
 
 
-def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: int) -> tuple[list[str], Path]:
+def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: int, seed: int,
+               threads) -> tuple[list[str], Path]:
     if isinstance(sources, str):
         sources = [s for s in sources.split(",") if s]
     sources = list(sources)
@@ -342,14 +343,20 @@ def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: in
         raise BrwError("sources needs at least one trace (a bundled name such as code, math, chat, or a file)")
     if len(set(sources)) != len(sources):
         raise BrwError(f"a trace is listed twice in {','.join(sources)}")
-    if contexts < 1:
-        raise BrwError(f"contexts must be at least 1, got {contexts}")
-    if pmax < 1 or pmax > 32767:
-        raise BrwError(f"pmax must lie in 1..32767, got {pmax}")
-    if batch < 1:
-        raise BrwError(f"batch must be at least 1, got {batch}")
-    if lookahead < 0:
-        raise BrwError(f"lookahead must be at least 0, got {lookahead}")
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not whole(contexts) or contexts < 1:
+        raise BrwError(f"contexts must be at least 1, got {contexts!r}")
+    if not whole(pmax) or not 1 <= pmax <= MAX_P:
+        raise BrwError(f"pmax must lie in 1..{MAX_P}, got {pmax!r}")
+    if not whole(batch) or batch < 1:
+        raise BrwError(f"batch must be at least 1, got {batch!r}")
+    if not whole(lookahead) or lookahead < 0:
+        raise BrwError(f"lookahead must be at least 0, got {lookahead!r}")
+    whole_number(seed, "seed", 0)
+    if threads is not None:
+        whole_number(threads, "threads")
     return sources, check_output(out, ".npz", exist_ok=True)
 
 
@@ -429,8 +436,9 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     from brw._version import __version__
     from brw.traces import load_trace
 
-    sources, out = _check_run(sources, out, contexts, pmax, batch, lookahead)
-    models.set_threads(threads)
+    sources, out = _check_run(sources, out, contexts, pmax, batch, lookahead, seed, threads)
+    if not isinstance(model, models.LoadedModel):
+        models.check_model(model, device, dtype)  # before torch: a mistake shows at once
     traces = [load_trace(s) for s in sources]
     src_meta = [_source_meta(name, tr) for name, tr in zip(sources, traces)]
     plan = [(i, int(r)) for i, tr in enumerate(traces) for r in pick_rows(tr, contexts, seed)]
@@ -439,6 +447,7 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     fixed = {"P": pmax, "seed": seed, "sources": src_meta, "accepted_dtype": np.dtype(acc_dtype).name}
     old = load_realtrees(out) if out.exists() else None
     _check_resume(old, fixed, out)  # before loading a model: a mistake shows at once
+    models.set_threads(threads)
     lm = model if isinstance(model, models.LoadedModel) else models.load_model(model, device=device, dtype=dtype)
     fixed.update({"model": lm.meta.get("model"), "dtype": lm.dtype,
                   "model_sha256": lm.meta.get("model_sha256", lm.meta.get("model_fingerprint"))})

@@ -16,6 +16,57 @@ import numpy as np
 from brw.errors import BrwError, clip
 
 
+#: Memory that parsing one byte of a text input may take (Python objects for its numbers and strings).
+PARSE_BYTES_PER_BYTE = 16
+
+
+def is_file(text) -> bool:
+    """Whether ``text`` names an existing file (False, not an error, for a name no file can have)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
+def read_text(path, what: str) -> str:
+    """The text (UTF-8) of a small input file: a config, a table, a list. A file whose parse could not fit in
+    memory is refused before it is read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str
+        What it is, for the message (``cost table``).
+
+    Returns
+    -------
+    str
+        Its text.
+
+    Raises
+    ------
+    BrwError
+        When it cannot be read, is not UTF-8, or is too large.
+    """
+    from brw.limits import USABLE, available_memory, format_bytes
+
+    try:
+        size = os.stat(path).st_size
+        have = available_memory()
+        if size * PARSE_BYTES_PER_BYTE > USABLE * have:
+            raise BrwError(f"{what} {clip(str(path), 120)} holds {format_bytes(size)}; reading it needs about "
+                           f"{format_bytes(size * PARSE_BYTES_PER_BYTE)} of memory but {format_bytes(have)} is "
+                           f"available (at most {format_bytes(USABLE * have / PARSE_BYTES_PER_BYTE)} fits)")
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        if isinstance(e, BrwError):
+            raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else clip(str(e), 100)
+        raise BrwError(f"cannot read {what} {clip(str(path), 120)}: {reason}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = "", *, fsync: bool = True):
     """Yield a temporary path in the target's folder; on success it is renamed onto ``path``, on any error it

@@ -239,23 +239,11 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
     if pmax >= 2**31 - 2:
         raise BrwError(f"P={pmax} is too large: at most P={2**31 - 3} nodes per tree")
 
-    what = f"a frontier of {law}"
-    _check_vector_size(law, nthreads, "a frontier")
-    args = kernel_args(law, gem_cut(law, pmax))
-    _check_sticks(law, args, nthreads, "a frontier")
+    args, heap = _frontier_sizes(law, pmax, replicates, nthreads, keep_idx.size)
     x0 = frontier_start(law, pmax)
-
-    def heap(P):  # per thread: the position buffer (position, depth), the walk's stack (256 levels to start)
-        return (P + P // 4 + 64) * 12 + STACK_LEVELS * STACK_BYTES + _vector_rows(args.kind) * args.width * 8
-
-    # At least: a heap per thread, one accepted curve and the Welford arrays (40 bytes per P); per replicate
-    # its key, deepest node, last position and kept values.
-    require("P", pmax, lambda P: nthreads * heap(P) + 40.0 * P, what=what)
-    require("replicates", replicates, lambda R: nthreads * heap(pmax) + 40.0 * pmax + (24.0 + 8 * keep_idx.size) * R,
-            what=what)
     # Replicates run in chunks; a chunk holds its accepted curves until they are folded into the mean.
     chunk = max(1, min(replicates, 4 * nthreads))
-    while chunk > 1 and chunk * (pmax * 8 + heap(pmax)) + 32 * pmax > 0.5 * available_memory():
+    while chunk > 1 and chunk * (pmax * 8 + heap) + 32 * pmax > 0.5 * available_memory():
         chunk //= 2
     keys = root_keys(seed, replicates, first_replicate)
 
@@ -298,6 +286,24 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
     return FrontierResult(str(law), law.mu, law.mu2, pmax, replicates, seed, first_replicate, mean, stderr,
                           deepest, last, seconds, tuple(int(i) + 1 for i in keep_idx),
                           kept if keep_idx.size else None)
+
+
+def _frontier_sizes(law: Law, pmax: int, replicates: int, nthreads: int, kept: int):
+    """The kernels' arguments and the per-thread heap of a frontier, every size checked first."""
+    what = f"a frontier of {law}"
+    _check_vector_size(law, nthreads, "a frontier")
+    args = kernel_args(law, gem_cut(law, pmax))
+    _check_sticks(law, args, nthreads, "a frontier")
+
+    def heap(P):  # per thread: the position buffer (position, depth), the walk's stack (256 levels to start)
+        return (P + P // 4 + 64) * 12 + STACK_LEVELS * STACK_BYTES + _vector_rows(args.kind) * args.width * 8
+
+    # At least: a heap per thread, one accepted curve and the Welford arrays (40 bytes per P); per replicate
+    # its key, deepest node, last position and kept values.
+    require("P", pmax, lambda P: nthreads * heap(P) + 40.0 * P, what=what)
+    require("replicates", replicates, lambda R: nthreads * heap(pmax) + 40.0 * pmax + (24.0 + 8 * kept) * R,
+            what=what)
+    return args, heap(pmax)
 
 
 def _check_keep(keep, pmax: int) -> np.ndarray:

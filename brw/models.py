@@ -20,6 +20,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,11 +30,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip, whole_number
 from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
-           "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward", "right_padded",
+           "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward", "right_padded",
            "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit", "layer_count",
            "DTYPES", "SMOLLM2_GGUF"]
 
@@ -65,8 +66,7 @@ def set_threads(threads: int | None) -> None:
     """
     if threads is None:
         return
-    if not (isinstance(threads, (int, np.integer)) and threads >= 1):
-        raise BrwError(f"threads must be a whole number >= 1, got {threads!r}")
+    whole_number(threads, "threads")
     _torch().set_num_threads(int(threads))
 
 
@@ -165,6 +165,28 @@ class LoadedModel:
     dtype: str
     meta: dict
     seconds: float
+
+
+def check_model(spec: str, device: str | None = "auto", dtype: str = "float32") -> ModelSource:
+    """Check a model's settings without torch (what :func:`load_model` takes), so that a mistake shows
+    before anything is loaded.
+
+    Parameters
+    ----------
+    spec, device, dtype : as :func:`load_model` takes them.
+
+    Returns
+    -------
+    ModelSource
+        Where the model is (:func:`find_model`).
+    """
+    if dtype not in DTYPES:
+        raise BrwError(f"dtype must be one of {', '.join(DTYPES)}, got {clip(repr(dtype), 40)}")
+    if device is not None and not (isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)):
+        raise BrwError(f"device must be auto, cpu or cuda[:N], got {clip(repr(device), 40)}")
+    if not isinstance(spec, str):
+        raise BrwError(f"model must be 'smollm2', a folder or a .gguf file, got {clip(repr(spec), 40)}")
+    return find_model(spec)
 
 
 def pick_device(device: str | None) -> str:

@@ -7,13 +7,15 @@ writes and summarises their results without torch, so that ``brw compare`` runs 
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from brw.errors import BrwError
+from brw.errors import BrwError, clip, whole_number
 from brw.files import write_npz
+from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 
 __all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "BUNDLED_RESULTS",
@@ -30,6 +32,8 @@ __all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summar
 #:   passes int32 (n,).
 RESULTS_FORMAT = "brw-realtree"
 RESULTS_SCHEMA = 1
+#: Most nodes per tree: parent and depth are int16.
+MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realtrees-smollm2.npz"
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
@@ -54,6 +58,8 @@ def pick_rows(trace, n: int, seed: int) -> np.ndarray:
     int64 array (n,)
         Row indices, sorted (by context, then offset).
     """
+    n = whole_number(n, "contexts")
+    seed = whole_number(seed, "seed", 0)
     eligible = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
     if n > eligible.size:
         raise BrwError(f"asked for {n} contexts but the trace {trace.path or ''} has only {eligible.size} "
@@ -189,26 +195,54 @@ def _read_npz(p: Path) -> dict:
     if not p.is_file():
         hint = " (regenerate it with sims/realtrees.py)" if p == BUNDLED_RESULTS else ""
         raise BrwError(f"real-tree results {p} do not exist{hint}")
+    where = f"real-tree results {p}"
+    try:
+        with zipfile.ZipFile(p) as zf:  # what the members declare, before any is read
+            infos = zf.infolist()
+    except Exception as e:
+        raise BrwError(f"{where}: not a readable .npz archive ({type(e).__name__}: {str(e)[:120]})") from None
+    known = {f"{k}.npy" for k in ("format", "schema_version", "meta", *_PER_CONTEXT, *_PER_NODE)}
+    for info in infos:
+        if info.filename not in known:
+            raise BrwError(f"{where}: not a brw real-tree results file (archive member "
+                           f"{clip(info.filename, 60)!r} is not one of its fields; refused unread)")
+    have = available_memory()
+    declared = sum(i.file_size for i in infos)
+    if declared > USABLE * have:
+        raise BrwError(f"{where}: its fields declare {format_bytes(declared)}, more than the {format_bytes(have)} "
+                       f"of memory available")
     try:
         with np.load(p, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except Exception as e:
-        raise BrwError(f"real-tree results {p}: not a readable .npz archive ({type(e).__name__}: "
-                       f"{str(e)[:120]})") from None
+        raise BrwError(f"{where}: not a readable .npz archive ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def _scalar(raw: dict, key: str, kinds: str, where: str):
+    a = raw.get(key)
+    if a is None or a.shape != () or a.dtype.kind not in kinds:
+        raise BrwError(f"{where}: not a brw real-tree results file (field {key!r} is not a single "
+                       f"{'string' if kinds == 'U' else 'integer'})")
+    return a.item()
 
 
 def _read_meta(raw: dict, where: str) -> dict:
-    if raw.get("format", np.array("")).item() != RESULTS_FORMAT:
+    if _scalar(raw, "format", "U", where) != RESULTS_FORMAT:
         raise BrwError(f"{where}: not a brw real-tree results file (field 'format' is not {RESULTS_FORMAT!r})")
-    if int(raw.get("schema_version", -1)) != RESULTS_SCHEMA:
-        raise BrwError(f"{where}: schema version {int(raw.get('schema_version', -1))} is not supported "
-                       f"(this brw reads {RESULTS_SCHEMA})")
+    version = _scalar(raw, "schema_version", "iu", where)
+    if version != RESULTS_SCHEMA:
+        raise BrwError(f"{where}: schema version {version} is not supported (this brw reads {RESULTS_SCHEMA})")
     try:
-        meta = json.loads(str(raw["meta"].item()))
-        int(meta["P"])
-        len(meta["sources"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise BrwError(f"{where}: field 'meta' is not the expected JSON ({e})") from None
+        meta = json.loads(_scalar(raw, "meta", "U", where))
+    except (ValueError, RecursionError) as e:
+        raise BrwError(f"{where}: field 'meta' is not JSON ({clip(str(e), 80)})") from None
+    P = meta.get("P") if isinstance(meta, dict) else None
+    sources = meta.get("sources") if isinstance(meta, dict) else None
+    if isinstance(P, bool) or not isinstance(P, int) or not 1 <= P <= MAX_P:
+        raise BrwError(f"{where}: field 'meta' needs P, a whole number in 1..{MAX_P}, got {clip(repr(P), 40)}")
+    if (not isinstance(sources, list) or not sources
+            or not all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in sources)):
+        raise BrwError(f"{where}: field 'meta' needs sources, a non-empty list of objects with a string 'name'")
     return meta
 
 
@@ -270,7 +304,9 @@ def summarize(res: RealTrees, at: list[int] | None = None) -> dict:
     from brw.results import default_at
 
     pmax = res.pmax
-    at = at or default_at(pmax)
+    at = default_at(pmax) if at is None else [whole_number(p, "P") for p in at]
+    if not at or max(at) > pmax:
+        raise BrwError(f"P values must lie in 1..{pmax} (the real trees' Pmax), got {clip(repr(at), 60)}")
     a = res.accepted()
     per = {}
     groups = [(name, res.arrays["source"] == j) for j, name in enumerate(res.sources)]

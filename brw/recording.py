@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from brw import models
-from brw.errors import BrwError
+from brw.errors import BrwError, clip, whole_number
 from brw.files import check_output, write_npz
 from brw.models import LoadedModel
 from brw.progress import Progress
 from brw.traces import id_dtype, make_trace, save_trace
 
-__all__ = ["record_sampled", "record_teacher_forced", "record", "read_prompts", "read_texts", "encode_prompts",
+__all__ = ["record_sampled", "record_teacher_forced", "record", "check_settings", "read_prompts", "read_texts", "encode_prompts",
            "encode_texts",
            "DEFAULT_K", "MODES"]
 
@@ -257,22 +257,45 @@ def _read_part(path: Path) -> dict:
                        f"to record that batch again") from None
 
 
-def _check_record(lm: LoadedModel, inputs, out: Path, mode: str, tokens: int, temperature: float, k: int,
-                  batch: int) -> None:
-    check_output(out, ".npz")
+def check_settings(out, *, mode: str, tokens: int = 200, temperature: float = 1.0, k: int = DEFAULT_K,
+                   batch: int = 8, seed: int = 0, max_len: int | None = None) -> Path:
+    """Check a recording's settings before anything is loaded (no model, no torch): what :func:`record` and
+    the command line run first, so that a mistake shows at once.
+
+    Parameters
+    ----------
+    out : str or Path
+        The trace file to write (.npz, in a folder that can take it; it must not exist).
+    mode, tokens, temperature, k, batch, seed : as :func:`record` takes them.
+    max_len : int or None
+        The teacher-forced window (:func:`record_teacher_forced`), when there is one.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    out = check_output(out, ".npz")
     if mode not in MODES:
-        raise BrwError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if not (isinstance(k, int) and k >= 1):
-        raise BrwError(f"k must be a whole number >= 1, got {k!r}")
+        raise BrwError(f"mode must be one of {', '.join(MODES)}, got {clip(repr(mode), 40)}")
+    whole_number(k, "k")
+    whole_number(batch, "batch")
+    whole_number(seed, "seed", 0)
+    if mode == "sampled":
+        whole_number(tokens, "tokens")
+    if max_len is not None:
+        whole_number(max_len, "max_len", 2)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0):
+        raise BrwError(f"temperature must be a finite number > 0, got {clip(repr(temperature), 40)}")
+    return out
+
+
+def _check_record(lm: LoadedModel, inputs, out: Path, mode: str, tokens: int, temperature: float, k: int,
+                  batch: int, seed: int) -> None:
+    check_settings(out, mode=mode, tokens=tokens, temperature=temperature, k=k, batch=batch, seed=seed)
     if k > lm.meta["vocab_size"]:
         raise BrwError(f"k = {k} exceeds the model's vocabulary of {lm.meta['vocab_size']}")
-    if batch < 1:
-        raise BrwError(f"batch must be >= 1, got {batch}")
-    if mode == "sampled":
-        if tokens < 1:
-            raise BrwError(f"tokens must be >= 1, got {tokens}")
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise BrwError(f"temperature must be a finite number > 0, got {temperature}")
     if not inputs:
         raise BrwError("nothing to record: no prompts or text")
 
@@ -375,7 +398,7 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
     from brw._version import __version__
 
     out = Path(out)
-    _check_record(lm, inputs, out, mode, tokens, temperature, k, batch)
+    _check_record(lm, inputs, out, mode, tokens, temperature, k, batch, seed)
     eos, pad = _eos_and_pad(lm)
     settings = {
         "mode": mode, "tokens": tokens if mode == "sampled" else None, "temperature": temperature, "k": k,
@@ -463,7 +486,6 @@ def record_teacher_forced(lm: LoadedModel, texts: list[str], out, *, max_len: in
     dict
         As :func:`record`.
     """
-    if max_len < 2:
-        raise BrwError(f"max_len must be >= 2, got {max_len}")
+    whole_number(max_len, "max_len", 2)
     windows = encode_texts(lm.tokenizer, texts, max_len)
     return record(lm, windows, out, mode="teacher-forced", prompt_lengths=[len(w) for w in windows], **kw)

@@ -34,7 +34,8 @@ import numpy as np
 
 from brw import _kernels as K
 from brw._version import __version__
-from brw.errors import BrwError
+from brw.errors import BrwError, clip
+from brw.files import is_file, read_text
 from brw.results import Result
 
 __all__ = ["SequoiaTree", "acceptance_vector", "sequoia_tree", "best_first"]
@@ -115,14 +116,14 @@ def acceptance_vector(source) -> np.ndarray:
     numpy.ndarray
         p_1..p_W (float64), each in [0, 1], summing to at most 1.
     """
-    if isinstance(source, Path) or (isinstance(source, str) and Path(source).is_file()):
+    if isinstance(source, Path) or (isinstance(source, str) and is_file(source)):
         return _read_vector_file(Path(source))
     if isinstance(source, str):
         try:
             vals = [float(v) for v in source.split("/")]
         except ValueError:
-            raise BrwError(f"acceptance {source!r} is neither a file nor values p_1/p_2/.../p_W") from None
-        return _check_acceptance(np.array(vals), f"acceptance {source!r}")
+            raise BrwError(f"acceptance {clip(source)!r} is neither a file nor values p_1/p_2/.../p_W") from None
+        return _check_acceptance(np.array(vals), f"acceptance {clip(source)!r}")
     try:
         vals = np.asarray(source, dtype=np.float64)
     except (TypeError, ValueError):
@@ -133,10 +134,7 @@ def acceptance_vector(source) -> np.ndarray:
 
 
 def _read_vector_file(path: Path) -> np.ndarray:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BrwError(f"cannot read acceptance file {path}: {e}") from None
+    lines = read_text(path, "acceptance file").splitlines()
     vals = []
     for i, line in enumerate(lines, 1):
         body = line.split("#", 1)[0].split()

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from brw._version import __version__
-from brw.errors import BrwError
+from brw.errors import BrwError, clip
+from brw.files import is_file, read_text
+from brw.limits import require
 from brw.results import Result
 
 __all__ = ["VerifierCost", "Roofline", "CostTable", "parse_cost", "read_cost_table", "write_cost_table",
@@ -129,9 +131,9 @@ def parse_cost(source) -> VerifierCost:
         if set(fields) != {"t1", "knee"}:
             raise BrwError(f"cost spec {text!r} needs both t1=SECONDS and knee=TOKENS")
         return Roofline(fields["t1"], fields["knee"])
-    if Path(text).is_file():
+    if is_file(text):
         return read_cost_table(text)
-    raise BrwError(f"cost {text!r} is neither a file nor a spec roofline:t1=SECONDS,knee=TOKENS")
+    raise BrwError(f"cost {clip(text)!r} is neither a file nor a spec roofline:t1=SECONDS,knee=TOKENS")
 
 
 def read_cost_table(path) -> CostTable:
@@ -148,10 +150,7 @@ def read_cost_table(path) -> CostTable:
     CostTable
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BrwError(f"cannot read cost table {path}: {e}") from None
+    lines = read_text(path, "cost table").splitlines()
     rows = []
     for i, line in enumerate(lines, 1):
         body = line.split("#", 1)[0].split()
@@ -220,6 +219,8 @@ def step_seconds(cost, pmax: int, draft_step: float = 0.0, draft_token: float = 
     for name, v in (("draft_step", draft_step), ("draft_token", draft_token)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
             raise BrwError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
+    # T(P) and tokens/s for every P, and the frontier's curve behind them: a few floats per P.
+    require("P", int(pmax), lambda p: 48.0 * p, what=f"the speed-up at cost {cost.spec}")
     P = np.arange(int(pmax) + 1)
     return cost.seconds(P + 1) + np.where(P > 0, draft_step + draft_token * P, 0.0)
 

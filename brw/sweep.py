@@ -59,8 +59,9 @@ from typing import Callable
 import numpy as np
 
 from brw import __version__
-from brw.errors import BrwError
-from brw.files import atomic_path
+from brw.errors import BrwError, clip
+from brw.files import atomic_path, read_text
+from brw.limits import require
 
 __all__ = ["sweep", "load_config", "expand_spec", "Point", "Kind", "KINDS", "point_seed", "plan"]
 
@@ -366,6 +367,21 @@ def _law_params(spec: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in body.split(",") if "=" in part)
 
 
+#: Memory per planned point (its description, its rows, its place in the table) and per local Dask worker.
+POINT_BYTES = 4096
+WORKER_BYTES = 400 << 20
+
+
+def _grid_size(grid) -> int:
+    """How many points the grid plans (at most: repeats collapse)."""
+    n = 0
+    for kname in grid.kinds:
+        kind = KINDS[kname]
+        per_law = len(grid.replicates) * len(grid.seeds) if kind.seeded else 1
+        n += len(grid.laws) * per_law * (1 if kind.one_pass else len(grid.P))
+    return n
+
+
 def plan(grid) -> list[Point]:
     """The grid's points in table order: kind, law, replicates, seed (then P within a point).
 
@@ -415,15 +431,13 @@ def load_config(path) -> Grid:
     import tomllib
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BrwError(f"cannot read sweep config {str(path)!r}: {e.strerror if isinstance(e, OSError) else e}") \
-            from None
+    text = read_text(path, "sweep config")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise BrwError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise BrwError(f"{path}: nests its arrays or tables more deeply than a sweep config does") from None
     lines = text.splitlines()
     data.setdefault("seed", 0)  # as brw frontier: the same command again is the same sweep
 
@@ -696,8 +710,8 @@ def _dask_client(client, dask_local):
     elif isinstance(client, str):
         try:
             c = Client(client, timeout=10)
-        except OSError as e:
-            raise BrwError(f"cannot reach the Dask scheduler at {client!r}: {e}") from None
+        except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address at all
+            raise BrwError(f"cannot reach the Dask scheduler at {clip(client, 80)!r}: {clip(str(e), 120)}") from None
         with c:
             yield c
     else:
@@ -820,6 +834,9 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
         grid = _validate({k: v for k, v in keywords.items() if v is not None or k in ("laws", "P", "seed")})
     if client is not None and dask_local is not None:
         raise BrwError("give client or dask_local, not both")
+    if dask_local is not None:
+        dask_local = _whole(dask_local, "dask_local", None, _where_python, 1)
+        require("dask_local", dask_local, lambda n: n * WORKER_BYTES, what="a Dask LocalCluster")
     if workers is not None:
         workers = _whole(workers, "workers", None, _where_python, 1)
     out = None if out is None else Path(out)
@@ -830,6 +847,8 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
             importlib.import_module(module)
         except ImportError:
             raise BrwError(f"a sweep needs {module}: pip install 'brw[sweep]'") from None
+    require("points", _grid_size(grid), lambda n: n * POINT_BYTES, what="a sweep grid",
+            hint="fewer laws, seeds or replicates")
     points = plan(grid)
     t0 = time.perf_counter()
     with _folder_lock(out):

@@ -209,7 +209,7 @@ def test_library_errors_name_parameters(tiny_run, tmp_path):
         realtrees(str(trace), tmp_path / "x.npz", model=lm, contexts=0)
     with pytest.raises(BrwError, match="^threads must be"):
         realtrees(str(trace), tmp_path / "x.npz", model=lm, threads=0)
-    with pytest.raises(BrwError, match="^out .* must end in .npz"):
+    with pytest.raises(BrwError, match="must end in .npz"):
         realtrees(str(trace), tmp_path / "x.txt", model=lm)
 
 
