@@ -29,7 +29,8 @@ def problems():
 def test_the_corpus_is_large():
     assert len(CASES) >= 300
     assert {c.argv[0] for c in CASES if c.argv} >= {"frontier", "theory", "trace-info", "import-logprobs",
-                                                     "compare", "bench", "realtree", "record"}
+                                                     "compare", "bench", "realtree", "record", "policies",
+                                                     "sequoia", "speedup", "sweep"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -267,6 +267,63 @@ for args in ["--tokens 0", "--top-k 0", "--batch 0", "--max-len 0 --text t.txt",
     cli(f"record {args}", f"record {src} {args} --out r.npz",
         {"p.txt": b"Hello\n", "t.txt": b"Some text.\n", "p.json": b'{"not": "a list"}'})
 
+for args in ["--law nope --P 8", f"--law {LAW} --P 0", f"--law {LAW} --P 2147483647", f"--law {LAW} --P 16 --replicates 0",
+             f"--law {LAW} --P 16 --replicates 1000000000000", f"--law {LAW} --P 16 --seed -1",
+             f"--law {LAW} --P 16 --threads 0", f"--law {LAW} --P 16 --at 17", f"--law {LAW} --P 16 --policies nosuch",
+             f"--law {LAW} --P 16 --policies chains:k=0", f"--law {LAW} --P 16 --policies kary:k=0",
+             f"--law {LAW} --P 16 --policies kary:k=2,d=0", f"--law {LAW} --P 16 --policies chains:k=x",
+             f"--law {LAW} --P 16 --policies specexec:sigma=-1", f"--law {LAW} --P 16 --policies specexec:sigma=nan",
+             f"--law {LAW} --P 16 --policies eagle2:k=1000000000000,d=6,sigma=1",
+             f"--law {LAW} --P 16 --policies chain:x=1", f"--law {LAW} --P 16 --policies chain,chain",
+             f"--law {LAW} --P 4000000000"]:
+    cli(f"policies {args}", f"policies {args}")
+for args in ["--acceptance 0.5/x --n 8", "--acceptance 1.5/0.2 --n 8", "--acceptance -0.1 --n 8",
+             "--acceptance nan --n 8", "--acceptance '' --n 8", "--acceptance / --n 8", "--acceptance nosuch.txt --n 8",
+             "--acceptance 0.5/0.3 --n 0", "--acceptance 0.5/0.3 --n -5", "--acceptance 0.5/0.3 --n 1000000000000",
+             "--acceptance 0.5/0.3 --n 100000000", "--acceptance 0.5/0.3 --n 8 --depth 0",
+             "--acceptance 0.5/0.3 --n 8 --depth -1", "--acceptance 0.5/0.3 --n 100000 --depth 100000",
+             "--acceptance 0.6/0.6 --n 8", "--acceptance garbage.txt --n 8", "--acceptance empty.txt --n 8",
+             "--acceptance folder --n 8", "--acceptance sparse.txt --n 8",
+             f"--acceptance {'/'.join(['0.0001'] * 12000)} --n 8"]:
+    cli(f"sequoia {args}", f"sequoia {args}", {"garbage.txt": b"0\nhello\n0.5\n", "empty.txt": b"", "folder": DIR,
+                                             "sparse.txt": F.sparse_file(8 << 30, b"0\n0.5\n")})
+for args in ["--law nope --cost roofline:t1=0.01,knee=64", f"--law {LAW} --cost roofline:t1=-1,knee=64",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=0", f"--law {LAW} --cost roofline:t1=nan,knee=64",
+             f"--law {LAW} --cost roofline:", f"--law {LAW} --cost roofline:t1=0.01",
+             f"--law {LAW} --cost nosuch.txt",
+             f"--law {LAW} --cost garbage.txt", f"--law {LAW} --cost negative.txt", f"--law {LAW} --cost empty.txt",
+             f"--law {LAW} --cost folder", f"--law {LAW} --cost sparse.txt",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --P 0",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --P 1000000000000",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --replicates 0",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --replicates 1000000000000",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --draft-step -1",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --draft-step nan",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --draft-token inf",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --threads 0",
+             f"--law {LAW} --cost roofline:t1=0.01,knee=64 --seed -1"]:
+    cli(f"speedup {args}", f"speedup {args}", {"garbage.txt": b"tokens seconds\nfour 0.1\n",
+                                             "negative.txt": b"1 -0.5\n2 0.1\n", "empty.txt": b"", "folder": DIR,
+                                             "sparse.txt": F.sparse_file(8 << 30, b"1 0.01\n")})
+_SWEEPS = {
+    "missing-laws": b'P = [8]\n', "missing-P": b'laws = ["uniform:k=2"]\n', "not-toml": b"laws = [\n",
+    "unknown-key": b'laws = ["uniform:k=2"]\nP = [8]\nbogus = 1\n', "bad-law": b'laws = ["nope:k=2"]\nP = [8]\n',
+    "P-zero": b'laws = ["uniform:k=2"]\nP = [0]\n', "P-huge": b'laws = ["uniform:k=2"]\nP = [4000000000]\n',
+    "P-text": b'laws = ["uniform:k=2"]\nP = ["8"]\n', "kind": b'kind = ["nope"]\nlaws = ["uniform:k=2"]\nP = [8]\n',
+    "grid-huge": ('laws = ["uniform:k={' + ",".join(str(i) for i in range(2, 3002)) + '}"]\nP = ['
+                  + ",".join(str(i) for i in range(1, 3001)) + ']\nseed = [' + ",".join(str(i) for i in range(1000))
+                  + ']\n').encode(),
+    "braces": b'laws = ["uniform:k={2,{3}}"]\nP = [8]\n', "empty-grid": b'laws = []\nP = [8]\n',
+    "deep": b"a = " + b"[" * 100000 + b"]" * 100000 + b"\n", "binary": bytes(range(256)),
+    "sparse": F.sparse_file(8 << 30, b'laws = ["uniform:k=2"]\n'),
+}
+for name, content in _SWEEPS.items():
+    cli(f"sweep-{name}", "sweep s.toml --out out", {"s.toml": content})
+for args in ["nosuch.toml --out out", "s.toml --out plain", "s.toml --out /sys/out", "s.toml --out out --dask-local 0",
+             "s.toml --out out --dask-local -3", "s.toml --out out --dask-local 100000",
+             "s.toml --out out --scheduler nonsense"]:
+    cli(f"sweep {args}", f"sweep {args}", {"s.toml": b'laws = ["uniform:k=2"]\nP = [8]\n', "plain": b"a file"})
+
 # Python API: sizes, types and values of every public function.
 for call in ["brw.frontier(None, 4)", "brw.frontier(3, 4)", f"brw.frontier('{LAW}', 0)",
              f"brw.frontier('{LAW}', 1.5)", f"brw.frontier('{LAW}', '8')", f"brw.frontier('{LAW}', True)",

@@ -216,6 +216,13 @@ def run_batch(cases: list[Case], base: Path) -> dict[str, list[str]]:
     return results
 
 
+def _cli_case(case: Case, base: Path) -> dict[str, list[str]]:
+    try:
+        return {case.id: cli_problems(case, run_cli(case, base))}
+    except Exception as e:  # the case itself cannot run (an argument too long for exec, say): say so
+        return {case.id: [f"the case could not run: {type(e).__name__}: {e}"]}
+
+
 def run_all(cases: list[Case]) -> dict[str, list[str]]:
     """Problems per case id, every case run (command-line cases one per process, API cases in batches)."""
     base = Path(tempfile.mkdtemp(prefix="brw-hostile-"))
@@ -225,7 +232,7 @@ def run_all(cases: list[Case]) -> dict[str, list[str]]:
     results: dict[str, list[str]] = {}
     with ThreadPoolExecutor(WORKERS) as pool:
         jobs = [pool.submit(run_batch, b, base) for b in batches]
-        jobs += [pool.submit(lambda c: {c.id: cli_problems(c, run_cli(c, base))}, c) for c in cli]
+        jobs += [pool.submit(_cli_case, c, base) for c in cli]
         for j in jobs:
             results.update(j.result())
     return results
