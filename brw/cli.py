@@ -550,17 +550,56 @@ def main(argv=None) -> int:
     SIGTERM and SIGHUP end the run as SystemExit (status 128 + the signal), so that no half-written file is
     left behind. Warnings never reach the terminal: the one line is the whole story.
     """
+    try:  # first: Ctrl-C is one line from here on
+        return _interruptible(argv)
+    except BaseException as e:  # an interrupt, or what a library made of one (numpy: an ImportError)
+        if not (isinstance(e, KeyboardInterrupt) or _INTERRUPTED):
+            raise
+        print("brw: interrupted" + (f"; {e}" if isinstance(e, KeyboardInterrupt) and str(e) else ""),
+              file=sys.stderr)
+        return 130
+
+
+def _interruptible(argv) -> int:
+    """_main with Ctrl-C recorded wherever it lands, warnings silenced and SIGTERM unwinding."""
+    import signal
+    import threading
     import warnings
 
-    from brw.files import exit_on_signals
-
-    warnings.simplefilter("ignore")
+    _INTERRUPTED.clear()
+    previous = sys.unraisablehook, signal.getsignal(signal.SIGINT)
+    main_thread = threading.current_thread() is threading.main_thread()
     try:
-        with exit_on_signals():
-            return _main(argv)
-    except KeyboardInterrupt as e:
-        print("brw: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+        sys.unraisablehook = _unraisable
+        if main_thread:
+            signal.signal(signal.SIGINT, _interrupt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from brw.files import exit_on_signals
+
+            with exit_on_signals():
+                return _main(argv)
+    finally:
+        sys.unraisablehook = previous[0]
+        if main_thread:
+            signal.signal(signal.SIGINT, previous[1])
+
+
+#: Set by Ctrl-C: an interrupt that a library turned into another exception, or that Python dropped inside a
+#: callback from C (Numba's compiler, say), is still an interrupt.
+_INTERRUPTED: list = []
+
+
+def _interrupt(signum, frame):
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _unraisable(unraisable) -> None:
+    """An interrupt that Python could not raise is remembered (raised when control is back); anything else
+    goes to the default hook."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def _table(name: str, result: dict) -> str:
@@ -577,8 +616,12 @@ def _main(argv) -> int:
             raise BrwError(f"give a command: {', '.join(COMMANDS)} (see brw --help)")
         _, run, table = COMMANDS[args.command]
         result = run(args)
+        if _INTERRUPTED:
+            raise KeyboardInterrupt
         text = json.dumps(_jsonable(result), allow_nan=False) if getattr(args, "json", False) else _table(table, result)
     except BrwError as e:
+        if _INTERRUPTED:  # a reader that turned the interrupt into "cannot read"
+            raise KeyboardInterrupt from None
         print(f"brw: error: {e}", file=sys.stderr)
         return 2
     try:

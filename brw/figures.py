@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brw.errors import BrwError
-from brw.files import atomic_path
+from brw.errors import BrwError, clip
+from brw.files import atomic_path, check_writable
 
 __all__ = ["SUFFIXES", "check_path", "frontier", "compare", "trace_summary", "theory_bounds",
            "theory_residuals", "speedup"]
@@ -44,18 +44,21 @@ def check_path(path) -> Path:
         If the suffix is not .png, .pdf or .svg, the path is a folder, or its nearest existing parent is not a
         folder this process may write in.
     """
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise BrwError(f"cannot write a figure to {str(path)!r}: give a file name ending in "
+    text = os.fspath(path)
+    shown = repr(clip(text, 120))
+    path = Path(text)
+    if path.suffix.lower() not in SUFFIXES or text.endswith(("/", os.sep)):
+        raise BrwError(f"cannot write a figure to {shown}: give a file name ending in "
                        f"{', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]}")
     if path.is_dir():
-        raise BrwError(f"cannot write a figure to {str(path)!r}: it is a folder")
+        raise BrwError(f"cannot write a figure to {shown}: it is a folder")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise BrwError(f"cannot write a figure to {str(path)!r}: {str(parent)!r} is not a folder this process "
-                       "may write in")
+    if not parent.is_dir():
+        raise BrwError(f"cannot write a figure to {shown}: {str(parent)!r} is not a folder this process may "
+                       "write in")
+    check_writable(parent, f"cannot write a figure to {shown}")  # os.access says yes to root on /sys
     return path
 
 

@@ -11,8 +11,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-import numpy as np
-
 from brw.errors import BrwError, clip
 
 
@@ -157,6 +155,8 @@ def check_writable(folder, what: str) -> None:
 
 def write_npz(path, arrays: dict, *, compressed: bool = True) -> None:
     """A NumPy archive of plain arrays (never objects), whole or not at all."""
+    import numpy as np  # here: the package's file helpers load without numpy
+
     with atomic_path(path, suffix=".npz") as tmp:
         (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
 

@@ -389,11 +389,13 @@ def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0
 
     have = available_memory()
     most = min(float(max_nodes), USABLE * have / bytes_per_node if bytes_per_node else math.inf)
-    grid, m = np.array([x]), np.array([x / law.mu])
+    with np.errstate(over="ignore"):  # x / mu beyond the floats is as infinite as it looks
+        grid, m = np.array([x]), np.array([x]) / law.mu
     try:  # m is e^x-fold U: beyond 40 nats it exceeds any memory whatever the law, so 40 is where to look
         ren = theory.renewal(law, min(x, 40.0), points=4096)
         grid = np.append(ren.x, x)
-        m = np.maximum(np.append(ren.m_lo, ren.m_lo[-1]), grid / law.mu)
+        with np.errstate(over="ignore"):
+            m = np.maximum(np.append(ren.m_lo, ren.m_lo[-1]), grid / law.mu)
     except BrwError:  # a law the renewal grid cannot resolve: Wald's bound alone
         pass
     if m[-1] <= most:

@@ -47,6 +47,7 @@ from brw.errors import BrwError
 from brw.frontier import _check_count, _check_seed, _threads, frontier_start, kernel_threads, root_keys
 from brw.kernel_law import kernel_args, gem_cut
 from brw.laws import Law, _fmt, parse_law
+from brw.limits import require
 from brw.progress import Progress
 from brw.results import Result, _whole_numbers, default_at
 
@@ -664,6 +665,9 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     nthreads = _threads(threads)
     if pmax > 10**7:
         raise BrwError(f"P={pmax} is too large for policies: at most 10000000")
+    # Per replicate: its key and, per policy and the frontier, its accepted curve while its chunk is folded in.
+    require("replicates", replicates, lambda r: 24.0 * r + 8.0 * pmax * (len(pols) + 2),
+            what=f"policies on {law}")
     if any(p.name == "sequoia" for p in pols):
         from brw.sequoia import MAX_NODES
 

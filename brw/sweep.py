@@ -690,6 +690,18 @@ def _dask(tasks, client):
 
 
 @contextlib.contextmanager
+def _check_address(address: str) -> None:
+    """Refuse a scheduler address Dask cannot parse (``tcp://host:8786``, ``host:8786``)."""
+    try:
+        from distributed.comm import parse_address, resolve_address
+    except ImportError:
+        return  # said where the client is made: the sweep extra is missing
+    try:
+        parse_address(resolve_address(address))
+    except (ValueError, TypeError) as e:
+        raise BrwError(f"cannot reach the Dask scheduler at {clip(address, 80)!r}: {clip(str(e), 120)}") from None
+
+
 def _dask_client(client, dask_local):
     """The Client to use: the one given, one connected to an address, a LocalCluster of ``dask_local``
     worker processes, or None (local processes)."""
@@ -850,6 +862,8 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
     require("points", _grid_size(grid), lambda n: n * POINT_BYTES, what="a sweep grid",
             hint="fewer laws, seeds or replicates")
     points = plan(grid)
+    if isinstance(client, str):
+        _check_address(client)  # before the folder is taken: a mistyped address leaves nothing behind
     t0 = time.perf_counter()
     with _folder_lock(out):
         store = _Store(out)

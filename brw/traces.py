@@ -400,6 +400,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: st
             data = f.read(nbytes)
             if len(data) != nbytes:
                 raise ValueError("short read")
+            if f.read(1):  # also what makes zipfile check the member's CRC (at its end, not before)
+                raise ValueError(f"data beyond the {nbytes} bytes its header declares")
             arr = np.frombuffer(data, dtype=dtype, count=count)
             arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
             return arr.copy()
@@ -517,6 +519,8 @@ def _check_header(f: _Fields) -> dict:
         meta = json.loads(f.text("meta"))
     except ValueError as e:
         raise f.err("meta", f"is not valid JSON ({e})") from None
+    except RecursionError:
+        raise f.err("meta", "nests its JSON more deeply than metadata does") from None
     if not isinstance(meta, dict):
         raise f.err("meta", "must be a JSON object")
     return meta

@@ -38,3 +38,91 @@ def test_hostile_input_is_refused(case, problems):
     found = problems[case.id]
     shown = " ".join(case.argv) if case.argv is not None else case.code
     assert not found, f"{shown}\n" + "\n".join(found)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# What needs its own set-up: closed pipes, interrupts, signals during a write, numbers that must come back exact.
+
+LONG = ["frontier", "--law", "dirichlet:alpha=0.5,k=8", "--P", "200000", "--replicates", "400", "--seed", "1"]
+
+
+def _brw(tmp_path, argv, code=ENTRY, **kw):
+    return subprocess.Popen([sys.executable, "-c", code, *argv], cwd=tmp_path, env=_env({}), **kw)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    p = _brw(tmp_path, ["theory", "--law", "uniform:k=2", "--at", "4", "--json"], stdout=subprocess.PIPE,
+             stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before brw writes
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141 and err == b""
+
+
+# Ctrl-C while a module loads raises KeyboardInterrupt at that import: inject it at each heavy one.
+INTERRUPTER = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {name!r}:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+""" + ENTRY
+
+
+@pytest.mark.parametrize("module", ["numpy", "scipy.special", "numba", "brw.laws", "brw.frontier", "brw.theory",
+                                    "brw.figures", "matplotlib.pyplot"])
+def test_ctrl_c_during_imports_is_one_line_and_130(tmp_path, module):
+    argv = LONG[:5] + ["--replicates", "2", "--bounds", "--plot", "f.png"]
+    p = _brw(tmp_path, argv, INTERRUPTER.format(name=module), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err
+    assert err.decode().splitlines() == ["brw: interrupted"] and out == b""
+    assert list(tmp_path.iterdir()) == []
+
+
+#: The console script, saying when it is about to call main: the milliseconds before main's first statement
+#: (the interpreter, ``import brw.cli``, which loads only argparse and json) are the interpreter's own.
+READY = "import sys; from brw.cli import main; sys.stderr.write('ready\\n'); sys.stderr.flush(); sys.exit(main())"
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 1.0, 2.0])
+def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path, delay):
+    """A real SIGINT once main runs: during imports, parsing, the simulation or the figure."""
+    p = _brw(tmp_path, LONG + ["--plot", "f.png"], READY, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stderr.readline() == b"ready\n"
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=300)
+    lines = err.decode().splitlines()
+    assert p.returncode == 130 and lines == ["brw: interrupted"], (p.returncode, err[-2000:])
+    assert not [f for f in os.listdir(tmp_path) if f != "f.png"]  # the figure whole, or nothing
+
+
+def test_sigterm_inside_an_atomic_write_removes_the_temporary_file(tmp_path):
+    code = ("import os, signal, time\nfrom brw.files import atomic_path\n"
+            "with atomic_path('fig.png') as tmp:\n    tmp.write_bytes(b'half a figure')\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(60)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env({}), capture_output=True, timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM and p.stderr == b""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_sigterm_during_a_command_leaves_no_temporary_file(tmp_path, delay):
+    p = _brw(tmp_path, LONG[:5] + ["--replicates", "4", "--bounds", "--plot", "f.png"], READY,
+             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stderr.readline() == b"ready\n"
+    time.sleep(delay)
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=300)
+    assert p.returncode in (0, 128 + signal.SIGTERM)
+    assert set(os.listdir(tmp_path)) <= {"f.png"}
+
+
+def test_P_beyond_2_53_and_int64_comes_back_exact():
+    big = [2**53 + 1, 2**63 - 1, 10**30 + 1]
+    p = subprocess.run([sys.executable, "-c", ENTRY, "theory", "--law", "dirichlet:alpha=0.5,k=8", "--at",
+                        ",".join(map(str, big)), "--json"], cwd=ROOT, env=_env({}), capture_output=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["P"] == big and all(a > 0 for a in d["renewal_bound"])

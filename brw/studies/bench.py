@@ -40,17 +40,21 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-import numba
-import numpy as np
+from brw.limits import check_numba_environment, require
 
-from brw import _kernels as K
-from brw._version import __version__
-from brw.errors import BrwError
-from brw.frontier import FRONTIER_BYTES_PER_NODE, _check_count, frontier_start, kernel_threads, root_keys
-from brw.kernel_law import KernelLaw, gem_cut, kernel_args
-from brw.laws import Law, parse_law
-from brw.reference import reference_frontier
-from brw.results import Result
+check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS makes `import numba` raise
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from brw import _kernels as K  # noqa: E402
+from brw._version import __version__  # noqa: E402
+from brw.errors import BrwError  # noqa: E402
+from brw.frontier import FRONTIER_BYTES_PER_NODE, _check_count, frontier_start, kernel_threads, root_keys  # noqa: E402
+from brw.kernel_law import KernelLaw, gem_cut, kernel_args  # noqa: E402
+from brw.laws import Law, parse_law  # noqa: E402
+from brw.reference import reference_frontier  # noqa: E402
+from brw.results import Result  # noqa: E402
 
 __all__ = ["bench", "Benchmark", "default_laws", "SyntheticTable", "TARGETS"]
 
@@ -501,6 +505,12 @@ def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: 
     reference_nodes = _check_count(reference_nodes, "reference_nodes")
     repeats = _check_count(repeats, "repeats")
     big_nodes = _check_count(big_nodes, "big_nodes", minimum=0)
+    # Sizes before any work: frontier runs on two threads (their heaps, the curves), the reference's Python
+    # heap of nodes, the big tree on one thread.
+    require("pmax", pmax, lambda n: n * (2.0 * FRONTIER_BYTES_PER_NODE + 40.0), what="the benchmark's trees")
+    require("replicates", replicates, lambda n: n * (24.0 + 8.0 * pmax), what=f"the benchmark at pmax={pmax}")
+    require("reference_nodes", reference_nodes, lambda n: n * 500.0, what="the pure-Python reference")
+    require("big_nodes", big_nodes, lambda n: n * (FRONTIER_BYTES_PER_NODE + 40.0), what="the big tree", minimum=0)
     laws = default_laws() if laws is None else [parse_law(x) for x in laws]
     threads = (1, 2) if numba.config.NUMBA_NUM_THREADS >= 2 else (1,)
     rows = [_bench_law(law, pmax, replicates, reference_nodes, repeats, threads, seed) for law in laws]

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brw._version import __version__
-from brw.errors import BrwError
+from brw.errors import BrwError, clip, whole_number
+from brw.limits import require
 from brw.results import Result
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
@@ -136,16 +137,24 @@ def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
 
 
+def _fitted_laws(name: str, regimes: int, components: int):
+    """A genre's trace law, its gemmix fit and its Markov-modulated law (spec)."""
+    from brw.fitted import fit_gemmix
+    from brw.laws import parse_law
+
+    law = parse_law(f"trace:{name}")
+    markov = f"markov:trace={name},regimes={regimes}"
+    parse_law(markov)
+    return law, fit_gemmix(law.trace, components), markov
+
+
 def _genre(name: str, real: np.ndarray, replicates: int, seed: int, regimes: int, components: int) -> Genre:
     """One genre: the theory with its trace's law, and the simulator under three laws fitted to it."""
     from brw import theory
-    from brw.fitted import entropy_autocorrelation, fit_gemmix
-    from brw.laws import parse_law
+    from brw.fitted import entropy_autocorrelation
 
     pmax = real.shape[1]
-    law = parse_law(f"trace:{name}")
-    fit = fit_gemmix(law.trace, components)
-    markov = f"markov:trace={name},regimes={regimes}"
+    law, fit, markov = _fitted_laws(name, regimes, components)
     b = theory.bounds(law, np.arange(1, pmax + 1))
     pred = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS}
     pred.update({"empirical": _sim(law, pmax, replicates, seed), "gemmix": _sim(fit, pmax, replicates, seed),
@@ -196,16 +205,23 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     """
     from brw.realtree import load_realtrees
 
+    replicates = whole_number(replicates, "replicates")
+    seed = whole_number(seed, "seed", 0)
+    regimes = whole_number(regimes, "regimes")
+    components = whole_number(components, "components")
+    # Each simulation keeps a key, a depth and a position per replicate.
+    require("replicates", replicates, lambda r: 24.0 * r, what="the comparison's simulations")
     res = load_realtrees(results)
     pmax = res.pmax
-    at = [int(p) for p in at]
+    at = [whole_number(p, "at") for p in (at if np.ndim(at) else [at])]
     if any(p < 1 or p > pmax for p in at):
-        raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {at}")
+        raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {clip(repr(at), 60)}")
+    names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
+    for name in names:  # every fitted law is built (and its regimes and components checked) before any work
+        _fitted_laws(name, regimes, components)
     genres = {}
-    for name in res.sources:
-        real = res.accepted(name)
-        if real.shape[0] >= 2:
-            genres[name] = _genre(name, real, replicates, seed, regimes, components)
+    for name in names:
+        genres[name] = _genre(name, res.accepted(name), replicates, seed, regimes, components)
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:

@@ -94,6 +94,17 @@ def members_of(data: bytes) -> list[tuple[str, bytes]]:
         return [(i.filename, zf.read(i)) for i in zf.infolist()]
 
 
+def zip_reads(data: bytes) -> bool:
+    """Whether zipfile reads every member of an archive without complaint (CRC included)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                zf.read(info)
+        return True
+    except Exception:  # noqa: BLE001 - any complaint is an answer
+        return False
+
+
 def data_ranges(data: bytes) -> list[tuple[int, int]]:
     """(start, end) of each member's stored bytes inside a zip archive."""
     out = []
