@@ -553,7 +553,7 @@ def main(argv=None) -> int:
     try:  # first: Ctrl-C is one line from here on
         return _interruptible(argv)
     except BaseException as e:  # an interrupt, or what a library made of one (numpy: an ImportError)
-        if not (isinstance(e, KeyboardInterrupt) or _INTERRUPTED):
+        if isinstance(e, SystemExit) or not (isinstance(e, KeyboardInterrupt) or _INTERRUPTED):
             raise
         print("brw: interrupted" + (f"; {e}" if isinstance(e, KeyboardInterrupt) and str(e) else ""),
               file=sys.stderr)
@@ -596,9 +596,12 @@ def _interrupt(signum, frame):
 
 
 def _unraisable(unraisable) -> None:
-    """An interrupt that Python could not raise is remembered (raised when control is back); anything else
-    goes to the default hook."""
-    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+    """An interrupt or a SIGTERM that Python could not raise (inside a callback from C) is remembered and
+    raised when control is back; anything else goes to the default hook."""
+    e = unraisable.exc_value
+    if isinstance(e, SystemExit):
+        _INTERRUPTED.append(e)
+    elif not isinstance(e, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
 
 
@@ -616,12 +619,12 @@ def _main(argv) -> int:
             raise BrwError(f"give a command: {', '.join(COMMANDS)} (see brw --help)")
         _, run, table = COMMANDS[args.command]
         result = run(args)
-        if _INTERRUPTED:
-            raise KeyboardInterrupt
+        for e in _INTERRUPTED:  # a signal that landed where Python could not raise it
+            raise e if isinstance(e, SystemExit) else KeyboardInterrupt
         text = json.dumps(_jsonable(result), allow_nan=False) if getattr(args, "json", False) else _table(table, result)
     except BrwError as e:
-        if _INTERRUPTED:  # a reader that turned the interrupt into "cannot read"
-            raise KeyboardInterrupt from None
+        for signum in _INTERRUPTED:  # a reader that turned the interrupt into "cannot read"
+            raise signum if isinstance(signum, SystemExit) else KeyboardInterrupt from None
         print(f"brw: error: {e}", file=sys.stderr)
         return 2
     try:

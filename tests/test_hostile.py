@@ -114,9 +114,10 @@ def test_sigterm_during_a_command_leaves_no_temporary_file(tmp_path, delay):
     assert p.stderr.readline() == b"ready\n"
     time.sleep(delay)
     p.send_signal(signal.SIGTERM)
-    p.communicate(timeout=300)
-    assert p.returncode in (0, 128 + signal.SIGTERM)
-    assert set(os.listdir(tmp_path)) <= {"f.png"}
+    _, err = p.communicate(timeout=300)
+    # Done, unwound (SystemExit), or killed outright once brw's own work was over (interpreter shut-down).
+    assert p.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM), (p.returncode, err[-2000:])
+    assert set(os.listdir(tmp_path)) <= {"f.png"}, (os.listdir(tmp_path), err[-2000:])
 
 
 def test_P_beyond_2_53_and_int64_comes_back_exact():
