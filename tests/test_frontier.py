@@ -238,12 +238,12 @@ def test_expected_level_masses_match_many_to_one():
     (dict(pmax=10, replicates=0), "replicates must be >= 1"),
     (dict(pmax=10, seed=-1), "seed"),
     (dict(pmax=2.5), "whole number"),
-    (dict(pmax=2**31 - 10), r"needs about \d+\.\d GiB of memory but 16\.0 GiB is available; lower P"),
+    (dict(pmax=2**31 - 10), r"needs about \d+\.\d GiB of memory but 16\.0 GiB is available; at most P=\d+ fits"),
     (dict(pmax=10**12), "too large"),
 ])
 def test_bad_sizes(kwargs, words, monkeypatch):
     # The refusal must not depend on this machine's memory: say it has 16 GiB.
-    monkeypatch.setattr(importlib.import_module("brw.frontier"), "available_memory", lambda: 16 * 2**30)
+    monkeypatch.setattr(importlib.import_module("brw.limits"), "available_memory", lambda: 16 * 2**30)
     with pytest.raises(BrwError, match=words):
         frontier("fixed:p=0.7/0.3", **kwargs)
 
