@@ -51,7 +51,7 @@ def test_frontier_at_and_text(capsys):
 ])
 def test_errors_are_one_line_exit_2(capsys, monkeypatch, argv, words):
     # P=2147483000 needs more than 16 GiB: refused whatever memory this machine has
-    monkeypatch.setattr(importlib.import_module("brw.frontier"), "available_memory", lambda: 16 * 2**30)
+    monkeypatch.setattr(importlib.import_module("brw.limits"), "available_memory", lambda: 16 * 2**30)
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and words in err and err.startswith("brw: error:")
