@@ -1,7 +1,7 @@
 """The one error type for user mistakes.
 
-A `BrwError` says what is wrong and how to fix it in one line, quoting user input clipped (:func:`clip`). The command line turns it into exit status 2
-and that line on stderr; any other exception is a bug (status 1).
+A `BrwError` says what is wrong and how to fix it in one line, quoting user input clipped (:func:`clip`). The
+command line turns it into exit status 2 and that line on stderr; any other exception is a bug (status 1).
 """
 
 

@@ -24,18 +24,13 @@ import math
 import time
 from contextlib import contextmanager
 
-from brw.limits import USABLE, available_memory, check_numba_environment, format_bytes, require
+import numpy as np
 
-check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS makes `import numba` raise
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-
-from brw import _kernels as K  # noqa: E402
-from brw.errors import BrwError, clip  # noqa: E402
-from brw.kernel_law import KIND_GEM, KIND_TABLE, gem_cut, kernel_args  # noqa: E402
-from brw.laws import Law, parse_law  # noqa: E402
-from brw.progress import Progress  # noqa: E402
+from brw.errors import BrwError, clip
+from brw.kernel_law import KIND_GEM, KIND_TABLE, gem_cut, kernel_args
+from brw.laws import Law, parse_law
+from brw.limits import USABLE, available_memory, format_bytes, require
+from brw.progress import Progress
 from brw.results import FrontierResult, ThresholdResult, Tree
 
 __all__ = ["frontier", "frontier_tree", "threshold", "threshold_tree", "root_keys", "kernel_threads"]
@@ -134,7 +129,18 @@ def _check_sticks(law: Law, args, threads: int, what: str) -> None:
                    f"most theta={lam / args.cut:.3g} fits (theta={theta:g} given)")
 
 
+def _kernels():
+    """The compiled kernels, and Numba with them: loaded once the inputs are checked, so that a mistake costs
+    no compiler start-up (``brw._kernels`` refuses a bad NUMBA_NUM_THREADS before Numba reads it)."""
+    from brw import _kernels
+
+    return _kernels
+
+
 def _threads(threads) -> int:
+    _kernels()
+    import numba
+
     if threads is None:
         return numba.get_num_threads()
     threads = _check_count(threads, "threads")
@@ -160,6 +166,8 @@ def kernel_threads(threads: int | None = None):
         The thread count in force.
     """
     threads = _threads(threads)
+    import numba
+
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     old_chunk = numba.set_parallel_chunksize(1)
@@ -264,8 +272,8 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
                 stop = min(start + chunk, replicates)
                 n = stop - start
                 t0 = time.perf_counter()
-                K.frontier_batch(*args.vector_args, keys[start:stop], pmax, args.width, x0, acc[:n],
-                                 deepest[start:stop], last[start:stop])
+                _kernels().frontier_batch(*args.vector_args, keys[start:stop], pmax, args.width, x0, acc[:n],
+                                          deepest[start:stop], last[start:stop])
                 seconds += time.perf_counter() - t0
                 kept[start:stop] = acc[:n, keep_idx]
                 if replicates == 1:
@@ -320,8 +328,8 @@ def _check_keep(keep, pmax: int) -> np.ndarray:
 
 def _warm_up(args):
     """Compile (or load from cache) outside the timed region."""
-    K.frontier_batch(*args.vector_args, np.zeros(1, dtype=np.uint64), 1, args.width, 1.0, np.empty((1, 1)),
-                     np.empty(1, dtype=np.int64), np.empty(1))
+    _kernels().frontier_batch(*args.vector_args, np.zeros(1, dtype=np.uint64), 1, args.width, 1.0,
+                              np.empty((1, 1)), np.empty(1, dtype=np.int64), np.empty(1))
 
 
 def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> Tree:
@@ -357,7 +365,8 @@ def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> T
     pos = np.empty(P)
     acc = np.empty(P)
     key = root_keys(seed, 1, replicate)[0]
-    deepest, last = K.frontier_one(*args.vector_args, key, P, acc, parent, depth, pos, np.empty(max(args.width, 1)))
+    deepest, last = _kernels().frontier_one(*args.vector_args, key, P, acc, parent, depth, pos,
+                                            np.empty(max(args.width, 1)))
     return Tree(parent, depth, pos, str(law), seed, replicate, int(deepest))
 
 
@@ -455,7 +464,7 @@ def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_re
     deepest = np.zeros(replicates, dtype=np.int64)
     with kernel_threads(nthreads):
         t0 = time.perf_counter()
-        K.threshold_batch(*args.vector_args, keys, xs, max_nodes, args.width, count, mass, visited, deepest)
+        _kernels().threshold_batch(*args.vector_args, keys, xs, max_nodes, args.width, count, mass, visited, deepest)
         seconds = time.perf_counter() - t0
     if np.any(visited > max_nodes):
         raise BrwError(f"the threshold tree at x={xs[-1]:g} holds more than max_nodes={max_nodes} nodes; "
@@ -502,8 +511,8 @@ def threshold_tree(law, x: float, seed: int | None = None, replicate: int = 0, m
         pos = np.empty(cap)
         count = np.zeros(1, dtype=np.int64)
         mass = np.zeros(1)
-        visited, deepest = K.threshold_one(*args.vector_args, key, xs, count, mass, True, parent, depth, pos,
-                                           max_nodes, args.width)
+        visited, deepest = _kernels().threshold_one(*args.vector_args, key, xs, count, mass, True, parent, depth,
+                                                    pos, max_nodes, args.width)
         if visited > max_nodes:
             raise BrwError(f"the threshold tree at x={x:g} holds more than max_nodes={max_nodes} nodes; lower x")
         if visited <= cap:

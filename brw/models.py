@@ -34,8 +34,8 @@ from brw.errors import BrwError, clip, whole_number
 from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
-           "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward", "right_padded",
-           "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit", "layer_count",
+           "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward",
+           "right_padded", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit", "layer_count",
            "DTYPES", "SMOLLM2_GGUF"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -38,9 +38,8 @@ from brw.models import LoadedModel
 from brw.progress import Progress
 from brw.traces import id_dtype, make_trace, save_trace
 
-__all__ = ["record_sampled", "record_teacher_forced", "record", "check_settings", "read_prompts", "read_texts", "encode_prompts",
-           "encode_texts",
-           "DEFAULT_K", "MODES"]
+__all__ = ["record_sampled", "record_teacher_forced", "record", "check_settings", "read_prompts", "read_texts",
+           "encode_prompts", "encode_texts", "DEFAULT_K", "MODES"]
 
 DEFAULT_K = 64
 MODES = ("sampled", "teacher-forced")

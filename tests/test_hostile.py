@@ -18,7 +18,7 @@ import time
 
 import pytest
 from hostile.cases import CASES
-from hostile.runner import ENTRY, ROOT, _env, run_all, run_process, snapshot
+from hostile.runner import ENTRY, ROOT, _env, run_all
 
 
 @pytest.fixture(scope="module")

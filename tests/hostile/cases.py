@@ -267,7 +267,8 @@ for args in ["--tokens 0", "--top-k 0", "--batch 0", "--max-len 0 --text t.txt",
     cli(f"record {args}", f"record {src} {args} --out r.npz",
         {"p.txt": b"Hello\n", "t.txt": b"Some text.\n", "p.json": b'{"not": "a list"}'})
 
-for args in ["--law nope --P 8", f"--law {LAW} --P 0", f"--law {LAW} --P 2147483647", f"--law {LAW} --P 16 --replicates 0",
+for args in ["--law nope --P 8", f"--law {LAW} --P 0", f"--law {LAW} --P 2147483647",
+             f"--law {LAW} --P 16 --replicates 0",
              f"--law {LAW} --P 16 --replicates 1000000000000", f"--law {LAW} --P 16 --seed -1",
              f"--law {LAW} --P 16 --threads 0", f"--law {LAW} --P 16 --at 17", f"--law {LAW} --P 16 --policies nosuch",
              f"--law {LAW} --P 16 --policies chains:k=0", f"--law {LAW} --P 16 --policies kary:k=0",
@@ -519,7 +520,8 @@ _bad_count = st.one_of(st.integers(max_value=0), st.integers(10**12, 10**40))
 SIZES = {  # command -> (fixed arguments, {option: strategy of a bad value})
     "frontier": ([f"--law={LAW}", "--P=16", "--replicates=2"],
                  {"--P": st.one_of(st.integers(max_value=0), st.integers(2**31 - 2, 10**40)),
-                  "--replicates": _bad_count, "--seed": st.integers(max_value=-1), "--threads": st.integers(max_value=0),
+                  "--replicates": _bad_count, "--seed": st.integers(max_value=-1),
+                  "--threads": st.integers(max_value=0),
                   "--at": st.one_of(st.integers(max_value=0), st.integers(17, 10**20))}),
     "theory": ([f"--law={LAW}", "--at=4"], {"--at": st.one_of(st.integers(max_value=0),
                                                                st.integers(10**310, 10**400))}),
