@@ -689,7 +689,6 @@ def _dask(tasks, client):
         client.cancel([f for f in futures if not f.done()])
 
 
-@contextlib.contextmanager
 def _check_address(address: str) -> None:
     """Refuse a scheduler address Dask cannot parse (``tcp://host:8786``, ``host:8786``)."""
     try:
@@ -702,6 +701,7 @@ def _check_address(address: str) -> None:
         raise BrwError(f"cannot reach the Dask scheduler at {clip(address, 80)!r}: {clip(str(e), 120)}") from None
 
 
+@contextlib.contextmanager
 def _dask_client(client, dask_local):
     """The Client to use: the one given, one connected to an address, a LocalCluster of ``dask_local``
     worker processes, or None (local processes)."""
