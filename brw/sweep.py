@@ -10,9 +10,12 @@ Points
     replicates and the sweep seed. Its canonical description is that, as compact JSON with sorted keys. A
     ``frontier`` point runs once to its largest P and reads accepted(P) at each of its P values: a replicate's
     tree does not depend on where it is read, so accepted at P = 64 has the same bits whether the frontier ran
-    to 64 or to 65536 (tested). A ``theory`` point is one law at one P (its renewal grid depends on P). A
-    ``policies`` point scores drafting policies (the ``policies`` key, ``brw.policies``) on its trees: a row
-    per P and policy. ``KINDS`` maps each kind to how it is computed; a new kind registers there.
+    to 64 or to 65536 (tested). With ``slope_from`` = P0 its rows at P = 2 P0, 4 P0, ... also hold the slope
+    of accepted against log P over P0, 2 P0, ..., P, fitted to each replicate (mean and standard error). A
+    deterministic law's replicates are one tree, simulated once. A ``theory`` point is one law at one P (its
+    renewal grid depends on P). A ``policies`` point scores drafting policies (the ``policies`` key,
+    ``brw.policies``) on its trees: a row per P and policy. ``KINDS`` maps each kind to how it is computed; a
+    new kind registers there.
 
 Seeds
     A point's seed is the first 63 bits of the SHA-256 of its canonical description, which holds the sweep
@@ -32,11 +35,11 @@ Execution
 Storage
     With ``out=DIR`` every finished point is written at once to ``DIR/points/HASH.json`` (HASH of its
     description, its P values and the package version), whole or not at all (a temporary file renamed onto its
-    name). A rerun reads them back and computes only the rows missing for this version: killing a sweep at any
-    moment costs at most the points in flight, and a changed grid in the same folder computes only its new
-    points (or P values). The table of the grid is written to ``DIR/results.parquet``. A point that fails (a
-    size the machine cannot hold) is recorded with its one-line reason and the sweep goes on; it is tried again
-    by the next run. One sweep at a time per folder (a lock says so).
+    name). A rerun reads them back and computes only the rows missing for this version (or stored before their
+    kind gained a column): killing a sweep at any moment costs at most the points in flight, and a changed grid
+    in the same folder computes only its new points (or P values). The table of the grid is written to
+    ``DIR/results.parquet``. A point that fails (a size the machine cannot hold) is recorded with its one-line
+    reason and the sweep goes on; it is tried again by the next run. One sweep at a time per folder (a lock says so).
 """
 
 from __future__ import annotations
@@ -118,11 +121,33 @@ class Kind:
 def _run_frontier(law, point: Point, Ps: tuple[int, ...], threads: int):
     from brw.frontier import frontier
 
-    res = frontier(law, Ps[-1], point.replicates, point.seed, threads=threads)
+    start = dict(point.options).get("slope_from")
+    ladder = [] if start is None else [start << j for j in range((Ps[-1] // start).bit_length())]
+    # A deterministic law's replicates are one tree: the mean of identical curves is that curve, bit for bit
+    # (Welford in replicate order), and its standard error is exactly 0 (NaN for one replicate, as frontier).
+    trees = 1 if law.deterministic else point.replicates
+    res = frontier(law, Ps[-1], trees, point.seed, threads=threads, keep=ladder or None)
     acc, se = res.at(list(Ps))
-    rows = [{"P": p, "accepted": float(a), "stderr": float(s), "tokens_per_step": float(a) + 1.0}
-            for p, a, s in zip(Ps, acc, se)]
+    one_tree = trees < point.replicates
+    if one_tree:
+        se = np.zeros_like(se)
+    x = np.log(np.asarray(ladder, dtype=float))
+    rows = []
+    for p, a, s in zip(Ps, acc, se):
+        row = {"P": p, "accepted": float(a), "stderr": float(s), "tokens_per_step": float(a) + 1.0,
+               "slope": None, "slope_stderr": None}
+        if p in ladder[1:]:  # one least-squares line per replicate over the ladder up to this P
+            n = ladder.index(p) + 1
+            b = np.polyfit(x[:n], res.replicate_values[:, :n].T, 1)[0]
+            row["slope"] = float(np.mean(b))
+            row["slope_stderr"] = (float(np.std(b, ddof=1) / math.sqrt(trees)) if trees > 1
+                                   else 0.0 if one_tree else None)
+        rows.append(row)
     return rows, res.seconds
+
+
+def _slope_from(value, where) -> int:
+    return _whole(value, "slope_from", None, where, 1)
 
 
 _THEORY_COLUMNS = ("paper_bound", "wald_lorden_bound", "renewal_bound", "asymptotic")  # theory.BOUND_KEYS
@@ -161,8 +186,10 @@ def _policy_specs(value, where) -> tuple[str, ...]:
 #: Kinds of point by name. A kind defined elsewhere adds itself here (``KINDS[name] = Kind(...)``); its rows'
 #: columns join the table.
 KINDS: dict[str, Kind] = {
-    "frontier": Kind(_run_frontier, ("accepted", "stderr", "tokens_per_step"), seeded=True, one_pass=True,
-                     threaded=True),
+    # With ``slope_from`` = P0, rows at P = 2 P0, 4 P0, ... carry the least-squares slope of accepted against
+    # log P over P0, 2 P0, ..., P, fitted per replicate: its mean and standard error over replicates.
+    "frontier": Kind(_run_frontier, ("accepted", "stderr", "tokens_per_step", "slope", "slope_stderr"),
+                     seeded=True, one_pass=True, threaded=True, options={"slope_from": _slope_from}),
     "theory": Kind(_run_theory, _THEORY_COLUMNS, seeded=False, one_pass=False, threaded=False),
     # Drafting policies on the frontier's own trees (brw.policies): one row per P and policy, with the paired
     # gap to the frontier. The policies (default ``DEFAULT_POLICIES``) are part of the point.
@@ -526,8 +553,10 @@ class _Store:
         for f in sorted(self.dir.glob("*.json")):
             try:
                 d = json.loads(f.read_text())
-                if d.get("version") != __version__:
-                    continue
+                kind = KINDS.get(json.loads(d["point"])["kind"])
+                columns = kind.columns if kind is not None else ()
+                if d.get("version") != __version__ or any(c not in r for r in d["rows"] for c in columns):
+                    continue  # another version's, or stored before its kind gained a column: computed again
                 for key, rows in _by_P(d["point"], d["rows"]).items():
                     self.rows.setdefault(key, rows)
             except (OSError, ValueError, KeyError, TypeError):  # torn by a power cut: computed again
@@ -588,9 +617,16 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _trees(point: Point) -> int:
+    """Trees a point simulates: its replicates, one for a deterministic law's frontier (1 for unseeded kinds)."""
+    if point.kind == "frontier" and _parsed(point.law).deterministic:
+        return 1
+    return point.replicates or 1
+
+
 def _cost(task) -> float:
     point, Ps = task
-    return (point.replicates or 1) * Ps[-1] if KINDS[point.kind].seeded else 1e6
+    return _trees(point) * Ps[-1] if KINDS[point.kind].seeded else 1e6
 
 
 def _local(tasks, workers: int | None):
@@ -607,8 +643,7 @@ def _local(tasks, workers: int | None):
 
 def _threaded(task, cores: int) -> bool:
     point, Ps = task
-    return (KINDS[point.kind].threaded and (point.replicates or 1) >= cores
-            and (point.replicates or 1) * Ps[-1] >= THREADED_NODES)
+    return KINDS[point.kind].threaded and _trees(point) >= cores and _trees(point) * Ps[-1] >= THREADED_NODES
 
 
 def _pool(tasks, workers: int, cores: int):
@@ -822,7 +857,10 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
         Show a progress bar on stderr (only on a terminal).
     **options
         Options of the kinds of point (``Kind.options``): ``policies``, the policies a ``policies`` point
-        scores (specs as for ``brw policies``; default ``brw.policies.DEFAULT_POLICIES``).
+        scores (specs as for ``brw policies``; default ``brw.policies.DEFAULT_POLICIES``); ``slope_from``, a
+        whole number P0: frontier rows at P = 2 P0, 4 P0, ... hold the least-squares slope of accepted against
+        log P over P0, 2 P0, ..., P fitted to each replicate, its mean (``slope``) and standard error
+        (``slope_stderr``).
 
     Returns
     -------
@@ -830,11 +868,12 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
         Columns ``kind``, ``law`` (canonical spec), ``law_name``, one column per law parameter, ``P``,
         ``replicates``, ``seed`` (the point's own seed: ``brw.frontier(law, P, replicates, seed)`` replays
         it), ``sweep_seed``, ``mu``, ``mu2``, the kinds' value columns (``accepted``, ``stderr``,
-        ``tokens_per_step`` for frontier points; ``paper_bound``, ``wald_lorden_bound``, ``renewal_bound``,
-        ``asymptotic`` for theory points; ``policy``, ``accepted``, ``stderr``, ``tokens_per_step``, ``gap``,
-        ``gap_stderr`` for policy points), ``error`` (the reason a point failed, else missing) and
-        ``version``. ``df.attrs["sweep"]`` holds the summary: ``points``, ``computed``, ``reused``,
-        ``failed`` (a list of the failed points with their reasons), ``out``, ``seconds``.
+        ``tokens_per_step``, ``slope``, ``slope_stderr`` for frontier points; ``paper_bound``,
+        ``wald_lorden_bound``, ``renewal_bound``, ``asymptotic`` for theory points; ``policy``, ``accepted``,
+        ``stderr``, ``tokens_per_step``, ``gap``, ``gap_stderr`` for policy points), ``error`` (the reason a
+        point failed, else missing) and ``version``. ``df.attrs["sweep"]`` holds the summary: ``points``,
+        ``computed``, ``reused``, ``failed`` (a list of the failed points with their reasons), ``out``,
+        ``seconds``.
     """
     keywords = {"laws": laws, "P": P, "kind": kind, "replicates": replicates, "seed": seed, **options}
     if config is not None:

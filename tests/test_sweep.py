@@ -94,6 +94,35 @@ def test_policy_points_have_a_row_per_P_and_policy_that_replays_with_brw_policie
         assert row.accepted == res.accepted[i, row.P - 1] and row.gap == res.gap[i, row.P - 1]
 
 
+def test_slope_rows_are_the_mean_of_one_line_per_replicate_and_do_not_depend_on_the_grid():
+    df = sweep(laws=["dirichlet:alpha=0.5,k=8", "fixed:p=0.7/0.3"], P=[16, 32, 50, 64, 128], replicates=5,
+               seed=2, slope_from=16, workers=1)
+    rand = df[df.law == "dirichlet:alpha=0.5,k=8"].set_index("P")
+    assert rand.slope.loc[[16, 50]].isna().all() and rand.slope_stderr.loc[[16, 50]].isna().all()
+    res = brw.frontier("dirichlet:alpha=0.5,k=8", 128, 5, int(rand.seed.iloc[0]), keep=[16, 32, 64, 128])
+    for n, p in ((2, 32), (3, 64), (4, 128)):  # the ladder 16, 32, ..., P
+        b = np.polyfit(np.log([16, 32, 64, 128][:n]), res.replicate_values[:, :n].T, 1)[0]
+        assert rand.slope[p] == pytest.approx(b.mean(), abs=1e-12)
+        assert rand.slope_stderr[p] == pytest.approx(b.std(ddof=1) / np.sqrt(5), abs=1e-12)
+    fixed = df[df.law == "fixed:p=0.7/0.3"].set_index("P")  # one tree: its replicates are all that tree
+    assert (fixed.stderr == 0).all() and (fixed.slope_stderr.loc[[32, 64, 128]] == 0).all()
+    acc = brw.frontier("fixed:p=0.7/0.3", 128, 1, 0).accepted
+    b = np.polyfit(np.log([16, 32, 64, 128]), acc[[15, 31, 63, 127]], 1)[0]
+    assert fixed.slope[128] == pytest.approx(b, abs=1e-12) and (fixed.accepted == acc[fixed.index - 1]).all()
+    other = sweep(laws="dirichlet:alpha=0.5,k=8", P=[128, 64], replicates=5, seed=2, slope_from=16, workers=1)
+    same(other, df[df.law == "dirichlet:alpha=0.5,k=8"].iloc[3:][other.columns])
+
+
+def test_a_stored_point_without_a_column_of_its_kind_is_computed_again(tmp_path, table):
+    sweep(**GRID, out=tmp_path, workers=1)
+    f = sorted((tmp_path / "points").iterdir())[0]
+    d = json.loads(f.read_text())
+    f.write_text(json.dumps(d | {"rows": [{k: v for k, v in r.items() if k != "slope"} for r in d["rows"]]}))
+    df = sweep(**GRID, out=tmp_path, workers=1)
+    assert df.attrs["sweep"]["computed"] == 1 and all("slope" in r for r in json.loads(f.read_text())["rows"])
+    same(df, table)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Seeds: the same bits alone, in a larger grid, in another order, in worker processes, on a Dask cluster.
 
@@ -248,6 +277,8 @@ def test_a_point_the_machine_cannot_hold_is_recorded_and_the_sweep_goes_on(tmp_p
     (dict(laws="uniform:k=2", P=4, colour="red"), "colour: unknown key"),
     (dict(laws="uniform:k=2", P=4, policies=["chain"]), "policies: only for kind policies"),
     (dict(laws="uniform:k=2", P=4, kind="policies", policies=["chain", "nope"]), "policies: unknown policy"),
+    (dict(laws="uniform:k=2", P=4, slope_from=0), "slope_from: must be >= 1"),
+    (dict(laws="uniform:k=2", P=4, kind="theory", slope_from=2), "slope_from: only for kind frontier"),
 ])
 def test_python_mistakes_name_the_parameter(kwargs, words, tmp_path):
     with pytest.raises(BrwError) as e:
