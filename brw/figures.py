@@ -222,12 +222,12 @@ def theory_bounds(check, path) -> str | None:
     plt = _pyplot()
     pmax = check.P_max
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), squeeze=False)
-    P = np.arange(1, pmax + 1)
     grid = np.unique(np.round(np.logspace(0, math.log2(pmax), 80, base=2)).astype(int))
     for ax, spec in zip(axes.flat, specs):
         m = check.measured[spec]
-        law, acc, se = m.law, m.accepted, m.accepted_stderr
-        ax.plot(P, acc, "k", lw=2.2, label=f"accepted (simulated, {m.replicates} trees)")
+        law, P, acc, se = m.law, m.P, m.accepted, m.accepted_stderr
+        trees = f"{m.replicates} tree" + ("s" if m.replicates > 1 else "")
+        ax.plot(P, acc, "k", lw=2.2, label=f"accepted (simulated, {trees})")
         if not law.deterministic:
             ax.fill_between(P, acc - 2 * se, acc + 2 * se, color="k", alpha=0.2, lw=0)
         ax.plot(grid, T.bounds(law, grid).renewal_bound, "C0-", lw=1.2, label="renewal bound (identity 6)")
@@ -266,19 +266,22 @@ def theory_residuals(check, path) -> str:
     """
     from brw import theory as T
 
+    from brw.studies.theory_check import FIT_FROM
+
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
-    P = np.arange(1, check.P_max + 1)
     for ax, random in zip(axes, (True, False)):
         for i, (spec, m) in enumerate(check.measured.items()):
             if m.law.deterministic == random:
                 continue
-            err = T.asymptotic(m.law, P) - m.accepted
-            ax.plot(P[63:], err[63:], lw=1.2, color=f"C{i % 10}", ls="-" if i < 10 else "--",
+            w = m.P >= FIT_FROM
+            P = m.P[w]
+            err = T.asymptotic(m.law, P) - m.accepted[w]
+            ax.plot(P, err, lw=1.2, color=f"C{i % 10}", ls="-" if i < 10 else "--",
                     label=f"{spec} (mu={m.law.mu:.2f})")
             if random:  # 2 standard errors of the simulated mean
-                band = 2 * m.accepted_stderr[63:]
-                ax.fill_between(P[63:], err[63:] - band, err[63:] + band, color=f"C{i % 10}", alpha=0.10, lw=0)
+                band = 2 * m.accepted_stderr[w]
+                ax.fill_between(P, err - band, err + band, color=f"C{i % 10}", alpha=0.10, lw=0)
         ax.axhline(0, color="k", lw=0.8)
         _log2_axis(ax, "P (draft nodes)", "sharp asymptotic - accepted")
         ax.set_title("random laws (bands: 2 standard errors)" if random else "deterministic laws (exact)")

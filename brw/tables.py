@@ -479,18 +479,19 @@ def theory_check(d: dict) -> str:
     lines = [
         f"# Theory check: slope and offset of accepted(P), P = 2^6 .. 2^{e}",
         "",
-        f"`python sims/verify_theory.py` (brw {d['version']}, seed {d['seed']}). slope: least squares of "
-        f"accepted(P) on log P over the powers of two 2^6..2^{e} (mean of the replicates' fits; +- one "
-        "standard error; deterministic laws are exact). asym slope: the same fit applied to the sharp asymptotic "
-        "(it differs from 1/mu by the curvature of log(P + 1) and, for lattice laws, their log-periodic wiggle); "
-        "renewal slope: the same fit applied to the renewal bound (exact numerics, no o(1) dropped). Offsets at "
-        f"P = 2^{e}: accepted, the sharp asymptotic (lattice form where h > 0), the renewal bound (identity 6, "
-        "upper end of its bracket), Wald-Lorden, the paper's bound without O(1). depth: deepest node, measured / "
-        "predicted by Biggins.",
+        f"`python sims/verify_theory.py` (brw {d['version']}, seed {d['seed']}): one sweep, {d['replicates']} "
+        "trees per random law (one for a deterministic law), accepted(P) read at every P to 2^6 and 64 P per "
+        f"doubling above. slope: least squares of accepted(P) on log P over the powers of two 2^6..2^{e} (mean "
+        "of the replicates' fits; +- one standard error; deterministic laws are exact). asym slope: the same fit "
+        "applied to the sharp asymptotic (it differs from 1/mu by the curvature of log(P + 1) and, for lattice "
+        "laws, their log-periodic wiggle); renewal slope: the same fit applied to the renewal bound (exact "
+        f"numerics, no o(1) dropped). Offsets at P = 2^{e}: accepted, the sharp asymptotic (lattice form where "
+        "h > 0), the renewal bound (identity 6, upper end of its bracket), Wald-Lorden, the paper's bound without "
+        f"O(1). asym - acc range: over the grid's P from 2^6 to 2^{e}.",
         "",
         "| law | mu | mu2 | h | slope | 1/mu | asym slope | renewal slope | paper slope | accepted | asymptotic "
-        "| renewal | Wald-Lorden | paper | asym - acc range | depth meas/pred |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| renewal | Wald-Lorden | paper | asym - acc range |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         se = "" if r["deterministic"] else f" +- {r['slope_se']:.4f}"
@@ -501,8 +502,7 @@ def theory_check(d: dict) -> str:
             f"{r['inv_mu']:.4f} | {r['asymptotic_fit_slope']:.4f} | {r['renewal_fit_slope']:.4f} | "
             f"{r['paper_slope']:.3f} | "
             f"{r['accepted_at_max']:.3f}{ase} | {r['asymptotic_at_max']:.3f} | {r['renewal_bound_at_max']:.3f} | "
-            f"{r['wald_lorden_at_max']:.3f} | {r['paper_at_max']:.3f} | {lo:+.3f} .. {hi:+.3f} | "
-            f"{r['depth_measured']:.1f} / {r['depth_predicted']:.1f} |")
+            f"{r['wald_lorden_at_max']:.3f} | {r['paper_at_max']:.3f} | {lo:+.3f} .. {hi:+.3f} |")
     lat = [r for r in rows if r["smooth_plus_h_error_range"]]
     if lat:
         lines += ["", "Lattice laws: error of the 'smooth formula + h/(2 mu)' over the same P "
@@ -510,7 +510,7 @@ def theory_check(d: dict) -> str:
         for r in lat:
             a, b = r["smooth_plus_h_error_range"]
             lines.append(f"- {r['law']} (h = {r['lattice_span']:.3f}): {a:+.3f} .. {b:+.3f}")
-    lines += ["", "Where accepted(P) <= paper bound (no O(1)) holds from, measured: "
+    lines += ["", "Where accepted(P) <= paper bound (no O(1)) holds from, measured on the grid: "
               + ", ".join(f"{r['law']}: P >= {r['paper_holds_from_P']}" for r in rows), "", ""]
     return "\n".join(lines)
 
