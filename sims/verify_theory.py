@@ -4,7 +4,7 @@ Runs ``brw.studies.theory_check`` (its simulations are one ``brw.sweep``, stored
 rerun computes only what is missing) and writes figures/theory_check.{json,md} and, for the full run, the
 figures theory_bounds.png and theory_residuals.png.
 
-    python sims/verify_theory.py            # the full table (about 5 minutes on 2 cores)
+    python sims/verify_theory.py            # the full table (about 8 minutes on 2 busy cores)
     python sims/verify_theory.py --quick    # a slice to 2^12 for CI (well under a minute)
 """
 
