@@ -55,12 +55,12 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from brw.errors import BrwError
+from brw.errors import BrwError, whole_number
 from brw.files import check_output, write_npz
 from brw.tailfit import tail_bounds
 
@@ -151,6 +151,43 @@ class Trace:
     def context_ids(self, c: int) -> np.ndarray:
         """Token ids of context c (prompt then answer)."""
         return self.context_tokens[self.context_offsets[c]:self.context_offsets[c + 1]]
+
+    def without_fold(self, fold: int, folds: int) -> Trace:
+        """The trace less one fold of its recorded contexts (generations), for fitting out of sample.
+
+        Context (generation) ``c`` lies in fold ``c % folds``; the rows of the contexts in ``fold`` are dropped,
+        never single positions of a context. Context ids, tokens and offsets are kept as they are, so a row
+        still points at its own context; ``meta["holdout"]`` lists the folds removed (``"j/K"``).
+
+        Parameters
+        ----------
+        fold : int
+            The fold to remove, 0 <= fold < folds.
+        folds : int
+            How many folds the contexts are split into, >= 2.
+
+        Returns
+        -------
+        Trace
+            A valid trace of the remaining rows, in their recorded order (``path`` None).
+
+        Raises
+        ------
+        BrwError
+            On a bad fold, or when the fold holds every row.
+        """
+        folds = whole_number(folds, "folds", 2)
+        fold = whole_number(fold, "fold", 0)
+        if fold >= folds:
+            raise BrwError(f"fold must lie in 0..{folds - 1} (folds={folds}), got fold={fold}")
+        keep = (self.context.astype(np.int64) % folds) != fold
+        if not keep.any():
+            raise BrwError(f"fold {fold} of {folds} holds every row of the trace: nothing is left to fit")
+        rows = {name: getattr(self, name)[keep] for name in ("top_logp", "top_ids", *_FLOAT_ROWS, *_INT_ROWS)}
+        prior = self.meta.get("holdout", [])
+        meta = dict(self.meta, holdout=[*(prior if isinstance(prior, list) else [prior]), f"{fold}/{folds}"])
+        return replace(self, **rows, meta=meta, brackets={b: a[keep] for b, a in self.brackets.items()},
+                       path=None)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every field as the archive stores it (header fields included)."""
