@@ -6,12 +6,13 @@
   :func:`fit_gemmix` fits it to the joint law of (top-1 probability, entropy) of a trace: components are
   quantile bins of the recorded top-1 probability, s_c is the bin's mean top-1 probability and theta_c makes
   the component's expected entropy equal the bin's mean recorded entropy, so mu equals the trace's.
-- ``markov:trace=NAME,regimes=G``: theory.md section 7(a). Rows of the trace are split into G regimes by
+- ``markov:trace=NAME,regimes=G[,holdout=j/K]``: theory.md section 7(a). Rows of the trace are split into G regimes by
   quantiles of their recorded entropy; every node carries a regime, its children draw theirs from the
   transition matrix fitted to consecutive positions along the recorded text, and a node's vector is a
   uniformly drawn row of its regime. The root's regime follows the regimes' frequencies in the trace, so
   every node's marginal law is the trace's empirical law; only the correlation along paths is added. With
-  one regime it is the ``trace:`` law exactly (the same tree for the same seed).
+  one regime it is the ``trace:`` law exactly (the same tree for the same seed). ``holdout=j/K`` fits it to
+  the trace less fold j of K of its recorded contexts (``trace:NAME,holdout=j/K``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from scipy import special
 
 from brw.errors import BrwError, clip, whole_number
 from brw.kernel_law import KIND_GEM, KIND_TABLE, KernelLaw
-from brw.laws import Law, _float, _fmt, _int, _parse_fields, parse_law, register_law
+from brw.laws import (Law, _check_holdout, _float, _fmt, _holdout, _holdout_text, _int, _parse_fields,
+                      register_law)
 from brw.limits import require
 
 __all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fit_markov", "gem_entropy"]
@@ -310,15 +312,20 @@ def fit_markov(trace, regimes: int):
 @register_law
 @dataclass(frozen=True, eq=False)
 class MarkovTrace(Law):
-    """theory.md section 7(a) on a trace: regimes by entropy quantiles, inherited along the tree."""
+    """theory.md section 7(a) on a trace: regimes by entropy quantiles, inherited along the tree; ``holdout``
+    (j, K) fits it to the trace less fold j of K of its recorded contexts."""
 
     trace_source: str
     regimes: int
+    holdout: tuple[int, int] | None = None
     name: ClassVar[str] = "markov"
 
     def __post_init__(self):
         whole_number(self.regimes, "regimes")
-        base = parse_law(f"trace:{self.trace_source}")
+        object.__setattr__(self, "holdout", _check_holdout(self.holdout, "markov"))
+        from brw.trace_law import TraceLaw  # here: parsing gemmix needs no trace machinery
+
+        base = TraceLaw(self.trace_source, self.holdout)
         reg, trans, freq = fit_markov(base.trace, self.regimes)
         order = np.argsort(reg, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(reg, minlength=self.regimes))]).astype(np.int64)
@@ -333,20 +340,21 @@ class MarkovTrace(Law):
         object.__setattr__(self, "_offsets", offsets)
 
     def __eq__(self, other):
-        return isinstance(other, MarkovTrace) and (self.trace_source, self.regimes) == (other.trace_source,
-                                                                                        other.regimes)
+        return isinstance(other, MarkovTrace) and (self.trace_source, self.regimes, self.holdout) == (
+            other.trace_source, other.regimes, other.holdout)
 
     def __hash__(self):
-        return hash(("markov", self.trace_source, self.regimes))
+        return hash(("markov", self.trace_source, self.regimes, self.holdout))
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace", "regimes"))
-        return cls(f["trace"], _int(f["regimes"], "regimes", spec, minimum=1))
+        f = _parse_fields(body, spec, ("trace", "regimes"), ("holdout",))
+        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
+        return cls(f["trace"], _int(f["regimes"], "regimes", spec, minimum=1), holdout)
 
     @property
     def spec(self):
-        return f"markov:trace={self.trace_source},regimes={self.regimes}"
+        return f"markov:trace={self.trace_source},regimes={self.regimes}{_holdout_text(self.holdout)}"
 
     # A node's marginal law is the trace's: the same exact quantities.
     @property

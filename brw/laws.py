@@ -35,7 +35,8 @@ __all__ = [
 _REGISTRY: dict[str, type[Law]] = {}
 #: Laws defined outside this module, by name: the module that registers them, imported on first use (so that
 #: parsing a parametric law never loads trace files or fitting code).
-_PROVIDERS = {"trace": "brw.trace_law", "gemmix": "brw.fitted", "markov": "brw.fitted"}
+_PROVIDERS = {"trace": "brw.trace_law", "gemmix": "brw.fitted", "markov": "brw.fitted", "ctx": "brw.context_laws",
+              "path": "brw.context_laws"}
 
 
 def register_law(cls):
@@ -89,7 +90,8 @@ def parse_law(spec) -> Law:
     return cls.from_spec_body(rest, shown)
 
 
-def _parse_fields(body: str, spec: str, allowed: tuple[str, ...]) -> dict[str, str]:
+def _parse_fields(body: str, spec: str, allowed: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
+    """key=value fields: every key of ``allowed`` once, those of ``optional`` at most once."""
     out: dict[str, str] = {}
     if not body:
         raise BrwError(f"law spec {spec!r} needs parameters: {', '.join(k + '=...' for k in allowed)}")
@@ -98,8 +100,9 @@ def _parse_fields(body: str, spec: str, allowed: tuple[str, ...]) -> dict[str, s
         key = key.strip()
         if not eq or not key or not value.strip():
             raise BrwError(f"bad parameter {part!r} in law spec {spec!r}: write key=value")
-        if key not in allowed:
-            raise BrwError(f"unknown parameter {key!r} in law spec {spec!r}; expected {', '.join(allowed)}")
+        if key not in allowed and key not in optional:
+            raise BrwError(f"unknown parameter {key!r} in law spec {spec!r}; expected "
+                           f"{', '.join(allowed + tuple(f'[{k}]' for k in optional))}")
         if key in out:
             raise BrwError(f"parameter {key!r} given twice in law spec {spec!r}")
         out[key] = value.strip()
@@ -131,6 +134,37 @@ def _int(value: str, key: str, spec: str, *, minimum: int) -> int:
     if x < minimum:
         raise BrwError(f"{key}={x} in law spec {spec!r} must be >= {minimum}")
     return x
+
+
+def _holdout(value: str, spec: str) -> tuple[int, int]:
+    """A spec's ``holdout=j/K`` field: (j, K), whole numbers with K >= 2 and 0 <= j < K."""
+    j, slash, k = value.partition("/")
+    try:
+        j, k = int(j), int(k)
+    except ValueError:
+        j = k = None
+    if not slash or j is None or k < 2 or not 0 <= j < k:
+        raise BrwError(f"holdout={clip(value, 40)!r} in law spec {spec!r} must be j/K, fold j of K folds "
+                       f"(K >= 2, 0 <= j < K), e.g. holdout=1/4")
+    return j, k
+
+
+def _holdout_text(holdout) -> str:
+    """The spec's ``,holdout=j/K`` suffix ('' without a holdout)."""
+    return "" if holdout is None else f",holdout={holdout[0]}/{holdout[1]}"
+
+
+def _check_holdout(holdout, law: str):
+    """A law's ``holdout`` argument: None, or (j, K), whole numbers with K >= 2 and 0 <= j < K (fold j of K
+    left out); returned as Python ints."""
+    if holdout is None:
+        return None
+    ok = isinstance(holdout, tuple) and len(holdout) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in holdout)
+    if not ok or holdout[1] < 2 or not 0 <= holdout[0] < holdout[1]:
+        raise BrwError(f"{law} law needs holdout=None or (j, K), fold j of K folds with K >= 2 and 0 <= j < K, "
+                       f"got holdout={clip(repr(holdout), 40)}")
+    return int(holdout[0]), int(holdout[1])
 
 
 def _whole(value, law: str, key: str, minimum: int) -> int:

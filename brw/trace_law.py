@@ -2,7 +2,10 @@
 
 Each node draws a recorded row uniformly; its children are the row's top-k tokens followed by the tail groups
 of :func:`brw.tailfit.fit_tails`, so the law's ``mu`` and ``mu2`` equal the trace's recorded full-vocabulary
-means. Registered with :func:`brw.laws.parse_law` under the name ``trace``.
+means. Registered with :func:`brw.laws.parse_law` under the name ``trace``: ``trace:SOURCE`` or
+``trace:SOURCE,holdout=j/K`` (fitted on the trace less fold j of K of its recorded contexts,
+:meth:`brw.traces.Trace.without_fold`). :class:`EmpiricalRows` holds the exact quantities of any such table of
+rows; the laws with context structure (:mod:`brw.context_laws`) share it.
 """
 
 from __future__ import annotations
@@ -17,61 +20,38 @@ from scipy import special
 
 from brw.errors import BrwError
 from brw.kernel_law import KIND_TABLE, KernelLaw
-from brw.laws import Law, register_law
+from brw.laws import Law, _check_holdout, _holdout, _holdout_text, register_law
 from brw.tailfit import fit_tails, tail_moments
 from brw.traces import BUNDLED, load_trace, resolve_trace
 
-__all__ = ["TraceLaw"]
+__all__ = ["EmpiricalRows", "TraceLaw"]
 
 
-@lru_cache(maxsize=16)
-def _law_arrays(path: str, mtime_ns: int, size: int):
+@lru_cache(maxsize=32)
+def _law_arrays(path: str, mtime_ns: int, size: int, holdout):
     trace = load_trace(path)
+    if holdout is not None:
+        trace = trace.without_fold(*holdout)
     table = np.ascontiguousarray(trace.top_logp, dtype=np.float64)
     tails, exact, err_h, err_s = fit_tails(table, trace.entropy, trace.log_moment2)
     return trace, table, tails, exact, err_h, err_s
 
 
-@register_law
-@dataclass(frozen=True, eq=False)
-class TraceLaw(Law):
-    """The empirical law of a trace's rows: each node draws a recorded row uniformly; its children are the
-    row's top-k tokens followed by the tail groups of :func:`brw.tailfit.fit_tails`, so ``mu`` and ``mu2``
-    (computed from the law's own vectors) equal the trace's recorded full-vocabulary means.
+def _fitted_rows(source: str, holdout):
+    """``(trace, table, tails, tail_exact, tail_error)`` of a trace source, less the held-out fold (cached per
+    file version and fold)."""
+    path = resolve_trace(source)
+    st = path.stat()
+    trace, table, tails, exact, err_h, err_s = _law_arrays(str(path.resolve()), st.st_mtime_ns, st.st_size, holdout)
+    return trace, table, tails, exact, (err_h, err_s)
 
-    ``source`` is a bundled short name (``code``, ``math``, ``chat``) or a path; ``str(law)`` prints it back as
-    given. A file that happens to be named like a bundled trace is reached as ``trace:./code``."""
 
-    source: str
-    name: ClassVar[str] = "trace"
+class EmpiricalRows:
+    """The exact quantities of a law whose node draws one of the rows ``_table`` (with tails ``_tails``), each
+    row equally likely at a node: mu, mu2, psi and the spine step's atoms (a mixin for laws)."""
 
-    def __post_init__(self):
-        path = resolve_trace(self.source)
-        st = path.stat()
-        trace, table, tails, exact, err_h, err_s = _law_arrays(str(path.resolve()), st.st_mtime_ns, st.st_size)
-        object.__setattr__(self, "trace", trace)
-        object.__setattr__(self, "_table", table)
-        object.__setattr__(self, "_tails", tails)
-        object.__setattr__(self, "tail_exact", exact)
-        object.__setattr__(self, "tail_error", (err_h, err_s))
-
-    def __eq__(self, other):
-        return isinstance(other, TraceLaw) and self.source == other.source
-
-    def __hash__(self):
-        return hash(("trace", self.source))
-
-    @classmethod
-    def from_spec_body(cls, body, spec):
-        body = body.strip()
-        if not body:
-            names = ", ".join(sorted(BUNDLED))
-            raise BrwError(f"law spec {spec!r} needs a trace: trace:PATH or one of trace:{{{names}}}")
-        return cls(body)
-
-    @property
-    def spec(self):
-        return f"trace:{self.source}"
+    _table: np.ndarray
+    _tails: np.ndarray
 
     @property
     def rows(self) -> int:
@@ -120,7 +100,54 @@ class TraceLaw(Law):
         # Recorded log-probabilities share no lattice; scanning ~10^5 atoms for one would be slow and pointless.
         return 0.0
 
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class TraceLaw(EmpiricalRows, Law):
+    """The empirical law of a trace's rows: each node draws a recorded row uniformly; its children are the
+    row's top-k tokens followed by the tail groups of :func:`brw.tailfit.fit_tails`, so ``mu`` and ``mu2``
+    (computed from the law's own vectors) equal the trace's recorded full-vocabulary means.
+
+    ``source`` is a bundled short name (``code``, ``math``, ``chat``) or a path; ``str(law)`` prints it back as
+    given. A file that happens to be named like a bundled trace is reached as ``trace:./code``. ``holdout``
+    ``(j, K)`` fits the law to the trace less fold j of K of its recorded contexts (spec
+    ``trace:SOURCE,holdout=j/K``); ``trace`` is then the remaining rows."""
+
+    source: str
+    holdout: tuple[int, int] | None = None
+    name: ClassVar[str] = "trace"
+
+    def __post_init__(self):
+        object.__setattr__(self, "holdout", _check_holdout(self.holdout, "trace"))
+        trace, table, tails, exact, err = _fitted_rows(self.source, self.holdout)
+        object.__setattr__(self, "trace", trace)
+        object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_tails", tails)
+        object.__setattr__(self, "tail_exact", exact)
+        object.__setattr__(self, "tail_error", err)
+
+    def __eq__(self, other):
+        return isinstance(other, TraceLaw) and (self.source, self.holdout) == (other.source, other.holdout)
+
+    def __hash__(self):
+        return hash(("trace", self.source, self.holdout))
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        body = body.strip()
+        holdout = None
+        if ",holdout=" in body:
+            body, _, value = body.rpartition(",holdout=")
+            holdout = _holdout(value.strip(), spec)
+            body = body.strip()
+        if not body:
+            names = ", ".join(sorted(BUNDLED))
+            raise BrwError(f"law spec {spec!r} needs a trace: trace:PATH or one of trace:{{{names}}}")
+        return cls(body, holdout)
+
+    @property
+    def spec(self):
+        return f"trace:{self.source}{_holdout_text(self.holdout)}"
+
     def kernel_law(self):
         return KernelLaw(KIND_TABLE, self._table, np.zeros(4), self._table.shape[1], self._tails)
-
-
