@@ -14,7 +14,15 @@ Law kinds (``brw.kernel_law``):
   Regimes (theory.md section 7(a)): with params = (G, offsets[0..G], initial cdf[G], transition cdf[G x G])
   and G > 1, rows are grouped by regime (rows offsets[g]..offsets[g+1]); a node draws its regime from its
   parent's row of the transition matrix (the root from the initial law) and then a row of that regime. Its
-  regime is read off its row, so walkers carry rows only. params[0] <= 1: no regimes.
+  regime is read off its row, so walkers carry rows only. params[0] in [0, 1]: no regimes.
+  Recorded contexts (rows grouped by context, in recorded order within each: rows offsets[c]..offsets[c+1]
+  of the C contexts): the root draws a row uniformly from the whole table (a context with probability
+  proportional to its rows); below it,
+  - params = (ROWS_CONTEXT = -1, C, offsets[0..C]): a node draws a row uniformly from its parent's context
+    (found by binary search of the parent's row in the offsets), so a whole tree lives in one context;
+  - params = (ROWS_PATH = -2, C, offsets[0..C], follows[0..N-1]): follows[r] = 1 when row r + 1 is the next
+    recorded position of row r's context, else 0. Every child of a node at row r takes row r + 1 when
+    follows[r] = 1, and otherwise (the end of the recorded text) a row drawn uniformly from r's context.
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
   atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
@@ -36,7 +44,7 @@ check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS make
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE  # noqa: E402
+from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_PATH  # noqa: E402
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -244,14 +252,34 @@ def _lemire(u, n):
 @njit(cache=True, inline="always")
 def table_row(table, params, key, prow):
     """The row a node of an empirical law draws (row 0 when the table has one row); prow is its parent's row
-    (-1 for the root), which matters only for a law with regimes."""
+    (-1 for the root), which matters only for a law with regimes or recorded contexts."""
     nrows = table.shape[0]
     if nrows == 1:
         return 0
+    mode = params[0]
+    if mode == ROWS_PATH and prow >= 0 and params[3 + np.int64(params[1]) + prow] > 0.0:
+        return prow + 1
     u, _ = next_u64(stream_start(key))
-    if params[0] <= 1.0:
+    if mode > 1.0:
+        return _regime_row(params, key, prow, u)
+    if mode >= 0.0 or prow < 0:
         return _lemire(u, nrows)
-    return _regime_row(params, key, prow, u)
+    lo, hi = _context_rows(params, prow)
+    return lo + _lemire(u, hi - lo)
+
+
+@njit(cache=True, inline="always")
+def _context_rows(params, prow):
+    """(first, end) rows of the recorded context holding row prow: binary search of the offsets."""
+    lo = 0
+    hi = np.int64(params[1])  # offsets[lo] <= prow < offsets[hi]
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if params[2 + mid] <= prow:
+            lo = mid
+        else:
+            hi = mid
+    return np.int64(params[2 + lo]), np.int64(params[3 + lo])
 
 
 @njit(cache=True)

@@ -3,9 +3,9 @@
 No lazy siblings and no cleverness: the best-first frontier pops the smallest position with ``heapq`` and
 pushes *all* children of the popped node; the threshold tree is a plain breadth-first search. Node vectors
 come from a plain-Python transcription of the kernels' key-derived streams (splitmix64 on Python integers,
-the ziggurat and Marsaglia-Tsang samplers, stick-breaking, row and regime draws: ``children``), so on random
-laws the reference and the kernels walk the same tree, and a test that they agree checks the compiled
-samplers as well as the solvers. Nothing here is compiled.
+the ziggurat and Marsaglia-Tsang samplers, stick-breaking, row, regime and recorded-context draws:
+``children``), so on random laws the reference and the kernels walk the same tree, and a test that they agree
+checks the compiled samplers as well as the solvers. Nothing here is compiled.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from brw import _kernels as K
 from brw.frontier import root_keys
-from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, KernelArgs, gem_cut, kernel_args
+from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_PATH, KernelArgs, gem_cut, kernel_args
 from brw.laws import parse_law
 
 __all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted",
@@ -117,6 +117,14 @@ def _table_row(table, params, key: int, prow: int) -> int:
     nrows = table.shape[0]
     if nrows == 1:
         return 0
+    mode = float(params[0])
+    if mode < 0 and prow >= 0:  # recorded contexts: rows offsets[c]..offsets[c+1] of context c
+        nctx = int(params[1])
+        offsets = [int(v) for v in params[2:3 + nctx]]
+        if mode == ROWS_PATH and params[3 + nctx + prow] > 0:  # the next position of the recorded text
+            return prow + 1
+        c = max(i for i in range(nctx) if offsets[i] <= prow)  # the context holding the parent's row
+        return offsets[c] + (((_Stream(key).u64() >> 32) * (offsets[c + 1] - offsets[c])) >> 32)
     u = _Stream(key).u64()
     g = int(params[0])
     if g <= 1:

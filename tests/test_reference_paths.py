@@ -5,7 +5,7 @@ best-first with lazy siblings behind ``frontier_tree()`` (``frontier_one``) and 
 ``threshold()``/``threshold_tree()``. Each is checked here against the pure-Python reference (``brw.reference``:
 a heap that pushes every child, a breadth-first search) on every kind of law: table laws with and without tail
 groups, with regimes, mixtures, Dirichlet, GEM and zipf. Where a recorded trace's tails make the reference slow,
-a small synthetic table law with tail groups (and regimes) stands in. Then the pieces around the kernels that
+a small synthetic table law with tail groups (and regimes, or recorded contexts) stands in. Then the pieces around the kernels that
 a result depends on: exact counts at lattice levels, the seed contract (numpy's own SeedSequence, recomputed
 here), the standard errors (a plain mean and variance of per-replicate values) and the Markov fit's direction
 (an asymmetric chain whose transitions are known).
@@ -20,7 +20,7 @@ from brw import frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
 from brw.fitted import fit_markov, regime_of_rows
 from brw.frontier import frontier_start
-from brw.kernel_law import KIND_TABLE, KernelLaw, gem_cut, kernel_args
+from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_PATH, KernelLaw, gem_cut, kernel_args
 from brw.laws import Law
 from brw.reference import children, reference_frontier, reference_threshold
 
@@ -28,16 +28,22 @@ from brw.reference import children, reference_frontier, reference_threshold
 class TableLaw(Law):
     """A synthetic empirical law: 6 rows of k sorted probabilities holding 0.9 of the mass, each followed by
     two tail groups holding the rest, optionally grouped into three regimes with an asymmetric transition matrix
-    (rows 2g and 2g + 1 form regime g). The tail atoms sit inside the trees the tests walk."""
+    (rows 2g and 2g + 1 form regime g), or into three recorded contexts of 2, 3 and 1 rows (``contexts``:
+    "ctx", trees in one context, or "path", recorded paths whose second context has a gap after its second
+    row). The tail atoms sit inside the trees the tests walk."""
 
     name = "table-test"
     #: Regime g goes to g + 1 (mod 3) with probability 0.8: the chain runs one way round.
     TRANSITIONS = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
     INITIAL = np.array([0.2, 0.3, 0.5])
+    #: Recorded contexts: rows 0-1, 2-4 and 5; row r + 1 follows row r for r = 0 and 2 only.
+    OFFSETS = [0.0, 2.0, 5.0, 6.0]
+    FOLLOWS = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
 
-    def __init__(self, regimes=False, k=4, seed=0):
+    def __init__(self, regimes=False, k=4, seed=0, contexts=None):
         rng = np.random.default_rng(seed)
         self.regimes = regimes
+        self.contexts = contexts
         table, tails = [], []
         for _ in range(6):
             p = np.sort(rng.dirichlet(np.ones(k)))[::-1] * 0.9
@@ -55,7 +61,8 @@ class TableLaw(Law):
 
     @property
     def spec(self):
-        return "table-test:regimes" if self.regimes else "table-test"
+        return "table-test:regimes" if self.regimes else f"table-test:{self.contexts}" if self.contexts else \
+            "table-test"
 
     @property
     def mu(self):  # the rows' mean entropy: only the walk's starting level uses it
@@ -66,6 +73,10 @@ class TableLaw(Law):
     mu2 = float("nan")
 
     def kernel_law(self):
+        if self.contexts:
+            mode, follows = (ROWS_CONTEXT, []) if self.contexts == "ctx" else (ROWS_PATH, self.FOLLOWS)
+            params = np.array([mode, 3.0, *self.OFFSETS, *follows])
+            return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
         if not self.regimes:
             return KernelLaw(KIND_TABLE, self._table, np.zeros(4), self._table.shape[1], self._tails)
         params = np.concatenate([[3.0], [0.0, 2.0, 4.0, 6.0], np.cumsum(self.INITIAL),
@@ -76,11 +87,12 @@ class TableLaw(Law):
 MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 #: Every kind of law the kernels draw: table laws without tails (fixed, uniform, zipf; 0.999/0.001 walks paths
 #: thousands of levels deep, beyond the walks' first stacks), with tail groups and
-#: with regimes (synthetic and recorded), Dirichlet (small alpha: many rejections in the gamma sampler), GEM
+#: with regimes and recorded contexts (synthetic and recorded), Dirichlet (small alpha: many rejections in the gamma sampler), GEM
 #: and the spike-plus-GEM mixture.
 LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.5,k=8",
         "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX, TableLaw(), TableLaw(regimes=True),
-        "markov:trace=chat,regimes=3", "trace:code"]
+        "markov:trace=chat,regimes=3", "trace:code", TableLaw(contexts="ctx"), TableLaw(contexts="path"),
+        "ctx:trace=chat", "path:trace=math,holdout=1/4"]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}
 
@@ -152,7 +164,8 @@ def test_threshold_equals_the_reference(law):
 
 # The reference cannot expand a recorded row's ~10^9 tail atoms beyond P, so on trace laws the pruned walk is
 # compared with best-first (itself checked against the reference above) at a P that reaches deep into the tails.
-@pytest.mark.parametrize("law", ["trace:chat", "markov:trace=code,regimes=3", TableLaw(regimes=True)], ids=_ids)
+@pytest.mark.parametrize("law", ["trace:chat", "markov:trace=code,regimes=3", TableLaw(regimes=True),
+                                 "ctx:trace=code", "path:trace=chat"], ids=_ids)
 def test_frontier_walk_equals_best_first_deep_in_the_tails(law):
     P = 4096
     res = frontier(law, P, replicates=3, seed=23, keep=list(range(1, P + 1)))
@@ -178,7 +191,8 @@ def _walk_and_best_first(law, P, keys, shift):
 
 
 @pytest.mark.parametrize("law", ["dirichlet:alpha=0.5,k=8", "gem:theta=2", TableLaw(), TableLaw(regimes=True),
-                                 "fixed:p=0.6/0.3/0.1", MIX], ids=_ids)
+                                 TableLaw(contexts="ctx"), TableLaw(contexts="path"), "fixed:p=0.6/0.3/0.1", MIX],
+                         ids=_ids)
 @pytest.mark.parametrize("shift", [-30.0, 0.0, 3.0])
 def test_frontier_walk_from_any_start_equals_best_first(law, shift):
     """Started high (e^3 ~ 20 times too many nodes below x: the buffer fills and shrinks again and again),
