@@ -90,6 +90,8 @@ def _cmd_frontier(args) -> dict:
 
         b = bounds(res.law, out["P"])
         out.update({k: getattr(b, k).tolist() for k in BOUND_KEYS})
+        if b.context_mixture is not None:
+            out["context_mixture"] = b.context_mixture.tolist()
     if args.plot is not None:
         from brw import figures
 

@@ -25,6 +25,11 @@ Bounds on accepted = E[X] (bonus token excluded) at P draft nodes:
 
 ``bounds(law, P)`` computes all of them at once (with the renewal bound's bracket, the depth of the P-node tree
 and Biggins' speed) as a :class:`Bounds`; the command line, ``brw compare`` and the theory check use it.
+
+A law whose trees are mixtures (``ctx:``, one recorded context per tree) is predicted by the mixture over its
+contexts of each context's own prediction (``context_mixture``): accepted(P) is convex in mu, so the mixture
+lies above the pooled law's prediction (Jensen). Single contexts reach entropies near zero, where the sharp
+formula fails at small P; the renewal numerics hold there.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ from brw.results import Result
 __all__ = [
     "SpineGrid", "Renewal", "spine_grid", "renewal", "renewal_sequence", "renewal_estimate", "paper_bound",
     "wald_lorden_bound", "renewal_bound", "renewal_bound_bracket", "asymptotic", "smooth_asymptotic",
-    "lattice_asymptotic", "biggins_speed", "predicted_depth", "accepted_count_law", "Bounds", "bounds",
+    "lattice_asymptotic", "biggins_speed", "predicted_depth", "accepted_count_law", "context_mixture", "Bounds",
+    "bounds",
     "BOUND_KEYS", "DEFAULT_POINTS",
 ]
 
@@ -615,6 +621,50 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------
+# Laws whose trees are mixtures over recorded contexts.
+
+
+def context_mixture(law, P, *, prediction: str = "renewal", points: int = DEFAULT_POINTS) -> np.ndarray:
+    """accepted(P) of a ``ctx:`` law as the mixture over its recorded contexts of each context's prediction.
+
+    A tree of ``ctx:trace=NAME`` lives in context c with probability w_c (c's share of the rows) and is then a
+    tree of the i.i.d. law of c's rows (``ctx:trace=NAME,context=c``), so E[X] = sum_c w_c E[X | c] exactly;
+    each E[X | c] is predicted without simulation.
+
+    Parameters
+    ----------
+    law : Law or str
+        A ``ctx:`` law (or its spec). Restricted to one context (``context=C``) it is that context's
+        prediction alone.
+    P : int or sequence of int
+        Draft nodes, each >= 1.
+    prediction : {"renewal", "asymptotic"}, optional
+        Each context's prediction: ``renewal`` (default) identity 6 minimised on the renewal numerics
+        (``renewal_bound``), valid at every P and every entropy; ``asymptotic`` the sharp formula, which
+        overshoots at small P for contexts of low entropy.
+    points : int, optional
+        Grid points of each context's renewal numerics.
+
+    Returns
+    -------
+    numpy.ndarray
+        sum_c w_c prediction_c(P) at each P.
+    """
+    from brw.context_laws import ContextTrace
+
+    law = parse_law(law)
+    if not isinstance(law, ContextTrace):
+        raise BrwError(f"context_mixture needs a ctx: law (a tree per recorded context), got {clip(str(law), 80)}")
+    if prediction not in ("renewal", "asymptotic"):
+        raise BrwError(f"prediction must be 'renewal' or 'asymptotic', got {clip(repr(prediction), 40)}")
+    Pa = _counts(P)
+    out = np.zeros(Pa.shape)
+    for w, one in zip(law.weights, law.context_laws()):
+        out += w * (renewal_bound(one, Pa, points=points) if prediction == "renewal" else asymptotic(one, Pa))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
 # All of it for a law and P values: `brw theory`, `brw frontier --bounds`, compare and the theory check.
 
 #: The bounds every command reports under these names (conventions: ``brw theory`` and ``frontier --bounds``).
@@ -628,7 +678,9 @@ class Bounds(Result):
     The four keys of ``BOUND_KEYS`` are the conventions' names; ``renewal_bound`` is the upper end of identity
     6's bracket ``[renewal_bound_lower, renewal_bound]`` (width ``renewal_bound_width``). ``lattice_span`` is 0
     for a non-lattice spine step; ``biggins_theta`` is inf when Biggins' infimum is a limit. ``to_dict()`` is
-    what ``brw theory --json`` prints; ``to_pandas()`` has one row per P.
+    what ``brw theory --json`` prints; ``to_pandas()`` has one row per P. ``context_mixture`` is set for a
+    ``ctx:`` law only (``context_mixture``: the mixture over its contexts of their renewal predictions, the
+    prediction to use for such a law); None otherwise.
     """
 
     law: str
@@ -646,12 +698,28 @@ class Bounds(Result):
     biggins_gamma: float
     biggins_theta: float
     predicted_depth: np.ndarray
+    context_mixture: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        """Every field by name, arrays as lists (what ``brw theory --json`` prints); ``context_mixture`` only
+        for a ``ctx:`` law.
+
+        Returns
+        -------
+        dict
+        """
+        out = super().to_dict()
+        if self.context_mixture is None:
+            del out["context_mixture"]
+        return out
 
     def _tidy(self) -> dict:
-        """Columns: every field, one row per P (the law's numbers repeated)."""
+        """Columns: every field, one row per P (the law's numbers repeated; ``context_mixture`` only for a
+        ``ctx:`` law)."""
         n = self.P.size
         return {f.name: getattr(self, f.name) if isinstance(getattr(self, f.name), np.ndarray)
-                else [getattr(self, f.name)] * n for f in fields(self)}
+                else [getattr(self, f.name)] * n for f in fields(self)
+                if not (f.name == "context_mixture" and self.context_mixture is None)}
 
 
 def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
@@ -670,7 +738,8 @@ def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
     -------
     Bounds
         The paper's, Wald-Lorden and renewal bounds, the sharp asymptotic and its smooth form, the renewal
-        bound's bracket, the lattice span, Biggins' (gamma, theta*) and the depth of the P-node tree.
+        bound's bracket, the lattice span, Biggins' (gamma, theta*) and the depth of the P-node tree; for a
+        ``ctx:`` law also ``context_mixture`` (one renewal computation per recorded context).
     """
     law = _law(law)
     Pa = _counts(P)
@@ -684,4 +753,10 @@ def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
         asymptotic=asymptotic(law, Pa), renewal_bound_lower=lo, renewal_bound_width=hi - lo,
         smooth_asymptotic=smooth_asymptotic(law, Pa), lattice_span=span if 0 < span < math.inf else 0.0,
         biggins_gamma=gamma, biggins_theta=theta, predicted_depth=predicted_depth(law, Pa, (gamma, theta)),
+        context_mixture=context_mixture(law, Pa, points=points) if _mixes_contexts(law) else None,
     )
+
+
+def _mixes_contexts(law: Law) -> bool:
+    """A ``ctx:`` law over several contexts (without importing the trace laws for any other law)."""
+    return law.name == "ctx" and getattr(law, "context", None) is None

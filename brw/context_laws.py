@@ -1,0 +1,193 @@
+"""Laws that carry a trace's context structure: whole trees in one recorded context, and recorded paths.
+
+A trace's rows come from recorded contexts (generations: a prompt and the text the model went on to write).
+The ``trace:`` law draws every node's row from all of them alike; real trees do not. Both laws here keep the
+trace's rows (the same table, tails, mu, mu2 and psi as ``trace:``: those of the pooled rows, which is also
+the root's law) and add structure along the tree, simulated by the kernels (``brw._kernels``, recorded
+contexts) on the same counter-based randomness as every law:
+
+- ``ctx:trace=NAME[,holdout=j/K]``, a hierarchical law: a tree first draws a recorded context, with
+  probability proportional to its rows (the root draws a row uniformly, as a real tree's context is chosen),
+  and then every node of the tree draws its row uniformly from that context's rows. A node's marginal law is
+  the trace's; a tree is a mixture over contexts of the ``trace:`` laws of single contexts, so easy contexts
+  make whole easy trees (Jensen: accepted(P), about log(mu P) / mu, is convex in mu). ``context=C`` restricts
+  it to recorded context C alone (the law of one context's rows, i.i.d. over the tree: what the mixture
+  mixes, :func:`brw.theory.context_mixture`).
+- ``path:trace=NAME[,holdout=j/K]``, recorded-path resampling (theory.md section 7(b)): a node carries a
+  recorded row; the root draws one uniformly; every child of a node at row r takes row r + 1 when that is the
+  next recorded position of the same context, and otherwise (the end of the recorded text) a row drawn
+  uniformly from the same context. Entropy along a path follows the recorded text, runs of easy tokens
+  included; siblings share their row. Below the root a node's row leans towards later positions of its
+  context (a path reaches position t of a text from any earlier restart), so only the root's law is exactly
+  the pooled rows'.
+
+``holdout=j/K`` fits either law to the trace less fold j of K of its recorded contexts (context c lies in fold
+c % K: :meth:`brw.traces.Trace.without_fold`), for scoring on the held-out fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from brw.errors import BrwError, whole_number
+from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_PATH, KernelLaw
+from brw.laws import Law, _check_holdout, _holdout, _holdout_text, _int, _parse_fields, register_law
+from brw.trace_law import EmpiricalRows, TraceLaw
+
+__all__ = ["ContextTrace", "PathTrace", "recorded_contexts"]
+
+
+def recorded_contexts(trace):
+    """The trace's rows in recorded order, grouped by context.
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+        The recorded rows (in any order: recorders interleave contexts).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(order, contexts, offsets, follows)``: ``order`` sorts the rows by (context, offset); sorted rows
+        ``offsets[i]..offsets[i + 1]`` are context ``contexts[i]``'s (the contexts that have rows, increasing);
+        ``follows[r]`` is True when sorted row r + 1 is the next position (offset + 1) of sorted row r's
+        context.
+    """
+    ctx = np.asarray(trace.context, dtype=np.int64)
+    off = np.asarray(trace.offset, dtype=np.int64)
+    order = np.lexsort((off, ctx))
+    c, o = ctx[order], off[order]
+    contexts, first = np.unique(c, return_index=True)
+    offsets = np.append(first, c.size).astype(np.int64)
+    follows = np.zeros(c.size, dtype=bool)
+    follows[:-1] = (c[1:] == c[:-1]) & (o[1:] == o[:-1] + 1)
+    return order, contexts, offsets, follows
+
+
+@dataclass(frozen=True, eq=False)
+class _ContextRows(EmpiricalRows, Law):
+    """A trace's rows sorted by (context, offset), with the context bounds: what both laws share."""
+
+    trace_source: str
+    holdout: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "holdout", _check_holdout(self.holdout, self.name))
+        base = TraceLaw(self.trace_source, self.holdout)
+        order, contexts, offsets, follows = recorded_contexts(base.trace)
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "contexts", contexts)
+        object.__setattr__(self, "_offsets", offsets)
+        object.__setattr__(self, "_follows", follows)
+        object.__setattr__(self, "_table", np.ascontiguousarray(base._table[order]))
+        object.__setattr__(self, "_tails", np.ascontiguousarray(base._tails[order]))
+
+    def _key(self):
+        return (self.name, self.trace_source, self.holdout)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def _context_params(self, mode: float, *extra) -> np.ndarray:
+        return np.concatenate([[mode, float(self.contexts.size)], self._offsets.astype(np.float64), *extra])
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class ContextTrace(_ContextRows):
+    """A tree draws one recorded context of a trace (proportionally to its rows) and every node of it draws its
+    row from that context (see the module notes). ``context`` (a recorded context id) restricts the law to
+    that context's rows alone; ``holdout`` (j, K) fits it to the trace less fold j of K of its contexts.
+
+    Attributes
+    ----------
+    contexts : numpy.ndarray
+        The recorded contexts the law draws from (ids, increasing; only ``context`` when it is set).
+    weights : numpy.ndarray
+        Each context's share of the rows: the probability that a tree is drawn in it.
+    """
+
+    context: int | None = None
+    name: ClassVar[str] = "ctx"
+
+    def __post_init__(self):
+        super().__post_init__()
+        rows = np.diff(self._offsets)
+        object.__setattr__(self, "weights", rows / rows.sum())
+        if self.context is None:
+            return
+        c = whole_number(self.context, "context", 0)
+        where = np.flatnonzero(self.contexts == c)
+        if where.size == 0:
+            held = f" (holdout={self.holdout[0]}/{self.holdout[1]} leaves out its fold)" if (
+                self.holdout is not None and c % self.holdout[1] == self.holdout[0]) else ""
+            raise BrwError(f"ctx law: context={c} has no rows in trace {self.trace_source!r}{held}; its contexts "
+                           f"are {self.contexts.min()}..{self.contexts.max()}")
+        lo, hi = self._offsets[where[0]], self._offsets[where[0] + 1]
+        object.__setattr__(self, "context", c)
+        object.__setattr__(self, "contexts", self.contexts[where])
+        object.__setattr__(self, "weights", np.ones(1))
+        object.__setattr__(self, "_offsets", np.array([0, hi - lo], dtype=np.int64))
+        object.__setattr__(self, "_table", np.ascontiguousarray(self._table[lo:hi]))
+        object.__setattr__(self, "_tails", np.ascontiguousarray(self._tails[lo:hi]))
+
+    def _key(self):
+        return (*super()._key(), self.context)
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        f = _parse_fields(body, spec, ("trace",), ("holdout", "context"))
+        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
+        context = _int(f["context"], "context", spec, minimum=0) if "context" in f else None
+        return cls(f["trace"], holdout, context)
+
+    @property
+    def spec(self):
+        one = "" if self.context is None else f",context={self.context}"
+        return f"ctx:trace={self.trace_source}{_holdout_text(self.holdout)}{one}"
+
+    def context_laws(self) -> list:
+        """The law of each recorded context alone (``context=C``), in the order of ``contexts``.
+
+        Returns
+        -------
+        list of ContextTrace
+            One law per context; a tree of this law is a tree of law i with probability ``weights[i]``.
+        """
+        if self.context is not None:
+            return [self]
+        return [ContextTrace(self.trace_source, self.holdout, int(c)) for c in self.contexts]
+
+    def kernel_law(self):
+        params = np.zeros(4) if self.context is not None else self._context_params(ROWS_CONTEXT)
+        return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class PathTrace(_ContextRows):
+    """Recorded-path resampling on a trace (theory.md section 7(b); see the module notes): a child takes the
+    row after its parent's in the recorded text, or, at the end of the text, a uniform row of the same
+    context. ``holdout`` (j, K) fits it to the trace less fold j of K of its contexts. mu, mu2 and psi are the
+    pooled rows' (the root's law)."""
+
+    name: ClassVar[str] = "path"
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        f = _parse_fields(body, spec, ("trace",), ("holdout",))
+        return cls(f["trace"], _holdout(f["holdout"], spec) if "holdout" in f else None)
+
+    @property
+    def spec(self):
+        return f"path:trace={self.trace_source}{_holdout_text(self.holdout)}"
+
+    def kernel_law(self):
+        params = self._context_params(ROWS_PATH, self._follows.astype(np.float64))
+        return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
