@@ -164,7 +164,7 @@ class Trace:
         fold : int
             The fold to remove, 0 <= fold < folds.
         folds : int
-            How many folds the contexts are split into, >= 2.
+            How many folds the contexts are split into, 2 <= folds <= the trace's contexts.
 
         Returns
         -------
@@ -178,6 +178,9 @@ class Trace:
         """
         folds = whole_number(folds, "folds", 2)
         fold = whole_number(fold, "fold", 0)
+        if folds > self.contexts:
+            raise BrwError(f"folds={folds} is more than the trace's {self.contexts} contexts: at most "
+                           f"folds={self.contexts} fits (each fold holds whole contexts)")
         if fold >= folds:
             raise BrwError(f"fold must lie in 0..{folds - 1} (folds={folds}), got fold={fold}")
         keep = (self.context.astype(np.int64) % folds) != fold

@@ -51,6 +51,8 @@ def test_specs_print_back_in_canonical_form():
     ("path:trace=chat,context=1", "context"), ("ctx:trace=chat,context=x", "context"),
     ("ctx:trace=chat,context=40", "context=40"), ("ctx:trace=chat,holdout=1/4,context=5", "holdout=1/4"),
     ("ctx:holdout=1/4", "missing trace"), ("path:trace=nowhere.npz", "nowhere.npz"),
+    ("trace:chat,holdout=1/99999999999999999999", "at most folds=40"),
+    ("ctx:trace=chat,context=99999999999999999999", "context=99999999999999999999"),
 ])
 def test_bad_specs_are_one_line_naming_the_field(spec, words):
     with pytest.raises(BrwError, match=words) as e:
@@ -92,7 +94,7 @@ def test_without_fold_removes_exactly_that_folds_contexts(tmp_path):
 def test_without_fold_refuses_bad_folds():
     trace = load_trace("chat")
     for fold, folds, words in [(4, 4, "fold must lie in 0..3"), (0, 1, "folds must be"), (-1, 4, "fold must be"),
-                               (1.0, 4, "fold must be")]:
+                               (1.0, 4, "fold must be"), (1, 41, "at most folds=40"), (1, 10**20, "at most folds=40")]:
         with pytest.raises(BrwError, match=words):
             trace.without_fold(fold, folds)
     odd = trace.without_fold(0, 2)  # only the contexts of fold 1 of 2 are left

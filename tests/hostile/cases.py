@@ -216,6 +216,10 @@ for args in ["--law nope --P 5", "--law '' --P 5", "--P 5", f"--law {LAW}", f"--
              "--law trace:/dev/null --P 16", "--law trace:/ --P 16", "--law trace:/dev/zero --P 16",
              "--law markov:trace=chat,regimes=0 --P 16", "--law markov:trace=nosuch,regimes=2 --P 16",
              "--law markov:trace=chat,regimes=4000 --P 16", f"--law 'uniform:k={'9' * 5000}' --P 16",
+             "--law trace:chat,holdout=4/4 --P 16", "--law trace:chat,holdout=1/99999999999999999999 --P 16",
+             "--law ctx:trace=chat,holdout=1 --P 16", "--law ctx:trace=chat,context=99999999999999999999 --P 16",
+             "--law ctx:trace=chat,holdout=1/4,context=1 --P 16", "--law path:trace=chat,context=1 --P 16",
+             "--law path:trace=nosuch,holdout=1/4 --P 16",
              f"--law 'fixed:p={'/'.join(['0.0011'] * 1000)}' --P 16", "--law ünïcode:k=3 --P 16"]:
     cli(f"frontier {args}", f"frontier {args}")
 for args in ["--law nope --at 1", f"--law {LAW}", f"--law {LAW} --at 0", f"--law {LAW} --at -5",
