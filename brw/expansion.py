@@ -68,8 +68,10 @@ class RealTree:
     ``accepted[P - 1]`` is the sum of the P largest path probabilities (E[X] of the oracle drafter's
     P-node tree); ``logprob`` the path log-probabilities (non-increasing); ``parent`` the index of each
     node's parent in these arrays (-1 for a child of the root); ``depth`` and ``token`` the node's depth
-    and its own token id. ``evaluated`` counts the nodes whose next-token distribution was computed and
-    ``forward_passes`` the model calls, the context's included.
+    and its own token id. ``entropy``, ``moment2`` and ``top1`` are each node's own next-token distribution's
+    entropy -sum p log p, second log-moment sum p (log p)^2 and largest probability (NaN for a node whose
+    distribution was not needed: a leaf of the tree). ``evaluated`` counts the nodes whose next-token
+    distribution was computed and ``forward_passes`` the model calls, the context's included.
     """
 
     accepted: np.ndarray
@@ -77,6 +79,9 @@ class RealTree:
     parent: np.ndarray
     depth: np.ndarray
     token: np.ndarray
+    entropy: np.ndarray
+    moment2: np.ndarray
+    top1: np.ndarray
     evaluated: int
     forward_passes: int
     seconds: float
@@ -106,7 +111,7 @@ def _check(context, pmax: int, batch: int = 1) -> list[int]:
     return ctx
 
 
-def _finish(lps, parents, depths, tokens, pmax, evaluated, passes, t0) -> RealTree:
+def _finish(lps, parents, depths, tokens, stats, pmax, evaluated, passes, t0) -> RealTree:
     lps = np.asarray(lps, dtype=np.float64)
     # Best-first order: larger log-probability first; among ties the earlier-created node (a fixed rule).
     order = np.argsort(-lps, kind="stable")[:pmax]
@@ -119,12 +124,14 @@ def _finish(lps, parents, depths, tokens, pmax, evaluated, passes, t0) -> RealTr
     if np.any((np.asarray(parents)[order] >= 0) & (par < 0)):
         raise AssertionError("best-first tree is not prefix-closed")  # cannot happen: see module docstring
     lp = lps[order]
+    st = np.array([x if x is not None else (np.nan,) * 3 for x in stats], dtype=np.float64).reshape(-1, 3)[order]
     return RealTree(
         accepted=np.cumsum(np.exp(lp)),
         logprob=lp,
         parent=par.astype(np.int32),
         depth=np.asarray(depths, dtype=np.int32)[order],
         token=np.asarray(tokens, dtype=np.int64)[order],
+        entropy=st[:, 0], moment2=st[:, 1], top1=st[:, 2],
         evaluated=evaluated,
         forward_passes=passes,
         seconds=time.perf_counter() - t0,
@@ -136,10 +143,12 @@ class _Search:
     candidates (-logprob, tie counter, parent index or -1 for the root, child rank).
 
     ``pre_lp``/``pre_tok`` row j: the top-k children (log-probabilities relative to their parent, token ids)
-    after ``ahead[:j]``, from the context's pass; ``n_cached``: the KV-cache slots filled so far."""
+    after ``ahead[:j]``, from the context's pass, and ``pre_mom`` row j that distribution's (entropy,
+    moment2); ``n_cached``: the KV-cache slots filled so far."""
 
-    def __init__(self, pre_lp, pre_tok, ahead: list[int], n_ctx: int, k: int):
-        self.pre_lp, self.pre_tok, self.ahead, self.n_ctx, self.k = pre_lp, pre_tok, ahead, n_ctx, k
+    def __init__(self, pre_lp, pre_tok, pre_mom, ahead: list[int], n_ctx: int, k: int):
+        self.pre_lp, self.pre_tok, self.pre_mom = pre_lp, pre_tok, pre_mom
+        self.ahead, self.n_ctx, self.k = ahead, n_ctx, k
         self.n_cached = n_ctx + len(ahead)
         self.lps: list[float] = []
         self.parents: list[int] = []
@@ -149,6 +158,7 @@ class _Search:
         self.anc: list[np.ndarray] = []    # cache slots the node attends to beyond the context (ancestors, self)
         self.kid_lp: list = []             # each evaluated node's top-k children (absolute path log-probs)
         self.kid_tok: list = []
+        self.stats: list = []              # each evaluated node's (entropy, moment2, top1), None until then
         self.heap: list = []
         self.counter = 0
         self._push(pre_lp[0, 0], -1, 0)
@@ -171,10 +181,12 @@ class _Search:
         known = np.concatenate([self.pre_lp[0], *(x for x in self.kid_lp if x is not None)])
         return np.partition(known, len(known) - pmax)[len(known) - pmax] if len(known) >= pmax else -np.inf
 
-    def set_children(self, i: int, lp, tok) -> None:
-        """Node i is evaluated: its top-k children (log-probabilities relative to it) join the heap lazily."""
+    def set_children(self, i: int, lp, tok, mom) -> None:
+        """Node i is evaluated: its top-k children (log-probabilities relative to it) join the heap lazily;
+        mom: its distribution's (entropy, moment2)."""
         self.kid_lp[i] = lp + self.lps[i]
         self.kid_tok[i] = tok
+        self.stats[i] = (float(mom[0]), float(mom[1]), float(np.exp(lp[0])))
         self._push(self.kid_lp[i][0], i, 0)
 
     def pop_round(self, floor: float, batch: int) -> list[int]:
@@ -198,11 +210,12 @@ class _Search:
             self.tokens.append(tok)
             self.kid_lp.append(None)
             self.kid_tok.append(None)
+            self.stats.append(None)
             if (par < 0 or q > 0) and q < h and tok == self.ahead[q]:
                 # On the lookahead path: its token sits at cache slot n_ctx + q.
                 self.on_path.append(q + 1)
                 self.anc.append(np.append(a, self.n_ctx + q))
-                self.set_children(i, self.pre_lp[q + 1], self.pre_tok[q + 1])
+                self.set_children(i, self.pre_lp[q + 1], self.pre_tok[q + 1], self.pre_mom[q + 1])
                 continue
             self.on_path.append(0)
             self.anc.append(np.append(a, self.n_cached + len(new)))
@@ -252,8 +265,9 @@ def expand(model, context, pmax: int, batch: int = DEFAULT_BATCH, temperature: f
     with models.inference():
         logits, cache = models.forward(model, [ctx + ahead], keep=len(ahead) + 1)
         k = min(pmax, logits.shape[-1])
-        pre_lp, pre_tok = models.top_logprobs(logits[0, -(len(ahead) + 1):], k, temperature)
-        s = _Search(pre_lp, pre_tok, ahead, len(ctx), k)
+        pre_lp, pre_tok, *pre_mom = models.top_logprobs(logits[0, -(len(ahead) + 1):], k, temperature,
+                                                        moments=True)
+        s = _Search(pre_lp, pre_tok, np.stack(pre_mom, axis=1), ahead, len(ctx), k)
         passes = 1
         while (floor := s.floor(pmax)) is not None:
             new = s.pop_round(floor, batch)
@@ -265,11 +279,11 @@ def expand(model, context, pmax: int, batch: int = DEFAULT_BATCH, temperature: f
                                            positions=[[len(ctx) - 1 + s.depths[i] for i in new]], cache=cache)
             passes += 1
             s.n_cached += len(new)
-            vals, toks = models.top_logprobs(logits[0], k, temperature)
+            vals, toks, ent, mom = models.top_logprobs(logits[0], k, temperature, moments=True)
             for row, i in enumerate(new):
-                s.set_children(i, vals[row], toks[row])
+                s.set_children(i, vals[row], toks[row], (ent[row], mom[row]))
     evaluated = sum(x is not None for x in s.kid_lp)
-    return _finish(s.lps, s.parents, s.depths, s.tokens, pmax, evaluated, passes, t0)
+    return _finish(s.lps, s.parents, s.depths, s.tokens, s.stats, pmax, evaluated, passes, t0)
 
 
 def expand_naive(model, context, pmax: int, temperature: float = 1.0) -> RealTree:
@@ -298,12 +312,13 @@ def expand_naive(model, context, pmax: int, temperature: float = 1.0) -> RealTre
 
     def dist(path):
         logits, _ = models.forward(model, [ctx + list(path)], use_cache=False, keep=1)
-        return models.top_logprobs(logits[0, -1:], k, temperature)
+        v, t, ent, mom = models.top_logprobs(logits[0, -1:], k, temperature, moments=True)
+        return v, t, (float(ent[0]), float(mom[0]), float(np.exp(v[0, 0])))
 
     with models.inference():
-        root_lp, root_tok = dist(())
+        root_lp, root_tok, _ = dist(())
         passes = 1
-        lps, parents, depths, tokens, paths, kids = [], [], [], [], [], []
+        lps, parents, depths, tokens, paths, kids, stats = [], [], [], [], [], [], []
         heap = [(-float(root_lp[0, 0]), 0, -1, 0)]
         counter = 1
         while heap and len(lps) < pmax:
@@ -320,14 +335,16 @@ def expand_naive(model, context, pmax: int, temperature: float = 1.0) -> RealTre
             tokens.append(int(tok_sib[r]))
             paths.append((() if par < 0 else paths[par]) + (int(tok_sib[r]),))
             if len(lps) < pmax:
-                v, t = dist(paths[i])
+                v, t, st = dist(paths[i])
                 passes += 1
                 kids.append((v[0], t[0]))
+                stats.append(st)
                 heapq.heappush(heap, (-float(v[0, 0] + lps[i]), counter, i, 0))
                 counter += 1
             else:
                 kids.append(None)
-    return _finish(lps, parents, depths, tokens, pmax, passes - 1, passes, t0)
+                stats.append(None)
+    return _finish(lps, parents, depths, tokens, stats, pmax, passes - 1, passes, t0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -388,7 +405,8 @@ def _context_row(lm, trace, source: int, r: int, pmax: int, batch: int, temperat
     return {"source": source, "row": r, "context": c, "offset": off,
             "trace_top1": float(np.exp(trace.top_logp[r, 0])), "seconds": tree.seconds,
             "evaluated": tree.evaluated, "passes": tree.forward_passes, "accepted": tree.accepted,
-            "parent": tree.parent, "depth": tree.depth, "token": tree.token}
+            "parent": tree.parent, "depth": tree.depth, "token": tree.token, "entropy": tree.entropy,
+            "moment2": tree.moment2, "top1": tree.top1}
 
 
 def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int = 256, batch: int = DEFAULT_BATCH,

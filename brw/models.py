@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import math
 import os
 import re
 import shutil
@@ -661,7 +662,7 @@ def token_logprobs(logits, rows, ids, temperature: float = 1.0) -> np.ndarray:
     return lp[r, t].cpu().numpy()
 
 
-def top_logprobs(logits, k: int, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def top_logprobs(logits, k: int, temperature: float = 1.0, *, moments: bool = False) -> tuple:
     """The k most probable next tokens of each row, ties ordered by token id (so that every code path ranks
     them the same way).
 
@@ -672,19 +673,33 @@ def top_logprobs(logits, k: int, temperature: float = 1.0) -> tuple[np.ndarray, 
     k : int
     temperature : float
         The distributions are softmax(logits / temperature), computed in float64.
+    moments : bool
+        Also return each row's entropy -sum p log p and second log-moment sum p (log p)^2 over the whole
+        vocabulary (computed a few rows at a time, so that memory stays bounded for large vocabularies).
 
     Returns
     -------
     logprobs : float64 array (B, k)
         Non-increasing along each row.
     ids : int64 array (B, k)
+    entropy, moment2 : float64 arrays (B,)
+        Only with ``moments=True``.
     """
-    vals, idx = _torch().topk(_log_softmax64(logits, temperature), k, dim=-1, sorted=True)
-    vals = vals.cpu().numpy()
-    idx = idx.cpu().numpy()
+    torch = _torch()
+    vals, idx, ent, mom = [], [], [], []
+    chunk = max(1, (1 << 22) // max(1, logits.shape[-1]))  # rows per step: about 32 MB of float64
+    for lo in range(0, logits.shape[0], chunk):
+        lp = _log_softmax64(logits[lo:lo + chunk], temperature)
+        v, i = torch.topk(lp, k, dim=-1, sorted=True)
+        vals.append(v.cpu().numpy())
+        idx.append(i.cpu().numpy())
+        if moments:
+            plp = torch.where(lp > -math.inf, lp.exp() * lp, torch.zeros_like(lp))
+            ent.append((-plp.sum(-1)).cpu().numpy())
+            mom.append((plp * torch.where(lp > -math.inf, lp, torch.zeros_like(lp))).sum(-1).cpu().numpy())
+    vals, idx = np.concatenate(vals), np.concatenate(idx)
     for r in range(vals.shape[0]):
         order = np.lexsort((idx[r], -vals[r]))
         vals[r] = vals[r, order]
         idx[r] = idx[r, order]
-    return vals, idx
-
+    return (vals, idx, np.concatenate(ent), np.concatenate(mom)) if moments else (vals, idx)

@@ -21,24 +21,28 @@ from brw.results import Result
 __all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "BUNDLED_RESULTS",
            "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
-#: Results file (schema version 1): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
+#: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
 #:   schema_version int64 (); format str () "brw-realtree"; meta str () JSON (model, model_sha256, P, seed,
 #:   sources [{name, file, sha256, temperature}], dtype, device, brw_version, torch);
 #:   source int16 (n,) index into meta sources; row int64 (n,) the trace row (its context and offset follow);
 #:   context int32 (n,), offset int32 (n,): the context is trace.context_ids(context)[:offset];
 #:   accepted float64 or float32 (n, PMAX); parent int16, depth int16, token int32 (n, PMAX) as in
-#:   brw.expansion.RealTree; trace_top1 float64 (n,): exp of the trace's recorded top-1 log-probability at that
+#:   brw.expansion.RealTree; entropy, moment2, top1 float32 (n, PMAX): each node's own next-token distribution's
+#:   entropy, second log-moment and largest probability, NaN where it was not computed (a leaf) or not recorded
+#:   (version 1 files); trace_top1 float64 (n,): exp of the trace's recorded top-1 log-probability at that
 #:   row (a cross-check: accepted[:, 0] must match it to float32 round-off); seconds float64, evaluated int32,
 #:   passes int32 (n,).
 RESULTS_FORMAT = "brw-realtree"
-RESULTS_SCHEMA = 1
+RESULTS_SCHEMA = 2
 #: Most nodes per tree: parent and depth are int16.
 MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realtrees-smollm2.npz"
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
                 "trace_top1": np.float64, "seconds": np.float64, "evaluated": np.int32, "passes": np.int32}
-_PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32}  # accepted: per file
+_PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
+             "entropy": np.float32, "moment2": np.float32, "top1": np.float32}
+_NODE_STATS = ("entropy", "moment2", "top1")  # absent from version 1 files
 
 
 def pick_rows(trace, n: int, seed: int) -> np.ndarray:
@@ -108,13 +112,15 @@ class RealTrees(Result):
         Parameters
         ----------
         row : dict
-            One value per field of ``arrays`` (a length-PMAX array for the per-node fields).
+            One value per field of ``arrays`` (a length-PMAX array for the per-node fields; the per-node
+            statistics entropy, moment2 and top1 may be left out, then they are NaN: not known).
 
         Returns
         -------
         RealTrees
             New results (the same meta and path); the arrays are converted to the file's dtypes.
         """
+        row = {**{k: np.full(self.pmax, np.nan) for k in _NODE_STATS}, **row}  # statistics not known: NaN
         arrays = {k: np.concatenate([a, np.asarray([row[k]], dtype=a.dtype)]) for k, a in self.arrays.items()}
         return RealTrees(self.meta, arrays, self.path)
 
@@ -230,8 +236,9 @@ def _read_meta(raw: dict, where: str) -> dict:
     if _scalar(raw, "format", "U", where) != RESULTS_FORMAT:
         raise BrwError(f"{where}: not a brw real-tree results file (field 'format' is not {RESULTS_FORMAT!r})")
     version = _scalar(raw, "schema_version", "iu", where)
-    if version != RESULTS_SCHEMA:
-        raise BrwError(f"{where}: schema version {version} is not supported (this brw reads {RESULTS_SCHEMA})")
+    if version not in (1, RESULTS_SCHEMA):
+        raise BrwError(f"{where}: schema version {version} is not supported (this brw reads 1 and "
+                       f"{RESULTS_SCHEMA})")
     try:
         meta = json.loads(_scalar(raw, "meta", "U", where))
     except (ValueError, RecursionError) as e:
@@ -263,6 +270,9 @@ def load_realtrees(path=None) -> RealTrees:
     where = f"real-tree results {p}"
     meta = _read_meta(raw, where)
     pmax, nsrc = int(meta["P"]), len(meta["sources"])
+    if int(raw["schema_version"]) == 1:  # recorded before the per-node statistics: not known
+        n = raw["accepted"].shape[0] if "accepted" in raw and raw["accepted"].ndim else 0
+        raw.update({key: np.full((n, pmax), np.nan, np.float32) for key in _NODE_STATS if key not in raw})
     arrays = {}
     n = None
     for key in (*_PER_CONTEXT, *_PER_NODE):
@@ -281,6 +291,12 @@ def load_realtrees(path=None) -> RealTrees:
     if np.any(bad):
         raise BrwError(f"{where}: field 'accepted' row {int(np.flatnonzero(bad)[0])} is not a positive, finite, "
                        f"non-decreasing curve")
+    for key, lo, hi in (("entropy", 0.0, np.inf), ("moment2", 0.0, np.inf), ("top1", 0.0, 1.0)):
+        x = arrays[key]
+        bad = ~np.isnan(x) & ~((x >= lo - 1e-6) & (x <= hi + 1e-6))
+        if np.any(bad):
+            r, c = np.argwhere(bad)[0]
+            raise BrwError(f"{where}: field {key!r} row {r} node {c} is {x[r, c]!r}, outside [{lo}, {hi}]")
     if n and (arrays["source"].min() < 0 or arrays["source"].max() >= nsrc):
         raise BrwError(f"{where}: field 'source' points outside the {nsrc} sources of the metadata")
     return RealTrees(meta, arrays, str(p))

@@ -69,6 +69,24 @@ def check_tree(tree, pmax):
     paths = tree.paths()
     assert len(set(paths)) == pmax
     assert all(path[:-1] == () or path[:-1] in set(paths) for path in paths), "prefix-closed"
+    known = ~np.isnan(tree.entropy)
+    assert np.array_equal(known, ~np.isnan(tree.moment2)) and np.array_equal(known, ~np.isnan(tree.top1))
+    assert np.all(known[tree.parent[tree.parent >= 0]]), "every parent's distribution was computed"
+    assert np.all(tree.entropy[known] >= -1e-12) and np.all((tree.top1[known] > 0) & (tree.top1[known] <= 1))
+    # Var(-log p) >= 0, and -log top1 <= H (the surprisal's mean is at least its least value)
+    assert np.all(tree.moment2[known] >= tree.entropy[known] ** 2 - 1e-9)
+    assert np.all(-np.log(tree.top1[known]) <= tree.entropy[known] + 1e-9)
+
+
+def check_stats(model, ctx, tree):
+    """Each evaluated node's entropy, second log-moment and top probability against a direct full-vocabulary
+    computation from a fresh forward pass on context + path."""
+    for i in np.flatnonzero(~np.isnan(tree.entropy))[:12]:
+        lp = next_logprobs(model, list(ctx) + list(tree.paths()[i]))
+        p = np.exp(lp)
+        assert tree.entropy[i] == pytest.approx(-(p * lp).sum(), abs=1e-9)
+        assert tree.moment2[i] == pytest.approx((p * lp * lp).sum(), abs=1e-9)
+        assert tree.top1[i] == pytest.approx(p.max(), abs=1e-12)
 
 
 CONTEXTS = ([1, 2, 3, 4, 5], [7], list(range(10, 40)))
@@ -86,6 +104,10 @@ def test_batched_equals_naive_tiny(tiny, ctx, pmax):
         check_tree(got, pmax)
         assert got.paths() == ref.paths(), (batch, ahead)
         np.testing.assert_allclose(got.accepted, ref.accepted, rtol=0, atol=1e-12)
+        both = ~np.isnan(ref.entropy) & ~np.isnan(got.entropy)
+        assert np.all(both == ~np.isnan(ref.entropy)), "the batched run evaluates every node the naive one does"
+        for field in ("entropy", "moment2", "top1"):
+            np.testing.assert_allclose(getattr(got, field)[both], getattr(ref, field)[both], rtol=0, atol=1e-12)
         if batch == 1 and not ahead:
             assert got.evaluated == pmax, "one node per round evaluates exactly the tree"
 
@@ -94,6 +116,7 @@ def test_accepted_1_is_top1_and_temperature(tiny):
     ctx = [4, 8, 15, 16, 23, 42]
     lp = next_logprobs(tiny, ctx)
     tree = expand(tiny, ctx, 5)
+    check_stats(tiny, ctx, tree)
     assert tree.accepted[0] == pytest.approx(np.exp(lp.max()), abs=1e-13)
     assert tree.token[0] == int(np.argmax(lp))
     hot = expand(tiny, ctx, 5, temperature=2.0)
@@ -171,6 +194,9 @@ def test_run_resume_and_settings(tiny_run, monkeypatch):
     whole = folder / "whole.npz"
     res = realtrees(str(trace), whole, **kw)
     assert res["contexts"] == 5 and res["new_contexts"] == 5
+    got = load_realtrees(whole)
+    known = ~np.isnan(got.arrays["entropy"])
+    assert known[:, 0].all() and np.all(got.arrays["top1"][known] > 0), "per-node statistics recorded"
     # accepted(1) is the trace's recorded top-1 probability (float32 storage in the trace)
     assert res["top1_max_abs_diff"] < 1e-6
     part = folder / "part.npz"

@@ -35,6 +35,7 @@ def test_bundled_results_match_bundled_traces():
         np.testing.assert_allclose(a["accepted"][sel][:, 0], np.exp(tr.top_logp[a["row"][sel], 0]), atol=1e-5)
     acc = res.accepted()
     assert np.all(np.diff(acc, axis=1) >= 0) and np.all(acc[:, -1] <= res.pmax)
+    assert np.all(np.isnan(a["entropy"])), "schema 1: the per-node statistics were not recorded"
     s = summarize(res)
     assert set(s["by_source"]) == {*res.sources, "all"}
 
@@ -65,6 +66,7 @@ def test_save_load_round_trip(tmp_path):
         np.testing.assert_array_equal(back.arrays[key], a)
         assert back.arrays[key].dtype == a.dtype, key
     np.testing.assert_allclose(back.accepted("b"), [[0.9, 1.0, 1.05], [0.3, 0.5, 0.6]], rtol=1e-7)
+    assert np.all(np.isnan(back.arrays["top1"])), "statistics left out are NaN: not known"
     s = summarize(back, at=[1, 3])
     assert s["by_source"]["all"]["contexts"] == 3 and s["top1_max_abs_diff"] < 1e-7
     assert s["by_source"]["b"]["accepted"] == pytest.approx([0.6, 0.825])
@@ -86,3 +88,16 @@ def test_save_load_round_trip(tmp_path):
     save_realtrees(RealTrees(meta, arrays), tmp_path / "bad.npz")
     with pytest.raises(BrwError, match="row 0 is not a positive, finite, non-decreasing curve"):
         load_realtrees(tmp_path / "bad.npz")
+
+
+def test_node_statistics_are_checked(tmp_path):
+    meta = {"P": 2, "seed": 0, "sources": [{"name": "a"}], "model": "m"}
+    row = {"source": 0, "row": 1, "context": 0, "offset": 1, "trace_top1": 0.5, "seconds": 0.1, "evaluated": 1,
+           "passes": 2, "accepted": [0.5, 0.7], "parent": [-1, 0], "depth": [1, 2], "token": [5, 6],
+           "entropy": [1.5, np.nan], "moment2": [3.0, np.nan], "top1": [0.4, np.nan]}
+    save_realtrees(RealTrees.empty(meta).with_context(row), tmp_path / "ok.npz")
+    np.testing.assert_array_equal(load_realtrees(tmp_path / "ok.npz").arrays["top1"], np.float32([[0.4, np.nan]]))
+    for key, value in [("entropy", -0.5), ("top1", 1.5), ("moment2", -2.0)]:
+        save_realtrees(RealTrees.empty(meta).with_context({**row, key: [value, np.nan]}), tmp_path / "bad.npz")
+        with pytest.raises(BrwError, match=f"field '{key}' row 0 node 0"):
+            load_realtrees(tmp_path / "bad.npz")
