@@ -7,6 +7,7 @@ writes and summarises their results without torch, so that ``brw compare`` runs 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from brw.files import write_npz
 from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 
-__all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "BUNDLED_RESULTS",
+__all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics", "BUNDLED_RESULTS",
            "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
@@ -340,3 +341,71 @@ def summarize(res: RealTrees, at: list[int] | None = None) -> dict:
             "evaluated_per_node": float(ev.mean() / pmax) if ev.size else None,
             "top1_max_abs_diff": (float(np.max(np.abs(a[:, 0] - res.arrays["trace_top1"])))
                                   if a.shape[0] else None)}
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size < 3 or x.std() == 0 or y.std() == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def node_statistics(res: RealTrees) -> dict:
+    """How the next-token distributions inside real trees are spread and correlated, per source and overall.
+
+    From the per-node statistics (schema 2): over the nodes whose distribution was computed, their count,
+    mean entropy, mean second log-moment and mean top probability; the Pearson correlation of a node's
+    entropy with its parent's over every parent-child pair (``parent_child_entropy_correlation``), and the
+    same after subtracting each tree's mean node entropy from both (``within_tree_correlation``: what is
+    left once contexts' differences are removed, the dependence along paths); the share of the entropy's
+    variance between trees (``between_tree_share``); and the mean entropy by depth (1, 2, ...; up to the
+    deepest depth with at least 20 nodes).
+
+    Parameters
+    ----------
+    res : RealTrees
+
+    Returns
+    -------
+    dict
+        {source or "all": {...}}; a source without statistics (schema 1) has nodes = 0 and NaN values.
+    """
+    ent, m2, top = (res.arrays[k].astype(np.float64) for k in ("entropy", "moment2", "top1"))
+    par, depth = res.arrays["parent"].astype(np.int64), res.arrays["depth"].astype(np.int64)
+    groups = [(name, res.arrays["source"] == j) for j, name in enumerate(res.sources)]
+    if len(groups) > 1:
+        groups.append(("all", np.ones(ent.shape[0], bool)))
+    out = {}
+    for name, sel in groups:
+        e, p, d = ent[sel], par[sel], depth[sel]
+        known = ~np.isnan(e)
+        n = int(known.sum())
+        tree_mean = np.array([row[k].mean() if k.any() else np.nan for row, k in zip(e, known)])
+        child, parent, dev_c, dev_p = [], [], [], []
+        for row, prow, k, mu in zip(e, p, known, tree_mean):
+            pair = k & (prow >= 0)
+            pair[pair] &= k[prow[pair]]
+            child.append(row[pair])
+            parent.append(row[prow[pair]])
+            dev_c.append(row[pair] - mu)
+            dev_p.append(row[prow[pair]] - mu)
+        child, parent = np.concatenate(child or [np.zeros(0)]), np.concatenate(parent or [np.zeros(0)])
+        dev_c, dev_p = np.concatenate(dev_c or [np.zeros(0)]), np.concatenate(dev_p or [np.zeros(0)])
+        allk = e[known]
+        between = (float(np.nanvar(np.repeat(tree_mean, known.sum(1))) / allk.var())
+                   if n > 2 and allk.var() > 0 else math.nan)
+        by_depth = []
+        for level in range(1, int(d.max(initial=0)) + 1):
+            at = known & (d == level)
+            if at.sum() < 20:
+                break
+            by_depth.append(float(e[at].mean()))
+        out[name] = {"trees": int(sel.sum()), "nodes": n,
+                     "mean_entropy": float(allk.mean()) if n else math.nan,
+                     "mean_moment2": float(m2[sel][known].mean()) if n else math.nan,
+                     "mean_top1": float(top[sel][known].mean()) if n else math.nan,
+                     "pairs": int(child.size),
+                     "parent_child_entropy_correlation": _corr(parent, child),
+                     "within_tree_correlation": _corr(dev_p, dev_c),
+                     "between_tree_share": between,
+                     "entropy_by_depth": by_depth}
+    return out

@@ -32,11 +32,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=BUNDLED_RESULTS, help="results file (default: the bundled one)")
     ap.add_argument("--contexts", type=int, default=CONTEXTS, help=f"positions per genre (default {CONTEXTS})")
+    ap.add_argument("--pmax", type=int, default=PMAX, help=f"nodes per tree (default {PMAX})")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     ap.add_argument("--quick", action="store_true", help="4 contexts per genre at P = 64 into /tmp (a smoke run)")
     args = ap.parse_args(argv)
-    contexts, pmax, out = args.contexts, PMAX, args.out
+    contexts, pmax, out = args.contexts, args.pmax, args.out
     if args.quick:
         contexts, pmax, out = 4, 64, Path("/tmp/realtrees-quick.npz")
     res = realtrees(GENRES, out, model="smollm2", contexts=contexts, pmax=pmax, seed=SEED, device=args.device,

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from brw.errors import BrwError
-from brw.realtree import BUNDLED_RESULTS, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
+from brw.realtree import (BUNDLED_RESULTS, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
+                          summarize)
 from brw.traces import load_trace, resolve_trace
 
 
@@ -101,3 +102,27 @@ def test_node_statistics_are_checked(tmp_path):
         save_realtrees(RealTrees.empty(meta).with_context({**row, key: [value, np.nan]}), tmp_path / "bad.npz")
         with pytest.raises(BrwError, match=f"field '{key}' row 0 node 0"):
             load_realtrees(tmp_path / "bad.npz")
+
+
+def test_node_statistics_on_a_hand_made_pair_of_trees():
+    meta = {"P": 4, "seed": 0, "sources": [{"name": "a"}], "model": "m"}
+    res = RealTrees.empty(meta)
+    ents = ([1.0, 2.0, 3.0, 4.0], [5.0, 5.5, 5.0, np.nan])  # a chain, and a root's two children, one with a child
+    parents = ([-1, 0, 1, 2], [-1, -1, 0, 1])
+    for e, par in zip(ents, parents):
+        res = res.with_context({"source": 0, "row": 1, "context": 0, "offset": 1, "trace_top1": 0.5, "seconds": 0.1,
+                                "evaluated": 3, "passes": 2, "accepted": [0.5, 0.7, 0.8, 0.9], "parent": par,
+                                "depth": [1, 2, 3, 4] if par[1] == 0 else [1, 1, 2, 2], "token": [5, 6, 7, 8],
+                                "entropy": e, "moment2": np.square(e) + 1, "top1": [0.5] * 4})
+    s = node_statistics(res)["a"]
+    # pairs (parent, child): (1, 2), (2, 3), (3, 4) in the chain; (5, 5) and (5.5, nan: left out) in the other
+    parent, child = np.array([1, 2, 3, 5.0]), np.array([2, 3, 4, 5.0])
+    assert s["pairs"] == 4 and s["nodes"] == 7 and s["trees"] == 2
+    assert s["parent_child_entropy_correlation"] == pytest.approx(np.corrcoef(parent, child)[0, 1], abs=1e-12)
+    mean = np.array([2.5, 2.5, 2.5, 31 / 6])  # each tree's mean node entropy
+    assert s["within_tree_correlation"] == pytest.approx(np.corrcoef(parent - mean, child - mean)[0, 1], abs=1e-12)
+    every = np.array([1, 2, 3, 4, 5, 5.5, 5])
+    means = np.array([2.5] * 4 + [31 / 6] * 3)
+    assert s["between_tree_share"] == pytest.approx(means.var() / every.var(), abs=1e-12)
+    assert s["mean_entropy"] == pytest.approx(every.mean()) and s["mean_moment2"] == pytest.approx((every**2 + 1).mean())
+    assert s["entropy_by_depth"] == []  # fewer than 20 nodes at depth 1
