@@ -16,7 +16,7 @@ import numpy as np
 from brw.errors import BrwError, clip
 from brw.files import atomic_path, check_writable
 
-__all__ = ["SUFFIXES", "check_path", "frontier", "compare", "trace_summary", "theory_bounds",
+__all__ = ["SUFFIXES", "check_path", "frontier", "compare", "depth_gap", "trace_summary", "theory_bounds",
            "theory_residuals", "speedup"]
 
 #: The file types a figure may be written as.
@@ -164,6 +164,64 @@ def compare(comparison, path) -> str:
     axes[0][0].set_ylabel("accepted tokens per step")
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Real optimal trees ({comparison.model}) against every model", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def depth_gap(comparison, nodes: dict, path) -> str:
+    """Where real trees' extra depth comes from: per genre, the gap real - i.i.d. walk at the table's P split
+    into what per-context laws (``ctx``), recorded paths (``path``) and nothing yet explain; beside it, the
+    mean entropy of real tree nodes by depth against each trace's mu.
+
+    Parameters
+    ----------
+    comparison : brw.studies.compare.Comparison
+    nodes : dict
+        ``brw.realtree.node_statistics`` of the same real trees.
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _pyplot()
+    names = [n for n in comparison.genres if n != "all"]
+    fig, (bar, ent) = plt.subplots(1, 2, figsize=(11, 4.2))
+    P = comparison.P
+    width = 0.8 / len(P)
+    parts = (("contexts", "contexts differ (ctx - i.i.d.)", "C0"), ("paths", "along paths (path - ctx)", "C2"),
+             ("unexplained", "unexplained (real - path)", "0.6"))
+    for k, p in enumerate(P):
+        dec = {n: comparison.genres[n].decomposition([p]) for n in names}
+        x = np.arange(len(names)) + (k - (len(P) - 1) / 2) * width
+        pos, neg = np.zeros(len(names)), np.zeros(len(names))
+        for key, label, color in parts:
+            v = np.array([dec[n][key][0] for n in names])
+            base = np.where(v >= 0, pos, neg)
+            bar.bar(x, v, width * 0.9, bottom=base, color=color, label=label if k == 0 else None,
+                    edgecolor="k", lw=0.4)
+            pos, neg = pos + np.maximum(v, 0), neg + np.minimum(v, 0)
+        gap = np.array([dec[n]["gap"][0] for n in names])
+        bar.plot(x, gap, "k_", ms=12, mew=2, label="real - i.i.d. walk" if k == 0 else None)
+        for xi in x:
+            bar.text(xi, 0, f"{p}", ha="center", va="top", fontsize=6, rotation=90)
+    bar.axhline(0, color="k", lw=0.6)
+    bar.set_xticks(np.arange(len(names)), names)
+    bar.set_ylabel("extra accepted tokens per step over the i.i.d. walk")
+    bar.set_title(f"the gap at P = {', '.join(map(str, P))} (bars left to right)", fontsize=9)
+    bar.legend(fontsize=7, loc="upper left")
+    for j, n in enumerate(names):
+        by = nodes.get(n, {}).get("entropy_by_depth") or []
+        if by:
+            ent.plot(np.arange(1, len(by) + 1), by, color=f"C{j}", label=f"{n}: real tree nodes")
+            ent.axhline(comparison.genres[n].mu, color=f"C{j}", ls="--", lw=1, label=f"{n}: trace mu")
+    ent.set_xlabel("depth in the real optimal tree")
+    ent.set_ylabel("mean next-token entropy (nats)")
+    ent.set_title("nodes deep in real trees have low entropy", fontsize=9)
+    ent.legend(fontsize=7)
+    fig.suptitle(f"Why real optimal trees ({comparison.model}) are deeper than the i.i.d. walk predicts", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -19,7 +19,7 @@ from brw.files import write_npz
 from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 
-__all__ = ["RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics", "BUNDLED_RESULTS",
+__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics", "BUNDLED_RESULTS",
            "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
@@ -39,6 +39,9 @@ RESULTS_SCHEMA = 2
 MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realtrees-smollm2.npz"
+#: Every bundled real-tree results file by name: ``smollm2`` (128 contexts per genre, P <= 256, the default)
+#: and ``smollm2-p1024`` (the first 64 of the same contexts per genre, P <= 1024, with per-node statistics).
+BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz")}
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
                 "trace_top1": np.float64, "seconds": np.float64, "evaluated": np.int32, "passes": np.int32}
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
@@ -200,7 +203,7 @@ def save_realtrees(res: RealTrees, path) -> None:
 
 def _read_npz(p: Path) -> dict:
     if not p.is_file():
-        hint = " (regenerate it with sims/realtrees.py)" if p == BUNDLED_RESULTS else ""
+        hint = " (regenerate it with sims/realtrees.py)" if p in BUNDLED.values() else ""
         raise BrwError(f"real-tree results {p} do not exist{hint}")
     where = f"real-tree results {p}"
     try:
@@ -260,13 +263,14 @@ def load_realtrees(path=None) -> RealTrees:
     Parameters
     ----------
     path : str or Path or None
-        The .npz file; None reads the bundled results (:data:`BUNDLED_RESULTS`).
+        The .npz file, or the name of a bundled one (:data:`BUNDLED`); None reads the default bundled results
+        (:data:`BUNDLED_RESULTS`).
 
     Returns
     -------
     RealTrees
     """
-    p = Path(path) if path is not None else BUNDLED_RESULTS
+    p = BUNDLED_RESULTS if path is None else BUNDLED.get(str(path), Path(path))
     raw = _read_npz(p)
     where = f"real-tree results {p}"
     meta = _read_meta(raw, where)

@@ -437,8 +437,10 @@ def compare(d: dict) -> str:
     """
     from brw.studies.compare import MODELS
 
-    lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model; "
-             f"simulations: {d['replicates']} trees, seed {d['seed']}, {d['regimes']} Markov regimes, "
+    folds = d.get("folds", 1)
+    lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model, "
+             + (f"out of sample ({folds}-fold over recorded generations)" if folds > 1 else "in sample")
+             + f"; simulations: {d['replicates']} trees, seed {d['seed']}, {d['regimes']} Markov regimes, "
              f"{d['components']} gemmix components"]
     for name, g in d["genres"].items():
         lines.append("")
@@ -449,16 +451,28 @@ def compare(d: dict) -> str:
             head += ", entropy autocorrelation along the text " + ", ".join(
                 f"lag {k}: {v:.2f}" for k, v in g["entropy_autocorrelation"].items())
         lines.append(head)
-        lines.append(f"{'':26}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}")
+        lines.append(f"{'':26}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}"
+                     + f"{'max |rel|':>11}")
         lines.append(f"{'real accepted':26}" + "".join(
             f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real"], g["real_stderr"])))
         for m, label in MODELS.items():
             r = g["models"][m]
             lines.append(f"{label:26}" + "".join(
                 f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
-                + f"{r['mean_abs_relative_error']:>12.1%}")
+                + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
         lines.append(f"best simulator: {g['best_simulator']}"
                      + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
+        dec = g.get("decomposition")
+        if dec and math.isfinite(dec["contexts_share"][-1]):
+            lines.append(f"gap over the i.i.d. walk at P={d['P'][-1]}: {dec['gap'][-1]:+.3f}; contexts explain "
+                         f"{dec['contexts_share'][-1]:.0%}, paths {dec['paths_share'][-1]:.0%}, unexplained "
+                         f"{dec['unexplained_share'][-1]:.0%}")
+        sl = g.get("slope_per_doubling")
+        if sl:
+            lines.append(f"per doubling of P ({sl['from_P']} -> {sl['to_P']}): real {sl['real']:.3f} +- "
+                         f"{sl['real_stderr']:.3f}" + (f", ln2/mu {sl['ln2_over_mu']:.3f}"
+                                                     if math.isfinite(sl["ln2_over_mu"]) else "")
+                         + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path")))
     return "\n".join(lines)
 
 

@@ -94,7 +94,7 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     png = tmp_path / "c.png"
     at = [1, 16, 256]
     code, out, err = run(capsys, "compare", "--replicates", "20", "--seed", "5", "--at", "1,16,256", "--plot",
-                         str(png), "--json")
+                         str(png), "--folds", "1", "--json")
     assert code == 0, err
     d = json.loads(out)
     assert set(d["genres"]) == {"code", "math", "chat", "all"} and png.stat().st_size > 0
@@ -114,7 +114,7 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         b = theory.bounds(f"trace:{name}", at)
         for m in ("paper_bound", "asymptotic", "renewal_bound"):
             assert g["models"][m]["accepted"] == pytest.approx(getattr(b, m).tolist(), rel=1e-12)
-        for m in ("empirical", "gemmix", "markov"):
+        for m in ("empirical", "gemmix", "markov", "ctx", "path"):
             sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=5)
             assert g["models"][m]["accepted"] == pytest.approx(sim.accepted[idx].tolist(), rel=1e-12)
         top1 = np.exp(parse_law(f"trace:{name}").trace.top_logp[:, 0].astype(np.float64)).mean()
@@ -127,3 +127,45 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         assert d["genres"]["all"]["models"][m]["accepted"] == pytest.approx((pooled / w.sum()).tolist(), rel=1e-12)
     code, out, err = run(capsys, "compare", "--at", "999")
     assert code == 2 and "at values must lie in 1..256" in err
+
+
+def test_compare_out_of_sample(capsys):
+    """K-fold: the real trees whose recorded generation lies in fold j are predicted by laws fitted without
+    fold j, and a genre's prediction weights the folds by their real contexts; the decomposition of the gap
+    over the i.i.d. walk adds up."""
+    from brw import frontier, theory
+    from brw.realtree import load_realtrees
+
+    at = [1, 64, 256]
+    code, out, err = run(capsys, "compare", "--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", "3",
+                         "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["folds"] == 3
+    trees = load_realtrees()
+    idx = np.array(at) - 1
+    g = d["genres"]["math"]
+    fold = trees.arrays["context"][trees.arrays["source"] == trees.sources.index("math")] % 3
+    w = np.bincount(fold, minlength=3) / fold.size
+    for m, spec in (("empirical", "trace:math"), ("markov", "markov:trace=math,regimes=4"),
+                    ("ctx", "ctx:trace=math"), ("path", "path:trace=math")):
+        assert g["laws"][m] == spec
+        want = sum(w[j] * frontier(f"{spec},holdout={j}/3", trees.pmax, 10, 2).accepted[idx] for j in range(3))
+        assert g["models"][m]["accepted"] == pytest.approx(want.tolist(), rel=1e-12), m
+    want = sum(w[j] * theory.bounds(f"trace:math,holdout={j}/3", at).renewal_bound for j in range(3))
+    assert g["models"]["renewal_bound"]["accepted"] == pytest.approx(want.tolist(), rel=1e-12)
+    for name, g in d["genres"].items():
+        dec = g["decomposition"]
+        assert np.allclose(np.add(dec["contexts"], dec["paths"]) + dec["unexplained"], dec["gap"], atol=1e-12)
+        assert dec["gap"] == pytest.approx(np.subtract(g["real"], g["models"]["empirical"]["accepted"]).tolist())
+        r = g["models"]["path"]
+        assert r["max_abs_relative_error"] == pytest.approx(max(abs(x) for x in r["relative_error"]))
+        real = trees.accepted(None if name == "all" else name)
+        per = (real[:, 255] - real[:, 63]) / 2  # two doublings from P = 64 to 256
+        sl = g["slope_per_doubling"]
+        assert (sl["from_P"], sl["to_P"]) == (64, 256) and sl["real"] == pytest.approx(per.mean(), rel=1e-12)
+        assert sl["real_stderr"] == pytest.approx(per.std(ddof=1) / math.sqrt(per.size), rel=1e-12)
+        emp = g["models"]["empirical"]["accepted"]
+        assert sl["empirical"] == pytest.approx((emp[2] - emp[1]) / 2, rel=1e-9)
+    code, out, err = run(capsys, "compare", "--folds", "0")
+    assert code == 2 and "folds" in err

@@ -6,7 +6,15 @@ accepted(P), averaged over contexts with its standard error, is set beside
 (a) the paper's bound, (b) the sharp asymptotic and (c) the renewal bound, each with the trace's mu and mu2
 (``brw.theory.bounds``),
 (d) the simulator under the trace's empirical law (``trace:``), (e) under the parametric fit (``gemmix``,
-``brw.fitted.fit_gemmix``) and (f) under the context-correlated law (``markov``, ``brw.fitted``).
+``brw.fitted.fit_gemmix``), (f) under the entropy-regime law (``markov``, ``brw.fitted``), (g) under the
+per-context law (``ctx``: a tree draws a recorded generation, its nodes that generation's rows) and (h) under
+recorded-path resampling (``path``: a child takes the next recorded position of its parent's row).
+
+Out of sample: with ``folds`` = K >= 2 the recorded generations (a trace's contexts) fall into K folds
+(generation g in fold g % K); the real trees whose context lies in fold j are predicted by laws fitted to the
+trace without fold j (the ``holdout=j/K`` field of every trace-fitted law), and a genre's prediction is the
+folds' predictions weighted by their real contexts, so that it predicts the same contexts as the real mean.
+``folds=1`` fits every law to the whole trace (in sample).
 
 "all" pools the genres: the real curve over every context, the predictions averaged with the genres'
 context counts as weights. ``compare`` returns a :class:`Comparison`; ``brw compare`` prints its table
@@ -30,12 +38,17 @@ __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULAT
 #: Every model of the verifier, by its key in the results, with its label in tables and figures.
 MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptotic",
           "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
-          "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes"}
+          "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
+          "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths"}
 #: The models that are formulas of the theory (the rest are simulations).
 THEORY_MODELS = ("paper_bound", "asymptotic", "renewal_bound")
-SIMULATORS = ("empirical", "gemmix", "markov")
+SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path")
+#: Most folds of the K-fold scoring (each fold fits every law once more).
+MAX_FOLDS = 40
+#: The real slope per doubling of P is measured from this P to the trees' Pmax.
+SLOPE_FROM = 64
 #: P of the table unless asked otherwise.
-DEFAULT_AT = (1, 4, 16, 64, 256)
+DEFAULT_AT = (1, 4, 16, 64, 256, 1024)
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,9 @@ class Genre:
     """One genre (or "all") of a comparison: the real curve and every model's prediction at P = 1..Pmax.
 
     ``predictions[m]`` is (accepted, stderr) for each key of ``MODELS``; theory has no standard error (0).
-    A pooled genre has no law of its own: mu and mu2 are NaN, ``laws`` and ``entropy_autocorrelation`` empty.
+    ``laws`` holds each simulated law's spec as fitted to the whole trace (with K folds, fold j's law adds
+    ``holdout=j/K`` to it; gemmix is refitted per fold). A pooled genre has no law of its own: mu and mu2 are
+    NaN, ``laws`` and ``entropy_autocorrelation`` empty.
     """
 
     contexts: int
@@ -55,6 +70,7 @@ class Genre:
     laws: dict = field(default_factory=dict)
     entropy_autocorrelation: dict = field(default_factory=dict)
     gemmix_mu2: float = math.nan
+    real_slope: tuple = (math.nan, math.nan)
 
     def to_dict(self, at, curves: bool = True) -> dict:
         """Values at the P in ``at``, relative errors (prediction - real) / real, and whole curves if asked."""
@@ -71,9 +87,34 @@ class Genre:
             v, se = self.predictions[m]
             rel = (v[idx] - real) / real
             d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(),
-                              "relative_error": rel.tolist(), "mean_abs_relative_error": float(np.mean(np.abs(rel)))}
+                              "relative_error": rel.tolist(), "mean_abs_relative_error": float(np.mean(np.abs(rel))),
+                              "max_abs_relative_error": float(np.max(np.abs(rel)))}
         d["best_simulator"] = min(SIMULATORS, key=lambda m: d["models"][m]["mean_abs_relative_error"])
+        d["decomposition"] = self.decomposition(at)
+        pmax = self.real.size
+        if pmax >= 2 * SLOPE_FROM:
+            per = math.log2(pmax / SLOPE_FROM)
+            d["slope_per_doubling"] = {
+                "from_P": SLOPE_FROM, "to_P": pmax, "real": self.real_slope[0], "real_stderr": self.real_slope[1],
+                "ln2_over_mu": math.log(2) / self.mu if self.mu > 0 else math.nan,
+                **{m: float(self.predictions[m][0][-1] - self.predictions[m][0][SLOPE_FROM - 1]) / per
+                   for m in MODELS}}
         return d
+
+    def decomposition(self, at) -> dict:
+        """Where the real trees' extra accepted tokens over the i.i.d. walk come from, at each P of ``at``:
+        ``gap`` = real - empirical; ``contexts`` = ctx - empirical (contexts that differ: a tree keeps its
+        context); ``paths`` = path - ctx (on top of that, a child's distribution follows its parent's along
+        the recorded text); ``unexplained`` = real - path; and the shares of the gap."""
+        idx = np.asarray(at) - 1
+        emp, ctx, path = (self.predictions[m][0][idx] for m in ("empirical", "ctx", "path"))
+        gap = self.real[idx] - emp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = {k: np.where(gap != 0, v / gap, np.nan).tolist() for k, v in
+                     (("contexts_share", ctx - emp), ("paths_share", path - ctx), ("unexplained_share",
+                                                                                 self.real[idx] - path))}
+        return {"gap": gap.tolist(), "contexts": (ctx - emp).tolist(), "paths": (path - ctx).tolist(),
+                "unexplained": (self.real[idx] - path).tolist(), **share}
 
 
 @dataclass(frozen=True)
@@ -81,8 +122,8 @@ class Comparison(Result):
     """Real optimal trees of ``model`` (P <= ``pmax``) against every model, per genre and pooled ("all").
 
     ``P`` are the draft-node counts of the table; ``genres`` maps each genre's name to its :class:`Genre`.
-    The simulations ran ``replicates`` trees per law with ``seed``; the Markov law had ``regimes`` regimes and
-    the gemmix fit ``components`` components.
+    The simulations ran ``replicates`` trees per law and fold with ``seed``; the Markov law had ``regimes``
+    regimes and the gemmix fit ``components`` components; ``folds`` is K of the K-fold scoring (1: in sample).
     """
 
     model: str | None
@@ -93,6 +134,7 @@ class Comparison(Result):
     regimes: int
     components: int
     genres: dict
+    folds: int = 1
     version: str = __version__
 
     def to_dict(self, curves: bool = True) -> dict:
@@ -109,7 +151,7 @@ class Comparison(Result):
         """
         return {"version": self.version, "model": self.model, "pmax": self.pmax, "P": list(self.P),
                 "replicates": self.replicates, "seed": self.seed, "regimes": self.regimes,
-                "components": self.components,
+                "components": self.components, "folds": self.folds,
                 "genres": {name: g.to_dict(self.P, curves) for name, g in self.genres.items()}}
 
     def _tidy(self) -> dict:
@@ -137,32 +179,63 @@ def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
 
 
-def _fitted_laws(name: str, regimes: int, components: int):
-    """A genre's trace law, its gemmix fit and its Markov-modulated law (spec)."""
+def _trace_name(src: dict) -> str:
+    """What ``trace:`` takes for a results file's source: a bundled name, or the trace file's path."""
+    f = str(src.get("file", ""))
+    return f.removeprefix("bundled:") if f.startswith("bundled:") or f.endswith(".npz") else src["name"]
+
+
+def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int) -> dict:
+    """Every simulated law of a genre, fitted to its trace without fold ``fold`` of ``folds`` (None: the
+    whole trace): each simulator's key -> the law (gemmix as a fitted law, the others as specs)."""
     from brw.fitted import fit_gemmix
     from brw.laws import parse_law
 
-    law = parse_law(f"trace:{name}")
-    markov = f"markov:trace={name},regimes={regimes}"
-    parse_law(markov)
-    return law, fit_gemmix(law.trace, components), markov
+    hold = "" if fold is None else f",holdout={fold}/{folds}"
+    specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
+             "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}"}
+    laws = {key: parse_law(spec) for key, spec in specs.items()}
+    laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
+    return laws
 
 
-def _genre(name: str, real: np.ndarray, replicates: int, seed: int, regimes: int, components: int) -> Genre:
-    """One genre: the theory with its trace's law, and the simulator under three laws fitted to it."""
+def _genre(name: str, real: np.ndarray, context: np.ndarray, replicates: int, seed: int, regimes: int,
+           components: int, folds: int) -> Genre:
+    """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
+    the fold's real contexts."""
     from brw import theory
     from brw.fitted import entropy_autocorrelation
 
     pmax = real.shape[1]
-    law, fit, markov = _fitted_laws(name, regimes, components)
-    b = theory.bounds(law, np.arange(1, pmax + 1))
-    pred = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS}
-    pred.update({"empirical": _sim(law, pmax, replicates, seed), "gemmix": _sim(fit, pmax, replicates, seed),
-                 "markov": _sim(markov, pmax, replicates, seed)})
+    P = np.arange(1, pmax + 1)
+    fold_of = context % folds
+    parts = [(None, np.ones(real.shape[0], bool))] if folds == 1 else [
+        (j, fold_of == j) for j in range(folds) if np.any(fold_of == j)]
+    whole = _fitted_laws(name, regimes, components, None, 1)
+    pred = {m: (np.zeros(pmax), np.zeros(pmax)) for m in MODELS}
+    for fold, sel in parts:
+        w = sel.sum() / real.shape[0]
+        laws = whole if fold is None else _fitted_laws(name, regimes, components, fold, folds)
+        b = theory.bounds(laws["empirical"], P)
+        got = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS}
+        got.update({m: _sim(laws[m], pmax, replicates, seed) for m in SIMULATORS})
+        for m, (v, se) in got.items():
+            pred[m] = (pred[m][0] + w * v, np.sqrt(pred[m][1] ** 2 + (w * se) ** 2))
     m, se = _mean(real)
-    return Genre(contexts=int(real.shape[0]), mu=law.mu, mu2=law.mu2, real=m, real_stderr=se, predictions=pred,
-                 laws={"empirical": str(law), "gemmix": str(fit), "markov": markov},
-                 entropy_autocorrelation=entropy_autocorrelation(law.trace, (1, 2, 4)), gemmix_mu2=fit.mu2)
+    trace = whole["empirical"]
+    return Genre(contexts=int(real.shape[0]), mu=trace.mu, mu2=trace.mu2, real=m, real_stderr=se, predictions=pred,
+                 laws={m: str(whole[m]) for m in SIMULATORS},
+                 entropy_autocorrelation=entropy_autocorrelation(trace.trace, (1, 2, 4)),
+                 gemmix_mu2=whole["gemmix"].mu2, real_slope=_real_slope(real))
+
+
+def _real_slope(real: np.ndarray) -> tuple[float, float]:
+    """The real accepted(P)'s rise per doubling of P from SLOPE_FROM to Pmax, mean over contexts and its
+    standard error (NaN when Pmax < 2 SLOPE_FROM)."""
+    if real.shape[1] < 2 * SLOPE_FROM or real.shape[0] < 2:
+        return math.nan, math.nan
+    per = (real[:, -1] - real[:, SLOPE_FROM - 1]) / math.log2(real.shape[1] / SLOPE_FROM)
+    return float(per.mean()), float(per.std(ddof=1) / math.sqrt(per.size))
 
 
 def _pool(genres: dict, all_real: np.ndarray) -> Genre:
@@ -176,17 +249,18 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
         pred[m] = (w @ vals, np.sqrt((w**2) @ ses**2))
     m, se = _mean(all_real)
     return Genre(contexts=int(all_real.shape[0]), mu=math.nan, mu2=math.nan, real=m, real_stderr=se,
-                 predictions=pred)
+                 predictions=pred, real_slope=_real_slope(all_real))
 
 
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
-            at=DEFAULT_AT) -> Comparison:
+            at=None, folds: int = 4) -> Comparison:
     """Real optimal trees against every model of the verifier, per genre and pooled.
 
     Parameters
     ----------
     results : str or os.PathLike, optional
-        A real-tree results file (``brw realtree``); the bundled SmolLM2 trees by default.
+        A real-tree results file (``brw realtree``) or a bundled one's name (``brw.realtree.BUNDLED``); the
+        bundled SmolLM2 trees (P <= 256) by default.
     replicates : int, optional
         Simulated trees per law.
     seed : int, optional
@@ -196,7 +270,9 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     components : int, optional
         Components of the gemmix fit.
     at : sequence of int, optional
-        P values of the table (1..the real trees' Pmax).
+        P values of the table (1..the real trees' Pmax); by default those of ``DEFAULT_AT`` up to Pmax.
+    folds : int, optional
+        K of the K-fold scoring over recorded generations (1: every law fitted to the whole trace, in sample).
 
     Returns
     -------
@@ -209,22 +285,32 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     seed = whole_number(seed, "seed", 0)
     regimes = whole_number(regimes, "regimes")
     components = whole_number(components, "components")
+    folds = whole_number(folds, "folds")
+    if folds > MAX_FOLDS:
+        raise BrwError(f"folds must lie in 1..{MAX_FOLDS}, got {folds}")
     # Each simulation keeps a key, a depth and a position per replicate.
     require("replicates", replicates, lambda r: 24.0 * r, what="the comparison's simulations")
     res = load_realtrees(results)
     pmax = res.pmax
+    if at is None:
+        at = [p for p in DEFAULT_AT if p <= pmax]
     at = [whole_number(p, "at") for p in (at if np.ndim(at) else [at])]
     if any(p < 1 or p > pmax for p in at):
         raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {clip(repr(at), 60)}")
     names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
+    traces = {name: _trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
     for name in names:  # every fitted law is built (and its regimes and components checked) before any work
-        _fitted_laws(name, regimes, components)
+        for fold in (None,) if folds == 1 else range(folds):
+            _fitted_laws(traces[name], regimes, components, fold, folds)
     genres = {}
-    for name in names:
-        genres[name] = _genre(name, res.accepted(name), replicates, seed, regimes, components)
+    for j, name in enumerate(res.sources):
+        if name in names:
+            context = res.arrays["context"][res.arrays["source"] == j]
+            genres[name] = _genre(traces[name], res.accepted(name), context, replicates, seed, regimes,
+                                  components, folds)
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
         genres["all"] = _pool(genres, res.accepted())
     return Comparison(model=res.meta.get("model"), pmax=pmax, P=at, replicates=replicates, seed=seed,
-                      regimes=regimes, components=components, genres=genres)
+                      regimes=regimes, components=components, genres=genres, folds=folds)
