@@ -114,6 +114,8 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         b = theory.bounds(f"trace:{name}", at)
         for m in ("paper_bound", "asymptotic", "renewal_bound"):
             assert g["models"][m]["accepted"] == pytest.approx(getattr(b, m).tolist(), rel=1e-12)
+        mix = theory.context_mixture(f"ctx:trace={name}", at, prediction="asymptotic")
+        assert g["models"]["context_mixture"]["accepted"] == pytest.approx(mix.tolist(), rel=1e-12)
         for m in ("empirical", "gemmix", "markov", "ctx", "path"):
             sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=5)
             assert g["models"][m]["accepted"] == pytest.approx(sim.accepted[idx].tolist(), rel=1e-12)

@@ -4,7 +4,9 @@ For each genre of a real-tree results file (``brw.realtree``; the bundled SmolLM
 accepted(P), averaged over contexts with its standard error, is set beside
 
 (a) the paper's bound, (b) the sharp asymptotic and (c) the renewal bound, each with the trace's mu and mu2
-(``brw.theory.bounds``),
+(``brw.theory.bounds``), (b') the sharp asymptotic of each recorded context mixed with the contexts' weights
+(``brw.theory.context_mixture``: the theory of the per-context law; it overshoots at small P where a context's
+entropy is near zero),
 (d) the simulator under the trace's empirical law (``trace:``), (e) under the parametric fit (``gemmix``,
 ``brw.fitted.fit_gemmix``), (f) under the entropy-regime law (``markov``, ``brw.fitted``), (g) under the
 per-context law (``ctx``: a tree draws a recorded generation, its nodes that generation's rows) and (h) under
@@ -37,11 +39,12 @@ __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULAT
 
 #: Every model of the verifier, by its key in the results, with its label in tables and figures.
 MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptotic",
+          "context_mixture": "(b') sharp, mixed over contexts",
           "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
           "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths"}
 #: The models that are formulas of the theory (the rest are simulations).
-THEORY_MODELS = ("paper_bound", "asymptotic", "renewal_bound")
+THEORY_MODELS = ("paper_bound", "asymptotic", "context_mixture", "renewal_bound")
 SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path")
 #: Most folds of the K-fold scoring (each fold fits every law once more).
 MAX_FOLDS = 40
@@ -217,7 +220,8 @@ def _genre(name: str, real: np.ndarray, context: np.ndarray, replicates: int, se
         w = sel.sum() / real.shape[0]
         laws = whole if fold is None else _fitted_laws(name, regimes, components, fold, folds)
         b = theory.bounds(laws["empirical"], P)
-        got = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS}
+        got = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS if m != "context_mixture"}
+        got["context_mixture"] = (theory.context_mixture(laws["ctx"], P, prediction="asymptotic"), np.zeros(pmax))
         got.update({m: _sim(laws[m], pmax, replicates, seed) for m in SIMULATORS})
         for m, (v, se) in got.items():
             pred[m] = (pred[m][0] + w * v, np.sqrt(pred[m][1] ** 2 + (w * se) ** 2))
