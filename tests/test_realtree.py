@@ -126,3 +126,7 @@ def test_node_statistics_on_a_hand_made_pair_of_trees():
     assert s["between_tree_share"] == pytest.approx(means.var() / every.var(), abs=1e-12)
     assert s["mean_entropy"] == pytest.approx(every.mean()) and s["mean_moment2"] == pytest.approx((every**2 + 1).mean())
     assert s["entropy_by_depth"] == []  # fewer than 20 nodes at depth 1
+    from brw.tables import node_statistics as table
+
+    row = table(node_statistics(res)).splitlines()[-1].split()
+    assert row[:3] == ["a", "2", "7"] and float(row[5]) == pytest.approx(s["parent_child_entropy_correlation"], abs=5e-4)
