@@ -60,7 +60,7 @@ MODULES = {
     "frontier": ("brw/frontier.py", ["tests/test_reference_paths.py", "tests/test_results.py", "tests/test_frontier.py",
                                      "-k", "'not accepted_1'"], {}, 400),
     "theory": ("brw/theory.py", ["tests/test_theory.py"], {}, 400),
-    "traces": ("brw/traces.py", ["tests/test_traces.py"], {}, 300),
+    "traces": ("brw/traces.py", ["tests/test_traces.py", "tests/test_importers.py"], {}, 300),
     # Last: a kernels session rewrites brw/_kernels.py, so the modules after it compile the kernels once more.
     "kernels": ("brw/_kernels.py",
                 ["tests/test_kernel_parts.py", "tests/test_reference_paths.py",

@@ -125,3 +125,62 @@ def test_fit_gemmix_components_are_quantile_bins_of_top1():
         bins = np.array_split(top1, c)  # equal-count bins of the sorted values; a quantile edge may move a
         # row or two between neighbours, which moves a bin's mean by at most c / N each
         np.testing.assert_allclose(law.s, [b.mean() for b in bins], rtol=0, atol=2 * c / top1.size + 1e-8)
+
+
+@pytest.mark.parametrize("spec", ["gemmix:s=0.9,theta=0.5,w=1", "gemmix:s=0.3,theta=3,w=1", "gemmix:s=0,theta=8,w=1"])
+def test_gemmix_moments_of_one_component_against_its_spine(spec):
+    """One component at a time (a mixture's terms could cancel): mu = E[step], mu2 = E[step^2] over 200000 spine
+    steps drawn from the definition (spike with probability s, else -log(1 - s) - log B, B ~ Beta(1, theta))."""
+    law = parse_law(spec)
+    x = law.spine_sample(np.random.default_rng(4), 200000)
+    assert abs(x.mean() - law.mu) < 4.5 * x.std() / math.sqrt(x.size)
+    assert abs((x**2).mean() - law.mu2) < 4.5 * (x**2).std() / math.sqrt(x.size)
+
+
+def test_gemmix_spine_cdf_jumps_by_the_spike_at_its_step():
+    """P(step <= -log s) - P(step < -log s) = w s: the spike's atom, counted once and only without strict."""
+    law = parse_law("gemmix:s=0.5/0.2,theta=2/3,w=0.4/0.6")
+    for s_, w_ in [(0.5, 0.4), (0.2, 0.6)]:
+        at = -math.log(s_)
+        jump = float(law.spine_cdf(at)) - float(law.spine_cdf(at, strict=True))
+        assert jump == pytest.approx(w_ * s_, rel=1e-12)
+
+
+def test_theta_for_entropy_inverts_gem_entropy():
+    from brw.fitted import _theta_for_entropy, gem_entropy
+
+    for h in (0.01, 0.3, 0.999, 1.0, 2.5, 7.0):
+        assert float(gem_entropy(_theta_for_entropy(h))) == pytest.approx(h, rel=1e-10)
+
+
+def test_fitted_laws_are_equal_by_value():
+    assert parse_law(MIX) == parse_law(MIX) and parse_law(MIX) != parse_law("gemmix:s=0.9,theta=0.5,w=1")
+    a, b = parse_law("markov:trace=code,regimes=2"), parse_law("markov:trace=code,regimes=2")
+    assert a == b and hash(a) == hash(b) and a != parse_law("markov:trace=code,regimes=3")
+    assert a != parse_law("markov:trace=math,regimes=2")
+
+
+def test_entropy_autocorrelation_needs_three_pairs():
+    """A text of 4 rows has 3 lag-1 pairs (a correlation), 2 lag-2 pairs (NaN: fewer than three)."""
+    from trace_data import synthetic
+
+    from brw.fitted import entropy_autocorrelation
+    from brw.traces import make_trace
+
+    arrays, meta = synthetic(contexts=1, lengths=4)
+    got = entropy_autocorrelation(make_trace(meta=meta, **arrays), (1, 2))
+    h = arrays["entropy"]
+    assert got[1] == pytest.approx(np.corrcoef(h[:-1], h[1:])[0, 1], rel=1e-12) and math.isnan(got[2])
+
+
+def test_a_regime_without_successors_moves_like_the_frequencies():
+    """Texts of three rows, low -> middle -> high entropy: the high regime never has a successor, so its row
+    of the transition matrix is the regimes' frequencies; the others move one way round."""
+    from trace_data import synthetic
+
+    from brw.traces import make_trace
+
+    arrays, meta = synthetic(contexts=5, lengths=3, kinds=("peaked", "middle", "flat"))
+    _, trans, freq = fit_markov(make_trace(meta=meta, **arrays), 3)
+    np.testing.assert_array_equal(trans[:2], [[0, 1, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(trans[2], freq)

@@ -237,9 +237,14 @@ def test_expected_level_masses_match_many_to_one():
     (dict(pmax=0), "P must be >= 1"),
     (dict(pmax=10, replicates=0), "replicates must be >= 1"),
     (dict(pmax=10, seed=-1), "seed"),
+    (dict(pmax=10, seed=2.5), r"seed must be a whole number >= 0, got 2\.5"),
+    (dict(pmax=10, seed=True), r"seed must be a whole number >= 0, got True"),
+    (dict(pmax=10, seed="3"), r"seed must be a whole number >= 0, got '3'"),
     (dict(pmax=2.5), "whole number"),
     (dict(pmax=2**31 - 10), r"needs about \d+\.\d GiB of memory but 16\.0 GiB is available; at most P=\d+ fits"),
     (dict(pmax=10**12), "too large"),
+    (dict(pmax=2**31 - 2), r"P=2147483646 is too large: at most 2147483645 nodes per tree"),
+    (dict(pmax=2**31 - 3), "needs about"),
 ])
 def test_bad_sizes(kwargs, words, monkeypatch):
     # The refusal must not depend on this machine's memory: say it has 16 GiB.

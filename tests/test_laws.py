@@ -14,7 +14,7 @@ from brw.laws import Dirichlet, Fixed
 SPECS = [
     "uniform:k=8", "uniform:k=1", "fixed:p=0.7/0.3", "fixed:p=1", "fixed:p=0.5/0.25/0.125/0.125",
     "dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=1000", "zipf:s=1.1,k=50000", "zipf:s=0,k=3",
-    "gem:theta=2", "gem:theta=0.3",
+    "gem:theta=2", "gem:theta=0.3", "dirichlet:alpha=0.5,k=1",
 ]
 
 
@@ -40,6 +40,8 @@ def test_fixed_sorts_entries():
     ("dirichlet:alpha=0.5,k=2.5", "whole number"),
     ("uniform:k=0", "k=0"),
     ("uniform", "needs parameters"),
+    ("uniform:k=", r"bad parameter 'k=' in law spec 'uniform:k=': write key=value"),
+    ("zipf:s=1,k=0", r"k=0 in law spec 'zipf:s=1,k=0' must be >= 1"),
     ("fixed:p=0.7/-0.3", "must be >= 0"),
     ("fixed:p=0.7/0.2", "sum to"),
     ("fixed:p=0.7/nan", "finite"),
@@ -135,3 +137,33 @@ def test_zipf_vector_is_the_power_law():
         law = parse_law(f"zipf:s={s_},k={k}")
         np.testing.assert_allclose(law.p, want, rtol=1e-13)
         np.testing.assert_allclose(law.kernel_law().table[0], np.log(want), rtol=1e-13)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_laws_are_hashable_values(spec):
+    """Equal specs give equal laws with equal hashes (laws serve as keys), different specs differ."""
+    a, b = parse_law(spec), parse_law(spec)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != parse_law("uniform:k=5")
+
+
+def test_discrete_spine_cdf_by_hand():
+    """fixed:p=0.7/0.3: the spine step is -log 0.7 with probability 0.7 and -log 0.3 with 0.3."""
+    law = parse_law("fixed:p=0.7/0.3")
+    a, b = -math.log(0.7), -math.log(0.3)
+    x = np.array([0.0, a / 2, a, (a + b) / 2, b, 5.0])
+    np.testing.assert_allclose(law.spine_cdf(x), [0, 0, 0.7, 0.7, 1, 1], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(law.spine_cdf(x, strict=True), [0, 0, 0, 0.7, 0.7, 1], rtol=1e-15, atol=0)
+    one = parse_law("dirichlet:alpha=0.5,k=1")  # one token, certain: the step is exactly 0
+    assert one.spine_cdf(0.0) == 1.0 and one.spine_cdf(0.0, strict=True) == 0.0 and one.spine_cdf(-1e-9) == 0.0
+
+
+def test_a_token_of_probability_zero_changes_nothing():
+    from brw import frontier
+
+    a, b = parse_law("fixed:p=0.7/0.3/0"), parse_law("fixed:p=0.7/0.3")
+    assert a.mu == b.mu and a.mu2 == b.mu2 and float(a.psi(2.0)) == float(b.psi(2.0))
+    for x, y in zip(a.spine_atoms(), b.spine_atoms()):
+        np.testing.assert_array_equal(x, y)
+    assert a.lattice_span == b.lattice_span
+    np.testing.assert_array_equal(frontier(a, 50).accepted, frontier(b, 50).accepted)

@@ -89,6 +89,9 @@ def test_input_errors():
         T.accepted_count_law("uniform:k=3", -1.0)
     with pytest.raises(BrwError):
         T.renewal("uniform:k=3", 5.0).U(6.0)
+    for h in (math.inf, math.nan, 0.0, -1.0):
+        with pytest.raises(BrwError, match="grid step h must be a finite number > 0"):
+            T.spine_grid("uniform:k=3", h, 8)
     with pytest.raises(BrwError, match="points"):
         T.renewal("dirichlet:alpha=0.5,k=8", 3.0, points=0)
     with pytest.raises(BrwError, match="no lattice"):
@@ -122,6 +125,7 @@ def test_uniform_closed_forms_equal_the_generic_vector_sums():
     for k in (2, 8, 400):
         law = parse_law(f"uniform:k={k}")
         vec = Fixed((1.0 / k,) * k)
+        np.testing.assert_allclose(law.p, vec.p, rtol=1e-15)
         assert law.mu == pytest.approx(vec.mu, rel=1e-12) and law.mu2 == pytest.approx(vec.mu2, rel=1e-12)
         np.testing.assert_allclose(law.psi(theta), vec.psi(theta), rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(law.spine_cdf(x), vec.spine_cdf(x))
@@ -210,6 +214,20 @@ def test_identity_4_accepted_count_law(spec, x):
     assert np.all(mean >= lo - Z * se - 1e-9) and np.all(mean <= hi + Z * se + 1e-9)
     U_lo, U_hi = T.renewal(law, x, points=4096).U(x)  # E[X] = U(x) - 1, from the same bracket
     assert U_lo - 1 - 1e-9 <= hi.sum() and lo.sum() <= U_hi - 1 + 1e-9
+
+
+def test_identity_4_exact_at_lattice_levels():
+    """On a lattice the law of the accepted count is exact, a level counting its own nodes: uniform:k=2 at
+    3.5 log 2 accepts 3 tokens surely; fixed:p=0.5/0.25/0.25 (steps log 2, 2 log 2) at x = 2 log 2 has
+    P(S_1 <= x) = 1, P(S_2 <= x) = P(two steps log 2) = 1/4, P(S_3 <= x) = 0."""
+    l2 = math.log(2)
+    for spec, x, want in [("uniform:k=2", 3.5 * l2, [1, 1, 1, 0]), ("uniform:k=2", 3 * l2, [1, 1, 1, 0]),
+                          ("fixed:p=0.5/0.25/0.25", 2 * l2, [1, 0.25, 0]),
+                          ("fixed:p=0.5/0.25/0.25", 3 * l2, [1, 0.25 + 0.5, 0.125, 0])]:
+        n, lo, hi = T.accepted_count_law(spec, x)
+        assert n.tolist() == list(range(1, len(want) + 1)), (spec, x)
+        np.testing.assert_allclose(lo, want, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(hi, want, rtol=1e-12, atol=1e-15)
 
 
 # ---------------------------------------------------------------------------------------------------------

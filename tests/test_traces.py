@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -123,6 +124,10 @@ CASES = [
     ("taken_logp", _mod("taken_logp", lambda a: a.__setitem__(3, 0.5)), r"field 'taken_logp' row 3: log-probability 0\.5"),
     ("context token", _mod("context_tokens", lambda a: a.__setitem__(0, V)),
      r"field 'context_tokens': token id outside the vocabulary"),
+    ("schema shape", {"schema_version": np.array([SCHEMA_VERSION])}, r"field 'schema_version': must be a single "
+                                                                     r"integer"),
+    ("prompt length", _mod("prompt_lengths", lambda a: a.__setitem__(2, 10**6)),
+     r"field 'prompt_lengths' row 2: context 2: prompt longer than the context"),
 ]
 
 
@@ -378,3 +383,54 @@ def test_meta_may_hold_up_to_its_limit(tmp_path):
     assert load_trace(raw_save(tmp_path / "full.npz", arrays, full)).meta["pad"] == "x" * pad
     with pytest.raises(BrwError, match=r"field 'meta'"):
         load_trace(raw_save(tmp_path / "over.npz", arrays, {**meta, "pad": "x" * (pad + 1)}))
+
+
+def test_moment_errors_state_a_bracket_that_holds_the_top_k(tmp_path):
+    """The bracket an entropy must lie in starts at or above the top-k's own entropy (the tail only adds)."""
+    arrays, meta = synthetic()
+    top = arrays["top_logp"][0].astype(np.float64)
+    h_top = -(np.exp(top) * top).sum()
+    arrays["entropy"] = arrays["entropy"].copy()
+    arrays["entropy"][0] = 0.0
+    with pytest.raises(BrwError, match=r"must lie in \[") as e:
+        load_trace(raw_save(tmp_path / "e.npz", arrays, meta))
+    lo, hi = (float(v) for v in re.search(r"must lie in \[([^,]+), ([^\]]+)\]", str(e.value)).groups())
+    assert h_top - 1e-9 <= lo <= hi
+
+
+def test_second_log_moment_below_the_cauchy_schwarz_bound_is_refused(tmp_path):
+    """s >= s_top + h_tail^2 / m_tail (Cauchy-Schwarz on the tail of mass m_tail and entropy share h_tail): a
+    row half way between that bound and the weaker ones is refused."""
+    from brw.tailfit import tail_bounds
+
+    arrays, meta = synthetic()
+    row = 2
+    top = arrays["top_logp"].astype(np.float64)
+    p = np.exp(top[row])
+    m = 1.0 - p.sum()
+    h_tail = arrays["entropy"][row] + (p * top[row]).sum()
+    s_top = (p * top[row] ** 2).sum()
+    weaker = max(tail_bounds(top, V)[2][row], h_tail**2)
+    cs = h_tail**2 / m
+    assert cs > weaker + 0.5  # the bound matters for this row
+    arrays["log_moment2"] = arrays["log_moment2"].copy()
+    arrays["log_moment2"][row] = s_top + (weaker + cs) / 2
+    with pytest.raises(BrwError, match=rf"field 'log_moment2' row {row}: second log-moment .* cannot come from"):
+        load_trace(raw_save(tmp_path / "s.npz", arrays, meta))
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_members_in_every_npy_format_version_load(tmp_path, version, trace_file):
+    """numpy writes .npy versions 1.0, 2.0 (large headers) and 3.0 (utf-8 headers); the reader takes all three."""
+    want = load_trace(trace_file)
+    path = tmp_path / "v.npz"
+    with zipfile.ZipFile(trace_file) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            arr = np.lib.format.read_array(io.BytesIO(src.read(name)), allow_pickle=False)
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, version=version, allow_pickle=False)
+            dst.writestr(name, buf.getvalue())
+    got = load_trace(path)
+    for key in ("top_logp", "entropy", "context_tokens", "taken"):
+        np.testing.assert_array_equal(getattr(got, key), getattr(want, key))
+    assert got.meta == want.meta
