@@ -164,3 +164,24 @@ def test_the_stick_breaking_cut_lies_far_beyond_the_frontier(law):
         cut = gem_cut(law, P)
         res = frontier(law, P, replicates=20, seed=1)
         assert np.all(res.last_position < cut - (GEM_MARGIN - 10))
+
+
+@pytest.mark.parametrize("law", ["trace:chat", "dirichlet:alpha=0.5,k=8"])
+def test_tempered_drafter_normaliser_covers_the_whole_vector(law):
+    """A drafter tempered at T reads q proportional to p^(1/T): its log-normaliser is log sum_i p_i^(1/T) over the
+    node's whole vector, a recorded row's tail atoms (every group, each atom count times) included."""
+    law = parse_law(law)
+    args = kernel_args(law, 30.0)
+    kind, table, tails, params, cut, width = args
+    T = 0.7
+    width = max(width, 1)
+    vbuf, obuf, work = np.empty(width), np.empty(1), np.empty(width)
+    idx, crank, clq = np.empty(width, np.int64), np.empty(width, np.int64), np.empty(width)
+    for key in np.random.SeedSequence(8).generate_state(40, np.uint64):
+        m, lp, n, row, lz, tail = K.drafter_candidates(kind, table, tails, params, cut, -1, table, params, cut, T,
+                                                        0.0, key, -1, vbuf, obuf, work, idx, width, crank, clq)
+        top = np.asarray(lp[:n], dtype=float)
+        terms = [v / T for v in top[top > -np.inf]]
+        if kind == 0:
+            terms += [math.log(c) + q / T for q, c in tails[row] if c > 0]
+        assert lz == pytest.approx(special.logsumexp(terms), rel=1e-12, abs=1e-12)
