@@ -10,6 +10,7 @@ Usage (from the repository root; needs ``pip install cosmic-ray``):
     python sims/mutation.py                                   # every module, every mutant of the set
     python sims/mutation.py --modules kernels,frontier --sample 60 --seed 1 --out out/mutation.json
     python sims/mutation.py --sample kernels=20,laws=12 --modules kernels,laws
+    python sims/mutation.py --recheck out/mutation.json --out out/recheck.json   # do the survivors die now?
 
 The Numba kernels run interpreted (``NUMBA_DISABLE_JIT=1``): a mutated ``brw/_kernels.py`` would otherwise
 be compiled afresh for every mutant (half a minute of CPU), while the interpreted kernels take the same
@@ -81,10 +82,14 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def _config(path: Path, module: str, tests: list[str], env: dict, timeout: int) -> None:
+def _command(work: Path, tests: list[str], env: dict) -> str:
     # The copy's brw must win over an installed (editable) one.
-    prefix = " ".join(f"{k}={v}" for k, v in {"PYTHONPATH": str(path.parent), **env}.items())
-    command = f"env {prefix} {_PYTEST} {' '.join(tests)}"
+    prefix = " ".join(f"{k}={v}" for k, v in {"PYTHONPATH": str(work), **env}.items())
+    return f"env {prefix} {_PYTEST} {' '.join(tests)}"
+
+
+def _config(path: Path, module: str, tests: list[str], env: dict, timeout: int) -> None:
+    command = _command(path.parent, tests, env)
     path.write_text(f'[cosmic-ray]\nmodule-path = "{module}"\ntimeout = {float(timeout)}\nexcluded-modules = []\n'
                     f'test-command = "{command}"\n\n[cosmic-ray.distributor]\nname = "local"\n')
 
@@ -122,7 +127,7 @@ def _results(db_path: Path) -> dict:
                 out["survived"] += 1
                 out["survivors"].append({"line": m.start_pos[0], "operator": m.operator_name.split("/")[1],
                                          "occurrence": m.occurrence, "definition": m.definition_name,
-                                         "diff": res.diff})
+                                         "start": list(m.start_pos), "end": list(m.end_pos), "diff": res.diff})
             elif res.test_outcome == TestOutcome.INCOMPETENT:
                 out["incompetent"] += 1
             elif (res.output or "").strip() == "timeout":
@@ -151,6 +156,32 @@ def run_module(work: Path, name: str, sample: int | None, seed: int) -> dict:
     return res
 
 
+def recheck(work: Path, previous: dict) -> dict:
+    """Run every survivor of a previous report again, against the tests as they are now: which ones die."""
+    from cosmic_ray.mutating import mutate_and_test
+    from cosmic_ray.work_item import MutationSpec, TestOutcome
+
+    out = {}
+    cwd = os.getcwd()
+    os.chdir(work)  # cosmic-ray mutates the module path relative to the working directory
+    try:
+        for name, res in previous["modules"].items():
+            module, tests, env, timeout = MODULES[name]
+            command = _command(work, tests, env)
+            rows = []
+            for sv in res["survivors"]:
+                spec = MutationSpec(module, "core/" + sv["operator"], sv["occurrence"], tuple(sv["start"]),
+                                    tuple(sv["end"]))
+                r = mutate_and_test([spec], command, timeout)
+                dead = r.test_outcome not in (TestOutcome.SURVIVED, None)
+                rows.append({**sv, "killed_now": dead})
+                print(f"{name}:{sv['line']} {sv['operator']}: {'killed' if dead else 'survives'}", flush=True)
+            out[name] = rows
+    finally:
+        os.chdir(cwd)
+    return out
+
+
 def _samples(text: str | None, names: list[str]) -> dict:
     if text is None:
         return dict.fromkeys(names)
@@ -168,6 +199,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the sample")
     ap.add_argument("--out", default="out/mutation.json", help="where the counts and survivors go")
     ap.add_argument("--workdir", default=None, help="scratch copy of the tree (default: a temporary directory)")
+    ap.add_argument("--recheck", default=None, metavar="REPORT",
+                    help="instead of a run: mutate-and-test again every survivor listed in REPORT (a previous --out)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.modules.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODULES]
@@ -178,9 +211,14 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     _copy_tree(work)
     os.environ["NUMBA_CACHE_DIR"] = str(work / ".numba-cache")  # the copy's own compiled kernels
-    report = {"seed": args.seed, "sample": samples, "operators": sorted(OPERATORS), "modules": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.recheck:
+        previous = json.loads(Path(args.recheck).read_text())
+        out.write_text(json.dumps({"recheck_of": args.recheck, "modules": recheck(work, previous)}, indent=1) + "\n")
+        print(f"wrote {out}")
+        return 0
+    report = {"seed": args.seed, "sample": samples, "operators": sorted(OPERATORS), "modules": {}}
     for name in names:
         report["modules"][name] = run_module(work, name, samples[name], args.seed)
         out.write_text(json.dumps(report, indent=1) + "\n")

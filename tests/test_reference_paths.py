@@ -366,3 +366,14 @@ def test_regime_transitions_of_simulated_trees_are_the_given_ones():
     assert np.all(np.abs(counts / n - law.TRANSITIONS) < 4.5 * se)
     root = np.bincount(roots, minlength=3) / roots.size
     assert np.all(np.abs(root - law.INITIAL) < 4.5 * np.sqrt(law.INITIAL * (1 - law.INITIAL) / roots.size))
+
+
+@pytest.mark.parametrize("law", [TableLaw(regimes=True), "markov:trace=code,regimes=3"], ids=_ids)
+def test_drafted_best_first_with_the_verifier_as_drafter_is_the_frontier_on_regime_laws(law):
+    """The policies' best-first kernel (specexec, the verifier drafting for itself) walks the frontier's own
+    trees, the root's regime drawn from the initial law like every other walk's: equal curves on 40 trees."""
+    from brw.policies import policies
+
+    res = policies(law, 60, ["specexec"], replicates=40, seed=6)
+    ref = frontier(law, 60, replicates=40, seed=6)
+    np.testing.assert_allclose(res.accepted[0], ref.accepted, rtol=1e-13)
