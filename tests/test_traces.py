@@ -434,3 +434,11 @@ def test_members_in_every_npy_format_version_load(tmp_path, version, trace_file)
     for key in ("top_logp", "entropy", "context_tokens", "taken"):
         np.testing.assert_array_equal(getattr(got, key), getattr(want, key))
     assert got.meta == want.meta
+
+
+def test_duplicate_ids_in_a_one_row_trace(tmp_path):
+    arrays, meta = synthetic(contexts=1, lengths=1)
+    arrays["top_ids"] = arrays["top_ids"].copy()
+    arrays["top_ids"][0, 3] = arrays["top_ids"][0, 2]
+    with pytest.raises(BrwError, match=r"field 'top_ids' row 0: the same token id"):
+        load_trace(raw_save(tmp_path / "one.npz", arrays, meta))
