@@ -185,3 +185,13 @@ def test_tempered_drafter_normaliser_covers_the_whole_vector(law):
         if kind == 0:
             terms += [math.log(c) + q / T for q, c in tails[row] if c > 0]
         assert lz == pytest.approx(special.logsumexp(terms), rel=1e-12, abs=1e-12)
+
+
+def test_a_kernel_law_cannot_be_changed_in_place():
+    """A law's kernel form is a frozen value: assigning a field raises instead of silently editing what every
+    later kernel call of that law would read."""
+    import dataclasses
+
+    kl = parse_law("gem:theta=2").kernel_law()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        kl.width = 10

@@ -167,3 +167,28 @@ def test_a_token_of_probability_zero_changes_nothing():
         np.testing.assert_array_equal(x, y)
     assert a.lattice_span == b.lattice_span
     np.testing.assert_array_equal(frontier(a, 50).accepted, frontier(b, 50).accepted)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_spine_cdf_is_zero_below_zero_without_warnings(spec):
+    """A step -log p is never negative: the spine cdf is exactly 0 below 0, quietly (no invalid-value warning
+    from the branch that np.where discards)."""
+    import warnings
+
+    law = parse_law(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = law.spine_cdf(np.array([-5.0, -0.5, -1e-12]))
+    np.testing.assert_array_equal(got, [0.0, 0.0, 0.0])
+
+
+def test_lattice_span_is_the_smallest_step_when_it_divides_the_others():
+    """The largest h dividing every step is the smallest step itself when the others are its multiples, returned
+    exactly, also where the floating-point remainder of a multiple comes out one ulp short of h
+    (fmod(3 log 2, log 2) = log 2 - 1.1e-16); steps without a common span give 0."""
+    from brw.laws import _lattice_span
+
+    for h, mult in [(0.1, (1, 3)), (0.1, (1, 3, 7)), (math.log(2), (1, 2, 3)), (0.7, (1, 3, 6))]:
+        assert _lattice_span(np.array([h * m for m in mult])) == h, (h, mult)
+    assert _lattice_span(np.array([1.0, math.sqrt(2)])) == 0.0
+    assert parse_law("fixed:p=0.5/0.25/0.25").lattice_span == math.log(2)
