@@ -151,6 +151,8 @@ def test_theta_for_entropy_inverts_gem_entropy():
 
     for h in (0.01, 0.3, 0.999, 1.0, 2.5, 7.0):
         assert float(gem_entropy(_theta_for_entropy(h))) == pytest.approx(h, rel=1e-10)
+    for h in (0.0, 1e-12, 1e-9):  # the floor, its boundary included: theta = 1e-9, not a root near 6e-10
+        assert _theta_for_entropy(h) == 1e-9
 
 
 def test_fitted_laws_are_equal_by_value():
