@@ -455,3 +455,13 @@ def test_cli_theory_errors(capsys):
     assert main(["theory", "--law", "uniform:k=8", "--at", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "Traceback" not in err
+
+
+def test_spine_grid_pushes_a_step_on_a_grid_point_outward():
+    """Off the lattice, a step that computes to exactly a grid point may truly lie a round-off on either side of
+    it: the floor grid puts it one cell below, the ceil grid one cell above (fixed:p=0.5/0.25/0.25 with
+    h = log 2: steps 1 h and 2 h land in floor cells 0, 1 and ceil cells 2, 3)."""
+    g = T.spine_grid("fixed:p=0.5/0.25/0.25", math.log(2), 5)
+    assert not g.exact
+    np.testing.assert_array_equal(g.floor, [0.5, 0.5, 0, 0, 0, 0])
+    np.testing.assert_array_equal(g.ceil, [0, 0, 0.5, 0.5, 0, 0])
