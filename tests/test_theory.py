@@ -89,6 +89,12 @@ def test_input_errors():
         T.accepted_count_law("uniform:k=3", -1.0)
     with pytest.raises(BrwError):
         T.renewal("uniform:k=3", 5.0).U(6.0)
+    for x in (-0.5, -1e-9):  # below the grid: refused, never read from the grid's far end
+        with pytest.raises(BrwError, match=r"levels x must lie in \[0, "):
+            T.renewal("uniform:k=3", 5.0).U(x)
+    for fn in (T.paper_bound, T.asymptotic, T.bounds):
+        with pytest.raises(BrwError, match="P must be a whole number >= 1 or a non-empty list"):
+            fn("uniform:k=3", [])
     for h in (math.inf, math.nan, 0.0, -1.0):
         with pytest.raises(BrwError, match="grid step h must be a finite number > 0"):
             T.spine_grid("uniform:k=3", h, 8)
