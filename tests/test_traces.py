@@ -442,3 +442,23 @@ def test_duplicate_ids_in_a_one_row_trace(tmp_path):
     arrays["top_ids"][0, 3] = arrays["top_ids"][0, 2]
     with pytest.raises(BrwError, match=r"field 'top_ids' row 0: the same token id"):
         load_trace(raw_save(tmp_path / "one.npz", arrays, meta))
+
+
+def test_context_ids_hold_the_prompt_then_each_taken_token_at_its_offset():
+    """Context c's ids are its prompt (prompt_lengths[c] tokens) followed by its rows' taken tokens, row i's at
+    position offset[i]; the contexts laid end to end are context_tokens."""
+    arrays, meta = synthetic(contexts=4)
+    t = make_trace(meta=meta, **arrays)
+    for c in range(4):
+        rows = np.flatnonzero(t.context == c)
+        assert t.context_ids(c).size == t.prompt_lengths[c] + rows.size
+    for i in range(t.taken.size):
+        assert t.context_ids(t.context[i])[t.offset[i]] == t.taken[i]
+    np.testing.assert_array_equal(np.concatenate([t.context_ids(c) for c in range(4)]), t.context_tokens)
+
+
+@pytest.mark.parametrize("meta", [{"x": float("nan")}, {"x": float("inf")}, {"x": object()}])
+def test_metadata_that_is_not_plain_json_is_refused(meta):
+    arrays, _ = synthetic(contexts=1, lengths=1)
+    with pytest.raises(BrwError, match="metadata is not plain JSON"):
+        make_trace(meta=meta, **arrays)
