@@ -133,6 +133,18 @@ def test_frontier_walk_equals_the_reference(law):
             assert res.deepest[j] == max(dep)
 
 
+def test_frontier_walk_on_a_random_law_deeper_than_its_first_stack():
+    """gem:theta=0.01 puts nearly all of a node's mass on its first child, so P = 1000 reaches depths of about
+    300-400, beyond the walk's first stack of 256 levels (and its buffer of per-level vectors): the walk grows
+    both and resumes, giving the reference's curve replicate by replicate."""
+    law, P, seed = "gem:theta=0.01", 1000, 13
+    res = frontier(law, P, replicates=3, seed=seed, keep=list(range(1, P + 1)))
+    assert res.deepest.min() > 256
+    for j in range(3):
+        _, dep, pos = reference_frontier(law, P, seed=seed, replicate=j)
+        assert np.array_equal(res.replicate_values[j], _curve(pos)), j
+
+
 @pytest.mark.parametrize("law", LAWS, ids=_ids)
 def test_best_first_equals_the_reference(law):
     """frontier_tree() (lazy siblings on a heap) pops the reference's nodes in the reference's order."""
