@@ -243,7 +243,7 @@ def test_expected_level_masses_match_many_to_one():
     (dict(pmax=2.5), "whole number"),
     (dict(pmax=2**31 - 10), r"needs about \d+\.\d GiB of memory but 16\.0 GiB is available; at most P=\d+ fits"),
     (dict(pmax=10**12), "too large"),
-    (dict(pmax=2**31 - 2), r"P=2147483646 is too large: at most 2147483645 nodes per tree"),
+    (dict(pmax=2**31 - 2), r"P=2147483646 is too large: at most P=2147483645 nodes per tree"),
     (dict(pmax=2**31 - 3), "needs about"),
 ])
 def test_bad_sizes(kwargs, words, monkeypatch):
