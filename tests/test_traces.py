@@ -462,3 +462,19 @@ def test_metadata_that_is_not_plain_json_is_refused(meta):
     arrays, _ = synthetic(contexts=1, lengths=1)
     with pytest.raises(BrwError, match="metadata is not plain JSON"):
         make_trace(meta=meta, **arrays)
+
+
+def test_a_field_may_hold_up_to_4_gib():
+    """The archive directory's size claims are checked before anything is read: a member may claim up to 4 GiB
+    (MAX_MEMBER_BYTES: a large real trace's largest field fits), one byte more is refused as corrupt."""
+    from brw.traces import _members
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("entropy.npy", b"x")
+    with zipfile.ZipFile(buf) as zf:
+        zf.infolist()[0].file_size = 4 * 2**30
+        assert list(_members(zf, "big.npz")) == ["entropy"]
+        zf.infolist()[0].file_size = 4 * 2**30 + 1
+        with pytest.raises(BrwError, match=r"field 'entropy' claims 4294967297 bytes, more than the 4294967296"):
+            _members(zf, "big.npz")
