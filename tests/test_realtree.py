@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from brw.errors import BrwError
-from brw.realtree import (BUNDLED_RESULTS, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
+from brw.realtree import (BUNDLED, BUNDLED_RESULTS, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
                           summarize)
 from brw.traces import load_trace, resolve_trace
 
@@ -130,3 +130,27 @@ def test_node_statistics_on_a_hand_made_pair_of_trees():
 
     row = table(node_statistics(res)).splitlines()[-1].split()
     assert row[:3] == ["a", "2", "7"] and float(row[5]) == pytest.approx(s["parent_child_entropy_correlation"], abs=5e-4)
+
+
+@pytest.mark.skipif(not BUNDLED["smollm2-p1024"].is_file(), reason="no bundled P = 1024 real trees")
+def test_deep_bundled_trees_extend_the_default_ones():
+    """The P = 1024 trees are the first 64 contexts per genre of the same seeded choice as the P = 256 ones, their
+    first 256 nodes are those trees' nodes, and every node's statistics are recorded (all nodes are evaluated
+    or are leaves)."""
+    deep, base = load_realtrees("smollm2-p1024"), load_realtrees("smollm2")
+    assert deep.pmax == 1024 and deep.meta["seed"] == base.meta["seed"] and deep.sources == base.sources
+    for j, name in enumerate(deep.sources):
+        sel = deep.arrays["source"] == j
+        assert sel.sum() >= 64
+        rows = pick_rows(load_trace(name), int(sel.sum()), deep.meta["seed"])
+        np.testing.assert_array_equal(np.sort(deep.arrays["row"][sel]), rows)
+        key = {r: i for i, r in enumerate(base.arrays["row"][base.arrays["source"] == j])}
+        b = {k: base.arrays[k][base.arrays["source"] == j] for k in ("accepted", "token", "depth")}
+        for i, r in enumerate(deep.arrays["row"][sel]):
+            d = {k: deep.arrays[k][sel][i, :256] for k in ("accepted", "token", "depth")}
+            # float32 weights: rounds batched differently differ by ~1e-6 per probability, ~1e-4 over 256 nodes
+            np.testing.assert_allclose(d["accepted"], b["accepted"][key[r]], rtol=0, atol=3e-4)
+            # the same nodes (ties in path probability aside: compare the sets of (token, depth))
+            assert sorted(zip(d["token"], d["depth"])) == sorted(zip(b["token"][key[r]], b["depth"][key[r]]))
+    e = deep.arrays["entropy"]
+    assert np.mean(~np.isnan(e)) > 0.9 and np.all(~np.isnan(e[:, 0]))
