@@ -191,6 +191,7 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     fig, (bar, ent) = plt.subplots(1, 2, figsize=(11, 4.2))
     P = comparison.P
     width = 0.8 / len(P)
+    top = 0.0
     parts = (("contexts", "contexts differ (ctx - i.i.d.)", "C0"), ("paths", "along paths (path - ctx)", "C2"),
              ("unexplained", "unexplained (real - path)", "0.6"))
     for k, p in enumerate(P):
@@ -204,6 +205,7 @@ def depth_gap(comparison, nodes: dict, path) -> str:
                     edgecolor="k", lw=0.4)
             pos, neg = pos + np.maximum(v, 0), neg + np.minimum(v, 0)
         gap = np.array([dec[n]["gap"][0] for n in names])
+        top = max(top, gap.max(), pos.max())
         bar.plot(x, gap, "k_", ms=12, mew=2, label="real - i.i.d. walk" if k == 0 else None)
         for xi in x:
             bar.text(xi, 0, f"{p}", ha="center", va="top", fontsize=6, rotation=90)
@@ -211,7 +213,8 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     bar.set_xticks(np.arange(len(names)), names)
     bar.set_ylabel("extra accepted tokens per step over the i.i.d. walk")
     bar.set_title(f"the gap at P = {', '.join(map(str, P))} (bars left to right)", fontsize=9)
-    bar.legend(fontsize=7, loc="upper left")
+    bar.set_ylim(top=1.45 * max(top, 0.1))  # room for the legend above the bars
+    bar.legend(fontsize=7, loc="upper right")
     for j, n in enumerate(names):
         by = nodes.get(n, {}).get("entropy_by_depth") or []
         if by:
@@ -221,7 +224,10 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     ent.set_ylabel("mean next-token entropy (nats)")
     ent.set_title("nodes deep in real trees have low entropy", fontsize=9)
     ent.legend(fontsize=7)
-    fig.suptitle(f"Why real optimal trees ({comparison.model}) are deeper than the i.i.d. walk predicts", fontsize=10)
+    model = str(comparison.model).split(" (")[0]
+    fig.suptitle(f"Why real optimal trees of {model} are deeper than the i.i.d. walk predicts (out of sample, "
+                 f"{comparison.folds}-fold)" if comparison.folds > 1 else
+                 f"Why real optimal trees of {model} are deeper than the i.i.d. walk predicts", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
