@@ -511,6 +511,28 @@ def _cmd_costcurve(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw reproduce (brw/studies/reproduce.py)
+
+
+def _add_reproduce(sub):
+    p = sub.add_parser("reproduce", help="every figure and table of brw's findings, with a report, in one run",
+                       description="Regenerate every figure (PNG and SVG) and table of brw's findings from the "
+                                   "bundled traces, real trees and real-drafter results, the measured cost curve and "
+                                   "the simulator, with DIR/REPORT.md (captions and tables written from this run's "
+                                   "numbers) and DIR/results.json. Sweeps keep their points in DIR/.sweep: a second "
+                                   "run reuses them.")
+    p.add_argument("--out", metavar="DIR", default="figures", help="output folder (default figures)")
+    p.add_argument("--quick", action="store_true", help="small sizes: a check in a minute or two, not a measurement")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout (what results.json holds)")
+
+
+def _cmd_reproduce(args) -> dict:
+    from brw.studies.reproduce import reproduce
+
+    return reproduce(args.out, quick=args.quick, progress=not args.json).to_dict()
+
+
+# --------------------------------------------------------------------------------------------------------
 
 #: name -> (declare its arguments, run it to a JSON-ready dict, the name of its table in ``brw.tables``).
 COMMANDS = {
@@ -527,6 +549,7 @@ COMMANDS = {
     "speedup": (_add_speedup, _cmd_speedup, "speedup"),
     "sweep": (_add_sweep, _cmd_sweep, "sweep"),
     "costcurve": (_add_costcurve, _cmd_costcurve, "costcurve"),
+    "reproduce": (_add_reproduce, _cmd_reproduce, "reproduce_summary"),
 }
 
 

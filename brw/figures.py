@@ -17,7 +17,8 @@ from brw.errors import BrwError, clip
 from brw.files import atomic_path, check_writable
 
 __all__ = ["SUFFIXES", "check_path", "frontier", "compare", "depth_gap", "trace_summary", "theory_bounds",
-           "theory_residuals", "speedup"]
+           "theory_residuals", "speedup", "accepted_bounds", "slopes", "traces", "policies", "sequoia", "speedups",
+           "bench"]
 
 #: The file types a figure may be written as.
 SUFFIXES = (".png", ".pdf", ".svg")
@@ -72,16 +73,18 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path) -> str:
-    """Write ``fig`` to ``path`` (format from the suffix) whole or not at all, and close it."""
+def _save(fig, path):
+    """Write ``fig`` to ``path`` (format from the suffix) whole or not at all, and close it. ``path`` may be a
+    list of paths (the same figure as PNG and SVG, say): then the list of paths written is returned."""
     plt = _pyplot()
-    path = check_path(path)
+    paths = [check_path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
     try:
-        with atomic_path(path, suffix=path.suffix) as tmp:
-            fig.savefig(tmp, dpi=DPI, format=path.suffix[1:].lower())
+        for p in paths:
+            with atomic_path(p, suffix=p.suffix) as tmp:
+                fig.savefig(tmp, dpi=DPI, format=p.suffix[1:].lower())
     finally:
         plt.close(fig)
-    return str(path)
+    return [str(p) for p in paths] if isinstance(path, (list, tuple)) else str(paths[0])
 
 
 def _log2_axis(ax, xlabel: str, ylabel: str | None = None) -> None:
@@ -139,13 +142,13 @@ def compare(comparison, path) -> str:
     ----------
     comparison : brw.studies.compare.Comparison
         The comparison.
-    path : str or os.PathLike
-        Figure file (.png, .pdf or .svg).
+    path : str, os.PathLike or list of them
+        Figure file(s) (.png, .pdf or .svg).
 
     Returns
     -------
-    str
-        The path written.
+    str or list of str
+        The path(s) written.
     """
     from brw.studies.compare import MODELS, THEORY_MODELS
 
@@ -395,3 +398,350 @@ def speedup(result, path) -> str:
     fig.tight_layout()
     return _save(fig, path)
 
+
+
+# --------------------------------------------------------------------------------------------------------
+# The figures of ``brw reproduce`` (``brw.studies.reproduce``): each takes the numbers its step arranged.
+
+#: Line styles of the bounds, shared by the figures that draw them.
+_BOUND_STYLE = {"asymptotic": ("C1", "--", "sharp asymptotic"), "renewal_bound": ("C0", "-", "renewal bound"),
+                "wald_lorden_bound": ("C2", "-.", "Wald-Lorden bound"),
+                "paper_bound": ("C3", ":", "paper's bound (mu+mu2) log P / mu^2")}
+
+
+def accepted_bounds(curves, path):
+    """accepted(P) of several laws (points with 2-standard-error bars) beside every bound, a panel per law.
+
+    Parameters
+    ----------
+    curves : list of dict
+        Per law: ``law``, ``mu``, ``mu2``, ``P``, ``accepted``, ``stderr``, ``trees``, and the bounds
+        (``brw.theory.BOUND_KEYS``) on the P values ``grid``.
+    path : str, os.PathLike or list of them
+        Figure file(s) (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    n = len(curves)
+    cols = 2 if n > 1 else 1
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.4 * rows), squeeze=False)
+    for ax, c in zip(axes.flat, curves):
+        for key, (color, ls, label) in _BOUND_STYLE.items():
+            ax.plot(c["grid"], c[key], color=color, ls=ls, lw=1.6, label=label)
+        ax.errorbar(c["P"], c["accepted"], yerr=2 * np.asarray(c["stderr"]), fmt="o", color="k", ms=4, capsize=2,
+                    lw=1, label=f"simulated optimum ({c['trees']} trees, 2 s.e.)", zorder=5)
+        _log2_axis(ax, "P (draft nodes verified per step)", "accepted tokens per step, E[X]")
+        top = max(np.max(c["wald_lorden_bound"]), np.max(c["accepted"]))
+        ax.set_ylim(0, 1.25 * top)  # the paper's bound leaves the panel: the others stay readable
+        ax.set_title(f"{c['law']}   mu = {c['mu']:.3f} nats, mu2 = {c['mu2']:.3f}", fontsize=10)
+    axes.flat[0].legend(loc="upper left", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("The optimal tree's accepted tokens against log P, beside every bound "
+                 "(the paper's bound runs off the top)", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _log_axes(ax) -> None:
+    """Both axes logarithmic, ticks at 1, 2, 3, 5 and 7 times powers of ten written as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def slopes(laws, path):
+    """The measured slope of accepted(P) against log P, per law, against 1/mu and against (mu + mu2)/mu^2.
+
+    Parameters
+    ----------
+    laws : list of dict
+        ``brw.studies.sweep_slopes.SweepSlopes.laws``.
+    path : str, os.PathLike or list of them
+        Figure file(s).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    slope = np.array([r["slope"] for r in laws])
+    se = np.nan_to_num(np.array([r["stderr"] for r in laws], dtype=float))
+    traced = np.array([r["law"].startswith("trace:") for r in laws])
+    for ax, key, xlabel, title in (
+            (axes[0], "inverse_mu", "1/mu (1/nats)", "against 1/mu, the sharp asymptotic's slope"),
+            (axes[1], "paper_slope", "(mu + mu2)/mu^2 (1/nats)", "against the paper's slope (mu + mu2)/mu^2")):
+        x = np.array([r[key] for r in laws])
+        lo, hi = min(x.min(), slope.min()) / 1.3, max(x.max(), slope.max()) * 1.3
+        ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label="slope = prediction")
+        for mask, marker, label in ((~traced, "o", "parametric laws"), (traced, "s", "recorded traces")):
+            if mask.any():
+                ax.errorbar(x[mask], slope[mask], yerr=2 * se[mask], fmt=marker, ms=6, capsize=2, label=label)
+        _log_axes(ax)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("measured slope d accepted / d log P (tokens per nat)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="upper left", fontsize=8)
+    for r, xi, yi in zip(laws, [r["inverse_mu"] for r in laws], slope):
+        axes[0].annotate(r["law"], (xi, yi), xytext=(6, -3), textcoords="offset points", fontsize=6.5, color="0.3")
+    P = laws[0]["P"]
+    fig.suptitle(f"Slope of accepted(P) against log P over P = {P[0]} .. {P[1]} (bars: 2 standard errors)",
+                 fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def traces(summaries, path):
+    """The recorded traces: mu and mu2 with their confidence intervals per genre, and the entropy distributions.
+
+    Parameters
+    ----------
+    summaries : dict
+        genre -> (``brw.trace_summary.trace_summary`` dict, entropy of every position in nats).
+    path : str, os.PathLike or list of them
+        Figure file(s).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 1, 2]})
+    names = list(summaries)
+    y = np.arange(len(names))
+    for ax, key, xlabel in ((axes[0], "mu", "mu = E[entropy] (nats)"),
+                            (axes[1], "mu2", "mu2 = E[sum p (log p)^2] (nats^2)")):
+        for i, name in enumerate(names):
+            d = summaries[name][0]
+            lo, hi = d[f"{key}_ci"]
+            ax.errorbar([d[key]], [i], xerr=[[d[key] - lo], [hi - d[key]]], fmt="o", color=f"C{i}", capsize=4,
+                        ms=7)
+        ax.set_yticks(y, [f"{n}\n({summaries[n][0]['contexts']} contexts)" for n in names])
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(-0.6, len(names) - 0.4)
+        ax.grid(alpha=0.3, axis="x")
+        ax.set_title(f"{key} with its 95% interval", fontsize=10)
+    ax = axes[2]
+    top = max(float(np.max(summaries[n][1])) for n in names)
+    bins = np.linspace(0, top, 40)
+    for i, name in enumerate(names):
+        d, entropy = summaries[name]
+        ax.hist(entropy, bins=bins, density=True, histtype="step", lw=1.8, color=f"C{i}",
+                label=f"{name}: mu = {d['mu']:.2f} nats, {d['positions']} positions")
+    ax.set_yscale("log")
+    ax.set_xlabel("entropy of the next-token distribution (nats)")
+    ax.set_ylabel("density (1/nats, log scale)")
+    ax.set_title("entropy distributions", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    model = str(summaries[names[0]][0].get("model") or "the verifier").split(" (")[0]
+    fig.suptitle(f"Recorded traces of {model} (bootstrap over contexts)", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def policies(sim, real, path):
+    """Drafting policies on simulated trees and real drafters on real trees, against the speed of light.
+
+    Parameters
+    ----------
+    sim : dict
+        law -> policy -> table rows (``P``, ``accepted``, ``stderr``, ``gap``, ``gap_stderr``; a sweep's
+        ``policies`` rows of one law and policy).
+    real : dict
+        ``brw.realdrafter.RealDrafter.to_dict()``.
+    path : str, os.PathLike or list of them
+        Figure file(s).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    laws = list(sim)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    panels = list(axes.flat)
+    bars = []
+    for ax, law in zip(panels, laws):
+        first = next(iter(sim[law].values()))
+        ax.plot(first.P, first.accepted + first.gap, color="k", lw=2.4, label="speed of light (optimal frontier)")
+        for i, (pol, g) in enumerate(sim[law].items()):  # alternate styles: policies that tie stay visible
+            ax.plot(g.P, g.accepted, marker="os^D"[i % 4], ms=3.5, lw=1.3, ls=("-", "--")[i % 2], color=f"C{i}",
+                    label=pol)
+            top = g.iloc[-1]
+            bars.append((f"{law}: {pol}", float(top.gap), float(top.gap_stderr), f"C{i}"))
+        _log2_axis(ax, "P (draft nodes verified per step)", "accepted tokens per step, E[X]")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"simulated, {law}", fontsize=10)
+    panels[0].legend(fontsize=7.5, loc="upper left")
+    ax = panels[len(laws)]
+    P = np.asarray(real["P"])
+    opt, ose = np.asarray(real["optimal"]), np.asarray(real["optimal_stderr"])
+    ax.plot(P, opt, color="k", lw=2.4, label="real optimal tree (oracle drafter)")
+    ax.fill_between(P, opt - 2 * ose, opt + 2 * ose, color="k", alpha=0.15, lw=0)
+    for j, dr in enumerate(real["drafters"]):
+        a, s = np.asarray(dr["accepted"]), np.asarray(dr["stderr"])
+        ax.plot(P, a, marker="s", ms=3, lw=1.3, color=f"C{j + 4}", label=f"early exit after layer {dr['layers']}")
+        ax.fill_between(P, a - 2 * s, a + 2 * s, color=f"C{j + 4}", alpha=0.12, lw=0)
+        bars.append((f"real: exit after layer {dr['layers']}", dr["gap"][-1], dr["gap_stderr"][-1], f"C{j + 4}"))
+    _log2_axis(ax, "P (draft nodes verified per step)", "accepted tokens per step, E[X]")
+    ax.set_ylim(bottom=0)
+    model = str(real["model"] or "the verifier").split(" (")[0]
+    ax.set_title(f"real drafters of {model}, {real['contexts']} real contexts (bands: 2 s.e.)", fontsize=10)
+    ax.legend(fontsize=7.5, loc="upper left")
+    ax = panels[len(laws) + 1]
+    ypos = np.arange(len(bars))[::-1]
+    ax.barh(ypos, [b[1] for b in bars], xerr=[2 * b[2] for b in bars], color=[b[3] for b in bars], alpha=0.8,
+            capsize=2)
+    ax.set_yticks(ypos, [b[0] for b in bars], fontsize=7)
+    ax.set_xlabel("gap to the speed of light at the largest P\n(accepted tokens per step; bars: 2 paired s.e.)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title("paired gaps at the largest P", fontsize=10)
+    for ax in panels[len(laws) + 2:]:
+        ax.axis("off")
+    fig.suptitle("Drafting policies and real drafters against the speed of light", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def sequoia(panels, path):
+    """Sequoia's static tree against the frontier, per law: scored on the law's trees and as its own positional
+    model predicts it.
+
+    Parameters
+    ----------
+    panels : dict
+        law -> ``frontier`` (P, tokens per step), ``policies`` (policy spec -> (P, tokens per step, stderr, gap,
+        gap stderr)), ``own`` (depth limit -> Sequoia's predicted tokens per step for n = 1.. nodes) and
+        ``best_first`` (the positional vector's best-first tree, n = 1..).
+    path : str, os.PathLike or list of them
+        Figure file(s).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False)
+    for ax, (law, p) in zip(axes[0], panels.items()):
+        P, front = p["frontier"]
+        ax.plot(P, front, color="k", lw=2.4, marker="o", ms=3, label="speed of light (optimal frontier)")
+        for i, (pol, (Pp, tps, _, _, _)) in enumerate(p["policies"].items()):
+            ax.plot(Pp, tps, color=f"C{i}", marker="os"[i % 2], ms=4, lw=1.4,
+                    label=f"Sequoia's tree ({pol}) on the law's trees")
+            depth = 6 if "depth" in pol else None
+            n = np.arange(1, len(p["own"][depth]))
+            ax.plot(n, p["own"][depth][1:], color=f"C{i}", ls="--", lw=1.2,
+                    label=f"its own prediction (positional model{', 6 levels' if depth else ''})")
+        bf = p["best_first"]
+        ax.plot(np.arange(1, len(bf)), bf[1:], color="0.5", ls=":", lw=1.4,
+                label="best-first tree of the positional model")
+        _log2_axis(ax, "P (draft nodes verified per step)", "tokens per step (accepted + 1)")
+        ax.set_xlim(1, P[-1])
+        ax.set_ylim(bottom=1)
+        ax.set_title(law, fontsize=10)
+    axes[0][0].legend(fontsize=7.5, loc="upper left")
+    fig.suptitle("Sequoia's optimum (its dynamic program on the positional acceptance vector) against the frontier",
+                 fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def speedups(results, path):
+    """tokens/s against P, one panel per verifier cost, one curve per law, each optimum marked.
+
+    Parameters
+    ----------
+    results : list of (str, Speedup)
+        (the cost's label, ``brw.speedup.speedup(...)``); results of one label share a panel.
+    path : str, os.PathLike or list of them
+        Figure file(s).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    labels = list(dict.fromkeys(label for label, _ in results))
+    fig, axes = plt.subplots(1, len(labels), figsize=(6.4 * len(labels), 4.8), squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        mine = [r for lab, r in results if lab == label]
+        for i, r in enumerate(mine):
+            P = np.arange(1, r.pmax + 1)
+            rel = r.tokens_per_second / r.plain_tokens_per_second
+            band = 2 * r.stderr / r.step_seconds / r.plain_tokens_per_second
+            ax.plot(P, rel[1:], color=f"C{i}", lw=1.8, label=f"{r.law} ({r.replicates} trees)")
+            ax.fill_between(P, (rel - band)[1:], (rel + band)[1:], color=f"C{i}", alpha=0.2, lw=0)
+            o = r.optimal_P
+            ax.plot([max(o, 1)], [rel[o]], "o", color=f"C{i}", ms=8)
+            ax.annotate(f"P = {o}: {r.speedup:.2f}x", (max(o, 1), rel[o]), xytext=(6, 6 + 12 * i),
+                        textcoords="offset points", fontsize=8, color=f"C{i}")
+        ax.axhline(1.0, color="0.4", lw=1, ls=":", label="plain decoding")
+        _log2_axis(ax, "P (draft nodes verified per step)", "tokens per second / plain decoding's")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{label}: {Path(str(mine[0].cost)).name}", fontsize=9)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle("The speed of light in tokens per second (optimal tree, free drafter; dots: the optimal P)",
+                 fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def bench(d, path):
+    """Nodes per second of each kernel, per law: the reference, the frontier on 1 and on every thread, the
+    threshold walk and the floor (log scale).
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.studies.bench.Benchmark.to_dict()``.
+    path : str, os.PathLike or list of them
+        Figure file(s).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    plt = _pyplot()
+    top = max(d["threads"])
+    kernels = [("reference", "pure-Python reference, 1 thread"), ("frontier@1", "frontier, 1 thread"),
+               (f"frontier@{top}", f"frontier, {top} threads"), (f"threshold@{top}", f"threshold, {top} threads"),
+               (f"floor@{top}", f"floor (randomness only), {top} threads")]
+    laws = d["laws"]
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    width = 0.8 / len(kernels)
+    x = np.arange(len(laws))
+    for k, (key, label) in enumerate(kernels):
+        vals = [row["nodes_per_second"].get(key, np.nan) for row in laws]
+        ax.bar(x + (k - (len(kernels) - 1) / 2) * width, vals, width, label=label, color=f"C{k}")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [row["law"].replace(",", ",\n", 1) if len(row["law"]) > 24 else row["law"] for row in laws],
+                  fontsize=8)
+    ax.set_ylabel("tree nodes per second (log scale)")
+    ax.set_xlabel("step law")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"Kernel speed at P = {laws[0]['P']} (best of {d['repeats']} repeats; load average "
+                 f"{d['load_average'][0]:.1f})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check"]
+           "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check", "markdown",
+           "reproduce", "reproduce_summary"]
 
 
 def frontier(d: dict) -> str:
@@ -573,4 +574,91 @@ def costcurve(d: dict) -> str:
     for k, s in zip(d["tokens"], d["seconds"]):
         lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")
     lines.append(f"wrote {d['out']}")
+    return "\n".join(lines)
+
+
+def _cell(value, spec: str) -> str:
+    """One table cell: None (or NaN) as a dash, text as code when it is a spec, numbers in ``spec``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if spec == "s":
+        text = str(value)
+        return f"`{text}`" if ":" in text and " " not in text else text
+    return format(value, spec)
+
+
+def markdown(columns, formats, rows) -> str:
+    """A Markdown table.
+
+    Parameters
+    ----------
+    columns : list of str
+        Headers.
+    formats : list of str, or list of such lists
+        Each column's ``format`` spec (``s``: text; specs written ``a:b`` show as code); or one list per row.
+    rows : list of list
+        Raw values; None prints as a dash.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    per_row = bool(formats) and isinstance(formats[0], list)
+    lines += ["| " + " | ".join(_cell(v, f) for v, f in zip(row, formats[i] if per_row else formats)) + " |"
+              for i, row in enumerate(rows)]
+    return "\n".join(lines)
+
+
+def reproduce(d: dict) -> str:
+    """The report of ``brw reproduce``: each figure with its caption and the table behind it.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.studies.reproduce.Reproduction.to_dict()`` (what ``results.json`` holds).
+
+    Returns
+    -------
+    str
+        ``REPORT.md``, Markdown.
+    """
+    mode = "`--quick` (small sizes: a check, not a measurement)" if d["quick"] else "the default sizes"
+    lines = [f"# brw {d['version']}: every figure of the findings", "",
+             f"Written by `brw reproduce` with {mode} from brw's bundled traces, real trees and real-drafter "
+             f"results, the measured cost curve and the simulator, in {d['seconds']:.0f} s. Every number below "
+             "comes from this run (`results.json` holds them); nothing here is written by hand.", ""]
+    if d.get("sweeps"):
+        lines += ["Simulations through the sweep layer (points kept in `.sweep/`, reused by the next run): "
+                  + "; ".join(f"{name} {c['points']} points ({c['computed']} computed, {c['reused']} reused)"
+                              for name, c in d["sweeps"].items()) + ".", ""]
+    for s in d["steps"]:
+        png = next((f for f in s["figures"] if f.endswith(".png")), None)
+        others = ", ".join(f"[{f.rsplit('.', 1)[-1].upper()}]({f})" for f in s["figures"] if f != png)
+        lines += [f"## {s['number']}. {s['title']}", ""]
+        if png:
+            lines += [f"![{s['title']}]({png})", ""]
+        lines += [s["caption"], ""]
+        lines += [f"*{n}*" for n in s["notes"]] + ([""] if s["notes"] else [])
+        lines += [markdown(s["columns"], s["formats"], s["rows"]), ""]
+        lines += [f"Figure: {others}; {s['seconds']:.0f} s." if others else f"{s['seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def reproduce_summary(d: dict) -> str:
+    """What ``brw reproduce`` wrote: each figure, its time, and the report.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.studies.reproduce.Reproduction.to_dict()``.
+
+    Returns
+    -------
+    str
+        One line per figure and one for the report.
+    """
+    lines = [f"{s['number']}. {s['title']}: {', '.join(s['figures'])} ({s['seconds']:.1f} s)" for s in d["steps"]]
+    lines.append(f"report: {d['report']} ({d['seconds']:.1f} s in all)")
     return "\n".join(lines)

@@ -1,0 +1,684 @@
+"""Every figure and table of brw's findings, from the embedded data and the simulator, in one run.
+
+``reproduce(out)`` runs ``STEPS`` in order. Each step calls the public API and the other studies (it computes
+nothing of its own beyond arranging their numbers), draws its figure as PNG and SVG (``brw.figures``) and
+returns a :class:`Outcome`: the figure files, a caption of two or three sentences built from its numbers, the
+table behind it and those numbers. ``brw.tables.reproduce`` turns the outcomes into ``REPORT.md``; the same
+numbers go to ``results.json`` beside it, so every number of the report is one of this run.
+
+Data: the bundled traces (``trace:code|math|chat``), the bundled real optimal trees and real-drafter results
+(read, never expanded), the measured cost curve, and simulation. Simulations of the frontier, the bounds and
+the drafting policies go through the sweep layer (``brw.sweep``) into ``DIR/.sweep``, so a second run reuses
+them. Files are made in a temporary folder inside ``DIR`` and moved into place when the run is over: an
+interrupted run leaves the previous files whole (and its finished sweep points for the next run).
+
+``quick=True`` runs the same steps on smaller sizes (fewer laws, P and trees): a check in about a minute, not
+a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from brw._version import __version__
+from brw.errors import BrwError, clip
+from brw.results import Result
+
+__all__ = ["reproduce", "Reproduction", "Outcome", "Step", "STEPS", "Settings", "FULL", "QUICK", "COST_CURVE",
+           "ROOFLINE", "REPORT", "RESULTS"]
+
+#: The measured verifier cost (SmolLM2-135M on one CPU thread, ``brw costcurve``).
+COST_CURVE = Path(__file__).resolve().parent.parent / "data" / "costcurve-smollm2-cpu.txt"
+#: A roofline verifier: every forward reads the weights (t1 seconds) until the compute knee.
+ROOFLINE = "roofline:t1=0.02,knee=64"
+#: The report and its numbers, in the output folder.
+REPORT = "REPORT.md"
+RESULTS = "results.json"
+#: Where the sweeps keep their points, inside the output folder.
+SWEEP_DIR = ".sweep"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one run (``FULL`` or ``QUICK``)."""
+
+    slope_laws: tuple  # laws of the slope figure (sweep specs; braces are grid axes)
+    bound_laws: tuple  # the laws drawn beside the bounds (each among slope_laws)
+    pmax_log2: int  # frontier sweep to P = 2^pmax_log2
+    replicates: int  # trees per frontier batch
+    seeds: tuple  # independent batches (their spread is the slope's standard error)
+    policy_laws: tuple
+    policy_log2: int  # drafting policies to P = 2^policy_log2
+    policy_replicates: int
+    compare_replicates: int
+    speed_replicates: int
+    bootstrap: int
+    bench: dict  # keywords of brw.studies.bench.bench
+
+
+FULL = Settings(
+    slope_laws=("dirichlet:alpha={0.1,0.5,2},k={8,64}", "gem:theta={0.5,1,2,4}", "fixed:p=0.7/0.3",
+                "trace:{code,math,chat}"),
+    bound_laws=("dirichlet:alpha=0.5,k=8", "gem:theta=2", "trace:code", "trace:chat"),
+    pmax_log2=14, replicates=32, seeds=(1, 2, 3, 4, 5, 6, 7, 8),
+    policy_laws=("trace:code", "trace:chat"), policy_log2=8, policy_replicates=400,
+    compare_replicates=1000, speed_replicates=400, bootstrap=1000,
+    bench=dict(pmax=20_000, replicates=4, reference_nodes=2_000, repeats=2))
+QUICK = Settings(
+    slope_laws=("dirichlet:alpha={0.5,2},k=8", "gem:theta=2", "trace:{code,chat}"),
+    bound_laws=("dirichlet:alpha=0.5,k=8", "gem:theta=2", "trace:code", "trace:chat"),
+    pmax_log2=10, replicates=8, seeds=(1, 2, 3, 4),
+    policy_laws=("trace:code", "trace:chat"), policy_log2=6, policy_replicates=40,
+    compare_replicates=100, speed_replicates=40, bootstrap=200,
+    bench=dict(pmax=1_000, replicates=2, reference_nodes=200, repeats=1))
+#: Drafting policies scored on the simulated trees (figure of policies; the two Sequoia trees for Sequoia's).
+POLICIES = ("chain", "chains:k=4", "kary:k=2", "medusa", "sequoia", "sequoia:depth=6", "specexec:sigma=1",
+            "eagle2:k=4,d=6,sigma=1")
+SEED = 0
+#: The slope is fitted over P from here to the sweep's largest.
+SLOPE_FROM = 64
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one step produced.
+
+    Attributes
+    ----------
+    figures : list of str
+        Figure files, relative to the output folder (PNG first, then SVG).
+    caption : str
+        Two or three sentences stating what the figure shows, every number from ``numbers``.
+    columns : list of str
+        The table's column headers.
+    formats : list of str
+        Each column's format (a ``format`` spec, e.g. ``.3f``; ``s`` for text), or one such list per row.
+    rows : list of list
+        The table's rows (raw values; None prints as a dash).
+    numbers : dict
+        The numbers the caption quotes, by name.
+    notes : list of str
+        Anything the reader should know that is not a number (data left out, say).
+    """
+
+    figures: list
+    caption: str
+    columns: list
+    formats: list
+    rows: list
+    numbers: dict
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"figures": list(self.figures), "caption": self.caption, "columns": list(self.columns),
+                "formats": list(self.formats), "rows": _plain(self.rows), "numbers": _plain(self.numbers),
+                "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One figure of the report: its file stem, its title and the function that makes it."""
+
+    name: str
+    title: str
+    run: Callable
+
+
+@dataclass(frozen=True)
+class Reproduction(Result):
+    """A finished run: each step's outcome (``steps``: dicts with number, name, title, seconds and the outcome's
+    keys) and what each sweep computed and reused (``sweeps``: name -> points, computed, reused)."""
+
+    out: str
+    quick: bool
+    seconds: float
+    steps: list
+    sweeps: dict = field(default_factory=dict)
+    version: str = __version__
+
+    def to_dict(self) -> dict:
+        """JSON-ready: what ``results.json`` holds and ``brw reproduce --json`` prints.
+
+        Returns
+        -------
+        dict
+        """
+        return {"version": self.version, "out": self.out, "quick": self.quick, "seconds": self.seconds,
+                "report": str(Path(self.out) / REPORT), "sweeps": self.sweeps, "steps": self.steps}
+
+    def _tidy(self) -> dict:
+        """Columns: step, title, seconds, figures (one row per step)."""
+        return {"step": [s["name"] for s in self.steps], "title": [s["title"] for s in self.steps],
+                "seconds": [s["seconds"] for s in self.steps],
+                "figures": [" ".join(s["figures"]) for s in self.steps]}
+
+
+def _plain(obj):
+    """numpy numbers as Python numbers, NaN and infinities as None, recursively."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+class _Run:
+    """What the steps share: sizes, where figures go, where sweeps keep their points, and results that two
+    steps read (a sweep's table)."""
+
+    def __init__(self, settings: Settings, tmp: Path, sweeps: Path):
+        self.s = settings
+        self.tmp = tmp
+        self.sweeps = sweeps
+        self.cache: dict = {}
+        self.sweep_counts: dict = {}
+
+    def paths(self, stem: str) -> list[str]:
+        return [str(self.tmp / f"{stem}.png"), str(self.tmp / f"{stem}.svg")]
+
+    def sweep(self, name: str, **grid):
+        """A sweep into ``DIR/.sweep/NAME`` (resumable), its table kept for the other steps."""
+        if name not in self.cache:
+            from brw.sweep import sweep
+
+            df = sweep(out=self.sweeps / name, **grid)
+            failed = df.attrs["sweep"]["failed"]
+            if failed:
+                raise BrwError(f"{len(failed)} sweep points failed, e.g. {failed[0]['law']}: {failed[0]['error']}")
+            self.cache[name] = df
+            self.sweep_counts[name] = {k: df.attrs["sweep"][k] for k in ("points", "computed", "reused")}
+        return self.cache[name]
+
+    def frontier_table(self):
+        """Frontier rows of the slope laws: every power of two to 2^pmax_log2, every batch (seed)."""
+        s = self.s
+        return self.sweep("frontier", kind="frontier", laws=list(s.slope_laws),
+                          P=[2**i for i in range(s.pmax_log2 + 1)], replicates=s.replicates, seed=list(s.seeds))
+
+    def policy_table(self):
+        s = self.s
+        return self.sweep("policies", kind="policies", laws=list(s.policy_laws),
+                          P=[2**i for i in range(s.policy_log2 + 1)], replicates=s.policy_replicates, seed=SEED,
+                          policies=list(POLICIES))
+
+
+def _pooled(g) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A law's frontier rows over every batch: P, the mean over batches and its standard error, trees."""
+    rows = g.groupby("P", sort=True)
+    P = np.array(list(rows.groups), dtype=np.int64)
+    acc = rows.accepted.mean().to_numpy()
+    n = rows.size().to_numpy()
+    se = np.sqrt(rows.stderr.apply(lambda s: float(np.nansum(np.asarray(s) ** 2))).to_numpy()) / n
+    return P, acc, se, int(g.replicates.iloc[0]) * int(n[0])
+
+
+# --------------------------------------------------------------------------------------------------------
+# 1. accepted(P) beside every bound
+
+
+def _bounds(run: _Run) -> Outcome:
+    from brw import figures, theory
+    from brw.laws import parse_law
+
+    df = run.frontier_table()
+    curves, rows = [], []
+    for spec in run.s.bound_laws:
+        law = parse_law(spec)
+        g = df[df.law == str(law)]
+        P, acc, se, trees = _pooled(g)
+        grid = np.unique(np.r_[np.geomspace(1, P[-1], 40).astype(np.int64), P[-1]])
+        b = {key: fn(law, grid) for key, fn in (("paper_bound", theory.paper_bound),
+                                                 ("wald_lorden_bound", theory.wald_lorden_bound),
+                                                 ("renewal_bound", theory.renewal_bound),
+                                                 ("asymptotic", theory.asymptotic))}
+        curves.append({"law": str(law), "mu": law.mu, "mu2": law.mu2, "P": P, "accepted": acc, "stderr": se,
+                       "trees": trees, "grid": grid, **b})
+        bounds_at = {k: float(v[-1]) for k, v in b.items()}
+        rows.append([str(law), law.mu, law.mu2, float(acc[-1]), float(se[-1]), bounds_at["asymptotic"],
+                     bounds_at["renewal_bound"], bounds_at["wald_lorden_bound"], bounds_at["paper_bound"],
+                     bounds_at["paper_bound"] / float(acc[-1])])
+    pmax = int(curves[0]["P"][-1])
+    paths = figures.accepted_bounds(curves, run.paths("accepted"))
+    ratio = [r[9] for r in rows]
+    renewal_gap = [(r[6] - r[3]) / r[4] for r in rows]
+    i = int(np.argmax(np.abs(renewal_gap)))
+    numbers = {"P_max": pmax, "paper_ratio_low": min(ratio), "paper_ratio_high": max(ratio),
+               "renewal_gap_se_max": float(abs(renewal_gap[i])), "renewal_gap_law": rows[i][0],
+               "first_accepted": rows[0][3], "first_stderr": rows[0][4], "first_asymptotic": rows[0][5],
+               "first_renewal": rows[0][6], "first_law": rows[0][0], "trees": curves[0]["trees"]}
+    caption = (f"Simulated accepted(P) (points: the mean of {numbers['trees']} trees, bars: 2 standard errors) "
+               f"follows the renewal bound and the sharp asymptotic for parametric and recorded laws alike: at "
+               f"P = {pmax}, {numbers['first_law']} accepts {numbers['first_accepted']:.3f} +- "
+               f"{numbers['first_stderr']:.3f} tokens against a renewal bound of {numbers['first_renewal']:.3f} and "
+               f"an asymptotic {numbers['first_asymptotic']:.3f}, and no law is further than "
+               f"{numbers['renewal_gap_se_max']:.1f} standard errors from its renewal bound. The paper's bound "
+               f"(mu + mu2) log P / mu^2 holds but is {numbers['paper_ratio_low']:.1f} to "
+               f"{numbers['paper_ratio_high']:.1f} times the measured value at P = {pmax}.")
+    return Outcome(_rel(paths, run), caption,
+                   ["law", "mu (nats)", "mu2", f"accepted at P = {pmax}", "+- se", "sharp asymptotic",
+                    "renewal bound", "Wald-Lorden", "paper's bound", "paper / accepted"],
+                   ["s", ".3f", ".3f", ".3f", ".3f", ".3f", ".3f", ".3f", ".3f", ".2f"], rows, numbers)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 2. the slope against 1/mu and against the paper's slope
+
+
+def _slopes(run: _Run) -> Outcome:
+    import pandas as pd
+
+    from brw import figures
+    from brw.studies.sweep_slopes import sweep_slopes
+
+    s = run.s
+    front = run.frontier_table()
+    theory = run.sweep("theory", kind="theory", laws=list(s.slope_laws),
+                       P=[2**i for i in range(int(math.log2(SLOPE_FROM)), s.pmax_log2 + 1)])
+    laws = sweep_slopes(pd.concat([front[front.P >= SLOPE_FROM], theory], ignore_index=True)).laws
+    paths = figures.slopes(laws, run.paths("slopes"))
+    rows = []
+    for r in laws:
+        rows.append([r["law"], r["mu"], r["mu2"], r["slope"], r["stderr"], r["inverse_mu"],
+                     r["slope"] / r["inverse_mu"] - 1, r["renewal_slope"],
+                     (r["slope"] - r["renewal_slope"]) / r["stderr"] if r["stderr"] else None, r["paper_slope"],
+                     r["paper_slope"] / r["slope"]])
+    rel = [abs(r[6]) for r in rows]
+    z = [abs(r[8]) for r in rows if r[8] is not None]
+    within = sum(v <= 2 for v in z)
+    worst = int(np.argmax(rel))
+    ratio = [r[10] for r in rows]
+    mus = [r[1] for r in rows]
+    numbers = {"laws": len(rows), "P_low": laws[0]["P"][0], "P_high": laws[0]["P"][1], "mu_low": min(mus),
+               "mu_high": max(mus), "inverse_mu_gap_max": rel[worst], "inverse_mu_gap_law": rows[worst][0],
+               "renewal_within_2se": within, "renewal_laws": len(z), "paper_ratio_low": min(ratio),
+               "paper_ratio_high": max(ratio), "trees": laws[0]["trees"], "batches": laws[0]["batches"]}
+    caption = (f"Over P = {numbers['P_low']} .. {numbers['P_high']} the slope of accepted(P) against log P is "
+               f"1/mu: across {numbers['laws']} laws with mu from {numbers['mu_low']:.2f} to "
+               f"{numbers['mu_high']:.2f} nats it is at most {numbers['inverse_mu_gap_max']:.1%} from 1/mu (most "
+               f"for {numbers['inverse_mu_gap_law']}), and within 2 standard errors of the renewal bound's own slope "
+               f"for {numbers['renewal_within_2se']} of {numbers['renewal_laws']} laws ({numbers['trees']} trees "
+               f"per law in {numbers['batches']} batches). The paper's (mu + mu2)/mu^2 is "
+               f"{numbers['paper_ratio_low']:.1f} to {numbers['paper_ratio_high']:.1f} times the measured slope.")
+    return Outcome(_rel(paths, run), caption,
+                   ["law", "mu (nats)", "mu2", "slope", "+- se", "1/mu", "slope mu - 1", "renewal bound's slope",
+                    "(slope - renewal) / se", "paper's (mu+mu2)/mu^2", "paper / slope"],
+                   ["s", ".3f", ".3f", ".4f", ".4f", ".4f", "+.2%", ".4f", "+.1f", ".3f", ".2f"], rows, numbers)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 3. the recorded traces
+
+
+def _traces(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.trace_summary import trace_summary
+    from brw.traces import BUNDLED, load_trace
+
+    summaries, rows = {}, []
+    for name in BUNDLED:
+        trace = load_trace(name)
+        d = trace_summary(trace, bootstrap=run.s.bootstrap, seed=SEED)
+        summaries[name] = (d, trace.entropy)
+        rows.append([name, _model(d["model"]), d["positions"], d["contexts"], d["mu"], d["mu_ci"][0], d["mu_ci"][1],
+                     d["mu2"], d["mu2_ci"][0], d["mu2_ci"][1], d["mu2"] / d["mu"] ** 2, d["top1_above_0_9"]])
+    paths = figures.traces(summaries, run.paths("traces"))
+    hi = max(rows, key=lambda r: r[4])
+    lo = min(rows, key=lambda r: r[4])
+    heavy = [r[10] for r in rows]
+    numbers = {"high_genre": hi[0], "high_mu": hi[4], "high_mu_low": hi[5], "high_mu_high": hi[6],
+               "low_genre": lo[0], "low_mu": lo[4], "low_mu_low": lo[5], "low_mu_high": lo[6],
+               "tail_low": min(heavy), "tail_high": max(heavy), "confident_low": min(r[11] for r in rows),
+               "confident_high": max(r[11] for r in rows), "model": rows[0][1],
+               "ci_level": d["ci_level"], "confident_above": 0.9}
+    caption = (f"The verifier ({numbers['model']}) is least certain on {numbers['high_genre']}: mu = "
+               f"{numbers['high_mu']:.3f} nats ({numbers['ci_level']:.0%} interval {numbers['high_mu_low']:.3f} .. "
+               f"{numbers['high_mu_high']:.3f}, bootstrap over contexts) against {numbers['low_mu']:.3f} "
+               f"({numbers['low_mu_low']:.3f} .. {numbers['low_mu_high']:.3f}) on {numbers['low_genre']}. Its "
+               f"steps are heavy-tailed, mu2/mu^2 = {numbers['tail_low']:.2f} to {numbers['tail_high']:.2f}, and "
+               f"the entropy is bimodal: {_span(numbers['confident_low'], numbers['confident_high'], '.0%')} of "
+               f"positions put more than {numbers['confident_above']:g} on one token.")
+    return Outcome(_rel(paths, run), caption,
+                   ["genre", "model", "positions", "contexts", "mu (nats)", "95% low", "95% high", "mu2",
+                    "95% low", "95% high", "mu2 / mu^2", "share top-1 > 0.9"],
+                   ["s", "s", "d", "d", ".3f", ".3f", ".3f", ".3f", ".3f", ".3f", ".2f", ".1%"], rows, numbers)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 4. real optimal trees against every model
+
+
+def _real(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.studies.compare import MODELS, compare
+
+    c = compare(replicates=run.s.compare_replicates, seed=SEED)
+    paths = figures.compare(c, run.paths("real"))
+    d = c.to_dict(curves=False)
+    rows, formats = [], []
+    P = d["P"]
+    for name, g in d["genres"].items():
+        rows.append([name, "real accepted (tokens)", *g["real"], None])
+        formats.append(["s", "s", *([".2f"] * len(P)), "s"])
+        for m, label in MODELS.items():
+            r = g["models"][m]
+            rows.append([name, label, *r["relative_error"], r["mean_abs_relative_error"]])
+            formats.append(["s", "s", *(["+.0%"] * len(P)), ".1%"])
+    every = d["genres"]["all"] if "all" in d["genres"] else next(iter(d["genres"].values()))
+    best = min(("empirical", "gemmix", "markov"), key=lambda m: every["models"][m]["mean_abs_relative_error"])
+    real_top = every["real"][-1]
+    renewal_top = every["models"]["renewal_bound"]["accepted"][-1]
+    numbers = {"pmax": c.pmax, "contexts": every["contexts"], "best": MODELS[best],
+               "best_error": every["models"][best]["mean_abs_relative_error"],
+               "empirical_error": every["models"]["empirical"]["mean_abs_relative_error"],
+               "real_top": real_top, "real_top_stderr": every["real_stderr"][-1], "renewal_top": renewal_top,
+               "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
+               "best_top_error": every["models"][best]["relative_error"][-1]}
+    caption = (f"Over {numbers['contexts']} real contexts the real optimal tree accepts {numbers['real_top']:.2f} +- "
+               f"{numbers['real_top_stderr']:.2f} tokens at P = {numbers['P_top']}; the renewal bound, rigorous for "
+               f"independent steps with the traces' laws, is {numbers['renewal_short']:.0%} below it: real trees "
+               f"run deeper than any i.i.d. tree. The best simulator, {numbers['best']}, is off by "
+               f"{numbers['best_error']:.1%} on average over P (the i.i.d. empirical law "
+               f"{numbers['empirical_error']:.1%}) and by {numbers['best_top_error']:+.0%} at P = "
+               f"{numbers['P_top']}.")
+    return Outcome(_rel(paths, run), caption,
+                   ["genre", "model", *(f"P = {p}" for p in P), "mean abs"], formats, rows, numbers,
+                   notes=["Relative errors (prediction - real) / real; the row 'real accepted' holds the real "
+                          "mean over contexts itself. In sample: the laws are fitted to the same traces whose contexts the real "
+                          "trees expand."])
+
+
+# --------------------------------------------------------------------------------------------------------
+# 6. drafting policies and a real drafter against the speed of light
+
+
+def _policies(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.realdrafter import BUNDLED_RESULTS, load_real_drafter
+
+    df = run.policy_table()
+    pmax = 2**run.s.policy_log2
+    sim = {}
+    for law, g in df.groupby("law", sort=False):
+        sim[law] = {pol: gp.sort_values("P") for pol, gp in g.groupby("policy", sort=False)}
+    real = load_real_drafter(BUNDLED_RESULTS)
+    rd = real.to_dict(at=[2**i for i in range(int(math.log2(real.pmax)) + 1)])
+    paths = figures.policies(sim, rd, run.paths("policies"))
+    rows = []
+    for law, pols in sim.items():
+        for pol, g in pols.items():
+            top = g[g.P == pmax].iloc[0]
+            front = top.accepted + top.gap
+            rows.append([law, pol, pmax, float(front), float(top.accepted), float(top.gap), float(top.gap_stderr),
+                         float(top.accepted / front)])
+    for dr in rd["drafters"]:
+        rows.append([f"real, {_model(rd['model'])}", f"early exit after layer {dr['layers']}", rd["P"][-1],
+                     rd["optimal"][-1], dr["accepted"][-1], dr["gap"][-1], dr["gap_stderr"][-1],
+                     dr["accepted"][-1] / rd["optimal"][-1]])
+    simrows = [r for r in rows if not r[0].startswith("real")]
+    realrows = [r for r in rows if r[0].startswith("real")]
+    best = max(simrows, key=lambda r: r[7])
+    worst = min(simrows, key=lambda r: r[7])
+    numbers = {"pmax": pmax, "best_policy": best[1], "best_law": best[0], "best_share": best[7], "best_gap": best[5],
+               "best_gap_se": best[6], "worst_policy": worst[1], "worst_law": worst[0], "worst_share": worst[7],
+               "real_pmax": rd["P"][-1], "real_optimal": rd["optimal"][-1], "real_contexts": rd["contexts"],
+               "real_share_low": min(r[7] for r in realrows), "real_share_high": max(r[7] for r in realrows),
+               "real_gap_low": min(r[5] for r in realrows), "real_gap_high": max(r[5] for r in realrows),
+               "replicates": run.s.policy_replicates}
+    caption = (f"On the simulator's trees ({numbers['replicates']} per law, every gap paired on the same trees) the "
+               f"best policy at P = {pmax}, {numbers['best_policy']} on {numbers['best_law']}, keeps "
+               f"{numbers['best_share']:.0%} of the speed of light (gap {numbers['best_gap']:.3f} +- "
+               f"{numbers['best_gap_se']:.3f}); {numbers['worst_policy']} on {numbers['worst_law']} keeps only "
+               f"{numbers['worst_share']:.0%}. The real early-exit drafters keep {numbers['real_share_low']:.0%} to "
+               f"{numbers['real_share_high']:.0%} of the real optimal tree's {numbers['real_optimal']:.2f} accepted "
+               f"tokens at P = {numbers['real_pmax']} over {numbers['real_contexts']} contexts (gaps "
+               f"{numbers['real_gap_low']:.2f} to {numbers['real_gap_high']:.2f}).")
+    return Outcome(_rel(paths, run), caption,
+                   ["law", "policy", "P", "speed of light", "accepted", "gap", "+- se (paired)", "share kept"],
+                   ["s", "s", "d", ".3f", ".3f", ".3f", ".3f", ".0%"], rows, numbers)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 7. Sequoia's optimum against the frontier
+
+
+def _sequoia(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.policies import rank_accuracy
+    from brw.sequoia import best_first, sequoia_tree
+
+    df = run.policy_table()
+    pmax = 2**run.s.policy_log2
+    panels, rows = {}, []
+    for law, g in df.groupby("law", sort=False):
+        vec = rank_accuracy(law, seed=SEED)
+        curves = {}
+        for pol in ("sequoia", "sequoia:depth=6"):
+            gp = g[g.policy == pol].sort_values("P")
+            curves[pol] = (gp.P.to_numpy(), gp.accepted.to_numpy() + 1, gp.stderr.to_numpy(),
+                           gp.gap.to_numpy(), gp.gap_stderr.to_numpy())
+            front = (gp.P.to_numpy(), (gp.accepted + gp.gap).to_numpy() + 1)
+        own = {None: sequoia_tree(vec, pmax + 1).curve, 6: sequoia_tree(vec, pmax + 1, 6).curve}
+        bf = best_first(vec, pmax + 1)
+        panels[law] = {"frontier": front, "policies": curves, "own": own, "best_first": bf}
+        for pol, (P, tps, _, gap, gse) in curves.items():
+            depth = 6 if "depth" in pol else None
+            for p in (P[P >= 4]):
+                i = int(np.flatnonzero(P == p)[0])
+                rows.append([law, pol, int(p), float(front[1][i]), float(tps[i]), float(curves[pol][2][i]),
+                             float(gap[i]), float(gse[i]), float(own[depth][p]),
+                             float((own[depth][p] - tps[i]) / curves[pol][2][i])])
+    paths = figures.sequoia(panels, run.paths("sequoia"))
+    top = [r for r in rows if r[2] == pmax and r[1] == "sequoia"]
+    deep = [r for r in rows if r[2] == pmax and r[1] == "sequoia:depth=6"]
+    z = [abs(r[9]) for r in rows]
+    numbers = {"pmax": pmax, "gap_low": min(r[6] for r in top), "gap_high": max(r[6] for r in top),
+               "depth_gap_low": min(r[6] for r in deep), "depth_gap_high": max(r[6] for r in deep),
+               "share_low": min(r[4] / r[3] for r in top), "share_high": max(r[4] / r[3] for r in top),
+               "own_se_max": max(z), "front_low": min(r[3] for r in top), "front_high": max(r[3] for r in top)}
+    caption = (f"Sequoia's dynamic program, fed the positional acceptance vector measured on the same law, builds a "
+               f"static tree {_span(numbers['gap_low'], numbers['gap_high'], '.2f')} tokens per step short of the "
+               f"frontier's {_span(numbers['front_low'], numbers['front_high'], '.2f')} at P = {pmax} on the recorded "
+               f"laws (it keeps {_span(numbers['share_low'], numbers['share_high'], '.0%')}; "
+               f"{_span(numbers['depth_gap_low'], numbers['depth_gap_high'], '.2f')} short with 6 levels). Its own "
+               f"positional model predicts what that tree accepts on the law's trees to within "
+               f"{numbers['own_se_max']:.1f} standard errors (for independent steps it is exact in expectation): "
+               "the loss is the static shape, which cannot follow where each tree's mass lies.")
+    return Outcome(_rel(paths, run), caption,
+                   ["law", "Sequoia tree", "P", "frontier (tokens/step)", "Sequoia on the law's trees", "+- se",
+                    "gap", "+- se (paired)", "Sequoia's own prediction", "(prediction - actual) / se"],
+                   ["s", "s", "d", ".3f", ".3f", ".3f", ".3f", ".3f", ".3f", "+.1f"], rows, numbers)
+
+
+# --------------------------------------------------------------------------------------------------------
+# 8. tokens per second against P
+
+
+def _speed(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.speedup import speedup
+
+    if not COST_CURVE.is_file():
+        raise BrwError(f"the measured cost curve {COST_CURVE} is missing from this installation")
+    results, rows = [], []
+    for label, cost in (("measured: SmolLM2-135M on 1 CPU thread", str(COST_CURVE)), ("roofline", ROOFLINE)):
+        for law in run.s.policy_laws:
+            r = speedup(law, cost, None, run.s.speed_replicates, SEED)
+            results.append((label, r))
+            d = r.to_dict()
+            rows.append([label, law, d["optimal_P"], d["tokens_per_second"] / d["plain_tokens_per_second"],
+                         d["tokens_per_second_stderr"] / d["plain_tokens_per_second"], d["speedup"],
+                         d["accepted"], d["pmax"]])
+    paths = figures.speedups(results, run.paths("speedup"))
+    cpu = [r for r in rows if r[0].startswith("measured")]
+    roof = [r for r in rows if r[0] == "roofline"]
+    numbers = {"cpu_P_low": min(r[2] for r in cpu), "cpu_P_high": max(r[2] for r in cpu),
+               "cpu_speedup_low": min(r[5] for r in cpu), "cpu_speedup_high": max(r[5] for r in cpu),
+               "roof_P_low": min(r[2] for r in roof), "roof_P_high": max(r[2] for r in roof),
+               "roof_speedup_low": min(r[5] for r in roof), "roof_speedup_high": max(r[5] for r in roof),
+               "roofline": ROOFLINE, "replicates": run.s.speed_replicates}
+    caption = (f"With the measured CPU cost the verifier is compute-bound almost at once and the speed of light sits "
+               f"at P = {_span(numbers['cpu_P_low'], numbers['cpu_P_high'], 'd')}: "
+               f"{_span(numbers['cpu_speedup_low'], numbers['cpu_speedup_high'], '.2f')} times plain decoding's "
+               f"tokens per second with a free drafter ({', '.join(run.s.policy_laws)}). On a memory-bound roofline "
+               f"({ROOFLINE}) the optimum moves to P = {_span(numbers['roof_P_low'], numbers['roof_P_high'], 'd')} "
+               f"and the limit to {_span(numbers['roof_speedup_low'], numbers['roof_speedup_high'], '.2f')} times; "
+               "no drafter does better at these costs.")
+    return Outcome(_rel(paths, run), caption,
+                   ["verifier cost", "law", "optimal P", "tokens/s over plain", "+- se", "speed-up", "accepted",
+                    "P scanned to"],
+                   ["s", "s", "d", ".3f", ".3f", ".3f", ".3f", "d"], rows, numbers,
+                   notes=[f"The measured cost curve is {COST_CURVE.name} (brw costcurve --model smollm2 --context "
+                          "512 --P 256 --threads 1)."])
+
+
+# --------------------------------------------------------------------------------------------------------
+# 9. the benchmark
+
+
+def _bench(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.studies.bench import bench
+
+    b = bench(**run.s.bench, big_nodes=0, startup_runs=False, cold_start=False, seed=SEED).to_dict()
+    paths = figures.bench(b, run.paths("bench"))
+    top = max(b["threads"])
+    rows = []
+    for row in b["laws"]:
+        r, q = row["nodes_per_second"], row["ratios"]
+        rows.append([row["law"], r.get("reference"), r["frontier@1"], r["threshold@1"], r["floor@1"],
+                     r[f"frontier@{top}"], q["frontier_over_reference_1thread"], r["floor@1"] / r["frontier@1"]])
+    ref = [r[6] for r in rows if r[6] is not None]
+    floor = [r[7] for r in rows]
+    numbers = {"P": b["laws"][0]["P"], "threads": top, "ref_low": min(ref), "ref_high": max(ref),
+               "floor_low": min(floor), "floor_high": max(floor), "load": b["load_average"][0],
+               "fast": max(max(r[2], r[5]) for r in rows) / 1e6}
+    caption = (f"On one thread the frontier kernel runs {_span(numbers['ref_low'], numbers['ref_high'], '.0f')} times "
+               f"the pure-Python reference on the same trees, and the floor (drawing each node's randomness and "
+               f"writing a position, nothing else) is only {_span(numbers['floor_low'], numbers['floor_high'], '.2f')} "
+               f"times faster than the whole frontier; the fastest frontier makes {numbers['fast']:.1f}M nodes/s. "
+               f"Load average {numbers['load']:.1f} on a shared machine: these rates are noisy.")
+    return Outcome(_rel(paths, run), caption,
+                   ["law", "reference", "frontier", "threshold", "floor", f"frontier, {top} threads",
+                    "frontier / reference", "floor / frontier"],
+                   ["s", ".3g", ".3g", ".3g", ".3g", ".3g", ".0f", ".2f"], rows, numbers,
+                   notes=[f"Nodes per second at P = {numbers['P']}, best of {b['repeats']} interleaved repeats; one "
+                          "thread unless the column says otherwise."])
+
+
+def _model(name) -> str:
+    """A model's name without its file's details: ``SmolLM2-135M-Instruct (Q4_1 GGUF ...)`` -> ``SmolLM2-135M-Instruct``."""
+    return str(name).split(" (")[0] if name else "the verifier"
+
+
+def _span(lo, hi, spec: str) -> str:
+    """``lo to hi`` in ``spec``, or one number when both print alike."""
+    a, b = format(lo, spec), format(hi, spec)
+    return a if a == b else f"{a} to {b}"
+
+
+def _rel(paths, run: _Run) -> list[str]:
+    return [os.path.relpath(p, run.tmp) for p in paths]
+
+
+#: Every figure of the report, in order.
+STEPS = [
+    Step("accepted", "accepted(P) against log P beside every bound", _bounds),
+    Step("slopes", "The slope of accepted(P): 1/mu, not (mu + mu2)/mu^2", _slopes),
+    Step("traces", "The recorded traces: mu and mu2 per genre, entropy distributions", _traces),
+    Step("real", "Real optimal trees against every prediction", _real),
+    Step("policies", "Drafting policies and a real drafter against the speed of light", _policies),
+    Step("sequoia", "Sequoia's optimum against the frontier", _sequoia),
+    Step("speedup", "Tokens per second against P: the optimal P for a measured cost and a roofline", _speed),
+    Step("bench", "The benchmark: brw's kernels beside the reference and the floor", _bench),
+]
+
+
+def _check_out(out) -> Path:
+    text = os.fspath(out)
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise BrwError(f"out {clip(text, 120)!r} is a file; give a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    from brw.files import check_writable
+
+    if not parent.is_dir():
+        raise BrwError(f"out {clip(text, 120)!r}: {str(parent)!r} is not a folder")
+    check_writable(parent, f"out {clip(text, 120)!r}")
+    return path
+
+
+def reproduce(out="figures", *, quick: bool = False, progress: bool = False, steps=None) -> Reproduction:
+    """Run every step of the report into ``out``: figures (PNG and SVG), ``REPORT.md`` and ``results.json``.
+
+    Parameters
+    ----------
+    out : str or os.PathLike, optional
+        The output folder (created if missing). Sweeps keep their points in ``out/.sweep``: a second run
+        reuses them.
+    quick : bool, optional
+        Smaller sizes (``QUICK``): about a minute, a check rather than a measurement.
+    progress : bool, optional
+        A progress bar per figure on stderr (only on a terminal).
+    steps : sequence of str, optional
+        Names of the steps to run (default: every step of ``STEPS``).
+
+    Returns
+    -------
+    Reproduction
+        Every step's outcome and the time it took.
+
+    Raises
+    ------
+    BrwError
+        If ``out`` is a file or cannot take files (before any work), or a step cannot run.
+    """
+    from brw import tables
+    from brw.progress import Progress
+
+    out = _check_out(out)
+    chosen = STEPS if steps is None else [s for s in STEPS if s.name in set(steps)]
+    if steps is not None and len(chosen) != len(set(steps)):
+        unknown = sorted(set(steps) - {s.name for s in STEPS})
+        raise BrwError(f"unknown steps {', '.join(unknown)}; choose among {', '.join(s.name for s in STEPS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=".reproduce-", dir=out))
+    try:
+        run = _Run(QUICK if quick else FULL, tmp, out / SWEEP_DIR)
+        done = []
+        with Progress(len(chosen), "reproduce", enabled=progress, unit="figure") as bar:
+            for number, step in enumerate(chosen, 1):
+                bar.set_postfix_str(step.name)
+                t1 = time.perf_counter()
+                o = step.run(run)
+                done.append({"number": number, "name": step.name, "title": step.title,
+                             "seconds": time.perf_counter() - t1, **o.to_dict()})
+                bar.update(1)
+        res = Reproduction(str(out), quick, time.perf_counter() - t0, done, run.sweep_counts)
+        d = res.to_dict()
+        (tmp / RESULTS).write_text(json.dumps(_plain(d), indent=1, allow_nan=False) + "\n")
+        (tmp / REPORT).write_text(tables.reproduce(d))
+        for s in done:  # figures first, the report last: a reader never sees a report without its figures
+            for f in s["figures"]:
+                os.replace(tmp / f, out / f)
+        for name in (RESULTS, REPORT):
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res
