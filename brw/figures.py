@@ -466,7 +466,8 @@ def slopes(laws, path):
     Parameters
     ----------
     laws : list of dict
-        ``brw.studies.sweep_slopes.SweepSlopes.laws``.
+        ``brw.studies.theory_check.TheoryCheck.laws`` (``law``, ``slope``, ``slope_se``, ``inv_mu``,
+        ``paper_slope``, ``lattice_span``, ``P_max``).
     path : str, os.PathLike or list of them
         Figure file(s).
 
@@ -476,19 +477,23 @@ def slopes(laws, path):
         The path(s) written.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
     slope = np.array([r["slope"] for r in laws])
-    se = np.nan_to_num(np.array([r["stderr"] for r in laws], dtype=float))
-    traced = np.array([r["law"].startswith("trace:") for r in laws])
+    se = np.nan_to_num(np.array([r["slope_se"] or 0.0 for r in laws], dtype=float))
+    kind = np.array(["recorded traces" if r["law"].startswith("trace:") else
+                     "lattice laws" if r["lattice_span"] else "non-lattice parametric laws" for r in laws])
     for ax, key, xlabel, title in (
-            (axes[0], "inverse_mu", "1/mu (1/nats)", "against 1/mu, the sharp asymptotic's slope"),
+            (axes[0], "inv_mu", "1/mu (1/nats)", "against 1/mu, the sharp asymptotic's slope"),
             (axes[1], "paper_slope", "(mu + mu2)/mu^2 (1/nats)", "against the paper's slope (mu + mu2)/mu^2")):
         x = np.array([r[key] for r in laws])
         lo, hi = min(x.min(), slope.min()) / 1.3, max(x.max(), slope.max()) * 1.3
         ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label="slope = prediction")
-        for mask, marker, label in ((~traced, "o", "parametric laws"), (traced, "s", "recorded traces")):
+        for i, (label, marker) in enumerate((("non-lattice parametric laws", "o"), ("lattice laws", "^"),
+                                              ("recorded traces", "s"))):
+            mask = kind == label
             if mask.any():
-                ax.errorbar(x[mask], slope[mask], yerr=2 * se[mask], fmt=marker, ms=6, capsize=2, label=label)
+                ax.errorbar(x[mask], slope[mask], yerr=2 * se[mask], fmt=marker, ms=6, capsize=2, color=f"C{i}",
+                            label=label)
         _log_axes(ax)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
@@ -497,11 +502,11 @@ def slopes(laws, path):
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="upper left", fontsize=8)
-    for r, xi, yi in zip(laws, [r["inverse_mu"] for r in laws], slope):
-        axes[0].annotate(r["law"], (xi, yi), xytext=(6, -3), textcoords="offset points", fontsize=6.5, color="0.3")
-    P = laws[0]["P"]
-    fig.suptitle(f"Slope of accepted(P) against log P over P = {P[0]} .. {P[1]} (bars: 2 standard errors)",
-                 fontsize=11)
+    for i, (r, yi) in enumerate(zip(laws, slope)):  # numbered as the rows of the report's table
+        axes[0].annotate(str(i + 1), (r["inv_mu"], yi), xytext=(7 if i % 2 else -12, -3 if i % 2 else 3),
+                         textcoords="offset points", fontsize=7, color="0.3")
+    fig.suptitle(f"Slope of accepted(P) against log P over P = 64 .. {laws[0]['P_max']} (bars: 2 standard errors; "
+                 "numbers: the laws in the table's order)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -328,6 +328,8 @@ for args in ["nosuch.toml --out out", "s.toml --out plain", "s.toml --out /sys/o
              "s.toml --out out --dask-local -3", "s.toml --out out --dask-local 100000",
              "s.toml --out out --scheduler nonsense"]:
     cli(f"sweep {args}", f"sweep {args}", {"s.toml": b'laws = ["uniform:k=2"]\nP = [8]\n', "plain": b"a file"})
+for args in ["--out plain", "--out plain/below", "--out /sys/out", "--out out --bogus", "--quick --out /proc/1/out"]:
+    cli(f"reproduce {args}", f"reproduce {args}", {"plain": b"a file"})
 
 # Python API: sizes, types and values of every public function.
 for call in ["brw.frontier(None, 4)", "brw.frontier(3, 4)", f"brw.frontier('{LAW}', 0)",
