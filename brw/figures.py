@@ -87,6 +87,11 @@ def _save(fig, path):
     return [str(p) for p in paths] if isinstance(path, (list, tuple)) else str(paths[0])
 
 
+def _model_name(model) -> str:
+    """A model's name without its file's details (``SmolLM2-135M-Instruct (Q4_1 GGUF ...)``: the part before)."""
+    return str(model).split(" (")[0] if model else "the verifier"
+
+
 def _log2_axis(ax, xlabel: str, ylabel: str | None = None) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
@@ -161,12 +166,12 @@ def compare(comparison, path) -> str:
         ax.fill_between(P, g.real - 2 * g.real_stderr, g.real + 2 * g.real_stderr, color="k", alpha=0.18, lw=0)
         for m, label in MODELS.items():
             ax.plot(P, g.predictions[m][0], lw=1.3, ls="--" if m in THEORY_MODELS else "-", label=label)
-        _log2_axis(ax, "P")
+        _log2_axis(ax, "P (draft nodes verified per step)")
         ax.set_ylim(0, max(g.real.max() * 1.6, 1.0))
         ax.set_title(f"{name} ({g.contexts} contexts)")
     axes[0][0].set_ylabel("accepted tokens per step")
     axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Real optimal trees ({comparison.model}) against every model", fontsize=10)
+    fig.suptitle(f"Real optimal trees ({_model_name(comparison.model)}) against every model", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -181,13 +186,13 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     comparison : brw.studies.compare.Comparison
     nodes : dict
         ``brw.realtree.node_statistics`` of the same real trees.
-    path : str or os.PathLike
-        Figure file (.png, .pdf or .svg).
+    path : str, os.PathLike or list of them
+        Figure file(s) (.png, .pdf or .svg).
 
     Returns
     -------
-    str
-        The path written.
+    str or list of str
+        The path(s) written.
     """
     plt = _pyplot()
     names = [n for n in comparison.genres if n != "all"]
@@ -226,8 +231,12 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     ent.set_xlabel("depth in the real optimal tree")
     ent.set_ylabel("mean next-token entropy (nats)")
     ent.set_title("nodes deep in real trees have low entropy", fontsize=9)
-    ent.legend(fontsize=7)
-    model = str(comparison.model).split(" (")[0]
+    if ent.get_legend_handles_labels()[0]:
+        ent.legend(fontsize=7)
+    else:  # results without per-node statistics
+        ent.text(0.5, 0.5, "these real trees carry no per-node statistics", ha="center", va="center",
+                 transform=ent.transAxes, fontsize=9, color="0.4")
+    model = _model_name(comparison.model)
     fig.suptitle(f"Why real optimal trees of {model} are deeper than the i.i.d. walk predicts (out of sample, "
                  f"{comparison.folds}-fold)" if comparison.folds > 1 else
                  f"Why real optimal trees of {model} are deeper than the i.i.d. walk predicts", fontsize=10)
@@ -555,7 +564,7 @@ def traces(summaries, path):
     ax.set_title("entropy distributions", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    model = str(summaries[names[0]][0].get("model") or "the verifier").split(" (")[0]
+    model = _model_name(summaries[names[0]][0].get("model"))
     fig.suptitle(f"Recorded traces of {model} (bootstrap over contexts)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
@@ -608,7 +617,7 @@ def policies(sim, real, path):
         bars.append((f"real: exit after layer {dr['layers']}", dr["gap"][-1], dr["gap_stderr"][-1], f"C{j + 4}"))
     _log2_axis(ax, "P (draft nodes verified per step)", "accepted tokens per step, E[X]")
     ax.set_ylim(bottom=0)
-    model = str(real["model"] or "the verifier").split(" (")[0]
+    model = _model_name(real["model"])
     ax.set_title(f"real drafters of {model}, {real['contexts']} real contexts (bands: 2 s.e.)", fontsize=10)
     ax.legend(fontsize=7.5, loc="upper left")
     ax = panels[len(laws) + 1]

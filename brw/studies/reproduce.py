@@ -60,7 +60,9 @@ class Settings:
     policy_laws: tuple
     policy_log2: int  # drafting policies to P = 2^policy_log2
     policy_replicates: int
-    compare_replicates: int
+    compare_nodes: int  # simulated tree nodes per law and fold in the real-tree comparison (trees = nodes / Pmax)
+    compare_min_replicates: int
+    compare_folds: int
     speed_replicates: int
     bootstrap: int
     bench: dict  # keywords of brw.studies.bench.bench
@@ -70,13 +72,13 @@ FULL = Settings(
     check_laws=tuple(THEORY_FULL), check_pmax=2**13, check_replicates=48,
     bound_laws=("dirichlet:alpha=0.5,k=8", "zipf:s=1.1,k=50000", "trace:code", "trace:chat"),
     policy_laws=("trace:code", "trace:chat"), policy_log2=8, policy_replicates=400,
-    compare_replicates=1000, speed_replicates=400, bootstrap=1000,
+    compare_nodes=256 * 256, compare_min_replicates=64, compare_folds=4, speed_replicates=400, bootstrap=1000,
     bench=dict(pmax=20_000, replicates=4, reference_nodes=2_000, repeats=2))
 QUICK = Settings(
     check_laws=tuple(THEORY_QUICK), check_pmax=2**10, check_replicates=16,
     bound_laws=("dirichlet:alpha=0.5,k=8", "zipf:s=1.1,k=50000", "trace:code", "trace:chat"),
     policy_laws=("trace:code", "trace:chat"), policy_log2=6, policy_replicates=40,
-    compare_replicates=64, speed_replicates=40, bootstrap=200,
+    compare_nodes=32 * 256, compare_min_replicates=16, compare_folds=2, speed_replicates=40, bootstrap=200,
     bench=dict(pmax=1_000, replicates=2, reference_nodes=200, repeats=1))
 #: Drafting policies scored on the simulated trees (figure of policies; the two Sequoia trees for Sequoia's).
 POLICIES = ("chain", "chains:k=4", "kary:k=2", "medusa", "sequoia", "sequoia:depth=6", "specexec:sigma=1",
@@ -220,6 +222,22 @@ class _Run:
         return {"paper_bound": theory.paper_bound(law, P), "wald_lorden_bound": theory.wald_lorden_bound(law, P),
                 "renewal_bound": theory.renewal_bound(law, P), "asymptotic": theory.asymptotic(law, P)}
 
+    def comparison(self):
+        """Real optimal trees against every model (``brw.studies.compare``), on the deepest bundled real trees, and
+        the name of those trees. Not a sweep: it runs whole every time."""
+        if "comparison" not in self.cache:
+            from brw.realtree import BUNDLED, load_realtrees
+            from brw.studies.compare import compare
+
+            found = {n: load_realtrees(n).pmax for n, p in BUNDLED.items() if Path(p).is_file()}
+            if not found:
+                raise BrwError("no bundled real-tree results are installed")
+            name = max(found, key=found.get)
+            s = self.s
+            reps = max(s.compare_min_replicates, s.compare_nodes // found[name])
+            self.cache["comparison"] = compare(name, replicates=reps, seed=SEED, folds=s.compare_folds), name
+        return self.cache["comparison"]
+
     def policy_table(self):
         s = self.s
         return self.sweep("policies", kind="policies", laws=list(s.policy_laws),
@@ -360,50 +378,93 @@ def _traces(run: _Run) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------------------
-# 4. real optimal trees against every model
+# 4. real optimal trees against every model, out of sample
 
 
 def _real(run: _Run) -> Outcome:
     from brw import figures
-    from brw.studies.compare import MODELS, compare
+    from brw.studies.compare import MODELS, SIMULATORS
 
-    c = compare(replicates=run.s.compare_replicates, seed=SEED)
+    c, name = run.comparison()
     paths = figures.compare(c, run.paths("real"))
     d = c.to_dict(curves=False)
     rows, formats = [], []
     P = d["P"]
-    for name, g in d["genres"].items():
-        rows.append([name, "real accepted (tokens)", *g["real"], None])
-        formats.append(["s", "s", *([".2f"] * len(P)), "s"])
+    for genre, g in d["genres"].items():
+        rows.append([genre, "real accepted (tokens)", *g["real"], None, None])
+        formats.append(["s", "s", *([".2f"] * len(P)), "s", "s"])
         for m, label in MODELS.items():
             r = g["models"][m]
-            rows.append([name, label, *r["relative_error"], r["mean_abs_relative_error"]])
-            formats.append(["s", "s", *(["+.0%"] * len(P)), ".1%"])
+            rows.append([genre, label, *r["relative_error"], r["mean_abs_relative_error"], r["max_abs_relative_error"]])
+            formats.append(["s", "s", *(["+.0%"] * len(P)), ".1%", ".1%"])
     every = d["genres"]["all"] if "all" in d["genres"] else next(iter(d["genres"].values()))
-    best = min(("empirical", "gemmix", "markov"), key=lambda m: every["models"][m]["mean_abs_relative_error"])
+    err = {m: every["models"][m]["mean_abs_relative_error"] for m in SIMULATORS}
+    best = min(err, key=err.get)
     real_top = every["real"][-1]
     renewal_top = every["models"]["renewal_bound"]["accepted"][-1]
-    numbers = {"pmax": c.pmax, "contexts": every["contexts"], "best": MODELS[best].split(": ")[-1],
-               "best_error": every["models"][best]["mean_abs_relative_error"],
-               "empirical_error": every["models"]["empirical"]["mean_abs_relative_error"],
-               "real_top": real_top, "real_top_stderr": every["real_stderr"][-1], "renewal_top": renewal_top,
+    numbers = {"pmax": c.pmax, "contexts": every["contexts"], "folds": c.folds, "results": name,
+               "best": MODELS[best].split(": ")[-1], "best_error": err[best],
+               "best_worst_error": every["models"][best]["max_abs_relative_error"],
+               "empirical_error": err["empirical"], "real_top": real_top,
+               "real_top_stderr": every["real_stderr"][-1], "renewal_top": renewal_top,
                "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
-               "best_top_error": every["models"][best]["relative_error"][-1]}
+               "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates}
+    sample = (f"out of sample ({numbers['folds']}-fold over recorded generations: each law is fitted without the "
+              "contexts it predicts)" if c.folds > 1 else "in sample")
     caption = (f"Over {numbers['contexts']} real contexts the real optimal tree accepts {numbers['real_top']:.2f} +- "
                f"{numbers['real_top_stderr']:.2f} tokens at P = {numbers['P_top']}; the renewal bound, rigorous for "
                f"independent steps with the traces' laws, is {numbers['renewal_short']:.0%} below it: real trees "
-               f"run deeper than any i.i.d. tree. The best simulator, {numbers['best']}, is off by "
-               f"{numbers['best_error']:.1%} on average over P (the i.i.d. empirical law "
-               f"{numbers['empirical_error']:.1%}) and by {numbers['best_top_error']:+.0%} at P = "
-               f"{numbers['P_top']}.")
+               f"run deeper than any i.i.d. tree. Scored {sample}, the best simulator, {numbers['best']}, is off by "
+               f"{numbers['best_error']:.1%} on average over P and at most {numbers['best_worst_error']:.1%} (the "
+               f"i.i.d. empirical law {numbers['empirical_error']:.1%} on average).")
     return Outcome(_rel(paths, run), caption,
-                   ["genre", "model", *(f"P = {p}" for p in P), "mean abs"], formats, rows, numbers,
-                   notes=["Relative errors (prediction - real) / real; the row 'real accepted' holds the real "
-                          "mean over contexts itself. In sample: the laws are fitted to the same traces whose "
-                          "contexts the real trees expand.",
-                          "Where the real trees' extra depth comes from (the gap to the i.i.d. law split among "
-                          "contexts, paths and the rest) is not in this report: brw does not compute that "
-                          "decomposition yet."])
+                   ["genre", "model", *(f"P = {p}" for p in P), "mean abs", "worst abs"], formats, rows, numbers,
+                   notes=[f"Real trees: the bundled `{name}` results (P <= {c.pmax}), read, not expanded; "
+                          f"simulations: {c.replicates} trees per law and fold. Relative errors (prediction - "
+                          "real) / real; the row 'real accepted' holds the real mean over contexts itself."])
+
+
+# --------------------------------------------------------------------------------------------------------
+# 5. where the real trees' extra depth comes from
+
+
+def _gap(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.realtree import load_realtrees, node_statistics
+
+    c, name = run.comparison()
+    nodes = node_statistics(load_realtrees(name))
+    paths = figures.depth_gap(c, nodes, run.paths("extra_depth"))
+    rows = []
+    genres = [g for g in c.genres if g != "all"] + (["all"] if "all" in c.genres else [])
+    for genre in genres:
+        dec = c.genres[genre].decomposition(c.P)
+        st = nodes.get(genre, {})
+        for i, p in enumerate(c.P):
+            rows.append([genre, p, dec["gap"][i], dec["contexts"][i], dec["paths"][i], dec["unexplained"][i],
+                         dec["contexts_share"][i], dec["paths_share"][i], dec["unexplained_share"][i],
+                         st.get("parent_child_entropy_correlation"), st.get("within_tree_correlation"),
+                         st.get("between_tree_share")])
+    top = [r for r in rows if r[1] == c.P[-1]]
+    every = next(r for r in top if r[0] == (genres[-1]))
+    with_nodes = any(st.get("nodes") for st in nodes.values())
+    numbers = {"P_top": c.P[-1], "genre": every[0], "gap": every[2], "contexts_share": every[6],
+               "paths_share": every[7], "unexplained_share": every[8],
+               "gap_low": min(r[2] for r in top), "gap_high": max(r[2] for r in top), "results": name}
+    caption = (f"At P = {numbers['P_top']} the real optimal trees accept {numbers['gap']:.2f} tokens per step more "
+               f"than the i.i.d. walk of the traces' laws ({'every genre pooled' if numbers['genre'] == 'all' else numbers['genre']}; "
+               f"{_span(numbers['gap_low'], numbers['gap_high'], '.2f')} across genres). Of that gap, laws that keep "
+               f"each tree in its own recorded context explain {numbers['contexts_share']:.0%}, following the "
+               f"recorded text along paths another {numbers['paths_share']:.0%}, and "
+               f"{numbers['unexplained_share']:.0%} is left unexplained.")
+    notes = [] if with_nodes else [f"The bundled `{name}` trees carry no per-node statistics (an older file): the "
+                                   "right panel and the correlation columns stay empty."]
+    return Outcome(_rel(paths, run), caption,
+                   ["genre", "P", "gap (real - i.i.d.)", "contexts", "paths", "unexplained", "contexts share",
+                    "paths share", "unexplained share", "parent-child entropy corr.", "within trees",
+                    "between-tree share"],
+                   ["s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", ".3f", ".3f", ".3f"], rows,
+                   numbers, notes)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -605,7 +666,8 @@ STEPS = [
     Step("accepted", "accepted(P) against log P beside every bound", _bounds),
     Step("slopes", "The slope of accepted(P): 1/mu, not (mu + mu2)/mu^2", _slopes),
     Step("traces", "The recorded traces: mu and mu2 per genre, entropy distributions", _traces),
-    Step("real", "Real optimal trees against every prediction", _real),
+    Step("real", "Real optimal trees against every prediction, out of sample", _real),
+    Step("extra_depth", "Where the real trees' extra depth comes from", _gap),
     Step("policies", "Drafting policies and a real drafter against the speed of light", _policies),
     Step("sequoia", "Sequoia's optimum against the frontier", _sequoia),
     Step("speedup", "Tokens per second against P: the optimal P for a measured cost and a roofline", _speed),
