@@ -376,7 +376,10 @@ def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> T
 
 def _check_levels(xs) -> np.ndarray:
     try:
-        xs = np.atleast_1d(np.asarray(xs, dtype=np.float64))
+        given = np.asarray(xs)
+        if given.dtype.kind not in "iuf":  # text such as '0' would convert: refuse it, and True, as numpy cannot
+            raise ValueError
+        xs = np.atleast_1d(given.astype(np.float64))
     except (TypeError, ValueError):
         raise BrwError(f"threshold levels x must be numbers, got {clip(repr(xs), 60)}") from None
     if xs.ndim != 1 or xs.size == 0 or not np.all(np.isfinite(xs)) or np.any(xs < 0):

@@ -330,6 +330,9 @@ for args in ["nosuch.toml --out out", "s.toml --out plain", "s.toml --out /sys/o
     cli(f"sweep {args}", f"sweep {args}", {"s.toml": b'laws = ["uniform:k=2"]\nP = [8]\n', "plain": b"a file"})
 for args in ["--out plain", "--out plain/below", "--out /sys/out", "--out out --bogus", "--quick --out /proc/1/out"]:
     cli(f"reproduce {args}", f"reproduce {args}", {"plain": b"a file"})
+for x in ["'0'", "['1.5']", "True", "[1, '2']"]:  # text that numpy would convert to a number is not a level
+    api(f"threshold-tree-level-{x}", f"brw.threshold_tree('dirichlet:alpha=0.5,k=8', {x}, max_nodes=1000)")
+    api(f"threshold-level-{x}", f"brw.threshold('dirichlet:alpha=0.5,k=8', {x}, replicates=2)")
 
 # Python API: sizes, types and values of every public function.
 for call in ["brw.frontier(None, 4)", "brw.frontier(3, 4)", f"brw.frontier('{LAW}', 0)",
