@@ -202,10 +202,9 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
     return laws
 
 
-def _genre(name: str, real: np.ndarray, context: np.ndarray, replicates: int, seed: int, regimes: int,
-           components: int, folds: int) -> Genre:
+def _genre(fits: dict, real: np.ndarray, context: np.ndarray, replicates: int, seed: int, folds: int) -> Genre:
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
-    the fold's real contexts."""
+    the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
     from brw import theory
     from brw.fitted import entropy_autocorrelation
 
@@ -214,11 +213,11 @@ def _genre(name: str, real: np.ndarray, context: np.ndarray, replicates: int, se
     fold_of = context % folds
     parts = [(None, np.ones(real.shape[0], bool))] if folds == 1 else [
         (j, fold_of == j) for j in range(folds) if np.any(fold_of == j)]
-    whole = _fitted_laws(name, regimes, components, None, 1)
+    whole = fits[None]
     pred = {m: (np.zeros(pmax), np.zeros(pmax)) for m in MODELS}
     for fold, sel in parts:
         w = sel.sum() / real.shape[0]
-        laws = whole if fold is None else _fitted_laws(name, regimes, components, fold, folds)
+        laws = fits[fold]
         b = theory.bounds(laws["empirical"], P)
         got = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS if m != "context_mixture"}
         got["context_mixture"] = (theory.context_mixture(laws["ctx"], P, prediction="asymptotic"), np.zeros(pmax))
@@ -303,15 +302,14 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {clip(repr(at), 60)}")
     names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
     traces = {name: _trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
-    for name in names:  # every fitted law is built (and its regimes and components checked) before any work
-        for fold in (None,) if folds == 1 else range(folds):
-            _fitted_laws(traces[name], regimes, components, fold, folds)
+    # every fitted law is built once (and its regimes and components checked) before any simulation
+    fits = {name: {fold: _fitted_laws(traces[name], regimes, components, fold, folds)
+                   for fold in (None, *(range(folds) if folds > 1 else ()))} for name in names}
     genres = {}
     for j, name in enumerate(res.sources):
         if name in names:
             context = res.arrays["context"][res.arrays["source"] == j]
-            genres[name] = _genre(traces[name], res.accepted(name), context, replicates, seed, regimes,
-                                  components, folds)
+            genres[name] = _genre(fits[name], res.accepted(name), context, replicates, seed, folds)
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
