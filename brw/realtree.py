@@ -39,9 +39,11 @@ RESULTS_SCHEMA = 2
 MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realtrees-smollm2.npz"
-#: Every bundled real-tree results file by name: ``smollm2`` (128 contexts per genre, P <= 256, the default)
-#: and ``smollm2-p1024`` (the first 64 of the same contexts per genre, P <= 1024, with per-node statistics).
-BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz")}
+#: Every bundled real-tree results file by name: ``smollm2`` (128 contexts per genre, P <= 256, the default),
+#: ``smollm2-p1024`` (the first 64 of the same contexts per genre, P <= 1024, with per-node statistics) and
+#: ``gemma3`` (Gemma 3 270M on its own traces, 128 contexts per genre, P <= 256, with per-node statistics).
+BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz"),
+           "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz")}
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
                 "trace_top1": np.float64, "seconds": np.float64, "evaluated": np.int32, "passes": np.int32}
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file

@@ -78,11 +78,15 @@ MASS_TOL = 1e-4
 #: second log-moment, for the same rounding.
 MOMENT_TOL = 1e-4
 
-#: Short names of the bundled traces (``trace:code`` ...) and their files in brw/data.
+#: Short names of the bundled traces (``trace:code`` ...) and their files in brw/data: SmolLM2-135M-Instruct's
+#: (the plain genre names) and Gemma 3 270M's (``gemma3-``), both recorded by sims/record_traces.py.
 BUNDLED = {
     "code": "smollm2-code.npz",
     "math": "smollm2-math.npz",
     "chat": "smollm2-chat.npz",
+    "gemma3-code": "gemma3-code.npz",
+    "gemma3-math": "gemma3-math.npz",
+    "gemma3-chat": "gemma3-chat.npz",
 }
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

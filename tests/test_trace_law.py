@@ -36,7 +36,7 @@ def test_trace_law_simulates(trace_file):
 
 
 def test_trace_law_spec_errors():
-    with pytest.raises(BrwError, match=r"needs a trace: trace:PATH or one of trace:\{chat, code, math\}"):
+    with pytest.raises(BrwError, match=r"needs a trace: trace:PATH or one of trace:\{chat, code, gemma3-chat, gemma3-code, gemma3-math, math\}"):
         parse_law("trace:")
     with pytest.raises(BrwError, match=r"trace file no/such\.npz does not exist"):
         parse_law("trace:no/such.npz")
@@ -51,7 +51,10 @@ def test_bundled_traces(name):
     t = law.trace
     assert str(law) == f"trace:{name}"
     assert t.positions >= 3000 and t.k == 64 and t.meta["mode"] == "sampled" and t.meta["temperature"] == 1.0
-    assert t.meta["vocab_size"] == 49152 and t.meta["genre"] == name
+    model, _, genre = name.rpartition("-")
+    vocab = {"": 49152, "gemma3": 262144}[model]    # SmolLM2-135M-Instruct's, Gemma 3 270M's
+    assert t.meta["vocab_size"] == vocab and t.meta["genre"] == genre
+    assert t.meta["model"].startswith({"": "SmolLM2-135M-Instruct", "gemma3": "Gemma 3 270M base"}[model])
     # Exact to round-off except on rows whose tail (< 1e-7) is smaller than the float32 rounding of the stored
     # top-k: there a few parts in 1e8 of a row, a few parts in 1e11 of the mean.
     assert abs(law.mu - t.mu) < 1e-9 * t.mu and abs(law.mu2 - t.mu2) < 1e-9 * t.mu2

@@ -165,7 +165,7 @@ def test_pickled_objects_refused(tmp_path):
 
 
 def test_not_a_file(tmp_path):
-    with pytest.raises(BrwError, match=r"trace file .*nope\.npz does not exist \(bundled traces: chat, code, math\)"):
+    with pytest.raises(BrwError, match=r"trace file .*nope\.npz does not exist \(bundled traces: chat, code, gemma3-chat, gemma3-code, gemma3-math, math\)"):
         load_trace(tmp_path / "nope.npz")
     with pytest.raises(BrwError, match="is not a file"):
         load_trace(tmp_path)
