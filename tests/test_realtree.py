@@ -15,10 +15,21 @@ from brw.realtree import (BUNDLED, BUNDLED_RESULTS, RealTrees, load_realtrees, n
 from brw.traces import load_trace, resolve_trace
 
 
-@pytest.mark.skipif(not BUNDLED_RESULTS.is_file(), reason="no bundled real-tree results yet (python "
-                                                          "sims/realtrees.py)")
-def test_bundled_results_match_bundled_traces():
-    res = load_realtrees()
+#: What each model's bundled P = 256 results must say of their model (name, weights' SHA-256, terms).
+MODELS = {"smollm2": ("SmolLM2-135M-Instruct (Q4_1 GGUF", None, None),
+          "gemma3": ("Gemma 3 270M base (Q4_K_M GGUF", "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                     "Gemma Terms of Use (https://ai.google.dev/gemma/terms)")}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bundled_results_match_bundled_traces(name):
+    if not BUNDLED[name].is_file():
+        pytest.skip(f"no bundled real-tree results {BUNDLED[name].name} yet (python sims/realtrees.py --model {name})")
+    res = load_realtrees(name)
+    model, sha, terms = MODELS[name]
+    assert res.meta["model"].startswith(model)
+    if sha:
+        assert res.meta["model_sha256"] == sha and res.meta["model_terms"] == terms
     assert res.pmax >= 256
     a = res.arrays
     for j, src in enumerate(res.meta["sources"]):
@@ -36,7 +47,14 @@ def test_bundled_results_match_bundled_traces():
         np.testing.assert_allclose(a["accepted"][sel][:, 0], np.exp(tr.top_logp[a["row"][sel], 0]), atol=1e-5)
     acc = res.accepted()
     assert np.all(np.diff(acc, axis=1) >= 0) and np.all(acc[:, -1] <= res.pmax)
-    assert np.all(np.isnan(a["entropy"])), "schema 1: the per-node statistics were not recorded"
+    if name == "smollm2":
+        assert np.all(np.isnan(a["entropy"])), "schema 1: the per-node statistics were not recorded"
+    else:  # every node whose next-token distribution was computed has its statistics, and they are feasible
+        known = np.isfinite(a["entropy"])
+        assert known.mean() > 0.95 and np.array_equal(known, np.isfinite(a["moment2"]))
+        h, m2, top = a["entropy"][known], a["moment2"][known], a["top1"][known]
+        assert np.all(h >= -1e-5) and np.all(m2 >= h**2 - 1e-3) and np.all((top > 0) & (top <= 1 + 1e-6))
+        assert np.all(h <= np.log(262144) + 1e-3)
     s = summarize(res)
     assert set(s["by_source"]) == {*res.sources, "all"}
 

@@ -143,7 +143,7 @@ def test_record_errors(tmp_path):
     (tmp_path / "there.npz").write_bytes(b"")
     with pytest.raises(BrwError, match="already exists"):
         record(lm, prompts(1), tmp_path / "there.npz", mode="sampled")
-    with pytest.raises(BrwError, match="neither 'smollm2', a Hugging Face model folder"):
+    with pytest.raises(BrwError, match="neither a named model \\(smollm2, gemma3\\), a Hugging Face model folder"):
         find_model(str(tmp_path / "nothing"))
     assert not list(tmp_path.glob("*.partial"))
 

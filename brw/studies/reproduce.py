@@ -222,21 +222,28 @@ class _Run:
         return {"paper_bound": theory.paper_bound(law, P), "wald_lorden_bound": theory.wald_lorden_bound(law, P),
                 "renewal_bound": theory.renewal_bound(law, P), "asymptotic": theory.asymptotic(law, P)}
 
-    def comparison(self):
-        """Real optimal trees against every model (``brw.studies.compare``), on the deepest bundled real trees, and
-        the name of those trees. Not a sweep: it runs whole every time."""
-        if "comparison" not in self.cache:
+    def comparisons(self) -> list:
+        """Real optimal trees against every model (``brw.studies.compare``), once per real model on its deepest
+        bundled real trees: (Comparison, name of those trees) pairs, the default verifier's first. Not a sweep:
+        it runs whole every time."""
+        if "comparisons" not in self.cache:
             from brw.realtree import BUNDLED, load_realtrees
             from brw.studies.compare import compare
 
-            found = {n: load_realtrees(n).pmax for n, p in BUNDLED.items() if Path(p).is_file()}
-            if not found:
+            deepest = {}  # model -> (name, pmax)
+            for n, p in BUNDLED.items():
+                if Path(p).is_file():
+                    res = load_realtrees(n)
+                    model = res.meta.get("model")
+                    if model not in deepest or res.pmax > deepest[model][1]:
+                        deepest[model] = (n, res.pmax)
+            if not deepest:
                 raise BrwError("no bundled real-tree results are installed")
-            name = max(found, key=found.get)
             s = self.s
-            reps = max(s.compare_min_replicates, s.compare_nodes // found[name])
-            self.cache["comparison"] = compare(name, replicates=reps, seed=SEED, folds=s.compare_folds), name
-        return self.cache["comparison"]
+            self.cache["comparisons"] = [
+                (compare(n, replicates=max(s.compare_min_replicates, s.compare_nodes // pmax), seed=SEED,
+                         folds=s.compare_folds), n) for n, pmax in deepest.values()]
+        return self.cache["comparisons"]
 
     def policy_table(self):
         s = self.s
@@ -362,9 +369,9 @@ def _traces(run: _Run) -> Outcome:
     numbers = {"high_genre": hi[0], "high_mu": hi[4], "high_mu_low": hi[5], "high_mu_high": hi[6],
                "low_genre": lo[0], "low_mu": lo[4], "low_mu_low": lo[5], "low_mu_high": lo[6],
                "tail_low": min(heavy), "tail_high": max(heavy), "confident_low": min(r[11] for r in rows),
-               "confident_high": max(r[11] for r in rows), "model": rows[0][1],
+               "confident_high": max(r[11] for r in rows), "model": " and ".join(dict.fromkeys(r[1] for r in rows)),
                "ci_level": d["ci_level"], "confident_above": 0.9}
-    caption = (f"The verifier ({numbers['model']}) is least certain on {numbers['high_genre']}: mu = "
+    caption = (f"Of the verifiers ({numbers['model']}), the least certain is on {numbers['high_genre']}: mu = "
                f"{numbers['high_mu']:.3f} nats ({numbers['ci_level']:.0%} interval {numbers['high_mu_low']:.3f} .. "
                f"{numbers['high_mu_high']:.3f}, bootstrap over contexts) against {numbers['low_mu']:.3f} "
                f"({numbers['low_mu_low']:.3f} .. {numbers['low_mu_high']:.3f}) on {numbers['low_genre']}. Its "
@@ -383,45 +390,63 @@ def _traces(run: _Run) -> Outcome:
 
 def _real(run: _Run) -> Outcome:
     from brw import figures
+
+    paths, rows, formats, per = [], [], [], {}
+    for i, (c, name) in enumerate(run.comparisons()):
+        paths += figures.compare(c, run.paths("real" if i == 0 else f"real-{name}"))
+        per[name] = _real_numbers(c, name, rows, formats)
+    first, *others = per.values()
+    sample = (f"out of sample ({first['folds']}-fold over recorded generations: each law is fitted without the "
+              "contexts it predicts)" if first["folds"] > 1 else "in sample")
+    caption = (f"Over {first['contexts']} real contexts of {first['model']} the real optimal tree accepts "
+               f"{first['real_top']:.2f} +- {first['real_top_stderr']:.2f} tokens at P = {first['P_top']}; the renewal "
+               f"bound, rigorous for independent steps with the traces' laws, is {first['renewal_short']:.0%} below "
+               f"it: real trees run deeper than any i.i.d. tree. Scored {sample}, the best simulator, "
+               f"{first['best']}, is off by {first['best_error']:.1%} on average over P and at most "
+               f"{first['best_worst_error']:.1%} (the i.i.d. empirical law {first['empirical_error']:.1%} on average).")
+    for o in others:
+        caption += (f" On {o['model']} ({o['contexts']} contexts, P <= {o['pmax']}) the renewal bound is "
+                    f"{o['renewal_short']:.0%} below the real curve at P = {o['P_top']}, the best simulator, "
+                    f"{o['best']}, is off by {o['best_error']:.1%} on average and at most {o['best_worst_error']:.1%} "
+                    f"(the i.i.d. empirical law {o['empirical_error']:.1%}).")
+    P = max((n["P"] for n in per.values()), key=len)  # every model's P are the first of the same table's
+    notes = [f"Real trees: the bundled `{name}` results of {n['model']} (P <= {n['pmax']}), read, not expanded; "
+             f"simulations: {n['replicates']} trees per law and fold." for name, n in per.items()]
+    notes.append("Relative errors (prediction - real) / real; the row 'real accepted' holds the real mean over "
+                 "contexts itself. A model whose trees stop at a smaller P leaves the last columns empty.")
+    wide = len(P) + 5  # verifier, genre, prediction, one column per P, mean and worst
+    rows = [r[:-2] + [None] * (wide - len(r)) + r[-2:] for r in rows]
+    formats = [f[:-2] + ["s"] * (wide - len(f)) + f[-2:] for f in formats]
+    return Outcome(_rel(paths, run), caption,
+                   ["verifier", "genre", "prediction", *(f"P = {p}" for p in P), "mean abs", "worst abs"], formats,
+                   rows, {**first, "models": per}, notes=notes)
+
+
+def _real_numbers(c, name: str, rows: list, formats: list) -> dict:
+    """One real model's comparison: its table rows (appended to ``rows`` and ``formats``) and its numbers."""
     from brw.studies.compare import MODELS, SIMULATORS
 
-    c, name = run.comparison()
-    paths = figures.compare(c, run.paths("real"))
     d = c.to_dict(curves=False)
-    rows, formats = [], []
-    P = d["P"]
+    P, model = d["P"], _model(c.model)
     for genre, g in d["genres"].items():
-        rows.append([genre, "real accepted (tokens)", *g["real"], None, None])
-        formats.append(["s", "s", *([".2f"] * len(P)), "s", "s"])
+        rows.append([model, genre, "real accepted (tokens)", *g["real"], None, None])
+        formats.append(["s", "s", "s", *([".2f"] * len(P)), "s", "s"])
         for m, label in MODELS.items():
             r = g["models"][m]
-            rows.append([genre, label, *r["relative_error"], r["mean_abs_relative_error"], r["max_abs_relative_error"]])
-            formats.append(["s", "s", *(["+.0%"] * len(P)), ".1%", ".1%"])
+            rows.append([model, genre, label, *r["relative_error"], r["mean_abs_relative_error"],
+                         r["max_abs_relative_error"]])
+            formats.append(["s", "s", "s", *(["+.0%"] * len(P)), ".1%", ".1%"])
     every = d["genres"]["all"] if "all" in d["genres"] else next(iter(d["genres"].values()))
     err = {m: every["models"][m]["mean_abs_relative_error"] for m in SIMULATORS}
     best = min(err, key=err.get)
     real_top = every["real"][-1]
     renewal_top = every["models"]["renewal_bound"]["accepted"][-1]
-    numbers = {"pmax": c.pmax, "contexts": every["contexts"], "folds": c.folds, "results": name,
-               "best": MODELS[best].split(": ")[-1], "best_error": err[best],
-               "best_worst_error": every["models"][best]["max_abs_relative_error"],
-               "empirical_error": err["empirical"], "real_top": real_top,
-               "real_top_stderr": every["real_stderr"][-1], "renewal_top": renewal_top,
-               "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
-               "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates}
-    sample = (f"out of sample ({numbers['folds']}-fold over recorded generations: each law is fitted without the "
-              "contexts it predicts)" if c.folds > 1 else "in sample")
-    caption = (f"Over {numbers['contexts']} real contexts the real optimal tree accepts {numbers['real_top']:.2f} +- "
-               f"{numbers['real_top_stderr']:.2f} tokens at P = {numbers['P_top']}; the renewal bound, rigorous for "
-               f"independent steps with the traces' laws, is {numbers['renewal_short']:.0%} below it: real trees "
-               f"run deeper than any i.i.d. tree. Scored {sample}, the best simulator, {numbers['best']}, is off by "
-               f"{numbers['best_error']:.1%} on average over P and at most {numbers['best_worst_error']:.1%} (the "
-               f"i.i.d. empirical law {numbers['empirical_error']:.1%} on average).")
-    return Outcome(_rel(paths, run), caption,
-                   ["genre", "model", *(f"P = {p}" for p in P), "mean abs", "worst abs"], formats, rows, numbers,
-                   notes=[f"Real trees: the bundled `{name}` results (P <= {c.pmax}), read, not expanded; "
-                          f"simulations: {c.replicates} trees per law and fold. Relative errors (prediction - "
-                          "real) / real; the row 'real accepted' holds the real mean over contexts itself."])
+    return {"model": model, "pmax": c.pmax, "P": P, "contexts": every["contexts"], "folds": c.folds,
+            "results": name, "best": MODELS[best].split(": ")[-1], "best_error": err[best],
+            "best_worst_error": every["models"][best]["max_abs_relative_error"],
+            "empirical_error": err["empirical"], "real_top": real_top, "real_top_stderr": every["real_stderr"][-1],
+            "renewal_top": renewal_top, "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
+            "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -432,39 +457,49 @@ def _gap(run: _Run) -> Outcome:
     from brw import figures
     from brw.realtree import load_realtrees, node_statistics
 
-    c, name = run.comparison()
-    nodes = node_statistics(load_realtrees(name))
-    paths = figures.depth_gap(c, nodes, run.paths("extra_depth"))
-    rows = []
-    genres = [g for g in c.genres if g != "all"] + (["all"] if "all" in c.genres else [])
-    for genre in genres:
-        dec = c.genres[genre].decomposition(c.P)
-        st = nodes.get(genre, {})
-        for i, p in enumerate(c.P):
-            rows.append([genre, p, dec["gap"][i], dec["contexts"][i], dec["paths"][i], dec["unexplained"][i],
-                         dec["contexts_share"][i], dec["paths_share"][i], dec["unexplained_share"][i],
-                         st.get("parent_child_entropy_correlation"), st.get("within_tree_correlation"),
-                         st.get("between_tree_share")])
-    top = [r for r in rows if r[1] == c.P[-1]]
-    every = next(r for r in top if r[0] == (genres[-1]))
-    with_nodes = any(st.get("nodes") for st in nodes.values())
-    numbers = {"P_top": c.P[-1], "genre": every[0], "gap": every[2], "contexts_share": every[6],
-               "paths_share": every[7], "unexplained_share": every[8],
-               "gap_low": min(r[2] for r in top), "gap_high": max(r[2] for r in top), "results": name}
-    caption = (f"At P = {numbers['P_top']} the real optimal trees accept {numbers['gap']:.2f} tokens per step more "
-               f"than the i.i.d. walk of the traces' laws ({'every genre pooled' if numbers['genre'] == 'all' else numbers['genre']}; "
-               f"{_span(numbers['gap_low'], numbers['gap_high'], '.2f')} across genres). Of that gap, laws that keep "
-               f"each tree in its own recorded context explain {numbers['contexts_share']:.0%}, following the "
-               f"recorded text along paths another {numbers['paths_share']:.0%}, and "
-               f"{numbers['unexplained_share']:.0%} is left unexplained.")
-    notes = [] if with_nodes else [f"The bundled `{name}` trees carry no per-node statistics (an older file): the "
-                                   "right panel and the correlation columns stay empty."]
+    paths, rows, per, notes = [], [], {}, []
+    for i, (c, name) in enumerate(run.comparisons()):
+        nodes = node_statistics(load_realtrees(name))
+        paths += figures.depth_gap(c, nodes, run.paths("extra_depth" if i == 0 else f"extra_depth-{name}"))
+        model = _model(c.model)
+        top = []
+        genres = [g for g in c.genres if g != "all"] + (["all"] if "all" in c.genres else [])
+        for genre in genres:
+            dec = c.genres[genre].decomposition(c.P)
+            st = nodes.get(genre, {})
+            for j, p in enumerate(c.P):
+                rows.append([model, genre, p, dec["gap"][j], dec["contexts"][j], dec["paths"][j],
+                             dec["unexplained"][j], dec["contexts_share"][j], dec["paths_share"][j],
+                             dec["unexplained_share"][j], st.get("parent_child_entropy_correlation"),
+                             st.get("within_tree_correlation"), st.get("between_tree_share")])
+            top.append(rows[-1])
+        every = top[-1]  # "all" when there are genres to pool
+        per[name] = {"model": model, "P_top": c.P[-1], "genre": every[1], "gap": every[3],
+                     "contexts_share": every[7], "paths_share": every[8], "unexplained_share": every[9],
+                     "gap_low": min(r[3] for r in top), "gap_high": max(r[3] for r in top), "results": name}
+        if not any(st.get("nodes") for st in nodes.values()):
+            notes.append(f"The bundled `{name}` trees carry no per-node statistics (an older file): the right "
+                         "panel and the correlation columns stay empty.")
+    first, *others = per.values()
+
+    def shares(n: dict) -> str:
+        return (f"laws that keep each tree in its own recorded context explain {n['contexts_share']:.0%}, following "
+                f"the recorded text along paths another {n['paths_share']:.0%}, and {n['unexplained_share']:.0%} is "
+                f"left unexplained")
+
+    caption = (f"At P = {first['P_top']} the real optimal trees of {first['model']} accept {first['gap']:.2f} tokens "
+               f"per step more than the i.i.d. walk of the traces' laws "
+               f"({'every genre pooled' if first['genre'] == 'all' else first['genre']}; "
+               f"{_span(first['gap_low'], first['gap_high'], '.2f')} across genres). Of that gap, {shares(first)}.")
+    for o in others:
+        caption += (f" On {o['model']} at P = {o['P_top']} the gap is {o['gap']:.2f} tokens "
+                    f"({_span(o['gap_low'], o['gap_high'], '.2f')} across genres): {shares(o)}.")
     return Outcome(_rel(paths, run), caption,
-                   ["genre", "P", "gap (real - i.i.d.)", "contexts", "paths", "unexplained", "contexts share",
-                    "paths share", "unexplained share", "parent-child entropy corr.", "within trees",
-                    "between-tree share"],
-                   ["s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", ".3f", ".3f", ".3f"], rows,
-                   numbers, notes)
+                   ["verifier", "genre", "P", "gap (real - i.i.d.)", "contexts", "paths", "unexplained",
+                    "contexts share", "paths share", "unexplained share", "parent-child entropy corr.",
+                    "within trees", "between-tree share"],
+                   ["s", "s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", ".3f", ".3f", ".3f"], rows,
+                   {**first, "models": per}, notes)
 
 
 # --------------------------------------------------------------------------------------------------------
