@@ -36,8 +36,8 @@ from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
            "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward",
-           "right_padded", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit", "layer_count",
-           "DTYPES", "SMOLLM2_GGUF", "GEMMA3_GGUF", "NAMED_MODELS", "NamedModel"]
+           "right_padded", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit",
+           "layer_count", "DTYPES", "SMOLLM2_GGUF", "GEMMA3_GGUF", "NAMED_MODELS", "NamedModel"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"

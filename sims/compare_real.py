@@ -1,12 +1,13 @@
 """Real optimal trees against every model, out of sample: writes figures/compare*.{json,md,png} and
 figures/depth_gap.png (``brw compare``, recorded).
 
-For each bundled real-tree results file (``smollm2``: 128 contexts per genre to P = 256; ``smollm2-p1024``: 64
-of them per genre to P = 1024, with per-node statistics), ``brw compare`` with 4-fold scoring over recorded
-generations; for the deepest file also the real trees' node statistics and the figure of where their extra
-depth comes from.
+For each bundled real-tree results file (``smollm2``: 128 contexts per genre to P = 256; ``smollm2-p1024``: the
+first of them per genre to P = 1024; ``gemma3``: Gemma 3 270M, 128 contexts per genre to P = 256),
+``brw compare`` with 4-fold scoring over recorded generations; for files with per-node statistics also those
+statistics and the figure of where the real trees' extra depth comes from (figures/depth_gap*.png).
 
-    python sims/compare_real.py            # 2000 simulated trees per law and fold, seed 0: a few minutes
+    python sims/compare_real.py                    # 2000 simulated trees per law and fold, seed 0: ~15 minutes
+    python sims/compare_real.py --results gemma3   # one file only
 """
 
 import argparse
@@ -19,8 +20,8 @@ from brw.realtree import BUNDLED, load_realtrees, node_statistics
 from brw.studies.compare import compare
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
-#: Bundled results -> the name its outputs carry.
-RUNS = {"smollm2": "compare", "smollm2-p1024": "compare-p1024"}
+#: Bundled results -> the name its outputs carry (and the suffix of its depth-gap figure).
+RUNS = {"smollm2": ("compare", None), "smollm2-p1024": ("compare-p1024", ""), "gemma3": ("compare-gemma3", "-gemma3")}
 
 
 def main(argv=None):
@@ -31,9 +32,14 @@ def main(argv=None):
     ap.add_argument("--components", type=int, default=12)
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--out", type=Path, default=FIGURES)
+    ap.add_argument("--results", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
     args = ap.parse_args(argv)
     figures.check_path(args.out / "compare.png")
-    for results, stem in RUNS.items():
+    chosen = args.results.split(",")
+    if set(chosen) - set(RUNS):
+        ap.error(f"--results takes names among {', '.join(RUNS)}")
+    for results in chosen:
+        stem, gap = RUNS[results]
         if not BUNDLED[results].is_file():
             continue
         res = compare(results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
@@ -42,13 +48,14 @@ def main(argv=None):
         d = res.to_dict(curves=False)
         text = tables.compare(d)
         trees = load_realtrees(results)
-        if trees.arrays["entropy"].size and not (trees.arrays["entropy"] != trees.arrays["entropy"]).all():
+        if gap is not None:
             nodes = node_statistics(trees)
             d["node_statistics"] = nodes
             text += "\n\n" + tables.node_statistics(nodes)
-            figures.depth_gap(res, nodes, args.out / "depth_gap.png")
+            figures.depth_gap(res, nodes, args.out / f"depth_gap{gap}.png")
         write_text(args.out / f"{stem}.json", json.dumps(d, indent=1) + "\n")
-        write_text(args.out / f"{stem}.md", "```\n" + text + "\n```\n\n`python sims/compare_real.py`\n")
+        how = f"`python sims/compare_real.py --results {results}`"
+        write_text(args.out / f"{stem}.md", "```\n" + text + f"\n```\n\n{how}\n")
         print(text)
 
 

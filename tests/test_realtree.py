@@ -17,14 +17,15 @@ from brw.traces import load_trace, resolve_trace
 
 #: What each model's bundled P = 256 results must say of their model (name, weights' SHA-256, terms).
 MODELS = {"smollm2": ("SmolLM2-135M-Instruct (Q4_1 GGUF", None, None),
-          "gemma3": ("Gemma 3 270M base (Q4_K_M GGUF", "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+          "gemma3": ("Gemma 3 270M base (Q4_K_M GGUF",
+                     "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
                      "Gemma Terms of Use (https://ai.google.dev/gemma/terms)")}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_bundled_results_match_bundled_traces(name):
     if not BUNDLED[name].is_file():
-        pytest.skip(f"no bundled real-tree results {BUNDLED[name].name} yet (python sims/realtrees.py --model {name})")
+        pytest.skip(f"no bundled real-tree results {BUNDLED[name].name} yet (sims/realtrees.py --model {name})")
     res = load_realtrees(name)
     model, sha, terms = MODELS[name]
     assert res.meta["model"].startswith(model)
