@@ -261,9 +261,11 @@ def expand(model, context, pmax: int, batch: int = DEFAULT_BATCH, temperature: f
     """
     ctx = _check(context, pmax, batch)
     ahead = [int(t) for t in lookahead]
+    window = models.sliding_window(model)
     t0 = time.perf_counter()
     with models.inference():
-        logits, cache = models.forward(model, [ctx + ahead], keep=len(ahead) + 1)
+        # every slot kept: a sliding-window cache would drop the context's slots once the tree fills the window
+        logits, cache = models.forward(model, [ctx + ahead], keep=len(ahead) + 1, cache=models.full_cache())
         k = min(pmax, logits.shape[-1])
         pre_lp, pre_tok, *pre_mom = models.top_logprobs(logits[0, -(len(ahead) + 1):], k, temperature,
                                                         moments=True)
@@ -275,8 +277,13 @@ def expand(model, context, pmax: int, batch: int = DEFAULT_BATCH, temperature: f
                 if s.open_top(floor):
                     continue   # only lookahead nodes were popped; their children are in the heap now
                 break          # the heap ran dry: a finite tree smaller than pmax (only tiny vocabularies)
+            positions = [len(ctx) - 1 + s.depths[i] for i in new]
+            if window is not None and max(positions) >= window:
+                raise BrwError(f"a tree node reaches position {max(positions)}, beyond the model's sliding window of "
+                               f"{window} tokens: tree attention over the cached tree is exact only inside it (use "
+                               f"a shorter context or a smaller pmax)")
             logits, cache = models.forward(model, [[s.tokens[i] for i in new]], attend=s.attend(new),
-                                           positions=[[len(ctx) - 1 + s.depths[i] for i in new]], cache=cache)
+                                           positions=[positions], cache=cache)
             passes += 1
             s.n_cached += len(new)
             vals, toks, ent, mom = models.top_logprobs(logits[0], k, temperature, moments=True)

@@ -179,7 +179,8 @@ def compare(comparison, path) -> str:
 def depth_gap(comparison, nodes: dict, path) -> str:
     """Where real trees' extra depth comes from: per genre, the gap real - i.i.d. walk at the table's P split
     into what per-context laws (``ctx``), recorded paths (``path``) and nothing yet explain; beside it, the
-    mean entropy of real tree nodes by depth against each trace's mu.
+    mean entropy of real tree nodes by depth against each trace's mu, and by the surprisal of the edge into them
+    against the recorded text's entropy after a token of that surprisal.
 
     Parameters
     ----------
@@ -196,7 +197,7 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     """
     plt = _pyplot()
     names = [n for n in comparison.genres if n != "all"]
-    fig, (bar, ent) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (bar, ent, edge) = plt.subplots(1, 3, figsize=(16, 4.4))
     P = comparison.P
     width = 0.8 / len(P)
     top = 0.0
@@ -231,11 +232,29 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     ent.set_xlabel("depth in the real optimal tree")
     ent.set_ylabel("mean next-token entropy (nats)")
     ent.set_title("nodes deep in real trees have low entropy", fontsize=9)
-    if ent.get_legend_handles_labels()[0]:
-        ent.legend(fontsize=7)
-    else:  # results without per-node statistics
-        ent.text(0.5, 0.5, "these real trees carry no per-node statistics", ha="center", va="center",
-                 transform=ent.transAxes, fontsize=9, color="0.4")
+    from brw.realtree import SURPRISAL_BINS
+
+    mid = np.array([(lo + hi) / 2 if math.isfinite(hi) else lo + 1 for lo, hi in
+                    zip(SURPRISAL_BINS[:-1], SURPRISAL_BINS[1:])])
+    for j, n in enumerate(names):
+        tree = nodes.get(n, {}).get("entropy_by_edge_surprisal") or []
+        text = comparison.genres[n].entropy_after_surprisal
+        if tree and any(c for _, c in tree):
+            edge.plot(mid, [m for m, _ in tree], "o-", color=f"C{j}", label=f"{n}: real tree nodes")
+        if text:
+            edge.plot(mid, [m for m, _ in text], "s--", color=f"C{j}", mfc="none", lw=1,
+                      label=f"{n}: recorded text")
+    edge.set_xscale("symlog", linthresh=0.05)
+    edge.set_xticks(list(SURPRISAL_BINS[:-1]), [f"{b:g}" for b in SURPRISAL_BINS[:-1]])
+    edge.set_xlabel("surprisal -log p of the token that led there (nats, bins from)")
+    edge.set_ylabel("mean next-token entropy (nats)")
+    edge.set_title("after a likely token the model is surer: trees grow likely edges first", fontsize=9)
+    for ax in (ent, edge):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # results without per-node statistics
+            ax.text(0.5, 0.5, "these real trees carry no per-node statistics", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color="0.4")
     model = _model_name(comparison.model)
     fig.suptitle(f"Why real optimal trees of {model} are deeper than the i.i.d. walk predicts (out of sample, "
                  f"{comparison.folds}-fold)" if comparison.folds > 1 else

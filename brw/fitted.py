@@ -30,7 +30,8 @@ from brw.laws import (Law, _check_holdout, _float, _fmt, _holdout, _holdout_text
                       register_law)
 from brw.limits import require
 
-__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "fit_gemmix", "fit_markov", "gem_entropy"]
+__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "entropy_after_surprisal", "fit_gemmix", "fit_markov",
+           "gem_entropy"]
 
 
 def gem_entropy(theta):
@@ -267,6 +268,31 @@ def entropy_autocorrelation(trace, lags=(1, 2)) -> dict:
             ok &= nxt[j:j + h.size - lag]
         out[int(lag)] = float(np.corrcoef(h[:-lag][ok], h[lag:][ok])[0, 1]) if ok.sum() > 2 else float("nan")
     return out
+
+
+def entropy_after_surprisal(trace) -> list:
+    """Mean recorded entropy at position t + 1 of a text by the surprisal -log p of the token taken at t.
+
+    A law that draws the next row without looking at the token taken (i.i.d., regimes, recorded paths) makes
+    these means equal; a real text makes the entropy fall after a likely token, and a best-first tree, which
+    grows its likely edges first, inherits that (``brw.realtree.node_statistics``: the same bins over tree
+    edges).
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+        The recorded rows.
+
+    Returns
+    -------
+    list of [mean entropy (nats) or NaN, count], one per bin of ``brw.realtree.SURPRISAL_BINS``
+    """
+    from brw.realtree import binned_means
+
+    order, nxt = _consecutive(trace)
+    s = -np.asarray(trace.taken_logp, dtype=np.float64)[order]
+    h = np.asarray(trace.entropy, dtype=np.float64)[order]
+    return binned_means(s[:-1][nxt], h[1:][nxt])
 
 
 def _check_regimes(regimes, rows: int) -> int:

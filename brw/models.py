@@ -36,7 +36,7 @@ from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
            "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward",
-           "right_padded", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit",
+           "right_padded", "full_cache", "sliding_window", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit",
            "layer_count", "DTYPES", "SMOLLM2_GGUF", "GEMMA3_GGUF", "NAMED_MODELS", "NamedModel"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -501,6 +501,44 @@ def forward(model, ids, *, attention_mask=None, attend=None, positions=None, cac
     if not use_cache:
         return out.logits, None
     return out.logits, (out["cache"] if "cache" in out else out["past_key_values"])
+
+
+def full_cache():
+    """An empty KV cache that keeps every slot in every layer.
+
+    A model with sliding-window layers (Gemma 3: 512 tokens in five layers of six) otherwise builds a cache
+    that drops its oldest slots once it holds a window's worth; in a tree's flattened cache those are the
+    context's, not the farthest positions. With every slot kept, tree attention is exact as long as every
+    position is inside the window (see :func:`sliding_window`).
+
+    Returns
+    -------
+    transformers.DynamicCache
+    """
+    _torch()
+    from transformers import DynamicCache
+
+    return DynamicCache()
+
+
+def sliding_window(model) -> int | None:
+    """The attention window of a model's sliding-window layers, or None when every layer attends to all earlier
+    positions.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+
+    Returns
+    -------
+    int or None
+    """
+    cfg = model.config
+    window = getattr(cfg, "sliding_window", None)
+    types = getattr(cfg, "layer_types", None)
+    if not window or (types is not None and "sliding_attention" not in types):
+        return None
+    return int(window)
 
 
 def right_padded(seqs: list[list[int]], pad: int, device: str):

@@ -19,8 +19,8 @@ from brw.files import write_npz
 from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 
-__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics", "BUNDLED_RESULTS",
-           "RESULTS_FORMAT", "RESULTS_SCHEMA"]
+__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
+           "binned_means", "SURPRISAL_BINS", "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
 #:   schema_version int64 (); format str () "brw-realtree"; meta str () JSON (model, model_sha256, P, seed,
@@ -49,6 +49,9 @@ _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offse
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
              "entropy": np.float32, "moment2": np.float32, "top1": np.float32}
 _NODE_STATS = ("entropy", "moment2", "top1")  # absent from version 1 files
+#: Bins (nats) of the surprisal -log p of the token that leads to a position: the edge into a tree node, or the
+#: token taken just before a recorded position (``brw.fitted.entropy_after_surprisal``).
+SURPRISAL_BINS = (0.0, 0.05, 0.3, 1.0, 2.0, 4.0, math.inf)
 
 
 def pick_rows(trace, n: int, seed: int) -> np.ndarray:
@@ -364,7 +367,10 @@ def node_statistics(res: RealTrees) -> dict:
     same after subtracting each tree's mean node entropy from both (``within_tree_correlation``: what is
     left once contexts' differences are removed, the dependence along paths); the share of the entropy's
     variance between trees (``between_tree_share``); and the mean entropy by depth (1, 2, ...; up to the
-    deepest depth with at least 20 nodes).
+    deepest depth with at least 20 nodes); and the mean entropy of nodes by the surprisal of the edge into them
+    (``entropy_by_edge_surprisal``: per bin of :data:`SURPRISAL_BINS`, (mean, count); the edge's probability is
+    the ratio of the node's and its parent's path probabilities, the steps of accepted(P), so the deepest edges
+    of float32 results carry a rounding error of a few hundredths of a nat).
 
     Parameters
     ----------
@@ -377,6 +383,8 @@ def node_statistics(res: RealTrees) -> dict:
     """
     ent, m2, top = (res.arrays[k].astype(np.float64) for k in ("entropy", "moment2", "top1"))
     par, depth = res.arrays["parent"].astype(np.int64), res.arrays["depth"].astype(np.int64)
+    acc = res.arrays["accepted"].astype(np.float64)
+    path_prob = np.diff(acc, axis=1, prepend=0.0)  # node i's path probability: accepted's step at P = i + 1
     groups = [(name, res.arrays["source"] == j) for j, name in enumerate(res.sources)]
     if len(groups) > 1:
         groups.append(("all", np.ones(ent.shape[0], bool)))
@@ -386,14 +394,19 @@ def node_statistics(res: RealTrees) -> dict:
         known = ~np.isnan(e)
         n = int(known.sum())
         tree_mean = np.array([row[k].mean() if k.any() else np.nan for row, k in zip(e, known)])
-        child, parent, dev_c, dev_p = [], [], [], []
-        for row, prow, k, mu in zip(e, p, known, tree_mean):
+        child, parent, dev_c, dev_p, edge_h, edge_s = [], [], [], [], [], []
+        for row, prow, k, mu, path in zip(e, p, known, tree_mean, path_prob[sel]):
             pair = k & (prow >= 0)
             pair[pair] &= k[prow[pair]]
             child.append(row[pair])
             parent.append(row[prow[pair]])
             dev_c.append(row[pair] - mu)
             dev_p.append(row[prow[pair]] - mu)
+            # the edge into each node: its path probability over its parent's (the root's children: their own)
+            up = np.where(prow >= 0, path[np.maximum(prow, 0)], 1.0)
+            ok = k & (path > 0) & (up > 0)
+            edge_h.append(row[ok])
+            edge_s.append(np.log(up[ok]) - np.log(path[ok]))
         child, parent = np.concatenate(child or [np.zeros(0)]), np.concatenate(parent or [np.zeros(0)])
         dev_c, dev_p = np.concatenate(dev_c or [np.zeros(0)]), np.concatenate(dev_p or [np.zeros(0)])
         allk = e[known]
@@ -413,5 +426,28 @@ def node_statistics(res: RealTrees) -> dict:
                      "parent_child_entropy_correlation": _corr(parent, child),
                      "within_tree_correlation": _corr(dev_p, dev_c),
                      "between_tree_share": between,
-                     "entropy_by_depth": by_depth}
+                     "entropy_by_depth": by_depth,
+                     "entropy_by_edge_surprisal": binned_means(np.concatenate(edge_s or [np.zeros(0)]),
+                                                               np.concatenate(edge_h or [np.zeros(0)]))}
+    return out
+
+
+def binned_means(x: np.ndarray, y: np.ndarray, edges=SURPRISAL_BINS) -> list:
+    """Mean of y over the bins [edges[i], edges[i + 1]) of x, with each bin's count.
+
+    Parameters
+    ----------
+    x, y : float arrays of the same shape
+    edges : increasing sequence of float
+
+    Returns
+    -------
+    list of [mean or NaN, count], one per bin
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        at = (x >= lo) & (x < hi)
+        n = int(at.sum())
+        out.append([float(y[at].mean()) if n else math.nan, n])
     return out

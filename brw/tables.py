@@ -474,7 +474,18 @@ def compare(d: dict) -> str:
                          f"{sl['real_stderr']:.3f}" + (f", ln2/mu {sl['ln2_over_mu']:.3f}"
                                                      if math.isfinite(sl["ln2_over_mu"]) else "")
                          + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path")))
+        if g.get("entropy_after_surprisal"):
+            lines.append("mean entropy after a token of surprisal " + _by_surprisal(g["entropy_after_surprisal"])
+                         + " (the recorded text)")
     return "\n".join(lines)
+
+
+def _by_surprisal(bins) -> str:
+    """Means per bin of ``brw.realtree.SURPRISAL_BINS``: ``[0, 0.05) 0.90, ...``."""
+    from brw.realtree import SURPRISAL_BINS
+
+    return ", ".join(f"[{lo:g}, {hi:g}) {m:.2f}" if n else f"[{lo:g}, {hi:g}) -"
+                     for (lo, hi), (m, n) in zip(zip(SURPRISAL_BINS[:-1], SURPRISAL_BINS[1:]), bins))
 
 
 def node_statistics(d: dict) -> str:
@@ -499,6 +510,9 @@ def node_statistics(d: dict) -> str:
         lines.append(f"{name:8}{s['trees']:>7}{s['nodes']:>9}{s['mean_entropy']:>9.3f}{s['mean_top1']:>11.3f}"
                      f"{s['parent_child_entropy_correlation']:>19.3f}{s['within_tree_correlation']:>14.3f}"
                      f"{s['between_tree_share']:>20.3f}  {depths}")
+    lines.append("mean H of nodes by the surprisal of the edge into them (nats)")
+    lines += [f"{name:8}{_by_surprisal(s['entropy_by_edge_surprisal'])}" for name, s in d.items()
+              if s.get("entropy_by_edge_surprisal")]
     return "\n".join(lines)
 
 

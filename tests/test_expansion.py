@@ -112,6 +112,40 @@ def test_batched_equals_naive_tiny(tiny, ctx, pmax):
             assert got.evaluated == pmax, "one node per round evaluates exactly the tree"
 
 
+def tiny_gemma3(window: int, seed=0, vocab=100, sharpen=16.0):
+    """A 2-layer Gemma 3 with random weights, float64: one sliding-window layer of ``window`` tokens (the real
+    model's first five layers of six slide over 512), one full-attention layer."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=window,
+                           layer_types=["sliding_attention", "full_attention"], max_position_embeddings=1024)
+    model = Gemma3ForCausalLM(cfg).eval().to(torch.float64)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(sharpen)
+    return model
+
+
+def test_sliding_window_model_expands_exactly_inside_its_window():
+    """Gemma 3's sliding-window layers: a cache of that kind would drop the context's slots once the flattened
+    tree fills the window (a wrong tree, or a shape error); the expansion keeps every slot, so inside the window
+    it equals the one-node-at-a-time reference, and a node beyond the window is refused."""
+    from brw.models import sliding_window
+
+    model = tiny_gemma3(window=48)
+    assert sliding_window(model) == 48 and sliding_window(tiny_model()) is None
+    ctx = list(range(10, 30))
+    ref = expand_naive(model, ctx, 40)
+    assert len(ctx) + ref.depth.max() <= 48 and len(ctx) + 40 > 48  # the cache outgrows the window
+    for batch in (1, 8):
+        got = expand(model, ctx, 40, batch=batch)
+        assert got.paths() == ref.paths()
+        np.testing.assert_allclose(got.accepted, ref.accepted, rtol=0, atol=1e-12)
+    with pytest.raises(BrwError, match=r"^a tree node reaches position 48, beyond the model's sliding window of 48"):
+        expand(model, list(range(10, 58)), 3, batch=1)
+
+
 def test_accepted_1_is_top1_and_temperature(tiny):
     ctx = [4, 8, 15, 16, 23, 42]
     lp = next_logprobs(tiny, ctx)

@@ -113,6 +113,22 @@ def test_entropy_autocorrelation_against_its_definition():
         assert got[lag] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
 
 
+def test_entropy_after_surprisal_against_its_definition():
+    from brw.fitted import entropy_after_surprisal
+    from brw.realtree import SURPRISAL_BINS
+
+    trace = parse_law("trace:chat").trace
+    got = entropy_after_surprisal(trace)
+    at = {(c, o): i for i, (c, o) in enumerate(zip(trace.context.tolist(), trace.offset.tolist()))}
+    pairs = np.array([(-trace.taken_logp[i], trace.entropy[at[(c, o + 1)]]) for (c, o), i in at.items()
+                      if (c, o + 1) in at])
+    assert sum(n for _, n in got) == len(pairs) == trace.positions - trace.contexts
+    for (lo, hi), (mean, n) in zip(zip(SURPRISAL_BINS[:-1], SURPRISAL_BINS[1:]), got):
+        sel = (pairs[:, 0] >= lo) & (pairs[:, 0] < hi)
+        assert n == sel.sum() > 100 and mean == pytest.approx(pairs[sel, 1].mean(), abs=1e-12)
+    assert got[0][0] < got[-1][0] - 0.5  # after a likely token the text is surer of itself
+
+
 def test_fit_gemmix_components_are_quantile_bins_of_top1():
     """Component c holds the rows whose top-1 probability falls in the c-th of ``components`` quantile bins:
     equal weights (ties aside), s_c the bin's mean top-1 probability, in increasing order."""

@@ -147,7 +147,14 @@ def test_node_statistics_on_a_hand_made_pair_of_trees():
     assert s["entropy_by_depth"] == []  # fewer than 20 nodes at depth 1
     from brw.tables import node_statistics as table
 
-    row = table(node_statistics(res)).splitlines()[-1].split()
+    # edges (path probabilities 0.5, 0.2, 0.1, 0.1): the chain's -log 0.5, log 2.5, log 2, 0; the other tree's
+    # -log 0.5, -log 0.2, log 5 (and a leaf without statistics)
+    by = s["entropy_by_edge_surprisal"]
+    assert [n for _, n in by] == [1, 0, 4, 2, 0, 0] and np.isnan(by[1][0])
+    assert by[0][0] == pytest.approx(4) and by[2][0] == pytest.approx(2.75) and by[3][0] == pytest.approx(5.25)
+    text = table(node_statistics(res)).splitlines()
+    assert text[-1] == "a       [0, 0.05) 4.00, [0.05, 0.3) -, [0.3, 1) 2.75, [1, 2) 5.25, [2, 4) -, [4, inf) -"
+    row = text[2].split()
     assert row[:3] == ["a", "2", "7"] and float(row[5]) == pytest.approx(s["parent_child_entropy_correlation"], abs=5e-4)
 
 

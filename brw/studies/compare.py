@@ -72,6 +72,7 @@ class Genre:
     predictions: dict
     laws: dict = field(default_factory=dict)
     entropy_autocorrelation: dict = field(default_factory=dict)
+    entropy_after_surprisal: list = field(default_factory=list)
     gemmix_mu2: float = math.nan
     real_slope: tuple = (math.nan, math.nan)
 
@@ -80,7 +81,8 @@ class Genre:
         idx = np.asarray(at) - 1
         real = self.real[idx]
         d = {"contexts": self.contexts, "mu": self.mu, "mu2": self.mu2, "laws": self.laws,
-             "entropy_autocorrelation": self.entropy_autocorrelation, "gemmix_mu2": self.gemmix_mu2,
+             "entropy_autocorrelation": self.entropy_autocorrelation,
+             "entropy_after_surprisal": self.entropy_after_surprisal, "gemmix_mu2": self.gemmix_mu2,
              "real": real.tolist(), "real_stderr": self.real_stderr[idx].tolist()}
         if curves:
             d["curves"] = {"real": self.real.tolist(), "real_stderr": self.real_stderr.tolist(),
@@ -206,7 +208,7 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, replicates: int, s
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
     the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
     from brw import theory
-    from brw.fitted import entropy_autocorrelation
+    from brw.fitted import entropy_after_surprisal, entropy_autocorrelation
 
     pmax = real.shape[1]
     P = np.arange(1, pmax + 1)
@@ -229,6 +231,7 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, replicates: int, s
     return Genre(contexts=int(real.shape[0]), mu=trace.mu, mu2=trace.mu2, real=m, real_stderr=se, predictions=pred,
                  laws={m: str(whole[m]) for m in SIMULATORS},
                  entropy_autocorrelation=entropy_autocorrelation(trace.trace, (1, 2, 4)),
+                 entropy_after_surprisal=entropy_after_surprisal(trace.trace),
                  gemmix_mu2=whole["gemmix"].mu2, real_slope=_real_slope(real))
 
 
