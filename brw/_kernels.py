@@ -23,6 +23,13 @@ Law kinds (``brw.kernel_law``):
   - params = (ROWS_PATH = -2, C, offsets[0..C], follows[0..N-1]): follows[r] = 1 when row r + 1 is the next
     recorded position of row r's context, else 0. Every child of a node at row r takes row r + 1 when
     follows[r] = 1, and otherwise (the end of the recorded text) a row drawn uniformly from r's context.
+  - params = (ROWS_EDGE = -3, G, B, e[1..B-1], offsets[0..G (B + 1)], group[0..N-1]): rows are laid out in
+    G groups of B + 1 blocks, rows offsets[g (B + 1) + b]..offsets[g (B + 1) + b + 1] forming block b of
+    group g, and group[r] names the group row r's children draw from. A node reached by an edge of surprisal
+    -log p (its own log-probability in its parent's vector) in bin b ([e_b, e_{b+1}), e_0 = 0, e_B = inf)
+    draws its row uniformly from block b of group[parent's row], or from that whole group when the block is
+    empty. (Recorded contexts as groups: a group is a context, block b < B its rows recorded just after a
+    token of surprisal bin b, block B those with nothing recorded before them.)
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
   atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
@@ -44,7 +51,7 @@ check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS make
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_PATH  # noqa: E402
+from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROWS_PATH  # noqa: E402
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -250,9 +257,10 @@ def _lemire(u, n):
 
 
 @njit(cache=True, inline="always")
-def table_row(table, params, key, prow):
+def table_row(table, params, key, prow, edge):
     """The row a node of an empirical law draws (row 0 when the table has one row); prow is its parent's row
-    (-1 for the root), which matters only for a law with regimes or recorded contexts."""
+    (-1 for the root), which matters only for a law with regimes or recorded contexts; edge is the node's
+    surprisal -log p in its parent's vector, which matters only for ROWS_EDGE."""
     nrows = table.shape[0]
     if nrows == 1:
         return 0
@@ -264,8 +272,29 @@ def table_row(table, params, key, prow):
         return _regime_row(params, key, prow, u)
     if mode >= 0.0 or prow < 0:
         return _lemire(u, nrows)
+    if mode == ROWS_EDGE:
+        return _edge_row(params, prow, edge, u)
     lo, hi = _context_rows(params, prow)
     return lo + _lemire(u, hi - lo)
+
+
+@njit(cache=True)
+def _edge_row(params, prow, edge, u):
+    """ROWS_EDGE: a row of the block of prow's group that follows a token in edge's surprisal bin."""
+    ngroups = np.int64(params[1])
+    nbins = np.int64(params[2])
+    per = nbins + 1  # blocks per group
+    base = 2 + nbins  # offsets[0] (after the B - 1 inner bin edges)
+    lo = np.int64(params[base + ngroups * per + 1 + prow])  # the group prow's children draw from
+    b = 0
+    while b < nbins - 1 and edge >= params[3 + b]:
+        b += 1
+    first = np.int64(params[base + lo * per + b])
+    end = np.int64(params[base + lo * per + b + 1])
+    if end <= first:  # no recorded row followed such a token in this context: the whole context
+        first = np.int64(params[base + lo * per])
+        end = np.int64(params[base + (lo + 1) * per])
+    return first + _lemire(u, end - first)
 
 
 @njit(cache=True, inline="always")
@@ -301,12 +330,12 @@ def _regime_row(params, key, prow, u):
 
 
 @njit(cache=True)
-def node_vector(kind, table, params, cut, key, buf, prow):
+def node_vector(kind, table, params, cut, key, buf, prow, edge):
     """(lp, n, row): the node's sorted log-probabilities lp[:n] (largest first; -inf entries are absent
     children) and, for table laws, its row (whose tail follows lp[:n]; see ``rank_lp``); prow: the parent's
-    row (table laws with regimes)."""
+    row and edge the node's surprisal in the parent's vector (table laws with regimes or contexts)."""
     if kind == KIND_TABLE:
-        row = table_row(table, params, key, prow)
+        row = table_row(table, params, key, prow, edge)
         return table[row], table.shape[1], row
     elif kind == KIND_DIRICHLET:
         k = np.int64(params[1])
@@ -346,10 +375,10 @@ def tail_lp(tails, row, r):
 
 
 @njit(cache=True)
-def node_top(kind, table, params, cut, key, buf, prow):
+def node_top(kind, table, params, cut, key, buf, prow, edge):
     """The largest log-probability of the node's vector (what the frontier needs for a first child)."""
     if kind == KIND_TABLE:
-        return table[table_row(table, params, key, prow), 0]
+        return table[table_row(table, params, key, prow, edge), 0]
     elif kind == KIND_DIRICHLET:
         d, c = gamma_constants(params[0])
         return dirichlet_fill(key, np.int64(params[1]), params[0], d, c, buf)
@@ -420,8 +449,8 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
     hdep = np.empty(pmax + 2, dtype=np.int32)
     hpar = np.empty(pmax + 2, dtype=np.int32)
     trow = np.zeros(pmax if kind == KIND_TABLE else 1, dtype=np.int64)  # popped nodes' rows (table laws)
-    root_row = table_row(table, params, root_key, -1) if kind == KIND_TABLE else 0
-    top = node_top(kind, table, params, cut, root_key, buf, -1)
+    root_row = table_row(table, params, root_key, -1, 0.0) if kind == KIND_TABLE else 0
+    top = node_top(kind, table, params, cut, root_key, buf, -1, 0.0)
     if top == _NEG_INF:
         return -1, np.inf
     _heap_set(hpos, hkey, hrank, hdep, hpar, 0, 0.0 - top, root_key, 0, 1, -1)
@@ -453,7 +482,9 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
             lp = table[row]
             ln = table.shape[1]
         else:
-            lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1)
+            lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1, 0.0)
+        # the popped node's own surprisal in its parent's vector (what a ROWS_EDGE row is drawn by)
+        edge = -rank_lp(lp, ln, tails[row], r) if params[0] == ROWS_EDGE else 0.0
         nxt = rank_lp(lp, ln, tails[row], r + 1)
         if nxt > _NEG_INF:
             hpos[0] = (tpos[par] if par >= 0 else 0.0) - nxt
@@ -467,10 +498,10 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
         # Push the popped node's first child.
         ckey = child_key(pkey, r)
         if kind == KIND_TABLE:
-            trow[i] = table_row(table, params, ckey, row)
+            trow[i] = table_row(table, params, ckey, row, edge)
             ctop = table[trow[i], 0]
         else:
-            ctop = node_top(kind, table, params, cut, ckey, buf, -1)
+            ctop = node_top(kind, table, params, cut, ckey, buf, -1, 0.0)
         if ctop > _NEG_INF:
             _heap_set(hpos, hkey, hrank, hdep, hpar, n, pos - ctop, ckey, 0, d + 1, i)
             n += 1
@@ -547,9 +578,9 @@ def _threshold_walk(kind, table, tails, params, cut, xs, count, mass, tree, tpar
         cr = 0
         cidx = visited - 1
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1)
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1, 0.0)
         else:
-            crow = table_row(table, params, ckey, crow)
+            crow = table_row(table, params, ckey, crow, -lpr)
 
 
 @njit(cache=True)
@@ -583,9 +614,9 @@ def threshold_one(kind, table, tails, params, cut, root_key, xs, count, mass, tr
     visited = 0
     deepest = 0
     if random_vectors:
-        lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1)
+        lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1, 0.0)
     else:
-        crow = table_row(table, params, ckey, -1)
+        crow = table_row(table, params, ckey, -1, 0.0)
         cln = table.shape[1]
     while True:
         status, d, ckey, cpos, cr, crow, cln, cidx, visited, deepest = _threshold_walk(
@@ -826,9 +857,9 @@ def _select_walk(kind, table, tails, params, cut, skey, spos, snext, srow, slen,
         cpos = npos
         cr = 0
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1)
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1, 0.0)
         else:
-            crow = table_row(table, params, ckey, crow)
+            crow = table_row(table, params, ckey, crow, -lpr)
 
 
 @njit(cache=True)
@@ -858,9 +889,9 @@ def frontier_select_one(kind, table, tails, params, cut, root_key, pmax, x0, acc
         cpos = 0.0
         cr = 0
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1)
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1, 0.0)
         else:
-            crow = table_row(table, params, ckey, -1)
+            crow = table_row(table, params, ckey, -1, 0.0)
             cln = table.shape[1]
         n = 0
         pruned = False
@@ -932,7 +963,7 @@ def floor_one(kind, table, params, cut, key, n, width, out):
     acc = 0.0
     mask = out.shape[0] - 1
     for i in range(n):
-        acc -= node_top(kind, table, params, cut, child_key(key, i), buf, -1)
+        acc -= node_top(kind, table, params, cut, child_key(key, i), buf, -1, 0.0)
         out[i & mask] = acc
 
 
@@ -1017,14 +1048,14 @@ def drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, 
     candidates, best first, go to crank[:m] (verifier ranks) and clq[:m] (drafter log-probabilities).
     Returns (m, lp, n, row, lz, tail): the node's verifier vector as ``node_vector`` gives it, the drafter's
     log-normaliser and whether the row's tail atoms follow as further candidates (``drafter_candidate``)."""
-    lp, n, row = node_vector(kind, table, params, cut, key, vbuf, prow)
+    lp, n, row = node_vector(kind, table, params, cut, key, vbuf, prow, 0.0)
     nv = n
     while nv > 0 and lp[nv - 1] == _NEG_INF:
         nv -= 1
     m = nv
     base = lp
     if okind >= 0:
-        olp, on, _ = node_vector(okind, otable, oparams, ocut, key ^ _DRAFTER, obuf, -1)
+        olp, on, _ = node_vector(okind, otable, oparams, ocut, key ^ _DRAFTER, obuf, -1, 0.0)
         while on > 0 and olp[on - 1] == _NEG_INF:
             on -= 1
         m = min(nv, on)

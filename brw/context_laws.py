@@ -20,6 +20,13 @@ contexts) on the same counter-based randomness as every law:
   included; siblings share their row. Below the root a node's row leans towards later positions of its
   context (a path reaches position t of a text from any earlier restart), so only the root's law is exactly
   the pooled rows'.
+- ``edge:trace=NAME[,holdout=j/K]``, edge-conditioned resampling: a child reached by an edge of surprisal
+  s = -log p (its own probability in its parent's vector) draws its row uniformly from the rows of its
+  parent's context that the recorded text reached through a token of surprisal in the same bin as s (bins
+  ``brw.realtree.SURPRISAL_BINS``; the whole context when no such row was recorded); the root draws a row
+  uniformly. In recorded text the entropy after a likely token is far below the entropy after an unlikely
+  one (``brw.fitted.entropy_after_surprisal``), and a best-first tree grows its likely edges first: this law
+  gives the tree that selection, and keeps each tree in its context as ``ctx:`` does.
 
 ``holdout=j/K`` fits either law to the trace less fold j of K of its recorded contexts (context c lies in fold
 c % K: :meth:`brw.traces.Trace.without_fold`), for scoring on the held-out fold.
@@ -33,11 +40,11 @@ from typing import ClassVar
 import numpy as np
 
 from brw.errors import BrwError, whole_number
-from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_PATH, KernelLaw
+from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, KernelLaw
 from brw.laws import Law, _check_holdout, _holdout, _holdout_text, _int, _parse_fields, register_law
 from brw.trace_law import EmpiricalRows, TraceLaw
 
-__all__ = ["ContextTrace", "PathTrace", "recorded_contexts"]
+__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "recorded_contexts"]
 
 
 def recorded_contexts(trace):
@@ -190,4 +197,84 @@ class PathTrace(_ContextRows):
 
     def kernel_law(self):
         params = self._context_params(ROWS_PATH, self._follows.astype(np.float64))
+        return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class EdgeTrace(_ContextRows):
+    """Edge-conditioned resampling on a trace (see the module notes): a child draws a row recorded just after a
+    token as surprising as the child's own edge (bins of ``brw.realtree.SURPRISAL_BINS``), among the rows of
+    its parent's context, or with ``regimes`` = R among the rows, of any context, recorded after a row in the
+    same entropy regime as its parent's (R entropy-quantile bins, as ``markov:`` forms them): the edge then
+    acts on the parent's entropy level, which carries from node to node. ``holdout`` (j, K) fits it to the
+    trace less fold j of K of its contexts. mu, mu2 and psi are the pooled rows' (the root's law).
+
+    Attributes
+    ----------
+    bins : tuple of float
+        The surprisal bins' edges (nats).
+    groups : int
+        The groups a parent's row falls in: its recorded contexts, or ``regimes``.
+    """
+
+    regimes: int | None = None
+    name: ClassVar[str] = "edge"
+
+    def __post_init__(self):
+        from brw.fitted import regime_of_rows
+        from brw.realtree import SURPRISAL_BINS
+
+        super().__post_init__()
+        nbins = len(SURPRISAL_BINS) - 1
+        inner = np.asarray(SURPRISAL_BINS[1:-1], dtype=np.float64)
+        # Sorted row t's block: the bin of the token taken at row t - 1 when that is the position before it in
+        # the same text, else block nbins (nothing recorded before it). Its group (what it was drawn after):
+        # its context, or the regime of row t - 1. Its children's group: its context, or its own regime.
+        order = recorded_contexts(self.base.trace)[0]
+        taken = -np.asarray(self.base.trace.taken_logp, dtype=np.float64)[order]
+        block = np.full(taken.size, nbins, dtype=np.int64)
+        after = np.flatnonzero(self._follows) + 1
+        block[after] = np.searchsorted(inner, taken[after - 1], side="right")
+        if self.regimes is None:
+            groups = self.contexts.size
+            own = np.repeat(np.arange(groups), np.diff(self._offsets))
+            member = own
+        else:
+            groups = whole_number(self.regimes, "regimes")
+            if groups > taken.size:
+                raise BrwError(f"edge law: regimes={groups} is more than the {taken.size} positions of the trace")
+            own = regime_of_rows(np.asarray(self.base.trace.entropy, dtype=np.float64)[order], groups)
+            member = np.zeros(taken.size, dtype=np.int64)  # rows with nothing before them: group 0's last block
+            member[after] = own[after - 1]
+            object.__setattr__(self, "regimes", groups)
+        perm = np.lexsort((block, member))  # rows by (group, block), recorded order inside
+        counts = np.zeros((groups, nbins + 1), dtype=np.int64)
+        np.add.at(counts, (member, block), 1)
+        object.__setattr__(self, "bins", tuple(float(b) for b in SURPRISAL_BINS))
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "_blocks", np.concatenate([[0], np.cumsum(counts.ravel())]))
+        object.__setattr__(self, "_groups", own[perm])
+        object.__setattr__(self, "_table", np.ascontiguousarray(self._table[perm]))
+        object.__setattr__(self, "_tails", np.ascontiguousarray(self._tails[perm]))
+
+    def _key(self):
+        return (*super()._key(), self.regimes)
+
+    @classmethod
+    def from_spec_body(cls, body, spec):
+        f = _parse_fields(body, spec, ("trace",), ("holdout", "regimes"))
+        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
+        regimes = _int(f["regimes"], "regimes", spec, minimum=1) if "regimes" in f else None
+        return cls(f["trace"], holdout, regimes)
+
+    @property
+    def spec(self):
+        groups = "" if self.regimes is None else f",regimes={self.regimes}"
+        return f"edge:trace={self.trace_source}{groups}{_holdout_text(self.holdout)}"
+
+    def kernel_law(self):
+        inner = np.asarray(self.bins[1:-1], dtype=np.float64)
+        params = np.concatenate([[ROWS_EDGE, float(self.groups), len(self.bins) - 1.0],
+                                 inner, self._blocks.astype(np.float64), self._groups.astype(np.float64)])
         return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)

@@ -441,7 +441,7 @@ def rank_accuracy(law, drafter: Drafter | None = None, ranks: int = DEFAULT_RANK
     numpy.ndarray
         a_1..a_W (sum at most 1).
     """
-    law = parse_law(law)
+    law = _verifier_law(law)
     drafter = Drafter() if drafter is None else drafter
     ranks = _check_count(ranks, "ranks")
     nodes = _check_count(nodes, "nodes")
@@ -617,6 +617,16 @@ class _Moments:
 # Scoring.
 
 
+def _verifier_law(law) -> Law:
+    """The verifier's law, parsed; the policy kernels draw a node's row from its parent's alone, so laws whose
+    rows depend on the edge into a node are refused."""
+    law = parse_law(law)
+    if law.name == "edge":
+        raise BrwError(f"policies cannot score {law}: its rows depend on each node's edge, which the policy "
+                       f"kernels do not track (use ctx: or path: on the same trace)")
+    return law
+
+
 def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, seed: int | None = None, *,
              first_replicate: int = 0, at=None, threads: int | None = None,
              progress: bool = False) -> PoliciesResult:
@@ -655,7 +665,7 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     >>> bool((res.gap >= 0).all())
     True
     """
-    law = parse_law(law)
+    law = _verifier_law(law)
     pmax = _check_count(pmax, "P")
     pols = parse_policies(policies)
     replicates = _check_count(replicates, "replicates")

@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from brw import _kernels as K
 from brw.frontier import root_keys
-from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_PATH, KernelArgs, gem_cut, kernel_args
+from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, KernelArgs, gem_cut, kernel_args
 from brw.laws import parse_law
 
 __all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted",
@@ -113,11 +113,22 @@ def _pick(cdf, v: float) -> int:
     return i
 
 
-def _table_row(table, params, key: int, prow: int) -> int:
+def _table_row(table, params, key: int, prow: int, edge: float) -> int:
     nrows = table.shape[0]
     if nrows == 1:
         return 0
     mode = float(params[0])
+    if mode == ROWS_EDGE and prow >= 0:  # blocks (group c, bin b) of rows after a token of surprisal bin b
+        ngroups, nbins = int(params[1]), int(params[2])
+        inner = [float(v) for v in params[3:2 + nbins]]
+        per = nbins + 1
+        offsets = [int(v) for v in params[2 + nbins:3 + nbins + ngroups * per]]
+        c = int(params[3 + nbins + ngroups * per + prow])  # the group prow's children draw from
+        b = sum(1 for e in inner if edge >= e)
+        first, end = offsets[c * per + b], offsets[c * per + b + 1]
+        if end <= first:
+            first, end = offsets[c * per], offsets[(c + 1) * per]
+        return first + (((_Stream(key).u64() >> 32) * (end - first)) >> 32)
     if mode < 0 and prow >= 0:  # recorded contexts: rows offsets[c]..offsets[c+1] of context c
         nctx = int(params[1])
         offsets = [int(v) for v in params[2:3 + nctx]]
@@ -163,7 +174,8 @@ def _gem(key: int, params, cut: float, width: int) -> list[float]:
     return out
 
 
-def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None) -> tuple[list[float], int]:
+def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None,
+             edge: float = 0.0) -> tuple[list[float], int]:
     """The children of one node, as the kernels draw them.
 
     Parameters
@@ -176,6 +188,8 @@ def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None) ->
         The parent's row (-1 for the root): table laws with regimes draw rows given it.
     limit : int or None, optional
         Most children returned (default all). A recorded row's tail may hold ~1e9 atoms: pass a limit.
+    edge : float, optional
+        The node's surprisal -log p in its parent's vector: edge-conditioned laws draw rows given it.
 
     Returns
     -------
@@ -185,7 +199,7 @@ def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None) ->
     kind, table, tails, params, cut, width = args
     key = int(key)
     if kind == KIND_TABLE:
-        row = _table_row(table, params, key, prow)
+        row = _table_row(table, params, key, prow, edge)
         lp = [float(v) for v in table[row] if v > -math.inf]
         for lq, n in tails[row]:
             room = (limit - len(lp)) if limit is not None else int(n)
@@ -224,21 +238,21 @@ def reference_frontier(law, pmax: int, seed: int = 0, replicate: int = 0):
     heap = []
     counter = 0
 
-    def push_children(key, prow, pos, depth, index):
+    def push_children(key, prow, edge, pos, depth, index):
         nonlocal counter
-        lps, row = children(args, key, prow, limit=pmax)  # no node has more than pmax children in the tree
+        lps, row = children(args, key, prow, limit=pmax, edge=edge)  # no node has more than pmax children
         for r, lp in enumerate(lps):
-            heapq.heappush(heap, (pos - lp, counter, child_key(key, r), row, depth + 1, index))
+            heapq.heappush(heap, (pos - lp, counter, child_key(key, r), row, -lp, depth + 1, index))
             counter += 1
 
-    push_children(root, -1, 0.0, 0, -1)
+    push_children(root, -1, 0.0, 0.0, 0, -1)
     parent, depth, position = [], [], []
     while len(position) < pmax and heap:
-        pos, _, key, prow, d, par = heapq.heappop(heap)
+        pos, _, key, prow, edge, d, par = heapq.heappop(heap)
         parent.append(par)
         depth.append(d)
         position.append(pos)
-        push_children(key, prow, pos, d, len(position) - 1)
+        push_children(key, prow, edge, pos, d, len(position) - 1)
     return parent, depth, position
 
 
@@ -265,28 +279,28 @@ def reference_threshold(law, x: float, seed: int = 0, replicate: int = 0):
     args = kernel_args(law, float(x))
     root = int(root_keys(seed, 1, replicate)[0])
     parent, depth, position = [], [], []
-    frontier = [(root, -1, 0.0, 0, -1)]
+    frontier = [(root, -1, 0.0, 0.0, 0, -1)]
     while frontier:
         nxt = []
-        for key, prow, pos, d, index in frontier:
-            lps, row = children(args, key, prow, limit=_children_within(args, key, prow, pos, x))
+        for key, prow, edge, pos, d, index in frontier:
+            lps, row = children(args, key, prow, limit=_children_within(args, key, prow, edge, pos, x), edge=edge)
             for r, lp in enumerate(lps):
                 cpos = pos - lp
                 if cpos <= x:
                     parent.append(index)
                     depth.append(d + 1)
                     position.append(cpos)
-                    nxt.append((child_key(key, r), row, cpos, d + 1, len(position) - 1))
+                    nxt.append((child_key(key, r), row, -lp, cpos, d + 1, len(position) - 1))
         frontier = nxt
     return parent, depth, position
 
 
-def _children_within(args, key, prow, pos: float, x: float) -> int:
+def _children_within(args, key, prow, edge: float, pos: float, x: float) -> int:
     """How many children of the node at ``pos`` lie at or below ``x`` (tail groups counted, not expanded). A
     child's position is ``pos - lp``, the kernels' arithmetic: comparing -lp with x - pos instead loses the
     nodes that sit exactly on a lattice level."""
     table_law = args.kind == KIND_TABLE
-    lps, row = children(args, key, prow, limit=args.table.shape[1] if table_law else None)
+    lps, row = children(args, key, prow, limit=args.table.shape[1] if table_law else None, edge=edge)
     n = sum(1 for lp in lps if pos - lp <= x)
     if table_law and n == len(lps):
         for lq, cnt in args.tails[row]:

@@ -23,7 +23,8 @@ from brw.traces import load_trace, make_trace, save_trace
 
 SPECS = ["trace:chat,holdout=1/4", "markov:trace=code,regimes=4,holdout=3/5", "ctx:trace=chat",
          "ctx:trace=math,holdout=0/4", "ctx:trace=chat,context=7", "ctx:trace=code,holdout=2/4,context=7",
-         "path:trace=chat", "path:trace=code,holdout=1/2"]
+         "path:trace=chat", "path:trace=code,holdout=1/2", "edge:trace=math", "edge:trace=chat,holdout=2/4",
+         "edge:trace=code,regimes=4,holdout=1/3"]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -42,6 +43,8 @@ def test_specs_print_back_in_canonical_form():
     assert str(TraceLaw("chat")) == "trace:chat" and str(MarkovTrace("chat", 2)) == "markov:trace=chat,regimes=2"
     assert parse_law("ctx:trace=chat,holdout=1/4") != parse_law("ctx:trace=chat,holdout=2/4")
     assert parse_law("ctx:trace=chat") != parse_law("path:trace=chat")
+    assert str(parse_law("edge:holdout=1/4,regimes=3,trace=chat")) == "edge:trace=chat,regimes=3,holdout=1/4"
+    assert parse_law("edge:trace=chat") != parse_law("edge:trace=chat,regimes=2")
 
 
 @pytest.mark.parametrize("spec, words", [
@@ -51,6 +54,8 @@ def test_specs_print_back_in_canonical_form():
     ("path:trace=chat,context=1", "context"), ("ctx:trace=chat,context=x", "context"),
     ("ctx:trace=chat,context=40", "context=40"), ("ctx:trace=chat,holdout=1/4,context=5", "holdout=1/4"),
     ("ctx:holdout=1/4", "missing trace"), ("path:trace=nowhere.npz", "nowhere.npz"),
+    ("edge:trace=chat,regimes=0", "regimes=0"), ("edge:trace=chat,context=1", "context"),
+    ("edge:trace=chat,regimes=99999", "regimes=99999 is more than"),
     ("trace:chat,holdout=1/99999999999999999999", "at most folds=40"),
     ("ctx:trace=chat,context=99999999999999999999", "context=99999999999999999999"),
 ])
@@ -121,7 +126,7 @@ def test_holdout_laws_are_fitted_without_the_fold():
     args = kernel_args(c, 50.0)
     ctx_of_row = np.repeat(c.contexts, np.diff(c._offsets))
     keys = np.random.SeedSequence(3).generate_state(2000, np.uint64)
-    rows = np.array([K.table_row(args.table, args.params, k, -1) for k in keys])
+    rows = np.array([K.table_row(args.table, args.params, k, -1, 0.0) for k in keys])
     assert np.all(ctx_of_row[rows] % 4 != 1)
 
 
@@ -174,17 +179,17 @@ def test_kernel_rows_of_a_ctx_tree_stay_in_the_roots_context():
     rng = np.random.default_rng(1)
     hits = np.zeros(law.rows)
     for key in np.random.SeedSequence(2).generate_state(400, np.uint64):
-        row = K.table_row(args.table, args.params, key, -1)
+        row = K.table_row(args.table, args.params, key, -1, 0.0)
         for _ in range(8):
             key = np.uint64(K.child_key(np.uint64(key), int(rng.integers(0, 4))))
-            child = K.table_row(args.table, args.params, key, row)
+            child = K.table_row(args.table, args.params, key, row, 0.0)
             assert lo[row] <= child < hi[row]
             hits[child] += 1
             row = child
     small = int(np.argmin(np.diff(law._offsets)))
     keys = np.random.SeedSequence(4).generate_state(16000, np.uint64)
     r0 = law._offsets[small]
-    draws = np.array([K.table_row(args.table, args.params, k, r0) for k in keys]) - r0
+    draws = np.array([K.table_row(args.table, args.params, k, r0, 0.0) for k in keys]) - r0
     n = law._offsets[small + 1] - r0
     counts = np.bincount(draws, minlength=n)
     assert counts.size == n and np.all(np.abs(counts - keys.size / n) < 4.5 * np.sqrt(keys.size / n))
@@ -198,13 +203,60 @@ def test_kernel_rows_of_a_path_follow_the_recorded_text():
     keys = np.random.SeedSequence(5).generate_state(law.rows, np.uint64)
     ends = 0
     for r, key in enumerate(keys):
-        child = K.table_row(args.table, args.params, key, r)
+        child = K.table_row(args.table, args.params, key, r, 0.0)
         if law._follows[r]:
             assert child == r + 1
         else:
             ends += 1
             assert lo[r] <= child < hi[r]
     assert ends == law.contexts.size  # the bundled texts have no gaps: one end per context
+
+
+@pytest.mark.parametrize("spec", ["edge:trace=code", "edge:trace=chat,regimes=3"])
+def test_kernel_rows_of_an_edge_law_follow_the_edge_into_the_node(spec):
+    """A child reached by an edge of surprisal s draws its row among the rows recorded just after a token of s's
+    bin, following a row of its parent's group (its context, or its entropy regime), when there are any; and
+    the law's table holds the trace's rows."""
+    from brw.fitted import regime_of_rows
+
+    law = parse_law(spec)
+    args = kernel_args(law, 50.0)
+    base = parse_law(f"trace:{law.trace_source}")
+    order, contexts, offsets, follows = recorded_contexts(base.trace)
+    assert np.array_equal(np.sort(law._table, axis=0), np.sort(base._table[order], axis=0))
+    # each sorted row's (group it belongs to, bin of the token before it), from the trace directly
+    taken = -base.trace.taken_logp[order]
+    bins = np.full(taken.size, len(law.bins) - 1)
+    bins[1:][follows[:-1]] = np.searchsorted(law.bins[1:-1], taken[:-1][follows[:-1]], side="right")
+    ctx = np.repeat(np.arange(contexts.size), np.diff(offsets))
+    if law.regimes is None:
+        member = ctx
+    else:
+        own = regime_of_rows(base.trace.entropy[order], law.regimes)
+        member = np.zeros(taken.size, dtype=np.int64)
+        member[1:][follows[:-1]] = own[:-1][follows[:-1]]
+    rows = {(g, b): set() for g in range(law.groups) for b in range(len(law.bins))}
+    # the law's rows are a permutation of the sorted trace rows: find each law row's (group, bin) by content
+    key = {base._table[order][i].tobytes() + base._tails[order][i].tobytes(): (member[i], bins[i])
+           for i in range(taken.size)}
+    where = [key[law._table[r].tobytes() + law._tails[r].tobytes()] for r in range(law.rows)]
+    for r, gb in enumerate(where):
+        rows[gb].add(r)
+    keys = np.random.SeedSequence(7).generate_state(3000, np.uint64)
+    rng = np.random.default_rng(8)
+    fallbacks = 0
+    for key in keys:
+        prow = int(rng.integers(0, law.rows))
+        edge = float(rng.choice([0.01, 0.2, 0.6, 1.5, 3.0, 7.0]))
+        child = K.table_row(args.table, args.params, key, prow, edge)
+        g = int(law._groups[prow])
+        b = int(np.searchsorted(law.bins[1:-1], edge, side="right"))
+        if rows[(g, b)]:
+            assert child in rows[(g, b)]
+        else:
+            fallbacks += 1
+            assert where[child][0] == g
+    assert fallbacks < len(keys) // 4
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ def test_compiled_streams_equal_their_plain_python_transcription(law):
     for i, key in enumerate(keys):
         prow = -1 if i % 3 == 0 else int(i % table.shape[0])
         mine, row = children(args, int(key), prow, limit=table.shape[1] if kind == KIND_TABLE else None)
-        lp, n, krow = K.node_vector(kind, table, params, cut, key, buf, prow)
+        lp, n, krow = K.node_vector(kind, table, params, cut, key, buf, prow, 0.0)
         assert row == krow
         kernel = [float(v) for v in lp[:n] if v > -np.inf]
         assert mine == kernel

@@ -20,7 +20,7 @@ from brw import frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
 from brw.fitted import fit_markov, regime_of_rows
 from brw.frontier import frontier_start
-from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_PATH, KernelLaw, gem_cut, kernel_args
+from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, KernelLaw, gem_cut, kernel_args
 from brw.laws import Law
 from brw.reference import children, reference_frontier, reference_threshold
 
@@ -39,6 +39,12 @@ class TableLaw(Law):
     #: Recorded contexts: rows 0-1, 2-4 and 5; row r + 1 follows row r for r = 0 and 2 only.
     OFFSETS = [0.0, 2.0, 5.0, 6.0]
     FOLLOWS = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    #: Edge-conditioned ("edge"): three groups of two surprisal bins split at 1.5 nats plus a block of rows
+    #: with nothing before them: group 0 holds row 0 (bin 0) and row 1 (bin 1); group 1 rows 2-3 (bin 1) and
+    #: row 4 (the last block); group 2 row 5 (the last block: both bins empty, the whole group).
+    EDGE_BLOCKS = [0.0, 1.0, 2.0, 2.0, 2.0, 4.0, 5.0, 5.0, 5.0, 6.0]
+    #: The group each row's children draw from: not the row's own (its block's) group for rows 1, 2 and 5.
+    EDGE_GROUPS = [0.0, 2.0, 0.0, 1.0, 1.0, 1.0]
 
     def __init__(self, regimes=False, k=4, seed=0, contexts=None):
         rng = np.random.default_rng(seed)
@@ -73,6 +79,9 @@ class TableLaw(Law):
     mu2 = float("nan")
 
     def kernel_law(self):
+        if self.contexts == "edge":
+            params = np.array([ROWS_EDGE, 3.0, 2.0, 1.5, *self.EDGE_BLOCKS, *self.EDGE_GROUPS])
+            return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
         if self.contexts:
             mode, follows = (ROWS_CONTEXT, []) if self.contexts == "ctx" else (ROWS_PATH, self.FOLLOWS)
             params = np.array([mode, 3.0, *self.OFFSETS, *follows])
@@ -92,7 +101,8 @@ MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.5,k=8",
         "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX, TableLaw(), TableLaw(regimes=True),
         "markov:trace=chat,regimes=3", "trace:code", TableLaw(contexts="ctx"), TableLaw(contexts="path"),
-        "ctx:trace=chat", "path:trace=math,holdout=1/4"]
+        TableLaw(contexts="edge"), "ctx:trace=chat", "path:trace=math,holdout=1/4", "edge:trace=code",
+        "edge:trace=chat,holdout=1/4"]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}
 
@@ -177,7 +187,7 @@ def test_threshold_equals_the_reference(law):
 # The reference cannot expand a recorded row's ~10^9 tail atoms beyond P, so on trace laws the pruned walk is
 # compared with best-first (itself checked against the reference above) at a P that reaches deep into the tails.
 @pytest.mark.parametrize("law", ["trace:chat", "markov:trace=code,regimes=3", TableLaw(regimes=True),
-                                 "ctx:trace=code", "path:trace=chat"], ids=_ids)
+                                 "ctx:trace=code", "path:trace=chat", "edge:trace=math"], ids=_ids)
 def test_frontier_walk_equals_best_first_deep_in_the_tails(law):
     P = 4096
     res = frontier(law, P, replicates=3, seed=23, keep=list(range(1, P + 1)))
@@ -340,11 +350,11 @@ def _regime_walks(law, seed, walkers=300, steps=6):
     rng = np.random.default_rng(seed)
     pairs, roots = [], []
     for key in np.random.SeedSequence(seed).generate_state(walkers, np.uint64):
-        row = K.table_row(table, params, key, -1)
+        row = K.table_row(table, params, key, -1, 0.0)
         roots.append(regime(row))
         for _ in range(steps):
             key = np.uint64(K.child_key(np.uint64(key), int(rng.integers(0, 3))))
-            crow = K.table_row(table, params, key, row)
+            crow = K.table_row(table, params, key, row, 0.0)
             pairs.append((regime(row), regime(crow)))
             row = crow
     return np.array(pairs), np.array(roots)

@@ -9,8 +9,10 @@ accepted(P), averaged over contexts with its standard error, is set beside
 entropy is near zero),
 (d) the simulator under the trace's empirical law (``trace:``), (e) under the parametric fit (``gemmix``,
 ``brw.fitted.fit_gemmix``), (f) under the entropy-regime law (``markov``, ``brw.fitted``), (g) under the
-per-context law (``ctx``: a tree draws a recorded generation, its nodes that generation's rows) and (h) under
-recorded-path resampling (``path``: a child takes the next recorded position of its parent's row).
+per-context law (``ctx``: a tree draws a recorded generation, its nodes that generation's rows), (h) under
+recorded-path resampling (``path``: a child takes the next recorded position of its parent's row) and (i) under
+edge-conditioned resampling (``edge``: a child draws a row of its parent's generation recorded after a token as
+surprising as its own edge).
 
 Out of sample: with ``folds`` = K >= 2 the recorded generations (a trace's contexts) fall into K folds
 (generation g in fold g % K); the real trees whose context lies in fold j are predicted by laws fitted to the
@@ -42,10 +44,11 @@ MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptoti
           "context_mixture": "(b') sharp, mixed over contexts",
           "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
-          "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths"}
+          "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths",
+          "edge": "(i) sim: edge-conditioned"}
 #: The models that are formulas of the theory (the rest are simulations).
 THEORY_MODELS = ("paper_bound", "asymptotic", "context_mixture", "renewal_bound")
-SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path")
+SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge")
 #: Most folds of the K-fold scoring (each fold fits every law once more).
 MAX_FOLDS = 40
 #: The real slope per doubling of P is measured from this P to the trees' Pmax.
@@ -110,16 +113,19 @@ class Genre:
         """Where the real trees' extra accepted tokens over the i.i.d. walk come from, at each P of ``at``:
         ``gap`` = real - empirical; ``contexts`` = ctx - empirical (contexts that differ: a tree keeps its
         context); ``paths`` = path - ctx (on top of that, a child's distribution follows its parent's along
-        the recorded text); ``unexplained`` = real - path; and the shares of the gap."""
+        the recorded text); ``unexplained`` = real - path; and the shares of the gap. ``edges`` = edge - ctx
+        (``edges_share`` its share) is the alternative second step: on top of contexts, a child's distribution
+        follows the surprisal of the edge into it."""
         idx = np.asarray(at) - 1
-        emp, ctx, path = (self.predictions[m][0][idx] for m in ("empirical", "ctx", "path"))
+        emp, ctx, path, edge = (self.predictions[m][0][idx] for m in ("empirical", "ctx", "path", "edge"))
         gap = self.real[idx] - emp
         with np.errstate(divide="ignore", invalid="ignore"):
             share = {k: np.where(gap != 0, v / gap, np.nan).tolist() for k, v in
                      (("contexts_share", ctx - emp), ("paths_share", path - ctx), ("unexplained_share",
-                                                                                 self.real[idx] - path))}
+                                                                                 self.real[idx] - path),
+                      ("edges_share", edge - ctx))}
         return {"gap": gap.tolist(), "contexts": (ctx - emp).tolist(), "paths": (path - ctx).tolist(),
-                "unexplained": (self.real[idx] - path).tolist(), **share}
+                "unexplained": (self.real[idx] - path).tolist(), "edges": (edge - ctx).tolist(), **share}
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,8 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
 
     hold = "" if fold is None else f",holdout={fold}/{folds}"
     specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
-             "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}"}
+             "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
+             "edge": f"edge:trace={name}{hold}"}
     laws = {key: parse_law(spec) for key, spec in specs.items()}
     laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
     return laws
