@@ -319,12 +319,13 @@ def _add_compare(sub):
     p = sub.add_parser("compare", help="real optimal trees against every bound and simulated model",
                        description="Per genre and overall: the real accepted(P) of optimal trees expanded on a "
                                    "real model, beside the paper's bound, the sharp asymptotic, the renewal bound "
-                                   "and the simulator under the empirical, gemmix, Markov-modulated, per-context "
-                                   "and recorded-path laws, scored out of sample (K-fold over recorded "
-                                   "generations).")
+                                   "and the simulator under the empirical, gemmix, Markov-modulated, per-context, "
+                                   "recorded-path and edge-conditioned laws, scored out of sample (K-fold over "
+                                   "recorded generations).")
     p.add_argument("--results", default=None,
                    help="real-tree results file, or a bundled one: smollm2 (the default: 128 contexts per genre, "
-                        "P <= 256) or smollm2-p1024 (64 contexts per genre, P <= 1024)")
+                        "P <= 256), smollm2-p1024 (96 contexts per genre, P <= 1024) or gemma3 (Gemma 3 270M, "
+                        "128 contexts per genre, P <= 256)")
     p.add_argument("--at", type=_whole_list, default=None,
                    help="P values for the table (default 1,4,16,64,256, and 1024 when the trees reach it)")
     p.add_argument("--replicates", type=_whole, default=2000, help="simulated trees per law (default 2000)")

@@ -40,7 +40,7 @@ MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realtrees-smollm2.npz"
 #: Every bundled real-tree results file by name: ``smollm2`` (128 contexts per genre, P <= 256, the default),
-#: ``smollm2-p1024`` (the first 64 of the same contexts per genre, P <= 1024, with per-node statistics) and
+#: ``smollm2-p1024`` (the first 96 of the same contexts per genre, P <= 1024, with per-node statistics) and
 #: ``gemma3`` (Gemma 3 270M on its own traces, 128 contexts per genre, P <= 256, with per-node statistics).
 BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz"),
            "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz")}

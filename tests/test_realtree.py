@@ -160,14 +160,14 @@ def test_node_statistics_on_a_hand_made_pair_of_trees():
 
 @pytest.mark.skipif(not BUNDLED["smollm2-p1024"].is_file(), reason="no bundled P = 1024 real trees")
 def test_deep_bundled_trees_extend_the_default_ones():
-    """The P = 1024 trees are the first 64 contexts per genre of the same seeded choice as the P = 256 ones, their
+    """The P = 1024 trees are the first 96 contexts per genre of the same seeded choice as the P = 256 ones, their
     first 256 nodes are those trees' nodes, and every node's statistics are recorded (all nodes are evaluated
     or are leaves)."""
     deep, base = load_realtrees("smollm2-p1024"), load_realtrees("smollm2")
     assert deep.pmax == 1024 and deep.meta["seed"] == base.meta["seed"] and deep.sources == base.sources
     for j, name in enumerate(deep.sources):
         sel = deep.arrays["source"] == j
-        assert sel.sum() >= 64
+        assert sel.sum() >= 96
         rows = pick_rows(load_trace(name), int(sel.sum()), deep.meta["seed"])
         np.testing.assert_array_equal(np.sort(deep.arrays["row"][sel]), rows)
         key = {r: i for i, r in enumerate(base.arrays["row"][base.arrays["source"] == j])}
