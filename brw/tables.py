@@ -502,17 +502,18 @@ def node_statistics(d: dict) -> str:
     str
         The table.
     """
+    w = max(8, *(len(name) + 1 for name in d))
     lines = ["next-token distributions of real tree nodes (each node's own; leaves never evaluated left out)",
-             f"{'':8}{'trees':>7}{'nodes':>9}{'mean H':>9}{'mean top1':>11}{'parent-child corr':>19}"
+             f"{'':{w}}{'trees':>7}{'nodes':>9}{'mean H':>9}{'mean top1':>11}{'parent-child corr':>19}"
              f"{'within trees':>14}{'between-tree share':>20}  mean H at depth 1, 2, 4, 8, 16"]
     for name, s in d.items():
         by = s["entropy_by_depth"]
         depths = " ".join(f"{by[k - 1]:.2f}" if k <= len(by) else "-" for k in (1, 2, 4, 8, 16))
-        lines.append(f"{name:8}{s['trees']:>7}{s['nodes']:>9}{s['mean_entropy']:>9.3f}{s['mean_top1']:>11.3f}"
+        lines.append(f"{name:{w}}{s['trees']:>7}{s['nodes']:>9}{s['mean_entropy']:>9.3f}{s['mean_top1']:>11.3f}"
                      f"{s['parent_child_entropy_correlation']:>19.3f}{s['within_tree_correlation']:>14.3f}"
                      f"{s['between_tree_share']:>20.3f}  {depths}")
     lines.append("mean H of nodes by the surprisal of the edge into them (nats)")
-    lines += [f"{name:8}{_by_surprisal(s['entropy_by_edge_surprisal'])}" for name, s in d.items()
+    lines += [f"{name:{w}}{_by_surprisal(s['entropy_by_edge_surprisal'])}" for name, s in d.items()
               if s.get("entropy_by_edge_surprisal")]
     return "\n".join(lines)
 
