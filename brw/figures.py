@@ -584,8 +584,8 @@ def traces(summaries, path):
     ax.set_title("entropy distributions", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    model = _model_name(summaries[names[0]][0].get("model"))
-    fig.suptitle(f"Recorded traces of {model} (bootstrap over contexts)", fontsize=11)
+    models = " and ".join(dict.fromkeys(_model_name(summaries[n][0].get("model")) for n in names))
+    fig.suptitle(f"Recorded traces of {models} (bootstrap over contexts)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 
