@@ -11,6 +11,7 @@ import pytest
 from brw import tables
 from brw.cli import main
 from brw.errors import BrwError
+from brw.realtree import BUNDLED
 from brw.studies.reproduce import REPORT, RESULTS, STEPS, reproduce
 
 #: A number as the report prints it: sign, digits, decimals, exponent, percent.
@@ -72,12 +73,17 @@ def test_every_figure_and_the_report_are_written(run):
     assert [s["name"] for s in d["steps"]] == [s.name for s in STEPS]
     report = (out / REPORT).read_text()
     assert report == tables.reproduce(d)  # the report is a function of the run's numbers
+    models = 1 + BUNDLED["gemma3"].is_file()  # the real-tree steps draw one figure per real model
     for s in d["steps"]:
-        assert sorted(f.rsplit(".", 1)[1] for f in s["figures"]) == ["png", "svg"], s["name"]
+        per = models if s["name"] in ("real", "extra_depth") else 1
+        assert sorted(f.rsplit(".", 1)[1] for f in s["figures"]) == ["png"] * per + ["svg"] * per, s["name"]
+        stems = {f.rsplit(".", 1)[0] for f in s["figures"]}
+        assert len(stems) == per and s["name"] in stems, s["name"]  # each as PNG and SVG, the first named as the step
         for f in s["figures"]:
             data = (out / f).read_bytes()
             assert data.startswith(b"\x89PNG") if f.endswith(".png") else b"<svg" in data[:2000]
-        assert f"]({s['figures'][0]})" in report
+            if f.endswith(".png"):
+                assert f"]({f})" in report  # every PNG is shown
         assert s["caption"] in report and s["caption"].count(". ") >= 1
     # nothing half-done is left beside the results: only the figures, the report, its numbers and the sweeps
     written = {p.name for p in out.iterdir()}
