@@ -89,6 +89,7 @@ class _ContextRows(EmpiricalRows, Law):
         object.__setattr__(self, "contexts", contexts)
         object.__setattr__(self, "_offsets", offsets)
         object.__setattr__(self, "_follows", follows)
+        object.__setattr__(self, "_order", order)
         object.__setattr__(self, "_table", np.ascontiguousarray(base._table[order]))
         object.__setattr__(self, "_tails", np.ascontiguousarray(base._tails[order]))
 
@@ -231,7 +232,7 @@ class EdgeTrace(_ContextRows):
         # Sorted row t's block: the bin of the token taken at row t - 1 when that is the position before it in
         # the same text, else block nbins (nothing recorded before it). Its group (what it was drawn after):
         # its context, or the regime of row t - 1. Its children's group: its context, or its own regime.
-        order = recorded_contexts(self.base.trace)[0]
+        order = self._order
         taken = -np.asarray(self.base.trace.taken_logp, dtype=np.float64)[order]
         block = np.full(taken.size, nbins, dtype=np.int64)
         after = np.flatnonzero(self._follows) + 1

@@ -394,7 +394,9 @@ def _real(run: _Run) -> Outcome:
     paths, rows, formats, per = [], [], [], {}
     for i, (c, name) in enumerate(run.comparisons()):
         paths += figures.compare(c, run.paths("real" if i == 0 else f"real-{name}"))
-        per[name] = _real_numbers(c, name, rows, formats)
+        r, f, per[name] = _real_numbers(c, name)
+        rows += r
+        formats += f
     first, *others = per.values()
     sample = (f"out of sample ({first['folds']}-fold over recorded generations: each law is fitted without the "
               "contexts it predicts)" if first["folds"] > 1 else "in sample")
@@ -422,10 +424,11 @@ def _real(run: _Run) -> Outcome:
                    rows, {**first, "models": per}, notes=notes)
 
 
-def _real_numbers(c, name: str, rows: list, formats: list) -> dict:
-    """One real model's comparison: its table rows (appended to ``rows`` and ``formats``) and its numbers."""
+def _real_numbers(c, name: str) -> tuple[list, list, dict]:
+    """One real model's comparison: its table rows, their formats and its numbers."""
     from brw.studies.compare import MODELS, SIMULATORS
 
+    rows, formats = [], []
     d = c.to_dict(curves=False)
     P, model = d["P"], _model(c.model)
     for genre, g in d["genres"].items():
@@ -441,12 +444,14 @@ def _real_numbers(c, name: str, rows: list, formats: list) -> dict:
     best = min(err, key=err.get)
     real_top = every["real"][-1]
     renewal_top = every["models"]["renewal_bound"]["accepted"][-1]
-    return {"model": model, "pmax": c.pmax, "P": P, "contexts": every["contexts"], "folds": c.folds,
-            "results": name, "best": MODELS[best].split(": ")[-1], "best_error": err[best],
-            "best_worst_error": every["models"][best]["max_abs_relative_error"],
-            "empirical_error": err["empirical"], "real_top": real_top, "real_top_stderr": every["real_stderr"][-1],
-            "renewal_top": renewal_top, "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
-            "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates}
+    numbers = {"model": model, "pmax": c.pmax, "P": P, "contexts": every["contexts"], "folds": c.folds,
+               "results": name, "best": MODELS[best].split(": ")[-1], "best_error": err[best],
+               "best_worst_error": every["models"][best]["max_abs_relative_error"],
+               "empirical_error": err["empirical"], "real_top": real_top,
+               "real_top_stderr": every["real_stderr"][-1], "renewal_top": renewal_top,
+               "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
+               "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates}
+    return rows, formats, numbers
 
 
 # --------------------------------------------------------------------------------------------------------
