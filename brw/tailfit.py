@@ -18,6 +18,50 @@ __all__ = ["TAIL_GROUPS", "tail_bounds", "fit_tails", "tail_moments"]
 #: Tail groups per row (see fit_tails).
 TAIL_GROUPS = 3
 
+# A fitted tail's integer counts, and which of several exact fits is kept, hang on the last bit of the
+# arithmetic; so that a trace's law is the same on every machine, the fit takes exp and log from the C library
+# element by element (numpy's vectorised ones differ by CPU: AVX-512 has its own) and solves its 3 x 3 Newton
+# systems itself (LAPACK's kernels differ by CPU).
+_EXP = np.frompyfunc(math.exp, 1, 1)
+_LOG_MAX = math.log(np.finfo(np.float64).max)
+_LOG = np.frompyfunc(math.log, 1, 1)
+
+
+def _exp(x):
+    """exp by the C library (math.exp); overflow gives inf, as numpy's does."""
+    x = np.asarray(x, dtype=np.float64)
+    big = x > _LOG_MAX
+    return np.where(big, np.inf, np.asarray(_EXP(np.where(big, 0.0, x)), dtype=np.float64))
+
+
+def _log(x):
+    """log by the C library (math.log); 0 gives -inf, as numpy's does."""
+    x = np.asarray(x, dtype=np.float64)
+    pos = x > 0
+    out = np.where(pos, 0.0, np.where(x == 0, -np.inf, np.nan))
+    out[pos] = np.asarray(_LOG(x[pos]), dtype=np.float64)
+    return out
+
+
+def _solve3(a, b):
+    """Solve a[i] z = b[i] for every i (a: (R, 3, 3), b: (R, 3)) by Gaussian elimination with partial pivoting;
+    a singular system gives non-finite entries."""
+    a, b = a.copy(), b.copy()
+    r = np.arange(a.shape[0])
+    with np.errstate(all="ignore"):
+        for k in range(3):
+            p = k + np.argmax(np.abs(a[:, k:, k]), axis=1)
+            a[r, k], a[r, p] = a[r, p].copy(), a[r, k].copy()
+            b[r, k], b[r, p] = b[r, p].copy(), b[r, k].copy()
+            for i in range(k + 1, 3):
+                f = a[:, i, k] / a[:, k, k]
+                a[:, i, k:] -= f[:, None] * a[:, k, k:]
+                b[:, i] -= f * b[:, k]
+        z = np.empty_like(b)
+        for i in (2, 1, 0):
+            z[:, i] = (b[:, i] - (a[:, i, i + 1:] * z[:, i + 1:]).sum(axis=1)) / a[:, i, i]
+    return z
+
 
 def tail_bounds(top_logp: np.ndarray, vocab_size: int | None = None):
     """Per row, the range of the tail's contributions to the entropy and the second log-moment.
@@ -91,8 +135,9 @@ def fit_tails(top_logp: np.ndarray, entropy: np.ndarray, log_moment2: np.ndarray
     ~2.4e-6, the size of the float32 rounding of their stored top-k (about p |log p| 6e-8 per entry), which
     leaves the stored mass inconsistent with the recorded moments: 11 admit no tail at all (variance < 0 or
     mean surprisal below the bound), 2 none that this search finds. There the nearest fit is off by at most
-    9e-8 nats (entropy) and 1.3e-6 (second moment) on the row, and the law's mu and mu2 differ from the
-    recorded means by at most 1e-11 and 7e-10. Synthetic tails whose mass is spread over >= 1000 atoms
+    1.0e-7 nats (entropy) and 1.5e-5 (second moment) on the row, and the law's mu and mu2 differ from the
+    recorded means by at most 3e-11 and 1.7e-9. The fit's arithmetic is the same on every machine (exp and log
+    of the C library, its own 3 x 3 solves), so a trace's law is too. Synthetic tails whose mass is spread over >= 1000 atoms
     (m^2 / sum n q^2) with a surprisal spread > 0.1 nats are matched exactly (tests/test_tailfit.py); tails of a
     handful of tokens or of nearly equal atoms may only be matched approximately (flagged; ``brw trace-info``
     reports the share and the error).
@@ -117,7 +162,7 @@ def fit_tails(top_logp: np.ndarray, entropy: np.ndarray, log_moment2: np.ndarray
     H = np.asarray(entropy, dtype=np.float64)
     M2 = np.asarray(log_moment2, dtype=np.float64)
     n = top.shape[0]
-    p = np.exp(top)
+    p = _exp(top)
     m = 1.0 - p.sum(axis=1)
     h = H + (p * top).sum(axis=1)
     s = M2 - (p * top**2).sum(axis=1)
@@ -157,7 +202,7 @@ def tail_moments(tails: np.ndarray):
     """
     lq = tails[:, :, 0]
     cnt = tails[:, :, 1]
-    w = np.where(cnt > 0, cnt * np.exp(np.where(cnt > 0, lq, 0.0)), 0.0)
+    w = np.where(cnt > 0, cnt * _exp(np.where(cnt > 0, lq, 0.0)), 0.0)
     x = np.where(cnt > 0, -lq, 0.0)
     return (w * x).sum(axis=1), (w * x * x).sum(axis=1)
 
@@ -167,7 +212,7 @@ def _fit_rows(m, h, s, xk):
     every position >= xk. See fit_tails."""
     a = h / m
     # Each atom has q <= p_k and, its count being >= 1, q <= m: positions start at xlo.
-    xlo = np.maximum(xk, -np.log(m))
+    xlo = np.maximum(xk, -_log(m))
     # Targets no tail can reach (float32 rounding of the stored top-k can exceed a tail below ~1e-7): only the
     # nearest point is sought for them.
     feasible = (a > xlo) & (s / m - a * a > 0)
@@ -193,7 +238,7 @@ class _RowFit:
         """Newton from x_start with counts cnt on the given rows: (x, relative error)."""
         m, h, s = self.m[rows], self.h[rows], self.s[rows]
         x = _newton(x_start.copy(), cnt, m, h, s, self.xk[rows], iters)
-        w = cnt * np.exp(-x)
+        w = cnt * _exp(-x)
         err = (np.abs((w.sum(1) - m) / m)
                + np.abs(((w * x).sum(1) - h) / np.maximum(h, 1e-300))
                + np.abs(((w * x * x).sum(1) - s) / np.maximum(s, 1e-300)))
@@ -241,8 +286,8 @@ class _RowFit:
         fits."""
         m, h, s, r = self.m, self.h, self.s, self.m.shape[0]
         with np.errstate(over="ignore"):
-            n1 = np.clip(np.rint(m * np.exp(a)), 1.0, 2.0**62)
-        x1 = np.log(n1 / m)
+            n1 = np.clip(np.rint(m * _exp(a)), 1.0, 2.0**62)
+        x1 = _log(n1 / m)
         x = np.stack([x1, x1, x1], axis=1)
         cnt = np.stack([n1, np.zeros(r), np.zeros(r)], axis=1)
         err = (np.abs(m * x1 - h) / np.maximum(h, 1e-300) + np.abs(m * x1 * x1 - s) / np.maximum(s, 1e-300))
@@ -267,11 +312,11 @@ def _start_layout(m, a, v, d, frac, pi1):
     x0 = np.stack([a - dl, a, a + up], axis=1)
     w0 = m[:, None] * np.stack([np.full(r, pi1), pi2, pi3], axis=1)
     with np.errstate(over="ignore"):
-        c0 = w0 * np.exp(x0)
+        c0 = w0 * _exp(x0)
     cnt = np.maximum(np.rint(c0), 1.0)
     cnt = np.minimum(cnt, 2.0**62)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = x0 + np.log(cnt / np.where(c0 > 0, c0, 1.0))
+        x = x0 + _log(cnt / np.where(c0 > 0, c0, 1.0))
     return np.where(np.isfinite(x), x, x0), cnt
 
 
@@ -281,28 +326,24 @@ def _newton(x, cnt, m, h, s, xk, iters: int = 80):
     target = np.stack([m, h, s], axis=1)
     scale = np.stack([m, np.maximum(h, 1e-300), np.maximum(s, 1e-300)], axis=1)
     xk = xk[:, None]
-    y = np.log(np.maximum(x - xk, 1e-12 * np.maximum(1.0, np.abs(xk))))
+    y = _log(np.maximum(x - xk, 1e-12 * np.maximum(1.0, np.abs(xk))))
     active = np.ones(x.shape[0], dtype=bool)
     for _ in range(iters):
         if not active.any():
             break
         ya = y[active]
         xka = xk[active]
-        d = np.exp(ya)
+        d = _exp(ya)
         xa = xka + d
         ca = cnt[active]
-        w = ca * np.exp(-xa)
+        w = ca * _exp(-xa)
         F = np.stack([w.sum(1), (w * xa).sum(1), (w * xa * xa).sum(1)], axis=1) - target[active]
         Fs = F / scale[active]
         res = np.abs(Fs).max(axis=1)
         done = res < 1e-15
         # d/dx_g of w_g x_g^j = w_g (j x_g^(j-1) - x_g^j); times dx_g/dy_g = x_g - xk.
         J = np.stack([-w, w * (1 - xa), w * (2 * xa - xa * xa)], axis=1) * d[:, None, :] / scale[active][:, :, None]
-        with np.errstate(all="ignore"):
-            try:
-                step = np.linalg.solve(J, -Fs[:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                step = np.stack([np.linalg.lstsq(Ji, -fi, rcond=None)[0] for Ji, fi in zip(J, Fs)])
+        step = _solve3(J, -Fs)
         step = np.where(np.isfinite(step), step, 0.0)
         big = np.abs(step).max(axis=1, keepdims=True)
         step = step * np.minimum(1.0, 2.0 / np.maximum(big, 1e-300))
@@ -310,6 +351,6 @@ def _newton(x, cnt, m, h, s, xk, iters: int = 80):
         y[active] = ya + step
         ai = np.flatnonzero(active)
         active[ai[done | (np.abs(step).max(axis=1) < 1e-15)]] = False
-    return xk + np.exp(y)
+    return xk + _exp(y)
 
 

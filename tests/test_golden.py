@@ -1,7 +1,9 @@
 """Every number the package prints for a given seed stays the same across refactors.
 
 Each line of ``tests/golden_commands.txt`` is run in-process with ``--json``; its output must equal the one
-recorded in ``tests/data/golden.json`` key for key (floats to 1e-12 relative, timings and versions excepted).
+recorded in ``tests/data/golden.json`` key for key (floats to 1e-9 relative or 1e-15 absolute, timings and
+versions excepted: machines' vectorised exp and log and their BLAS differ in the last bits, which the
+renewal numerics carry to ~1e-10; any change of method moves far more).
 Run ``python tests/test_golden.py --write`` to record anew after a deliberate change of numbers.
 """
 
@@ -61,7 +63,7 @@ def _same(a, b, where: str) -> None:
         if math.isnan(a):
             assert math.isnan(b), where
         else:
-            assert b == pytest.approx(a, rel=1e-12, abs=1e-300), where
+            assert b == pytest.approx(a, rel=1e-9, abs=1e-15), where
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
