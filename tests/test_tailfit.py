@@ -85,3 +85,25 @@ def test_tail_bounds_exact_extremes():
     # m = 0.2 = two tokens at p_k = 0.1 (concentrated); or 0.02 on each of 10 tokens (even).
     assert math.isclose(h_lo[0], 0.2 * -math.log(0.1)) and math.isclose(h_hi[0], 0.2 * -math.log(0.02))
     assert math.isclose(s_lo[0], 0.2 * math.log(0.1) ** 2) and math.isclose(s_hi[0], 0.2 * math.log(0.02) ** 2)
+
+
+def test_the_fit_does_not_depend_on_the_machines_blas():
+    """A trace law's tails are the same bits whichever kernels OpenBLAS picks for the CPU (its counts and its
+    choice among exact fits hang on the last bit; LAPACK's solve and numpy's vectorised exp/log differ by CPU).
+    Before the fit solved its own 3 x 3 systems, OPENBLAS_CORETYPE=Prescott changed the code trace's tails."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np; from brw import traces, tailfit; tr = traces.load_trace('code'); "
+            "t = tailfit.fit_tails(tr.top_logp, tr.entropy, tr.log_moment2)[0]; "
+            "print(hashlib.sha256(np.ascontiguousarray(t).tobytes()).hexdigest())")
+    got = {core: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                env={**os.environ, "OPENBLAS_CORETYPE": core}).stdout.strip()
+           for core in ("Prescott", "Haswell")}
+    from brw import traces
+
+    tr = traces.load_trace("code")
+    here = hashlib.sha256(np.ascontiguousarray(fit_tails(tr.top_logp, tr.entropy, tr.log_moment2)[0]).tobytes())
+    assert got["Prescott"] == got["Haswell"] == here.hexdigest()
