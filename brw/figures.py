@@ -141,7 +141,8 @@ def frontier(result, path, *, bounds: bool = False, title: str | None = None) ->
 
 
 def compare(comparison, path) -> str:
-    """One panel per genre of a comparison (``brw compare``): the real curve with its band, and every model.
+    """One panel per genre of a comparison (``brw compare``): the real curve with its band (2 standard errors),
+    the root-adjusted real curve (``brw.realtree.root_adjusted_mean``) dotted, and every model.
 
     Parameters
     ----------
@@ -164,6 +165,8 @@ def compare(comparison, path) -> str:
     for ax, (name, g) in zip(axes[0], genres.items()):
         ax.plot(P, g.real, color="k", lw=2.2, label="real optimal tree")
         ax.fill_between(P, g.real - 2 * g.real_stderr, g.real + 2 * g.real_stderr, color="k", alpha=0.18, lw=0)
+        if g.real_adjusted is not None:
+            ax.plot(P, g.real_adjusted, color="k", lw=1.2, ls=":", label="real, root-adjusted")
         for m, label in MODELS.items():
             ax.plot(P, g.predictions[m][0], lw=1.3, ls="--" if m in THEORY_MODELS else "-", label=label)
         _log2_axis(ax, "P (draft nodes verified per step)")

@@ -20,7 +20,8 @@ from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 
 __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
-           "binned_means", "SURPRISAL_BINS", "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
+           "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean", "ROOT_COVARIATES", "SURPRISAL_BINS",
+           "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
 #:   schema_version int64 (); format str () "brw-realtree"; meta str () JSON (model, model_sha256, P, seed,
@@ -352,6 +353,79 @@ def summarize(res: RealTrees, at: list[int] | None = None) -> dict:
                                   if a.shape[0] else None)}
 
 
+#: What the root-adjusted mean regresses on: statistics of a context's root distribution, recorded by the trace
+#: at every answer position (so that their mean over all positions is known exactly).
+ROOT_COVARIATES = ("top1", "top4", "entropy")
+
+
+def root_covariates(trace, rows) -> np.ndarray:
+    """The root statistics of :data:`ROOT_COVARIATES` at trace rows: the top probability, the top four's mass
+    and the entropy of the next-token distribution recorded there (a real tree's root distribution).
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+    rows : int array (n,)
+
+    Returns
+    -------
+    float64 array (n, 3)
+    """
+    top = np.exp(np.asarray(trace.top_logp[rows], dtype=np.float64))
+    return np.column_stack([top[:, 0], top[:, :4].sum(1), np.asarray(trace.entropy[rows], dtype=np.float64)])
+
+
+def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Real accepted(P) averaged over contexts, corrected for the luck of which roots were drawn.
+
+    The contexts are answer positions of the trace drawn uniformly (:func:`pick_rows`), and the trace knows
+    every answer position's root distribution. A regression estimator (control variates) uses that: within
+    each fold of the recorded generations (context c in fold c % ``folds``, as the K-fold scoring forms them),
+    the mean of the contexts' accepted(P) moves by b (population mean - sample mean) of the root statistics
+    :func:`root_covariates`, b the within-fold least-squares slope per P; folds keep their contexts' weights,
+    so the estimate targets what the plain mean targets (what the fold-weighted predictions predict). At P = 1,
+    accepted is the root's top probability, so the estimate there is its exact mean over the folds' answer
+    positions. The standard error is the residuals' (the slope's own error, of order 1/n, is left out).
+
+    Parameters
+    ----------
+    real : float array (n, pmax)
+        accepted(P) per context.
+    rows : int array (n,)
+        Each context's trace row (the results' ``row``).
+    trace : brw.traces.Trace
+        The trace the contexts were drawn from.
+    folds : int, optional
+
+    Returns
+    -------
+    (mean, stderr) : float64 arrays (pmax,)
+    """
+    real = np.asarray(real, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.int64)
+    n = real.shape[0]
+    x = root_covariates(trace, rows)
+    if not np.allclose(x[:, 0], real[:, 0], rtol=1e-4, atol=1e-5):
+        raise BrwError("the real trees' roots do not match their trace rows (another trace than the one they were "
+                       "expanded from?)")
+    fold = np.asarray(trace.context, dtype=np.int64) % folds
+    answer = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
+    yc, xc, shift = np.empty_like(real), np.empty_like(x), np.zeros(x.shape[1])
+    groups = 0
+    for j in np.unique(fold[rows]):
+        sel = fold[rows] == j
+        yc[sel] = real[sel] - real[sel].mean(0)
+        xc[sel] = x[sel] - x[sel].mean(0)
+        shift += sel.sum() / n * (root_covariates(trace, answer[fold[answer] == j]).mean(0) - x[sel].mean(0))
+        groups += 1
+    dof = n - groups - x.shape[1]
+    if dof < 2:
+        return real.mean(0), np.full(real.shape[1], np.nan)
+    b = np.linalg.lstsq(xc, yc, rcond=None)[0]
+    resid = yc - xc @ b
+    return real.mean(0) + shift @ b, np.sqrt((resid**2).sum(0) / dof / n)
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
     if x.size < 3 or x.std() == 0 or y.std() == 0:
         return math.nan
@@ -429,6 +503,74 @@ def node_statistics(res: RealTrees) -> dict:
                      "entropy_by_depth": by_depth,
                      "entropy_by_edge_surprisal": binned_means(np.concatenate(edge_s or [np.zeros(0)]),
                                                                np.concatenate(edge_h or [np.zeros(0)]))}
+    return out
+
+
+def trace_name(src: dict) -> str:
+    """What ``load_trace`` and ``trace:`` take for a results file's source (an entry of ``meta["sources"]``):
+    a bundled trace's name, or the trace file's path."""
+    f = str(src.get("file", ""))
+    return f.removeprefix("bundled:") if f.startswith("bundled:") or f.endswith(".npz") else src["name"]
+
+
+def spine_statistics(res: RealTrees, depth: int = 10) -> dict:
+    """The greedy spine of each real tree against the recorded text it branches from, per source.
+
+    A tree's spine is its chain of most probable children from the root: the verifier's own greedy
+    continuation of the context. At each depth d = 1..``depth``, over the trees whose spine reaches d: the mean
+    next-token entropy of the spine's node (``spine_entropy``), the mean entropy that the trace recorded d
+    positions further along the sampled text of the same context (``text_entropy``: what ``path:`` gives the
+    node), and how often that text had taken its top token at the step before (``text_took_top``); ``trees``
+    counts them. Positions the recorded text does not reach are left out of ``text_*``.
+
+    Parameters
+    ----------
+    res : RealTrees
+        Results with per-node statistics (schema 2); their traces must be readable (bundled or by path).
+    depth : int, optional
+
+    Returns
+    -------
+    dict
+        {source: {"spine_entropy", "text_entropy", "text_took_top": lists of ``depth`` floats (NaN where no
+        tree reaches), "trees": list of ints}}; a source without statistics (schema 1) is left out.
+    """
+    from brw.traces import load_trace
+
+    depth = whole_number(depth, "depth")
+    a = res.arrays
+    out = {}
+    for j, (name, src) in enumerate(zip(res.sources, res.meta["sources"])):
+        sel = np.flatnonzero(a["source"] == j)
+        if sel.size == 0 or np.all(np.isnan(a["entropy"][sel])):
+            continue
+        tr = load_trace(trace_name(src))
+        at = {(int(c), int(o)): r for r, (c, o) in enumerate(zip(tr.context, tr.offset))}
+        sums = np.zeros((4, depth))  # spine entropy, text entropy, text took its top token, text positions
+        trees = np.zeros(depth, dtype=np.int64)
+        for i in sel:
+            par, ent = a["parent"][i], a["entropy"][i]
+            prob = np.diff(a["accepted"][i].astype(np.float64), prepend=0.0)
+            row = int(a["row"][i])
+            ctx, off = int(tr.context[row]), int(tr.offset[row])
+            node = -1
+            for d in range(depth):
+                kids = np.flatnonzero(par == node)
+                if kids.size == 0:
+                    break
+                node = kids[np.argmax(prob[kids])]
+                if np.isnan(ent[node]):
+                    break
+                trees[d] += 1
+                sums[0, d] += ent[node]
+                before, after = at.get((ctx, off + d)), at.get((ctx, off + d + 1))
+                if before is not None and after is not None:
+                    sums[1, d] += tr.entropy[after]
+                    sums[2, d] += tr.taken[before] == tr.top_ids[before, 0]
+                    sums[3, d] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = {"spine_entropy": (sums[0] / trees).tolist(), "text_entropy": (sums[1] / sums[3]).tolist(),
+                         "text_took_top": (sums[2] / sums[3]).tolist(), "trees": trees.tolist()}
     return out
 
 

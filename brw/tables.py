@@ -436,7 +436,7 @@ def compare(d: dict) -> str:
     str
         The table.
     """
-    from brw.studies.compare import MODELS
+    from brw.studies.compare import MODELS, SIMULATORS
 
     folds = d.get("folds", 1)
     lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model, "
@@ -461,7 +461,17 @@ def compare(d: dict) -> str:
             lines.append(f"{label:26}" + "".join(
                 f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
                 + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
+        if "real_adjusted" in g:
+            lines.append(f"{'real, root-adjusted':26}" + "".join(
+                f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real_adjusted"], g["real_adjusted_stderr"])))
+            for m in SIMULATORS:
+                r = g["models"][m]["adjusted"]
+                lines.append(f"{'  against it: ' + m:26}" + "".join(
+                    f"{'':>8} ({e:+5.0%})" for e in r["relative_error"])
+                    + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
         lines.append(f"best simulator: {g['best_simulator']}"
+                     + (f" ({g['best_simulator_adjusted']} against the root-adjusted real)"
+                        if "best_simulator_adjusted" in g else "")
                      + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
         dec = g.get("decomposition")
         if dec and math.isfinite(dec["contexts_share"][-1]):
@@ -515,6 +525,34 @@ def node_statistics(d: dict) -> str:
     lines.append("mean H of nodes by the surprisal of the edge into them (nats)")
     lines += [f"{name:{w}}{_by_surprisal(s['entropy_by_edge_surprisal'])}" for name, s in d.items()
               if s.get("entropy_by_edge_surprisal")]
+    return "\n".join(lines)
+
+
+def spine_statistics(d: dict) -> str:
+    """Real trees' greedy spines against the sampled text they branch from, per source.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.realtree.spine_statistics``'s result.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    if not d:
+        return ""
+    depth = len(next(iter(d.values()))["trees"])
+    w = max(8, *(len(name) + 1 for name in d))
+    lines = ["the greedy spine of real trees (chain of most probable children) against the recorded sampled text: "
+             "mean next-token entropy (nats) at depth d",
+             f"{'':{w}}{'':>22}" + "".join(f"{'d=' + str(k):>7}" for k in range(1, depth + 1))]
+    for name, s in d.items():
+        for key, label, fmt in (("spine_entropy", "spine", ".2f"), ("text_entropy", "text, d tokens on", ".2f"),
+                                ("text_took_top", "text took its top", ".2f"), ("trees", "trees reaching d", "d")):
+            lines.append(f"{name if key == 'spine_entropy' else '':{w}}{label:>22}"
+                         + "".join(f"{v:>7{fmt}}" if fmt == "d" or math.isfinite(v) else f"{'-':>7}" for v in s[key]))
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from brw import figures, tables
 from brw.files import write_text
-from brw.realtree import BUNDLED, load_realtrees, node_statistics
+from brw.realtree import BUNDLED, load_realtrees, node_statistics, spine_statistics
 from brw.studies.compare import compare
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -51,7 +51,8 @@ def main(argv=None):
         if gap is not None:
             nodes = node_statistics(trees)
             d["node_statistics"] = nodes
-            text += "\n\n" + tables.node_statistics(nodes)
+            d["spine_statistics"] = spine_statistics(trees)
+            text += "\n\n" + tables.node_statistics(nodes) + "\n\n" + tables.spine_statistics(d["spine_statistics"])
             figures.depth_gap(res, nodes, args.out / f"depth_gap{gap}.png")
         write_text(args.out / f"{stem}.json", json.dumps(d, indent=1) + "\n")
         how = f"`python sims/compare_real.py --results {results}`"

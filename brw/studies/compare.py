@@ -35,6 +35,7 @@ import numpy as np
 from brw._version import __version__
 from brw.errors import BrwError, clip, whole_number
 from brw.limits import require
+from brw.realtree import root_adjusted_mean, trace_name
 from brw.results import Result
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
@@ -78,6 +79,8 @@ class Genre:
     entropy_after_surprisal: list = field(default_factory=list)
     gemmix_mu2: float = math.nan
     real_slope: tuple = (math.nan, math.nan)
+    real_adjusted: np.ndarray | None = None
+    real_adjusted_stderr: np.ndarray | None = None
 
     def to_dict(self, at, curves: bool = True) -> dict:
         """Values at the P in ``at``, relative errors (prediction - real) / real, and whole curves if asked."""
@@ -87,17 +90,25 @@ class Genre:
              "entropy_autocorrelation": self.entropy_autocorrelation,
              "entropy_after_surprisal": self.entropy_after_surprisal, "gemmix_mu2": self.gemmix_mu2,
              "real": real.tolist(), "real_stderr": self.real_stderr[idx].tolist()}
+        adjusted = self.real_adjusted is not None
+        if adjusted:
+            d["real_adjusted"] = self.real_adjusted[idx].tolist()
+            d["real_adjusted_stderr"] = self.real_adjusted_stderr[idx].tolist()
         if curves:
             d["curves"] = {"real": self.real.tolist(), "real_stderr": self.real_stderr.tolist(),
+                           **({"real_adjusted": self.real_adjusted.tolist(),
+                               "real_adjusted_stderr": self.real_adjusted_stderr.tolist()} if adjusted else {}),
                            **{m: self.predictions[m][0].tolist() for m in MODELS}}
         d["models"] = {}
         for m in MODELS:
             v, se = self.predictions[m]
-            rel = (v[idx] - real) / real
-            d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(),
-                              "relative_error": rel.tolist(), "mean_abs_relative_error": float(np.mean(np.abs(rel))),
-                              "max_abs_relative_error": float(np.max(np.abs(rel)))}
+            d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(), **_errors(v[idx], real)}
+            if adjusted:
+                d["models"][m]["adjusted"] = _errors(v[idx], self.real_adjusted[idx])
         d["best_simulator"] = min(SIMULATORS, key=lambda m: d["models"][m]["mean_abs_relative_error"])
+        if adjusted:
+            d["best_simulator_adjusted"] = min(
+                SIMULATORS, key=lambda m: d["models"][m]["adjusted"]["mean_abs_relative_error"])
         d["decomposition"] = self.decomposition(at)
         pmax = self.real.size
         if pmax >= 2 * SLOPE_FROM:
@@ -178,6 +189,13 @@ class Comparison(Result):
         return {**cols, "seed": [self.seed] * n, "version": [self.version] * n}
 
 
+def _errors(pred: np.ndarray, real: np.ndarray) -> dict:
+    """Relative errors (prediction - real) / real, their mean and largest absolute value."""
+    rel = (pred - real) / real
+    return {"relative_error": rel.tolist(), "mean_abs_relative_error": float(np.mean(np.abs(rel))),
+            "max_abs_relative_error": float(np.max(np.abs(rel)))}
+
+
 def _sim(spec, pmax, replicates, seed):
     from brw.frontier import frontier
 
@@ -188,12 +206,6 @@ def _sim(spec, pmax, replicates, seed):
 def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over contexts (rows) and its standard error."""
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
-
-
-def _trace_name(src: dict) -> str:
-    """What ``trace:`` takes for a results file's source: a bundled name, or the trace file's path."""
-    f = str(src.get("file", ""))
-    return f.removeprefix("bundled:") if f.startswith("bundled:") or f.endswith(".npz") else src["name"]
 
 
 def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int) -> dict:
@@ -211,7 +223,8 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
     return laws
 
 
-def _genre(fits: dict, real: np.ndarray, context: np.ndarray, replicates: int, seed: int, folds: int) -> Genre:
+def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, replicates: int, seed: int,
+           folds: int) -> Genre:
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
     the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
     from brw import theory
@@ -235,7 +248,9 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, replicates: int, s
             pred[m] = (pred[m][0] + w * v, np.sqrt(pred[m][1] ** 2 + (w * se) ** 2))
     m, se = _mean(real)
     trace = whole["empirical"]
+    adj, adj_se = root_adjusted_mean(real, rows, trace.trace, folds)
     return Genre(contexts=int(real.shape[0]), mu=trace.mu, mu2=trace.mu2, real=m, real_stderr=se, predictions=pred,
+                 real_adjusted=adj, real_adjusted_stderr=adj_se,
                  laws={m: str(whole[m]) for m in SIMULATORS},
                  entropy_autocorrelation=entropy_autocorrelation(trace.trace, (1, 2, 4)),
                  entropy_after_surprisal=entropy_after_surprisal(trace.trace),
@@ -261,8 +276,11 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
         ses = np.array([g.predictions[m][1] for g in genres.values()])
         pred[m] = (w @ vals, np.sqrt((w**2) @ ses**2))
     m, se = _mean(all_real)
+    adj = np.array([g.real_adjusted for g in genres.values()])
+    adj_se = np.array([g.real_adjusted_stderr for g in genres.values()])
     return Genre(contexts=int(all_real.shape[0]), mu=math.nan, mu2=math.nan, real=m, real_stderr=se,
-                 predictions=pred, real_slope=_real_slope(all_real))
+                 predictions=pred, real_slope=_real_slope(all_real), real_adjusted=w @ adj,
+                 real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2))
 
 
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
@@ -311,15 +329,16 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     if any(p < 1 or p > pmax for p in at):
         raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {clip(repr(at), 60)}")
     names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
-    traces = {name: _trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
+    traces = {name: trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
     # every fitted law is built once (and its regimes and components checked) before any simulation
     fits = {name: {fold: _fitted_laws(traces[name], regimes, components, fold, folds)
                    for fold in (None, *(range(folds) if folds > 1 else ()))} for name in names}
     genres = {}
     for j, name in enumerate(res.sources):
         if name in names:
-            context = res.arrays["context"][res.arrays["source"] == j]
-            genres[name] = _genre(fits[name], res.accepted(name), context, replicates, seed, folds)
+            sel = res.arrays["source"] == j
+            genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel], res.arrays["row"][sel],
+                                  replicates, seed, folds)
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
