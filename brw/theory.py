@@ -448,13 +448,15 @@ def _largest_resolved_x(law: Law, points: int) -> float:
     return min(max(lattice, math.sqrt(points * law.mu / 2.0)), 700.0)
 
 
-def _refuse_unresolved(law: Law, pmax: float, points: int, xmax: float) -> None:
+def _refuse_unresolved(law: Law, pmax: float, points: int, xmax: float, at_fit: Renewal | None = None) -> None:
     """Refuse a P or a law the renewal numerics cannot take on ``points`` grid points, naming P when smaller P
-    fit (the largest that does, from m(x) at the largest grid that resolves the law) and the law's own
-    parameter when none does (the law is too near certainty: mu tiny)."""
+    fit (the largest that does, from m(x) at the largest grid that resolves the law, ``at_fit`` when the caller
+    has it) and the law's own parameter when none does (the law is too near certainty: mu tiny)."""
     need = _points_needed(law, xmax)
     xfit = _largest_resolved_x(law, points)
-    pfit = math.floor(float(renewal(law, xfit, points=points).m_lo[-1])) - 2.0 if xfit >= MIN_GRID_TOP else 0.0
+    if xfit >= MIN_GRID_TOP and at_fit is None:
+        at_fit = renewal(law, xfit, points=points)
+    pfit = math.floor(float(at_fit.m_lo[-1])) - 2.0 if xfit >= MIN_GRID_TOP else 0.0
     if pfit >= 1:
         raise BrwError(f"P={pmax:.6g} needs a renewal grid of {need:.3g} points for {law} (points={points}): "
                        f"at most P={pfit:.6g} fits")
@@ -510,8 +512,8 @@ def _renewal_for(law: Law, P: np.ndarray, points: int) -> Renewal:
         r = renewal(law, xmax, points=points)
         if r.m_lo[-1] > pmax + 1:
             return r
-        if xmax >= xfit:
-            _refuse_unresolved(law, pmax, points, xmax + 4.0)
+        if xmax >= xfit:  # r is the renewal at xfit
+            _refuse_unresolved(law, pmax, points, xmax + 4.0, r)
         xmax = min(xmax + 4.0, xfit)
 
 
