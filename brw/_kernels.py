@@ -30,6 +30,12 @@ Law kinds (``brw.kernel_law``):
     draws its row uniformly from block b of group[parent's row], or from that whole group when the block is
     empty. (Recorded contexts as groups: a group is a context, block b < B its rows recorded just after a
     token of surprisal bin b, block B those with nothing recorded before them.)
+  - params = (ROWS_RUN = -4, C, S, offsets[0..S C], group[0..N-1], run[0..N-1]): rows are laid out in S
+    runs of C contexts, rows offsets[k C + c]..offsets[k C + c + 1] being context c's rows at run k, and row
+    r belongs to context group[r] at run run[r]. A node reached by its parent's most probable token (its
+    log-probability equal to the parent row's first entry) is at run min(run[parent's row] + 1, S - 1), any
+    other node at run 0; it draws its row uniformly from its parent's context at its run, or, when that block
+    is empty, from every context's rows at its run (the whole table when there are none).
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
   atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
@@ -51,7 +57,7 @@ check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS make
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROWS_PATH  # noqa: E402
+from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_RUN  # noqa: E402
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -274,6 +280,8 @@ def table_row(table, params, key, prow, edge):
         return _lemire(u, nrows)
     if mode == ROWS_EDGE:
         return _edge_row(params, prow, edge, u)
+    if mode == ROWS_RUN:
+        return _run_row(table, params, prow, edge, u)
     lo, hi = _context_rows(params, prow)
     return lo + _lemire(u, hi - lo)
 
@@ -294,6 +302,31 @@ def _edge_row(params, prow, edge, u):
     if end <= first:  # no recorded row followed such a token in this context: the whole context
         first = np.int64(params[base + lo * per])
         end = np.int64(params[base + (lo + 1) * per])
+    return first + _lemire(u, end - first)
+
+
+@njit(cache=True)
+def _run_row(table, params, prow, edge, u):
+    """ROWS_RUN: a row of prow's context recorded after the child's greedy run (its parent's run + 1 when the
+    child is its parent's most probable token, else 0; capped at the last state)."""
+    ngroups = np.int64(params[1])
+    nstates = np.int64(params[2])
+    nrows = table.shape[0]
+    at = 3 + nstates * ngroups + 1  # group[0]
+    g = np.int64(params[at + prow])
+    k = np.int64(params[at + nrows + prow])
+    if -edge >= table[prow, 0]:
+        k = min(k + 1, nstates - 1)
+    else:
+        k = 0
+    first = np.int64(params[3 + k * ngroups + g])
+    end = np.int64(params[3 + k * ngroups + g + 1])
+    if end <= first:  # no row of this context at that run: the run's rows of every context
+        first = np.int64(params[3 + k * ngroups])
+        end = np.int64(params[3 + (k + 1) * ngroups])
+        if end <= first:
+            first = 0
+            end = nrows
     return first + _lemire(u, end - first)
 
 
@@ -484,7 +517,7 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
         else:
             lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1, 0.0)
         # the popped node's own surprisal in its parent's vector (what a ROWS_EDGE row is drawn by)
-        edge = -rank_lp(lp, ln, tails[row], r) if params[0] == ROWS_EDGE else 0.0
+        edge = -rank_lp(lp, ln, tails[row], r) if params[0] == ROWS_EDGE or params[0] == ROWS_RUN else 0.0
         nxt = rank_lp(lp, ln, tails[row], r + 1)
         if nxt > _NEG_INF:
             hpos[0] = (tpos[par] if par >= 0 else 0.0) - nxt

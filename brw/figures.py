@@ -181,7 +181,7 @@ def compare(comparison, path) -> str:
 
 def depth_gap(comparison, nodes: dict, path) -> str:
     """Where real trees' extra depth comes from: per genre, the gap real - i.i.d. walk at the table's P split
-    into what per-context laws (``ctx``), recorded paths (``path``) and nothing yet explain; beside it, the
+    into what per-context laws (``ctx``), greedy runs (``run``) and nothing yet explain; beside it, the
     mean entropy of real tree nodes by depth against each trace's mu, and by the surprisal of the edge into them
     against the recorded text's entropy after a token of that surprisal.
 
@@ -204,8 +204,8 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     P = comparison.P
     width = 0.8 / len(P)
     top = 0.0
-    parts = (("contexts", "contexts differ (ctx - i.i.d.)", "C0"), ("paths", "along paths (path - ctx)", "C2"),
-             ("unexplained", "unexplained (real - path)", "0.6"))
+    parts = (("contexts", "contexts differ (ctx - i.i.d.)", "C0"), ("runs", "greedy runs (run - ctx)", "C2"),
+             ("unexplained", "unexplained (real - run)", "0.6"))
     for k, p in enumerate(P):
         dec = {n: comparison.genres[n].decomposition([p]) for n in names}
         x = np.arange(len(names)) + (k - (len(P) - 1) / 2) * width

@@ -30,7 +30,7 @@ from brw.laws import (Law, _check_holdout, _float, _fmt, _holdout, _holdout_text
                       register_law)
 from brw.limits import require
 
-__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "entropy_after_surprisal", "fit_gemmix", "fit_markov",
+__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "entropy_after_surprisal", "entropy_after_run", "fit_gemmix", "fit_markov",
            "gem_entropy"]
 
 
@@ -293,6 +293,29 @@ def entropy_after_surprisal(trace) -> list:
     s = -np.asarray(trace.taken_logp, dtype=np.float64)[order]
     h = np.asarray(trace.entropy, dtype=np.float64)[order]
     return binned_means(s[:-1][nxt], h[1:][nxt])
+
+
+def entropy_after_run(trace, cap: int = 8) -> list:
+    """Mean recorded entropy by the greedy run before a position: 0, 1, ..., ``cap`` or more top tokens taken
+    in a row right before it (``brw.context_laws.greedy_runs``; what ``run:`` conditions on).
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+    cap : int, optional
+        Runs from cap on are one.
+
+    Returns
+    -------
+    list of [mean entropy (nats) or NaN, count], one per run 0..cap
+    """
+    from brw.context_laws import greedy_runs
+
+    cap = whole_number(cap, "cap")
+    run = np.minimum(greedy_runs(trace), cap)
+    h = np.asarray(trace.entropy, dtype=np.float64)
+    return [[float(h[run == k].mean()) if np.any(run == k) else math.nan, int(np.sum(run == k))]
+            for k in range(cap + 1)]
 
 
 def _check_regimes(regimes, rows: int) -> int:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["KIND_TABLE", "KIND_DIRICHLET", "KIND_GEM", "ROWS_CONTEXT", "ROWS_PATH", "ROWS_EDGE", "GEM_MARGIN", "KernelLaw", "KernelArgs", "kernel_args",
+__all__ = ["KIND_TABLE", "KIND_DIRICHLET", "KIND_GEM", "ROWS_CONTEXT", "ROWS_PATH", "ROWS_EDGE", "ROWS_RUN", "GEM_MARGIN", "KernelLaw", "KernelArgs", "kernel_args",
            "gem_cut"]
 
 #: Vectors are rows of a table of sorted log-probabilities (one row: the same vector at every node).
@@ -29,10 +29,12 @@ KIND_GEM = 2
 #: Table laws with context structure: ``params[0]`` of a table whose rows are grouped by recorded context.
 #: ROWS_CONTEXT: every node of a tree draws its row from the root's context; ROWS_PATH: a child takes the row
 #: that follows its parent's along the recorded text; ROWS_EDGE: a child draws a row of its parent's context
-#: recorded after a token as surprising as its own edge (layouts in ``brw._kernels``).
+#: recorded after a token as surprising as its own edge; ROWS_RUN: a child draws a row of its parent's context
+#: recorded at the end of as long a run of most probable tokens as its own path's (layouts in ``brw._kernels``).
 ROWS_CONTEXT = -1.0
 ROWS_PATH = -2.0
 ROWS_EDGE = -3.0
+ROWS_RUN = -4.0
 
 #: GEM laws: the frontier breaks sticks until the unbroken mass sits this far (nats) beyond the expected
 #: P-th position; the run then checks that no replicate's frontier reached it (exactness, see ``gem_cut``).

@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from brw import _kernels as K
 from brw.frontier import root_keys
-from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, KernelArgs, gem_cut, kernel_args
+from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_RUN, KernelArgs, gem_cut, kernel_args
 from brw.laws import parse_law
 
 __all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted",
@@ -128,6 +128,18 @@ def _table_row(table, params, key: int, prow: int, edge: float) -> int:
         first, end = offsets[c * per + b], offsets[c * per + b + 1]
         if end <= first:
             first, end = offsets[c * per], offsets[(c + 1) * per]
+        return first + (((_Stream(key).u64() >> 32) * (end - first)) >> 32)
+    if mode == ROWS_RUN and prow >= 0:  # blocks (run k, context c); the parent's most probable token runs on
+        ngroups, nstates = int(params[1]), int(params[2])
+        offsets = [int(v) for v in params[3:4 + nstates * ngroups]]
+        at = 4 + nstates * ngroups
+        c, k = int(params[at + prow]), int(params[at + nrows + prow])
+        k = min(k + 1, nstates - 1) if -edge >= table[prow, 0] else 0
+        first, end = offsets[k * ngroups + c], offsets[k * ngroups + c + 1]
+        if end <= first:  # the run's rows of every context, else every row
+            first, end = offsets[k * ngroups], offsets[(k + 1) * ngroups]
+            if end <= first:
+                first, end = 0, nrows
         return first + (((_Stream(key).u64() >> 32) * (end - first)) >> 32)
     if mode < 0 and prow >= 0:  # recorded contexts: rows offsets[c]..offsets[c+1] of context c
         nctx = int(params[1])

@@ -452,21 +452,21 @@ def compare(d: dict) -> str:
             head += ", entropy autocorrelation along the text " + ", ".join(
                 f"lag {k}: {v:.2f}" for k, v in g["entropy_autocorrelation"].items())
         lines.append(head)
-        lines.append(f"{'':26}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}"
+        lines.append(f"{'':32}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}"
                      + f"{'max |rel|':>11}")
-        lines.append(f"{'real accepted':26}" + "".join(
+        lines.append(f"{'real accepted':32}" + "".join(
             f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real"], g["real_stderr"])))
         for m, label in MODELS.items():
             r = g["models"][m]
-            lines.append(f"{label:26}" + "".join(
+            lines.append(f"{label:32}" + "".join(
                 f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
                 + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
         if "real_adjusted" in g:
-            lines.append(f"{'real, root-adjusted':26}" + "".join(
+            lines.append(f"{'real, root-adjusted':32}" + "".join(
                 f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real_adjusted"], g["real_adjusted_stderr"])))
             for m in SIMULATORS:
                 r = g["models"][m]["adjusted"]
-                lines.append(f"{'  against it: ' + m:26}" + "".join(
+                lines.append(f"{'  against it: ' + m:32}" + "".join(
                     f"{'':>8} ({e:+5.0%})" for e in r["relative_error"])
                     + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
         lines.append(f"best simulator: {g['best_simulator']}"
@@ -476,15 +476,15 @@ def compare(d: dict) -> str:
         dec = g.get("decomposition")
         if dec and math.isfinite(dec["contexts_share"][-1]):
             lines.append(f"gap over the i.i.d. walk at P={d['P'][-1]}: {dec['gap'][-1]:+.3f}; contexts explain "
-                         f"{dec['contexts_share'][-1]:.0%}, paths {dec['paths_share'][-1]:.0%}, unexplained "
-                         f"{dec['unexplained_share'][-1]:.0%} (edges instead of paths: "
-                         f"{dec['edges_share'][-1]:.0%})")
+                         f"{dec['contexts_share'][-1]:.0%}, greedy runs {dec['runs_share'][-1]:.0%}, unexplained "
+                         f"{dec['unexplained_share'][-1]:.0%} (instead of runs: paths {dec['paths_share'][-1]:.0%}, "
+                         f"edges {dec['edges_share'][-1]:.0%})")
         sl = g.get("slope_per_doubling")
         if sl:
             lines.append(f"per doubling of P ({sl['from_P']} -> {sl['to_P']}): real {sl['real']:.3f} +- "
                          f"{sl['real_stderr']:.3f}" + (f", ln2/mu {sl['ln2_over_mu']:.3f}"
                                                      if math.isfinite(sl["ln2_over_mu"]) else "")
-                         + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path", "edge")))
+                         + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path", "edge", "run")))
         if g.get("entropy_after_surprisal"):
             lines.append("mean entropy after a token of surprisal " + _by_surprisal(g["entropy_after_surprisal"])
                          + " (the recorded text)")

@@ -24,7 +24,7 @@ from brw.traces import load_trace, make_trace, save_trace
 SPECS = ["trace:chat,holdout=1/4", "markov:trace=code,regimes=4,holdout=3/5", "ctx:trace=chat",
          "ctx:trace=math,holdout=0/4", "ctx:trace=chat,context=7", "ctx:trace=code,holdout=2/4,context=7",
          "path:trace=chat", "path:trace=code,holdout=1/2", "edge:trace=math", "edge:trace=chat,holdout=2/4",
-         "edge:trace=code,regimes=4,holdout=1/3"]
+         "edge:trace=code,regimes=4,holdout=1/3", "run:trace=code,cap=8", "run:trace=chat,cap=3,holdout=1/4"]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -45,6 +45,8 @@ def test_specs_print_back_in_canonical_form():
     assert parse_law("ctx:trace=chat") != parse_law("path:trace=chat")
     assert str(parse_law("edge:holdout=1/4,regimes=3,trace=chat")) == "edge:trace=chat,regimes=3,holdout=1/4"
     assert parse_law("edge:trace=chat") != parse_law("edge:trace=chat,regimes=2")
+    assert str(parse_law("run:holdout=1/4,trace=chat")) == "run:trace=chat,cap=8,holdout=1/4"
+    assert parse_law("run:trace=chat") != parse_law("run:trace=chat,cap=4")
 
 
 @pytest.mark.parametrize("spec, words", [
@@ -55,7 +57,8 @@ def test_specs_print_back_in_canonical_form():
     ("ctx:trace=chat,context=40", "context=40"), ("ctx:trace=chat,holdout=1/4,context=5", "holdout=1/4"),
     ("ctx:holdout=1/4", "missing trace"), ("path:trace=nowhere.npz", "nowhere.npz"),
     ("edge:trace=chat,regimes=0", "regimes=0"), ("edge:trace=chat,context=1", "context"),
-    ("edge:trace=chat,regimes=99999", "regimes=99999 is more than"),
+    ("edge:trace=chat,regimes=99999", "regimes=99999 is more than"), ("run:trace=chat,cap=0", "cap"),
+    ("run:trace=chat,regimes=2", "regimes"), ("run:trace=chat,cap=1.5", "cap"),
     ("trace:chat,holdout=1/99999999999999999999", "at most folds=40"),
     ("ctx:trace=chat,context=99999999999999999999", "context=99999999999999999999"),
 ])
@@ -328,3 +331,29 @@ def test_a_one_context_trace_is_the_ctx_law_of_that_context(tmp_path):
     # fitted numerically, to about 1e-7).
     assert sorted(map(tuple, a._table.tolist())) == sorted(map(tuple, b._table.tolist()))
     assert a.mu == pytest.approx(b.mu, rel=1e-12) and a.psi(2.0) == pytest.approx(b.psi(2.0), rel=1e-5)
+
+
+def test_greedy_runs_count_the_top_tokens_taken_in_a_row():
+    """Each row's run, counted afresh context by context in recorded order: +1 after a position whose taken
+    token was its top one, 0 after any other and at a context's first recorded position (or after a gap); the
+    run law's rows keep the trace's rows, grouped by (run, context); ``entropy_after_run`` means them."""
+    from brw.context_laws import RunTrace, greedy_runs
+    from brw.fitted import entropy_after_run
+
+    tr = load_trace("math")
+    runs = greedy_runs(tr)
+    want = np.zeros(runs.size, dtype=np.int64)
+    for c in np.unique(tr.context):
+        rows = np.flatnonzero(tr.context == c)
+        rows = rows[np.argsort(tr.offset[rows])]
+        for a, b in zip(rows[:-1], rows[1:]):
+            if tr.offset[b] == tr.offset[a] + 1:
+                want[b] = want[a] + 1 if tr.taken[a] == tr.top_ids[a, 0] else 0
+    np.testing.assert_array_equal(runs, want)
+    assert runs.max() > 8 and np.mean(runs == 0) < 0.5
+    law = RunTrace("math", cap=5)
+    np.testing.assert_array_equal(np.sort(law._runs), np.sort(np.minimum(runs, 5)))
+    assert law._blocks[-1] == runs.size and np.all(np.diff(law._blocks) >= 0)
+    by = entropy_after_run(tr, 5)
+    assert [n for _, n in by] == np.bincount(np.minimum(runs, 5), minlength=6).tolist()
+    assert by[0][0] == pytest.approx(tr.entropy[runs == 0].mean())

@@ -20,7 +20,7 @@ from brw import frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
 from brw.fitted import fit_markov, regime_of_rows
 from brw.frontier import frontier_start
-from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, KernelLaw, gem_cut, kernel_args
+from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_RUN, KernelLaw, gem_cut, kernel_args
 from brw.laws import Law
 from brw.reference import children, reference_frontier, reference_threshold
 
@@ -30,7 +30,8 @@ class TableLaw(Law):
     two tail groups holding the rest, optionally grouped into three regimes with an asymmetric transition matrix
     (rows 2g and 2g + 1 form regime g), or into three recorded contexts of 2, 3 and 1 rows (``contexts``:
     "ctx", trees in one context, or "path", recorded paths whose second context has a gap after its second
-    row). The tail atoms sit inside the trees the tests walk."""
+    row), or into edge blocks ("edge") or greedy runs ("run"), laid out below. The tail atoms sit inside the
+    trees the tests walk."""
 
     name = "table-test"
     #: Regime g goes to g + 1 (mod 3) with probability 0.8: the chain runs one way round.
@@ -45,6 +46,12 @@ class TableLaw(Law):
     EDGE_BLOCKS = [0.0, 1.0, 2.0, 2.0, 2.0, 4.0, 5.0, 5.0, 5.0, 6.0]
     #: The group each row's children draw from: not the row's own (its block's) group for rows 1, 2 and 5.
     EDGE_GROUPS = [0.0, 2.0, 0.0, 1.0, 1.0, 1.0]
+    #: Greedy runs ("run"): three runs of three contexts; run 0 holds row 0 (context 0) and row 1 (context 1),
+    #: run 1 row 2 (context 0) and rows 3-4 (context 1), run 2 row 5 (context 2): context 2 has no row at runs
+    #: 0 and 1, contexts 0 and 1 none at run 2 (every context's rows at that run instead).
+    RUN_BLOCKS = [0.0, 1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 5.0, 5.0, 6.0]
+    RUN_GROUPS = [0.0, 1.0, 0.0, 1.0, 1.0, 2.0]
+    RUN_RUNS = [0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
 
     def __init__(self, regimes=False, k=4, seed=0, contexts=None):
         rng = np.random.default_rng(seed)
@@ -82,6 +89,9 @@ class TableLaw(Law):
         if self.contexts == "edge":
             params = np.array([ROWS_EDGE, 3.0, 2.0, 1.5, *self.EDGE_BLOCKS, *self.EDGE_GROUPS])
             return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
+        if self.contexts == "run":
+            params = np.array([ROWS_RUN, 3.0, 3.0, *self.RUN_BLOCKS, *self.RUN_GROUPS, *self.RUN_RUNS])
+            return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
         if self.contexts:
             mode, follows = (ROWS_CONTEXT, []) if self.contexts == "ctx" else (ROWS_PATH, self.FOLLOWS)
             params = np.array([mode, 3.0, *self.OFFSETS, *follows])
@@ -101,8 +111,8 @@ MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=40", "dirichlet:alpha=0.5,k=8",
         "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX, TableLaw(), TableLaw(regimes=True),
         "markov:trace=chat,regimes=3", "trace:code", TableLaw(contexts="ctx"), TableLaw(contexts="path"),
-        TableLaw(contexts="edge"), "ctx:trace=chat", "path:trace=math,holdout=1/4", "edge:trace=code",
-        "edge:trace=chat,holdout=1/4"]
+        TableLaw(contexts="edge"), TableLaw(contexts="run"), "ctx:trace=chat", "path:trace=math,holdout=1/4",
+        "edge:trace=code", "edge:trace=chat,holdout=1/4", "run:trace=code", "run:trace=chat,cap=3,holdout=1/4"]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}
 
@@ -187,7 +197,7 @@ def test_threshold_equals_the_reference(law):
 # The reference cannot expand a recorded row's ~10^9 tail atoms beyond P, so on trace laws the pruned walk is
 # compared with best-first (itself checked against the reference above) at a P that reaches deep into the tails.
 @pytest.mark.parametrize("law", ["trace:chat", "markov:trace=code,regimes=3", TableLaw(regimes=True),
-                                 "ctx:trace=code", "path:trace=chat", "edge:trace=math"], ids=_ids)
+                                 "ctx:trace=code", "path:trace=chat", "edge:trace=math", "run:trace=code"], ids=_ids)
 def test_frontier_walk_equals_best_first_deep_in_the_tails(law):
     P = 4096
     res = frontier(law, P, replicates=3, seed=23, keep=list(range(1, P + 1)))

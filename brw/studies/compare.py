@@ -10,9 +10,14 @@ entropy is near zero),
 (d) the simulator under the trace's empirical law (``trace:``), (e) under the parametric fit (``gemmix``,
 ``brw.fitted.fit_gemmix``), (f) under the entropy-regime law (``markov``, ``brw.fitted``), (g) under the
 per-context law (``ctx``: a tree draws a recorded generation, its nodes that generation's rows), (h) under
-recorded-path resampling (``path``: a child takes the next recorded position of its parent's row) and (i) under
+recorded-path resampling (``path``: a child takes the next recorded position of its parent's row), (i) under
 edge-conditioned resampling (``edge``: a child draws a row of its parent's generation recorded after a token as
-surprising as its own edge).
+surprising as its own edge) and (j) under greedy-run resampling (``run``: a child of its parent's most probable
+token draws a row recorded after as long a run of top tokens as its own path's, any other child one recorded
+after a token that was not the top one).
+
+Beside the plain real mean, the root-adjusted one (``brw.realtree.root_adjusted_mean``) corrects it for the luck
+of which answer positions were drawn as roots, and every prediction is also scored against it.
 
 Out of sample: with ``folds`` = K >= 2 the recorded generations (a trace's contexts) fall into K folds
 (generation g in fold g % K); the real trees whose context lies in fold j are predicted by laws fitted to the
@@ -46,10 +51,10 @@ MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptoti
           "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
           "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths",
-          "edge": "(i) sim: edge-conditioned"}
+          "edge": "(i) sim: edge-conditioned", "run": "(j) sim: greedy runs"}
 #: The models that are formulas of the theory (the rest are simulations).
 THEORY_MODELS = ("paper_bound", "asymptotic", "context_mixture", "renewal_bound")
-SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge")
+SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run")
 #: Most folds of the K-fold scoring (each fold fits every law once more).
 MAX_FOLDS = 40
 #: The real slope per doubling of P is measured from this P to the trees' Pmax.
@@ -123,20 +128,18 @@ class Genre:
     def decomposition(self, at) -> dict:
         """Where the real trees' extra accepted tokens over the i.i.d. walk come from, at each P of ``at``:
         ``gap`` = real - empirical; ``contexts`` = ctx - empirical (contexts that differ: a tree keeps its
-        context); ``paths`` = path - ctx (on top of that, a child's distribution follows its parent's along
-        the recorded text); ``unexplained`` = real - path; and the shares of the gap. ``edges`` = edge - ctx
-        (``edges_share`` its share) is the alternative second step: on top of contexts, a child's distribution
-        follows the surprisal of the edge into it."""
+        context); ``runs`` = run - ctx (on top of that, a child of its parent's most probable token goes on
+        along a greedy run, whose entropy falls); ``unexplained`` = real - run; and the shares of the gap
+        (``*_share``). ``paths`` = path - ctx (a child follows its parent's recorded text) and ``edges`` = edge
+        - ctx (a child's row follows the surprisal of its edge) are the alternative second steps."""
         idx = np.asarray(at) - 1
-        emp, ctx, path, edge = (self.predictions[m][0][idx] for m in ("empirical", "ctx", "path", "edge"))
+        emp, ctx, path, edge, run = (self.predictions[m][0][idx] for m in ("empirical", "ctx", "path", "edge", "run"))
         gap = self.real[idx] - emp
+        parts = {"contexts": ctx - emp, "runs": run - ctx, "unexplained": self.real[idx] - run, "paths": path - ctx,
+                 "edges": edge - ctx}
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = {k: np.where(gap != 0, v / gap, np.nan).tolist() for k, v in
-                     (("contexts_share", ctx - emp), ("paths_share", path - ctx), ("unexplained_share",
-                                                                                 self.real[idx] - path),
-                      ("edges_share", edge - ctx))}
-        return {"gap": gap.tolist(), "contexts": (ctx - emp).tolist(), "paths": (path - ctx).tolist(),
-                "unexplained": (self.real[idx] - path).tolist(), "edges": (edge - ctx).tolist(), **share}
+            share = {f"{k}_share": np.where(gap != 0, v / gap, np.nan).tolist() for k, v in parts.items()}
+        return {"gap": gap.tolist(), **{k: v.tolist() for k, v in parts.items()}, **share}
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
     hold = "" if fold is None else f",holdout={fold}/{folds}"
     specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
              "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
-             "edge": f"edge:trace={name}{hold}"}
+             "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}"}
     laws = {key: parse_law(spec) for key, spec in specs.items()}
     laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
     return laws

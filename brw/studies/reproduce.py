@@ -493,16 +493,16 @@ def _gap(run: _Run) -> Outcome:
             dec = c.genres[genre].decomposition(c.P)
             st = nodes.get(genre, {})
             for j, p in enumerate(c.P):
-                rows.append([model, genre, p, dec["gap"][j], dec["contexts"][j], dec["paths"][j],
-                             dec["unexplained"][j], dec["contexts_share"][j], dec["paths_share"][j],
-                             dec["unexplained_share"][j], dec["edges_share"][j],
+                rows.append([model, genre, p, dec["gap"][j], dec["contexts"][j], dec["runs"][j],
+                             dec["unexplained"][j], dec["contexts_share"][j], dec["runs_share"][j],
+                             dec["unexplained_share"][j], dec["paths_share"][j], dec["edges_share"][j],
                              st.get("parent_child_entropy_correlation"),
                              st.get("within_tree_correlation"), st.get("between_tree_share")])
             top.append(rows[-1])
         every = top[-1]  # "all" when there are genres to pool
         per[name] = {"model": model, "P_top": c.P[-1], "genre": every[1], "gap": every[3],
-                     "contexts_share": every[7], "paths_share": every[8], "unexplained_share": every[9],
-                     "edges_share": every[10],
+                     "contexts_share": every[7], "runs_share": every[8], "unexplained_share": every[9],
+                     "paths_share": every[10], "edges_share": every[11],
                      "gap_low": min(r[3] for r in top), "gap_high": max(r[3] for r in top), "results": name}
         if not any(st.get("nodes") for st in nodes.values()):
             notes.append(f"The bundled `{name}` trees carry no per-node statistics (an older file): the right "
@@ -510,10 +510,11 @@ def _gap(run: _Run) -> Outcome:
     first, *others = per.values()
 
     def shares(n: dict) -> str:
-        return (f"laws that keep each tree in its own recorded context explain {n['contexts_share']:.0%}, following "
-                f"the recorded text along paths another {n['paths_share']:.0%}, and {n['unexplained_share']:.0%} is "
-                f"left unexplained (drawing each node after a token as surprising as its own edge, instead of "
-                f"following paths: {n['edges_share']:.0%})")
+        return (f"laws that keep each tree in its own recorded context explain {n['contexts_share']:.0%}, greedy "
+                f"runs (a child of its parent's most probable token drawn after as long a run of top tokens in the "
+                f"recorded text) another {n['runs_share']:.0%}, and {n['unexplained_share']:.0%} is left unexplained "
+                f"(instead of runs, following the recorded text along paths: {n['paths_share']:.0%}; drawing each "
+                f"node after a token as surprising as its edge: {n['edges_share']:.0%})")
 
     caption = (f"At P = {first['P_top']} the real optimal trees of {first['model']} accept {first['gap']:.2f} tokens "
                f"per step more than the i.i.d. walk of the traces' laws "
@@ -523,10 +524,11 @@ def _gap(run: _Run) -> Outcome:
         caption += (f" On {o['model']} at P = {o['P_top']} the gap is {o['gap']:.2f} tokens "
                     f"({_span(o['gap_low'], o['gap_high'], '.2f')} across genres): {shares(o)}.")
     return Outcome(_rel(paths, run), caption,
-                   ["verifier", "genre", "P", "gap (real - i.i.d.)", "contexts", "paths", "unexplained",
-                    "contexts share", "paths share", "unexplained share", "edges share", "parent-child entropy corr.",
-                    "within trees", "between-tree share"],
-                   ["s", "s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", "+.0%", ".3f", ".3f", ".3f"],
+                   ["verifier", "genre", "P", "gap (real - i.i.d.)", "contexts", "runs", "unexplained",
+                    "contexts share", "runs share", "unexplained share", "paths share", "edges share",
+                    "parent-child entropy corr.", "within trees", "between-tree share"],
+                   ["s", "s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", "+.0%", "+.0%", ".3f", ".3f",
+                    ".3f"],
                    rows,
                    {**first, "models": per}, notes)
 
