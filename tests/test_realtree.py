@@ -159,10 +159,21 @@ def test_node_statistics_on_a_hand_made_pair_of_trees():
 
 
 @pytest.mark.skipif(not BUNDLED["smollm2-p1024"].is_file(), reason="no bundled P = 1024 real trees")
+def _near_tie_swap(deep_nodes, deep_p, base_nodes, base_p, atol=1e-5) -> bool:
+    """Whether two trees' first 256 nodes differ only by nodes whose path probabilities tie the 256th node's
+    within atol (float32 weights batched differently order such near-ties either way)."""
+    a, b = set(deep_nodes), set(base_nodes)
+    if len(a - b) > 2 or len(a - b) != len(b - a):
+        return False
+    edge = deep_p[255]
+    return all(abs(deep_p[deep_nodes.index(n)] - edge) < atol for n in a - b) and all(
+        abs(base_p[base_nodes.index(n)] - edge) < atol for n in b - a)
+
+
 def test_deep_bundled_trees_extend_the_default_ones():
-    """The P = 1024 trees are the first 96 contexts per genre of the same seeded choice as the P = 256 ones, their
-    first 256 nodes are those trees' nodes, and every node's statistics are recorded (all nodes are evaluated
-    or are leaves)."""
+    """The P = 1024 trees are the first contexts (at least 96) per genre of the same seeded choice as the P = 256 ones, their
+    first 256 nodes are those trees' nodes (but for a swap of near-tied nodes at the 256th place), and every
+    node's statistics are recorded (all nodes are evaluated or are leaves)."""
     deep, base = load_realtrees("smollm2-p1024"), load_realtrees("smollm2")
     assert deep.pmax == 1024 and deep.meta["seed"] == base.meta["seed"] and deep.sources == base.sources
     for j, name in enumerate(deep.sources):
@@ -177,7 +188,12 @@ def test_deep_bundled_trees_extend_the_default_ones():
             # float32 weights: rounds batched differently differ by ~1e-6 per probability, ~1e-4 over 256 nodes
             np.testing.assert_allclose(d["accepted"], b["accepted"][key[r]], rtol=0, atol=3e-4)
             # the same nodes (ties in path probability aside: compare the sets of (token, depth))
-            assert sorted(zip(d["token"], d["depth"])) == sorted(zip(b["token"][key[r]], b["depth"][key[r]]))
+            dn = list(zip(d["token"].tolist(), d["depth"].tolist()))
+            bn = list(zip(b["token"][key[r]].tolist(), b["depth"][key[r]].tolist()))
+            if sorted(dn) != sorted(bn):
+                step = np.diff(deep.arrays["accepted"][sel][i].astype(np.float64), prepend=0.0)
+                assert _near_tie_swap(dn, step, bn, np.diff(b["accepted"][key[r]].astype(np.float64), prepend=0.0)), (
+                    f"{name} context {i}: the first 256 nodes differ beyond a near-tie at the boundary")
     e = deep.arrays["entropy"]
     assert np.mean(~np.isnan(e)) > 0.9 and np.all(~np.isnan(e[:, 0]))
 
