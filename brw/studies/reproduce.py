@@ -408,14 +408,14 @@ def _real(run: _Run) -> Outcome:
                f"{first['best_worst_error']:.1%} (the i.i.d. empirical law {first['empirical_error']:.1%} on average); "
                f"against the root-adjusted real curve (the luck of which roots were drawn taken out) the best, "
                f"{first['best_adjusted']}, is off by {first['best_adjusted_error']:.1%} on average and at most "
-               f"{first['best_adjusted_worst_error']:.1%}.")
+               f"{first['best_adjusted_worst_error']:.1%} over P.")
     for o in others:
         caption += (f" On {o['model']} ({o['contexts']} contexts, P <= {o['pmax']}) the renewal bound is "
                     f"{o['renewal_short']:.0%} below the real curve at P = {o['P_top']}, the best simulator, "
                     f"{o['best']}, is off by {o['best_error']:.1%} on average and at most {o['best_worst_error']:.1%} "
                     f"(the i.i.d. empirical law {o['empirical_error']:.1%}); against the root-adjusted real curve, "
                     f"{o['best_adjusted']} by {o['best_adjusted_error']:.1%} and at most "
-                    f"{o['best_adjusted_worst_error']:.1%}.")
+                    f"{o['best_adjusted_worst_error']:.1%} over P.")
     P = max((n["P"] for n in per.values()), key=len)  # every model's P are the first of the same table's
     notes = [f"Real trees: the bundled `{name}` results of {n['model']} (P <= {n['pmax']}), read, not expanded; "
              f"simulations: {n['replicates']} trees per law and fold." for name, n in per.items()]
