@@ -266,7 +266,7 @@ def _lemire(u, n):
 def table_row(table, params, key, prow, edge):
     """The row a node of an empirical law draws (row 0 when the table has one row); prow is its parent's row
     (-1 for the root), which matters only for a law with regimes or recorded contexts; edge is the node's
-    surprisal -log p in its parent's vector, which matters only for ROWS_EDGE."""
+    surprisal -log p in its parent's vector, which matters only for ROWS_EDGE and ROWS_RUN."""
     nrows = table.shape[0]
     if nrows == 1:
         return 0
@@ -516,7 +516,7 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
             ln = table.shape[1]
         else:
             lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1, 0.0)
-        # the popped node's own surprisal in its parent's vector (what a ROWS_EDGE row is drawn by)
+        # the popped node's own surprisal in its parent's vector (what ROWS_EDGE and ROWS_RUN rows are drawn by)
         edge = -rank_lp(lp, ln, tails[row], r) if params[0] == ROWS_EDGE or params[0] == ROWS_RUN else 0.0
         nxt = rank_lp(lp, ln, tails[row], r + 1)
         if nxt > _NEG_INF:

@@ -33,8 +33,8 @@ contexts) on the same counter-based randomness as every law:
   token continues its parent's run (+ 1), any other child starts at 0; it draws its row uniformly from the rows
   of its parent's context recorded at its run (of every context when that one has none). In recorded text the
   entropy falls with the run (SmolLM2 code: 2.12 nats after a non-top token, 1.41 after two top tokens in a
-  row, 0.63 after eight or more), and a best-first tree's spine is the model's own greedy continuation, which
-  is easier than its sampled text at every depth (``brw.realtree.spine_statistics``): this law carries that.
+  row, 0.63 after eight or more), and a best-first tree's spine is the model's own greedy continuation, whose
+  entropy falls with depth below its sampled text's (``brw.realtree.spine_statistics``): this law carries that.
 
 ``holdout=j/K`` fits each law to the trace less fold j of K of its recorded contexts (context c lies in fold
 c % K: :meth:`brw.traces.Trace.without_fold`), for scoring on the held-out fold.
@@ -52,7 +52,7 @@ from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_
 from brw.laws import Law, _check_holdout, _holdout, _holdout_text, _int, _parse_fields, register_law
 from brw.trace_law import EmpiricalRows, TraceLaw
 
-__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "recorded_contexts", "greedy_runs"]
+__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "recorded_contexts", "greedy_runs", "RUN_CAP"]
 
 
 def recorded_contexts(trace):
@@ -82,6 +82,10 @@ def recorded_contexts(trace):
     return order, contexts, offsets, follows
 
 
+#: Runs from this on are one state of ``run:`` unless its spec says ``cap``.
+RUN_CAP = 8
+
+
 def greedy_runs(trace) -> np.ndarray:
     """Each row's greedy run: how many positions right before it its recorded text took its top token in a
     row (0 when the token just before it was not the top one, or nothing was recorded before it).
@@ -107,7 +111,7 @@ def greedy_runs(trace) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class _ContextRows(EmpiricalRows, Law):
-    """A trace's rows sorted by (context, offset), with the context bounds: what both laws share."""
+    """A trace's rows sorted by (context, offset), with the context bounds: what these laws share."""
 
     trace_source: str
     holdout: tuple[int, int] | None = None
@@ -322,7 +326,7 @@ class RunTrace(_ContextRows):
     a row of any context at that run; the root draws a row uniformly (its run is the recorded one).
     ``holdout`` (j, K) fits it to the trace less fold j of K of its contexts."""
 
-    cap: int = 8
+    cap: int = RUN_CAP
     name: ClassVar[str] = "run"
 
     def __post_init__(self):
@@ -351,7 +355,7 @@ class RunTrace(_ContextRows):
     def from_spec_body(cls, body, spec):
         f = _parse_fields(body, spec, ("trace",), ("holdout", "cap"))
         holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
-        cap = _int(f["cap"], "cap", spec, minimum=1) if "cap" in f else 8
+        cap = _int(f["cap"], "cap", spec, minimum=1) if "cap" in f else RUN_CAP
         return cls(f["trace"], holdout, cap)
 
     @property

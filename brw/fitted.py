@@ -30,7 +30,8 @@ from brw.laws import (Law, _check_holdout, _float, _fmt, _holdout, _holdout_text
                       register_law)
 from brw.limits import require
 
-__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "entropy_after_surprisal", "entropy_after_run", "fit_gemmix", "fit_markov",
+__all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "entropy_after_surprisal", "entropy_after_run",
+           "fit_gemmix", "fit_markov",
            "gem_entropy"]
 
 

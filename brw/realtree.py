@@ -20,7 +20,8 @@ from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 
 __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
-           "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean", "ROOT_COVARIATES", "SURPRISAL_BINS",
+           "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
+           "ROOT_COVARIATES", "SURPRISAL_BINS",
            "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
