@@ -137,6 +137,21 @@ class _ContextRows(EmpiricalRows, Law):
     def __hash__(self):
         return hash(self._key())
 
+    def _context_of_rows(self) -> np.ndarray:
+        """Each sorted row's context, as an index 0..C-1 into ``contexts``."""
+        return np.repeat(np.arange(self.contexts.size), np.diff(self._offsets))
+
+    def _into_blocks(self, major: np.ndarray, minor: np.ndarray, shape: tuple) -> np.ndarray:
+        """Lay the rows out in blocks by (major, minor), recorded order inside each block: ``_blocks`` holds the
+        blocks' first rows (row-major over ``shape``, then the end). Returns the permutation applied."""
+        perm = np.lexsort((minor, major))
+        counts = np.zeros(shape, dtype=np.int64)
+        np.add.at(counts, (major, minor), 1)
+        object.__setattr__(self, "_blocks", np.concatenate([[0], np.cumsum(counts.ravel())]))
+        object.__setattr__(self, "_table", np.ascontiguousarray(self._table[perm]))
+        object.__setattr__(self, "_tails", np.ascontiguousarray(self._tails[perm]))
+        return perm
+
     def _context_params(self, mode: float, *extra) -> np.ndarray:
         return np.concatenate([[mode, float(self.contexts.size)], self._offsets.astype(np.float64), *extra])
 
@@ -274,7 +289,7 @@ class EdgeTrace(_ContextRows):
         block[after] = np.searchsorted(inner, taken[after - 1], side="right")
         if self.regimes is None:
             groups = self.contexts.size
-            own = np.repeat(np.arange(groups), np.diff(self._offsets))
+            own = self._context_of_rows()
             member = own
         else:
             groups = whole_number(self.regimes, "regimes")
@@ -284,15 +299,10 @@ class EdgeTrace(_ContextRows):
             member = np.zeros(taken.size, dtype=np.int64)  # rows with nothing before them: group 0's last block
             member[after] = own[after - 1]
             object.__setattr__(self, "regimes", groups)
-        perm = np.lexsort((block, member))  # rows by (group, block), recorded order inside
-        counts = np.zeros((groups, nbins + 1), dtype=np.int64)
-        np.add.at(counts, (member, block), 1)
+        perm = self._into_blocks(member, block, (groups, nbins + 1))  # rows by (group, block)
         object.__setattr__(self, "bins", tuple(float(b) for b in SURPRISAL_BINS))
         object.__setattr__(self, "groups", groups)
-        object.__setattr__(self, "_blocks", np.concatenate([[0], np.cumsum(counts.ravel())]))
         object.__setattr__(self, "_groups", own[perm])
-        object.__setattr__(self, "_table", np.ascontiguousarray(self._table[perm]))
-        object.__setattr__(self, "_tails", np.ascontiguousarray(self._tails[perm]))
 
     def _key(self):
         return (*super()._key(), self.regimes)
@@ -336,17 +346,11 @@ class RunTrace(_ContextRows):
         if cap > rows:
             raise BrwError(f"run law: cap={cap} is more than the {rows} positions of the trace")
         run = np.minimum(greedy_runs(self.base.trace)[self._order], cap)
-        groups = self.contexts.size
-        own = np.repeat(np.arange(groups), np.diff(self._offsets))
-        perm = np.lexsort((own, run))  # rows by (run, context), recorded order inside
-        counts = np.zeros((cap + 1, groups), dtype=np.int64)
-        np.add.at(counts, (run, own), 1)
+        own = self._context_of_rows()
+        perm = self._into_blocks(run, own, (cap + 1, self.contexts.size))  # rows by (run, context)
         object.__setattr__(self, "cap", cap)
-        object.__setattr__(self, "_blocks", np.concatenate([[0], np.cumsum(counts.ravel())]))
         object.__setattr__(self, "_groups", own[perm])
         object.__setattr__(self, "_runs", run[perm])
-        object.__setattr__(self, "_table", np.ascontiguousarray(self._table[perm]))
-        object.__setattr__(self, "_tails", np.ascontiguousarray(self._tails[perm]))
 
     def _key(self):
         return (*super()._key(), self.cap)
