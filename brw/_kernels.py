@@ -30,12 +30,18 @@ Law kinds (``brw.kernel_law``):
     draws its row uniformly from block b of group[parent's row], or from that whole group when the block is
     empty. (Recorded contexts as groups: a group is a context, block b < B its rows recorded just after a
     token of surprisal bin b, block B those with nothing recorded before them.)
-  - params = (ROWS_RUN = -4, C, S, offsets[0..S C], group[0..N-1], run[0..N-1]): rows are laid out in S
-    runs of C contexts, rows offsets[k C + c]..offsets[k C + c + 1] being context c's rows at run k, and row
-    r belongs to context group[r] at run run[r]. A node reached by its parent's most probable token (its
-    log-probability equal to the parent row's first entry) is at run min(run[parent's row] + 1, S - 1), any
-    other node at run 0; it draws its row uniformly from its parent's context at its run, or, when that block
-    is empty, from every context's rows at its run (the whole table when there are none).
+  - params = (ROWS_RUN = -4, C, S, offsets[0..S C], group[0..N-1], run[0..N-1], roots[0..R-1]): rows are
+    laid out in S runs of C contexts, rows offsets[k C + c]..offsets[k C + c + 1] being context c's rows at
+    run k, and row r belongs to context group[r] at run run[r]. The root draws its row uniformly from the R
+    rows listed in roots (R is what is left of params). A node reached by its parent's most probable token
+    (its log-probability equal to the parent row's first entry) is at run min(run[parent's row] + 1, S - 1),
+    any other node at run 0; it draws its row uniformly from its parent's context at its run, or, when that
+    block is empty, from every context's rows at its run (the whole table when there are none).
+  - params = (ROWS_PREFIX = -5, C, S, offsets[0..S C], group[0..N-1], run[0..N-1], top_next[0..N-1],
+    col[0..N-1], taken_next[0..N-1], roots[0..R-1]): as ROWS_RUN, except that a child whose own prefix was
+    recorded takes that row: a node reached by its parent's most probable token takes top_next[parent's row],
+    one whose log-probability equals entry col[parent's row] of the parent's row takes taken_next[parent's row]
+    (-1 in any of them: nothing recorded, draw as ROWS_RUN).
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
   atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
@@ -57,7 +63,8 @@ check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS make
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_RUN  # noqa: E402
+from brw.kernel_law import (KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROWS_PATH,  # noqa: E402
+                            ROWS_PREFIX, ROWS_RUN)
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -266,21 +273,27 @@ def _lemire(u, n):
 def table_row(table, params, key, prow, edge):
     """The row a node of an empirical law draws (row 0 when the table has one row); prow is its parent's row
     (-1 for the root), which matters only for a law with regimes or recorded contexts; edge is the node's
-    surprisal -log p in its parent's vector, which matters only for ROWS_EDGE and ROWS_RUN."""
+    surprisal -log p in its parent's vector, which matters only for ROWS_EDGE, ROWS_RUN and ROWS_PREFIX."""
     nrows = table.shape[0]
     if nrows == 1:
         return 0
     mode = params[0]
     if mode == ROWS_PATH and prow >= 0 and params[3 + np.int64(params[1]) + prow] > 0.0:
         return prow + 1
+    if mode == ROWS_PREFIX and prow >= 0:
+        nxt = _prefix_row(table, params, prow, edge)
+        if nxt >= 0:
+            return nxt
     u, _ = next_u64(stream_start(key))
     if mode > 1.0:
         return _regime_row(params, key, prow, u)
+    if (mode == ROWS_RUN or mode == ROWS_PREFIX) and prow < 0:
+        return _run_root(params, nrows, u, 2 if mode == ROWS_RUN else 5)
     if mode >= 0.0 or prow < 0:
         return _lemire(u, nrows)
     if mode == ROWS_EDGE:
         return _edge_row(params, prow, edge, u)
-    if mode == ROWS_RUN:
+    if mode == ROWS_RUN or mode == ROWS_PREFIX:
         return _run_row(table, params, prow, edge, u)
     lo, hi = _context_rows(params, prow)
     return lo + _lemire(u, hi - lo)
@@ -303,6 +316,26 @@ def _edge_row(params, prow, edge, u):
         first = np.int64(params[base + lo * per])
         end = np.int64(params[base + (lo + 1) * per])
     return first + _lemire(u, end - first)
+
+
+@njit(cache=True)
+def _run_root(params, nrows, u, arrays):
+    """ROWS_RUN, ROWS_PREFIX: the root's row, uniform over the rows listed after the ``arrays`` per-row arrays."""
+    at = 3 + np.int64(params[1]) * np.int64(params[2]) + 1 + arrays * nrows  # roots[0]
+    return np.int64(params[at + _lemire(u, params.shape[0] - at)])
+
+
+@njit(cache=True)
+def _prefix_row(table, params, prow, edge):
+    """ROWS_PREFIX: the recorded row of the child's own prefix, or -1."""
+    nrows = table.shape[0]
+    at = 3 + np.int64(params[1]) * np.int64(params[2]) + 1 + 2 * nrows  # top_next[0]
+    if -edge >= table[prow, 0]:
+        return np.int64(params[at + prow])
+    col = np.int64(params[at + nrows + prow])
+    if col > 0 and -edge == table[prow, col]:
+        return np.int64(params[at + 2 * nrows + prow])
+    return -1
 
 
 @njit(cache=True)
@@ -516,8 +549,8 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
             ln = table.shape[1]
         else:
             lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1, 0.0)
-        # the popped node's own surprisal in its parent's vector (what ROWS_EDGE and ROWS_RUN rows are drawn by)
-        edge = -rank_lp(lp, ln, tails[row], r) if params[0] == ROWS_EDGE or params[0] == ROWS_RUN else 0.0
+        # the popped node's own surprisal in its parent's vector (what ROWS_EDGE, RUN and PREFIX rows are drawn by)
+        edge = -rank_lp(lp, ln, tails[row], r) if params[0] <= ROWS_EDGE else 0.0  # EDGE, RUN, PREFIX
         nxt = rank_lp(lp, ln, tails[row], r + 1)
         if nxt > _NEG_INF:
             hpos[0] = (tpos[par] if par >= 0 else 0.0) - nxt

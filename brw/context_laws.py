@@ -35,6 +35,14 @@ contexts) on the same counter-based randomness as every law:
   entropy falls with the run (SmolLM2 code: 2.12 nats after a non-top token, 1.41 after two top tokens in a
   row, 0.63 after eight or more), and a best-first tree's spine is the model's own greedy continuation, whose
   entropy falls with depth below its sampled text's (``brw.realtree.spine_statistics``): this law carries that.
+  ``greedy=G`` adds the rows of G, the model's greedy branches from the trace (:func:`brw.recording.
+  record_branches`), to the blocks of their source contexts at their runs; the root still draws the trace's rows.
+- ``prefix:trace=NAME[,greedy=G][,cap=S][,holdout=j/K]``, recorded-prefix resampling: a child whose own prefix
+  the trace recorded takes that row, exactly: the child reached by the token the text took next (the row after
+  its parent's), and the most probable child where the text goes on with it or, with ``greedy=``, where a
+  greedy branch does (the branch's next row). Every other child draws its row as in ``run:``. Along the sampled
+  text and the model's greedy continuations a tree is then the model's own, and a drawn row brings its own
+  recorded continuations with it.
 
 ``holdout=j/K`` fits each law to the trace less fold j of K of its recorded contexts (context c lies in fold
 c % K: :meth:`brw.traces.Trace.without_fold`), for scoring on the held-out fold.
@@ -48,11 +56,11 @@ from typing import ClassVar
 import numpy as np
 
 from brw.errors import BrwError, whole_number
-from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_RUN, KernelLaw
+from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelLaw
 from brw.laws import Law, _check_holdout, _holdout, _holdout_text, _int, _parse_fields, register_law
 from brw.trace_law import EmpiricalRows, TraceLaw
 
-__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "recorded_contexts", "greedy_runs", "RUN_CAP"]
+__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "PrefixTrace", "recorded_contexts", "greedy_runs", "RUN_CAP"]
 
 
 def recorded_contexts(trace):
@@ -333,10 +341,16 @@ class RunTrace(_ContextRows):
     to it (a recorded row's: how many tokens before it the text took its top token in a row); a child reached by
     its parent's most probable token has its parent's run + 1, any other child run 0 (runs from ``cap`` on are
     one state). A child draws a row of its parent's context recorded at its run, or, when that context has none,
-    a row of any context at that run; the root draws a row uniformly (its run is the recorded one).
-    ``holdout`` (j, K) fits it to the trace less fold j of K of its contexts."""
+    a row of any context at that run; the root draws a row of the trace uniformly (its run is the recorded one).
+    ``holdout`` (j, K) fits it to the trace less fold j of K of its contexts.
+
+    ``greedy`` names a trace of the model's greedy branches from this trace (:func:`brw.recording.
+    record_branches`): its rows join the blocks of their source contexts, a branch's row s steps after its
+    branch point at run (the branch point's run + s), and they are held out with their source contexts. The
+    root still draws from the trace's own rows, and mu, mu2 and psi are still theirs."""
 
     cap: int = RUN_CAP
+    greedy: str | None = None
     name: ClassVar[str] = "run"
 
     def __post_init__(self):
@@ -344,30 +358,151 @@ class RunTrace(_ContextRows):
         cap = whole_number(self.cap, "cap")
         rows = self._table.shape[0]
         if cap > rows:
-            raise BrwError(f"run law: cap={cap} is more than the {rows} positions of the trace")
-        run = np.minimum(greedy_runs(self.base.trace)[self._order], cap)
+            raise BrwError(f"{self.name} law: cap={cap} is more than the {rows} positions of the trace")
+        trace = self.base.trace
+        runs = greedy_runs(trace)
+        run = np.minimum(runs[self._order], cap)
         own = self._context_of_rows()
+        # each row's recorded successors (sorted row indices, -1: none): the row of its most probable child and
+        # the row of the child the text took, with that child's column in the row
+        top = (trace.taken == trace.top_ids[:, 0])[self._order]
+        col = np.argmax(trace.top_ids[self._order] == trace.taken[self._order][:, None], axis=1)
+        col = np.where(self._follows & (col > 0), col, -1)  # the taken token's column, when it is not the top
+        nxt = np.where(self._follows, np.arange(rows) + 1, -1)
+        top_next, taken_next = np.where(top, nxt, -1), np.where(col > 0, nxt, -1)
+        root = np.ones(rows, dtype=bool)
+        origin = np.stack([np.zeros(rows, dtype=np.int64), self._order], axis=1)
+        if self.greedy is not None:
+            table, tails, grun, gown, leaves, gnext, kept = self._greedy_rows(runs, cap)
+            origin = np.concatenate([origin, np.stack([np.ones(kept.size, dtype=np.int64), kept], axis=1)])
+            width = max(self._table.shape[1], table.shape[1])
+            groups = max(self._tails.shape[1], tails.shape[1])
+            t0, s0 = _widen(self._table, self._tails, width, groups)
+            t1, s1 = _widen(table, tails, width, groups)
+            object.__setattr__(self, "_table", np.concatenate([t0, t1]))
+            object.__setattr__(self, "_tails", np.concatenate([s0, s1]))
+            run, own = np.concatenate([run, grun]), np.concatenate([own, gown])
+            root = np.concatenate([root, np.zeros(grun.size, dtype=bool)])
+            first = np.flatnonzero(gnext[1] == 0)  # each branch's first row, leaving from text row leaves
+            top_next[leaves] = rows + first
+            top_next = np.concatenate([top_next, np.where(gnext[0] >= 0, rows + gnext[0], -1)])
+            taken_next, col = np.concatenate([taken_next, np.full(grun.size, -1)]), np.concatenate(
+                [col, np.full(grun.size, -1)])
         perm = self._into_blocks(run, own, (cap + 1, self.contexts.size))  # rows by (run, context)
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(perm.size)
+        moved = lambda nx: np.where(nx >= 0, inv[np.maximum(nx, 0)], -1)[perm]  # noqa: E731
         object.__setattr__(self, "cap", cap)
         object.__setattr__(self, "_groups", own[perm])
         object.__setattr__(self, "_runs", run[perm])
+        object.__setattr__(self, "_roots", np.flatnonzero(root[perm]))
+        object.__setattr__(self, "_successors", (moved(top_next), col[perm], moved(taken_next)))
+        object.__setattr__(self, "_origin", origin[perm])  # (0: the trace, 1: the branches; its row there)
+
+    def _greedy_rows(self, runs: np.ndarray, cap: int):
+        """The greedy branches' rows that belong to this law's contexts: (table, tails, run, context index,
+        the sorted text row each kept branch leaves from, (next row of the same branch or -1, row's step - 1),
+        the rows kept) with branch rows numbered in their kept order."""
+        from brw.files import sha256
+        from brw.recording import BRANCH_MODE
+        from brw.trace_law import _fitted_rows
+        from brw.traces import resolve_trace
+
+        g, table, tails, _, _ = _fitted_rows(self.greedy, None)
+        meta, where = g.meta, f"{self.name} law: greedy={self.greedy!r}"
+        if meta.get("mode") != BRANCH_MODE:
+            raise BrwError(f"{where} is not a trace of greedy branches (its mode is {meta.get('mode')!r}, not "
+                           f"{BRANCH_MODE!r}; record one with brw.recording.record_branches)")
+        if meta.get("source_sha256") != sha256(resolve_trace(self.trace_source)):
+            raise BrwError(f"{where} branches from another trace than trace={self.trace_source!r} (its source's "
+                           f"SHA-256 differs)")
+        src, start = meta.get("branch_source_context"), meta.get("branch_offset")
+        if not (isinstance(src, list) and isinstance(start, list) and len(src) == len(start) == g.contexts
+                and all(type(v) is int and 0 <= v < 1 << 31 for v in src + start)):
+            raise BrwError(f"{where}: its metadata must list one source context and offset per branch")
+        src, start = np.asarray(src, dtype=np.int64), np.asarray(start, dtype=np.int64)
+        if not np.array_equal(start, g.prompt_lengths.astype(np.int64)):
+            raise BrwError(f"{where}: its branch offsets are not its contexts' prompt lengths")
+        # the recorded (sorted) row each branch leaves from: its run is the branch's run there
+        trace = self.base.trace
+        mine = np.isin(src, self.contexts)  # a held-out fold's branches go with it
+        tkey = (trace.context.astype(np.int64) * (1 << 32) + trace.offset.astype(np.int64))[self._order]
+        want = src[mine] * (1 << 32) + start[mine]
+        at = np.minimum(np.searchsorted(tkey, want), tkey.size - 1)
+        if not np.array_equal(tkey[at], want):
+            bad = int(np.flatnonzero(mine)[np.argmax(tkey[at] != want)])
+            raise BrwError(f"{where}: branch {bad} does not leave from a recorded position of "
+                           f"trace={self.trace_source!r}")
+        branch_row = np.full(src.size, -1)
+        branch_row[mine] = at
+        b = g.context.astype(np.int64)  # each row's branch
+        step = g.offset.astype(np.int64) - start[b]
+        keep = np.flatnonzero(mine[b])
+        keep = keep[np.lexsort((step[keep], b[keep]))]  # branch by branch, step by step
+        b, step = b[keep], step[keep]
+        if not np.array_equal(np.unique(step[np.r_[True, b[1:] != b[:-1]]]), [1]) or (
+                np.diff(step)[b[1:] == b[:-1]] != 1).any():
+            raise BrwError(f"{where}: a branch's rows are not its consecutive steps from 1")
+        nxt = np.where(np.r_[b[1:] == b[:-1], False], np.arange(b.size) + 1, -1)
+        run = np.minimum(runs[self._order][branch_row[b]] + step, cap)
+        return (table[keep], tails[keep], run, np.searchsorted(self.contexts, src[b]),
+                branch_row[b][step == 1], (nxt, step - 1), keep)
+
+    def _law_rows(self):
+        return self.base._table, self.base._tails
 
     def _key(self):
-        return (*super()._key(), self.cap)
+        return (*super()._key(), self.cap, self.greedy)
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace",), ("holdout", "cap"))
+        f = _parse_fields(body, spec, ("trace",), ("greedy", "holdout", "cap"))
         holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
         cap = _int(f["cap"], "cap", spec, minimum=1) if "cap" in f else RUN_CAP
-        return cls(f["trace"], holdout, cap)
+        return cls(f["trace"], holdout, cap, f.get("greedy"))
 
     @property
     def spec(self):
-        return f"run:trace={self.trace_source},cap={self.cap}{_holdout_text(self.holdout)}"
+        greedy = f",greedy={self.greedy}" if self.greedy is not None else ""
+        return f"{self.name}:trace={self.trace_source}{greedy},cap={self.cap}{_holdout_text(self.holdout)}"
+
+    def _run_params(self, mode, *extra):
+        return np.concatenate([[mode, float(self.contexts.size), self.cap + 1.0],
+                               self._blocks.astype(np.float64), self._groups.astype(np.float64),
+                               self._runs.astype(np.float64), *extra, self._roots.astype(np.float64)])
 
     def kernel_law(self):
-        params = np.concatenate([[ROWS_RUN, float(self.contexts.size), self.cap + 1.0],
-                                 self._blocks.astype(np.float64), self._groups.astype(np.float64),
-                                 self._runs.astype(np.float64)])
-        return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
+        return KernelLaw(KIND_TABLE, self._table, self._run_params(ROWS_RUN), self._table.shape[1], self._tails)
+
+
+@register_law
+@dataclass(frozen=True, eq=False)
+class PrefixTrace(RunTrace):
+    """Recorded prefixes first, greedy runs elsewhere: a node whose row is a recorded one (the trace's text, or
+    with ``greedy`` a greedy branch) and whose own token is the one recorded next (the text's taken token, or
+    the most probable one where the text or a branch goes on with it) takes the recorded row of its own prefix,
+    exactly; any other child draws its row as in ``run:``. Along the sampled text and the model's greedy
+    continuations a tree is then the model's own; only the rest is resampled."""
+
+    name: ClassVar[str] = "prefix"
+
+    def kernel_law(self):
+        top_next, col, taken_next = (a.astype(np.float64) for a in self._successors)
+        return KernelLaw(KIND_TABLE, self._table, self._run_params(ROWS_PREFIX, top_next, col, taken_next),
+                         self._table.shape[1], self._tails)
+
+
+def _widen(table: np.ndarray, tails: np.ndarray, width: int, groups: int):
+    """The same vectors with ``width`` table entries and room for ``groups`` tail groups: the first tail atoms
+    move into the table, one column each (the kernels read a row's tail only after all its table entries)."""
+    n, k = table.shape
+    out = np.full((n, width), -np.inf)
+    out[:, :k] = table
+    t = np.zeros((n, groups, 2))
+    t[:, :tails.shape[1]] = tails
+    for j in range(k, width):
+        g = np.argmax(t[:, :, 1] > 0, axis=1)  # each row's first group with atoms left
+        has = t[np.arange(n), g, 1] > 0
+        out[has, j] = t[has, g[has], 0]
+        t[has, g[has], 1] -= 1
+    return out, t

@@ -167,8 +167,9 @@ def compare(comparison, path) -> str:
         ax.fill_between(P, g.real - 2 * g.real_stderr, g.real + 2 * g.real_stderr, color="k", alpha=0.18, lw=0)
         if g.real_adjusted is not None:
             ax.plot(P, g.real_adjusted, color="k", lw=1.2, ls=":", label="real, root-adjusted")
-        for m, label in MODELS.items():
-            ax.plot(P, g.predictions[m][0], lw=1.3, ls="--" if m in THEORY_MODELS else "-", label=label)
+        for i, (m, label) in enumerate(MODELS.items()):
+            ax.plot(P, g.predictions[m][0], lw=1.3, ls="--" if m in THEORY_MODELS else "-", color=_COLOURS[i],
+                    label=label)
         _log2_axis(ax, "P (draft nodes verified per step)")
         ax.set_ylim(0, max(g.real.max() * 1.6, 1.0))
         ax.set_title(f"{name} ({g.contexts} contexts)")
@@ -177,6 +178,10 @@ def compare(comparison, path) -> str:
     fig.suptitle(f"Real optimal trees ({_model_name(comparison.model)}) against every model", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+#: One colour per model of a comparison (the default cycle has ten).
+_COLOURS = [f"C{i}" for i in range(10)] + ["navy", "darkgoldenrod", "lime"]
 
 
 def depth_gap(comparison, nodes: dict, path) -> str:

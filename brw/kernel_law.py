@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["KIND_TABLE", "KIND_DIRICHLET", "KIND_GEM", "ROWS_CONTEXT", "ROWS_PATH", "ROWS_EDGE", "ROWS_RUN",
+__all__ = ["KIND_TABLE", "KIND_DIRICHLET", "KIND_GEM", "ROWS_CONTEXT", "ROWS_PATH", "ROWS_EDGE", "ROWS_RUN", "ROWS_PREFIX",
            "GEM_MARGIN", "KernelLaw", "KernelArgs", "kernel_args",
            "gem_cut"]
 
@@ -31,11 +31,13 @@ KIND_GEM = 2
 #: ROWS_CONTEXT: every node of a tree draws its row from the root's context; ROWS_PATH: a child takes the row
 #: that follows its parent's along the recorded text; ROWS_EDGE: a child draws a row of its parent's context
 #: recorded after a token as surprising as its own edge; ROWS_RUN: a child draws a row of its parent's context
-#: recorded at the end of as long a run of most probable tokens as its own path's (layouts in ``brw._kernels``).
+#: recorded at the end of as long a run of most probable tokens as its own path's; ROWS_PREFIX: a child takes
+#: the recorded row of its own prefix where there is one, else draws as ROWS_RUN (layouts in ``brw._kernels``).
 ROWS_CONTEXT = -1.0
 ROWS_PATH = -2.0
 ROWS_EDGE = -3.0
 ROWS_RUN = -4.0
+ROWS_PREFIX = -5.0
 
 #: GEM laws: the frontier breaks sticks until the unbroken mass sits this far (nats) beyond the expected
 #: P-th position; the run then checks that no replicate's frontier reached it (exactness, see ``gem_cut``).

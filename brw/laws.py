@@ -36,7 +36,8 @@ _REGISTRY: dict[str, type[Law]] = {}
 #: Laws defined outside this module, by name: the module that registers them, imported on first use (so that
 #: parsing a parametric law never loads trace files or fitting code).
 _PROVIDERS = {"trace": "brw.trace_law", "gemmix": "brw.fitted", "markov": "brw.fitted", "ctx": "brw.context_laws",
-              "path": "brw.context_laws", "edge": "brw.context_laws", "run": "brw.context_laws"}
+              "path": "brw.context_laws", "edge": "brw.context_laws", "run": "brw.context_laws",
+              "prefix": "brw.context_laws"}
 
 
 def register_law(cls):

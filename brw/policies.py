@@ -621,7 +621,7 @@ def _verifier_law(law) -> Law:
     """The verifier's law, parsed; the policy kernels draw a node's row from its parent's alone, so laws whose
     rows depend on the edge into a node are refused."""
     law = parse_law(law)
-    if law.name in ("edge", "run"):
+    if law.name in ("edge", "run", "prefix"):
         raise BrwError(f"policies cannot score {law}: its rows depend on each node's edge, which the policy "
                        f"kernels do not track (use ctx: or path: on the same trace)")
     return law

@@ -13,6 +13,11 @@ in float64, from the raw logits (:func:`brw.models.next_token_stats`). Prompts a
 explicit position ids, a KV cache: :class:`brw.models.Decoder`). Models are loaded by
 :func:`brw.models.load_model`.
 
+A third mode, greedy branches (:func:`record_branches`), continues a recorded trace: from every position
+where the recorded text did not take its most probable token, it follows the model's own most probable
+tokens for ``depth`` steps and records each distribution on the way (the greedy continuations that the
+text itself does not show; the ``run:`` law's ``greedy=`` rows).
+
 Resuming: contexts are recorded in fixed batches; each finished batch is written atomically to
 ``OUT.partial/part-NNNNN.npz`` beside a manifest of every setting that shapes the numbers. A rerun with the
 same settings skips finished batches (batch b draws from its own seed, so it is the same whether it runs
@@ -38,11 +43,13 @@ from brw.models import LoadedModel
 from brw.progress import Progress
 from brw.traces import id_dtype, make_trace, save_trace
 
-__all__ = ["record_sampled", "record_teacher_forced", "record", "check_settings", "read_prompts", "read_texts",
-           "encode_prompts", "encode_texts", "DEFAULT_K", "MODES"]
+__all__ = ["record_sampled", "record_teacher_forced", "record", "record_branches", "check_settings", "read_prompts",
+           "read_texts", "encode_prompts", "encode_texts", "branch_points", "DEFAULT_K", "MODES", "BRANCH_MODE"]
 
 DEFAULT_K = 64
 MODES = ("sampled", "teacher-forced")
+#: The ``mode`` of a trace of greedy branches (:func:`record_branches`).
+BRANCH_MODE = "greedy-branches"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -488,3 +495,184 @@ def record_teacher_forced(lm: LoadedModel, texts: list[str], out, *, max_len: in
     whole_number(max_len, "max_len", 2)
     windows = encode_texts(lm.tokenizer, texts, max_len)
     return record(lm, windows, out, mode="teacher-forced", prompt_lengths=[len(w) for w in windows], **kw)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Greedy branches.
+
+
+def branch_points(trace) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`record_branches` branches: the recorded rows whose taken token is not their most probable
+    one, in (context, offset) order.
+
+    The greedy continuation of every recorded position is then recorded exactly once to ``depth`` steps: it
+    follows the text while the text takes top tokens, and the branch from the first position where it does
+    not.
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+
+    Returns
+    -------
+    (rows, contexts) : int64 arrays
+        The rows, and each one's context.
+    """
+    ctx = np.asarray(trace.context, dtype=np.int64)
+    order = np.lexsort((np.asarray(trace.offset, dtype=np.int64), ctx))
+    depart = np.asarray(trace.taken)[order] != np.asarray(trace.top_ids)[order, 0]
+    rows = order[depart]
+    return rows, ctx[rows]
+
+
+def _branch_context(lm: LoadedModel, ids: list[int], starts: list[int], firsts: list[int], *, depth: int, k: int,
+                    temperature: float, batch: int, window: int | None, on_token=None):
+    """Branches of one context: branch b replaces token starts[b] by firsts[b] and goes on greedily; returns
+    (rows, token lists of the branches) with rows in (branch, step) order, contexts numbered 0.. by branch."""
+    rows = _empty_rows()
+    per = [[] for _ in starts]  # each branch's rows, in step order
+    tokens = [list(ids[:t]) + [g] for t, g in zip(starts, firsts)]
+    if window is not None and max(starts) + depth > window:
+        raise BrwError(f"a branch reaches position {max(starts) + depth}, beyond the model's sliding window of "
+                       f"{window} tokens (tree attention over the cache is exact only inside it)")
+    n_ctx = max(starts)
+    with models.inference():
+        _, cache = models.forward(lm.model, [list(ids[:n_ctx])], keep=1, cache=models.full_cache())
+        for lo in range(0, len(starts), batch):
+            sel = list(range(lo, min(len(starts), lo + batch)))
+            B = len(sel)
+            for s in range(depth):  # step s feeds each branch's token s (at position start + s)
+                allowed = np.zeros((B, n_ctx + B * (s + 1)), dtype=bool)
+                for row, b in enumerate(sel):
+                    allowed[row, :starts[b]] = True
+                    allowed[row, n_ctx + row + B * np.arange(s + 1)] = True
+                logits, cache = models.forward(lm.model, [[tokens[b][-1] for b in sel]], attend=allowed,
+                                               positions=[[starts[b] + s for b in sel]], cache=cache)
+                stats = models.next_token_stats(logits[0], k, temperature)
+                nxt = stats.top_ids[:, 0].cpu().tolist()
+                got = stats.rows(list(range(B)), nxt)
+                for row, b in enumerate(sel):
+                    tokens[b].append(int(nxt[row]))
+                    per[b].append({key: val[row:row + 1] for key, val in got.items()})
+                if on_token:
+                    on_token(B)
+            cache.crop(-B * depth)  # back to the context (a negative count: transformers 4 and 5 agree)
+    for b, steps in enumerate(per):
+        for s, got in enumerate(steps):
+            for key, val in got.items():
+                rows[key].append(val)
+            rows["taken"].append(np.array([tokens[b][starts[b] + s + 1]], dtype=np.int64))
+            rows["context"].append(np.array([b], dtype=np.int64))
+            rows["offset"].append(np.array([starts[b] + s + 1], dtype=np.int64))
+    return rows, tokens
+
+
+def record_branches(lm: LoadedModel, source, out, *, depth: int = 8, k: int = 32, batch: int = 32,
+                    meta: dict | None = None, progress: bool = True) -> dict:
+    """Record the model's greedy continuations from a trace's positions, resumably (one part per context).
+
+    From every row of ``source`` whose taken token is not its most probable one (:func:`branch_points`), the
+    branch feeds that most probable token instead and then the model's own most probable token, ``depth``
+    times, recording each next-token distribution (as :func:`record` does, at the source's temperature). A
+    branch is a context of the new trace: the source context's tokens up to the branch point, then the greedy
+    tokens. The metadata name, for every branch, its source context and the source row's offset
+    (``branch_source_context``, ``branch_offset``) and the source file's SHA-256, so that a law can tie the
+    branches to the source's contexts (and hold them out with them).
+
+    Parameters
+    ----------
+    lm : LoadedModel
+        The model that recorded ``source`` (checked by its weights' SHA-256 when both record one).
+    source : brw.traces.Trace
+        A trace read from a file (its ``path`` is hashed into the metadata).
+    out : str or Path
+        The trace file (.npz) to write; it must not exist.
+    depth : int
+        Greedy steps per branch.
+    k : int
+        Top log-probabilities kept per position.
+    batch : int
+        Branches per forward pass.
+    meta : dict or None
+        Extra metadata.
+    progress : bool
+        Show a progress bar on a terminal.
+
+    Returns
+    -------
+    dict
+        file, positions, branches, source, depth, parts, resumed_parts, seconds, positions_per_second.
+    """
+    from brw._version import __version__
+    from brw.files import sha256
+
+    out = check_output(out, ".npz")
+    depth = whole_number(depth, "depth")
+    k = whole_number(k, "k")
+    batch = whole_number(batch, "batch")
+    if source.path is None:
+        raise BrwError("record_branches needs a trace read from a file (its hash ties the branches to it)")
+    if k > lm.meta["vocab_size"]:
+        raise BrwError(f"k = {k} exceeds the model's vocabulary of {lm.meta['vocab_size']}")
+    want, have = source.meta.get("model_sha256"), lm.meta.get("model_sha256")
+    if want and have and want != have:
+        raise BrwError(f"trace {source.path} was recorded by another model (weights SHA-256 {want[:12]}..., "
+                       f"this one {have[:12]}...): greedy branches must come from the model that wrote the text")
+    temperature = float(source.meta.get("temperature", 1.0))
+    rows, ctx = branch_points(source)
+    if rows.size == 0:
+        raise BrwError(f"trace {source.path} never leaves its most probable token: there is nothing to branch from")
+    src_sha = sha256(source.path)
+    settings = {"mode": BRANCH_MODE, "depth": depth, "k": k, "batch": batch, "source_sha256": src_sha,
+                "device": lm.device, "dtype": lm.dtype, "torch": models.torch_version(),
+                "model": {key: lm.meta.get(key) for key in ("model_sha256", "model_fingerprint")}}
+    partial = Path(str(out) + ".partial")
+    _open_partial(partial, settings)
+    contexts = np.unique(ctx)
+    todo = [i for i, c in enumerate(contexts) if not (partial / f"part-{i:05d}.npz").is_file()]
+    window = models.sliding_window(lm.model)
+    t0 = time.perf_counter()
+    recorded = 0
+    with Progress(rows.size * depth, f"branches {out.name}", enabled=progress) as bar:
+        bar.update(depth * int(np.isin(ctx, np.delete(contexts, todo)).sum()))
+        for i in todo:
+            mine = rows[ctx == contexts[i]]
+            ids = [int(t) for t in source.context_ids(int(contexts[i]))]
+            starts = [int(t) for t in source.offset[mine]]
+            firsts = [int(t) for t in source.top_ids[mine, 0]]
+            got, tokens = _branch_context(lm, ids, starts, firsts, depth=depth, k=k, temperature=temperature,
+                                          batch=batch, window=window, on_token=bar.update)
+            arrays = _part_arrays(got, tokens, i)
+            arrays["batch_source_context"] = np.full(len(starts), contexts[i], dtype=np.int64)
+            arrays["batch_offset"] = np.asarray(starts, dtype=np.int64)
+            recorded += arrays["entropy"].shape[0]
+            write_npz(partial / f"part-{i:05d}.npz", arrays, compressed=False)
+    seconds = time.perf_counter() - t0
+
+    parts = [_read_part(partial / f"part-{i:05d}.npz") for i in range(contexts.size)]
+    first = np.cumsum([0] + [p["batch_context_lengths"].size for p in parts])
+    fields = {key: np.concatenate([p[key] for p in parts]) for key in _empty_rows()}
+    fields["context"] = np.concatenate([p["context"] + first[i] for i, p in enumerate(parts)])
+    lens = np.concatenate([p["batch_context_lengths"] for p in parts])
+    starts = np.concatenate([p["batch_offset"] for p in parts])
+    full_meta = {**lm.meta, "temperature": temperature, "mode": BRANCH_MODE, "k": k, "depth": depth,
+                 "batch": batch, "source": Path(source.path).name, "source_sha256": src_sha,
+                 "branch_source_context": np.concatenate([p["batch_source_context"] for p in parts]).tolist(),
+                 "branch_offset": starts.tolist(), "recorded_positions": int(fields["entropy"].size),
+                 "brw_version": __version__, **(meta or {})}
+    idt = id_dtype(lm.meta["vocab_size"])
+    trace = make_trace(
+        meta=full_meta, where=f"recording {out}",
+        top_logp=fields["top_logp"].astype(np.float32), top_ids=fields["top_ids"].astype(idt),
+        entropy=fields["entropy"].astype(np.float64), log_moment2=fields["log_moment2"].astype(np.float64),
+        tail_mass=fields["tail_mass"].astype(np.float64), taken=fields["taken"].astype(idt),
+        taken_logp=fields["taken_logp"].astype(np.float64), context=fields["context"].astype(np.int32),
+        offset=fields["offset"].astype(np.int32),
+        context_tokens=np.concatenate([p["batch_context_tokens"] for p in parts]).astype(idt),
+        context_offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+        prompt_lengths=starts.astype(np.int32))
+    save_trace(trace, out)
+    shutil.rmtree(partial, ignore_errors=True)
+    return {"file": str(out), "positions": trace.positions, "branches": trace.contexts, "source": str(source.path),
+            "depth": depth, "parts": int(contexts.size), "resumed_parts": int(contexts.size) - len(todo),
+            "seconds": seconds, "positions_per_second": recorded / seconds if seconds > 0 else None}

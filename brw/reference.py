@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from brw import _kernels as K
 from brw.frontier import root_keys
-from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_RUN, KernelArgs, gem_cut, kernel_args
+from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelArgs, gem_cut, kernel_args
 from brw.laws import parse_law
 
 __all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted",
@@ -129,10 +129,19 @@ def _table_row(table, params, key: int, prow: int, edge: float) -> int:
         if end <= first:
             first, end = offsets[c * per], offsets[(c + 1) * per]
         return first + (((_Stream(key).u64() >> 32) * (end - first)) >> 32)
-    if mode == ROWS_RUN and prow >= 0:  # blocks (run k, context c); the parent's most probable token runs on
+    if mode in (ROWS_RUN, ROWS_PREFIX):  # blocks (run k, context c); the parent's most probable token runs on
         ngroups, nstates = int(params[1]), int(params[2])
         offsets = [int(v) for v in params[3:4 + nstates * ngroups]]
         at = 4 + nstates * ngroups
+        if prow < 0:  # the root: one of the listed rows
+            roots = params[at + (2 if mode == ROWS_RUN else 5) * nrows:]
+            return int(roots[((_Stream(key).u64() >> 32) * len(roots)) >> 32])
+        if mode == ROWS_PREFIX:  # the recorded row of the child's own prefix, if any
+            top_next, col, taken_next = (params[at + j * nrows + prow] for j in (2, 3, 4))
+            if -edge >= table[prow, 0] and top_next >= 0:
+                return int(top_next)
+            if -edge < table[prow, 0] and col > 0 and -edge == table[prow, int(col)] and taken_next >= 0:
+                return int(taken_next)
         c, k = int(params[at + prow]), int(params[at + nrows + prow])
         k = min(k + 1, nstates - 1) if -edge >= table[prow, 0] else 0
         first, end = offsets[k * ngroups + c], offsets[k * ngroups + c + 1]

@@ -478,13 +478,13 @@ def compare(d: dict) -> str:
             lines.append(f"gap over the i.i.d. walk at P={d['P'][-1]}: {dec['gap'][-1]:+.3f}; contexts explain "
                          f"{dec['contexts_share'][-1]:.0%}, greedy runs {dec['runs_share'][-1]:.0%}, unexplained "
                          f"{dec['unexplained_share'][-1]:.0%} (instead of runs: paths {dec['paths_share'][-1]:.0%}, "
-                         f"edges {dec['edges_share'][-1]:.0%})")
+                         f"edges {dec['edges_share'][-1]:.0%}, recorded prefixes {dec['prefixes_share'][-1]:.0%})")
         sl = g.get("slope_per_doubling")
         if sl:
             lines.append(f"per doubling of P ({sl['from_P']} -> {sl['to_P']}): real {sl['real']:.3f} +- "
                          f"{sl['real_stderr']:.3f}" + (f", ln2/mu {sl['ln2_over_mu']:.3f}"
                                                      if math.isfinite(sl["ln2_over_mu"]) else "")
-                         + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path", "edge", "run")))
+                         + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path", "edge", "run", "prefix")))
         if g.get("entropy_after_surprisal"):
             lines.append("mean entropy after a token of surprisal " + _by_surprisal(g["entropy_after_surprisal"])
                          + " (the recorded text)")

@@ -53,14 +53,19 @@ class EmpiricalRows:
     _table: np.ndarray
     _tails: np.ndarray
 
+    def _law_rows(self):
+        """(table, tails) of the rows the quantities are of: the drawn ones, unless a law says otherwise."""
+        return self._table, self._tails
+
     @property
     def rows(self) -> int:
-        return self._table.shape[0]
+        return self._law_rows()[0].shape[0]
 
     def _row_moments(self):
-        p = np.exp(self._table)
-        th, ts = tail_moments(self._tails)
-        return -(p * self._table).sum(axis=1) + th, (p * self._table**2).sum(axis=1) + ts
+        table, tails = self._law_rows()
+        p = np.exp(table)
+        th, ts = tail_moments(tails)
+        return -(p * table).sum(axis=1) + th, (p * table**2).sum(axis=1) + ts
 
     @property
     def mu(self):
@@ -72,12 +77,13 @@ class EmpiricalRows:
 
     def _atoms(self):
         """(log p, log count) of every atom of every row, shape (rows, k + groups)."""
-        cnt = self._tails[:, :, 1]
-        lq = np.where(cnt > 0, self._tails[:, :, 0], 0.0)
+        table, tails = self._law_rows()
+        cnt = tails[:, :, 1]
+        lq = np.where(cnt > 0, tails[:, :, 0], 0.0)
         with np.errstate(divide="ignore"):
             lc = np.where(cnt > 0, np.log(np.where(cnt > 0, cnt, 1.0)), -np.inf)
-        lp = np.concatenate([self._table, lq], axis=1)
-        lcount = np.concatenate([np.zeros_like(self._table), lc], axis=1)
+        lp = np.concatenate([table, lq], axis=1)
+        lcount = np.concatenate([np.zeros_like(table), lc], axis=1)
         return lp, lcount
 
     def psi(self, theta):

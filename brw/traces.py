@@ -15,8 +15,10 @@ field              dtype, shape     meaning
 schema_version     int64, ()        1
 format             str, ()          "brw-trace"
 meta               str, ()          JSON object: model, model_sha256 or revision, dtype, device,
-                                    temperature, mode ("sampled", "teacher-forced" or "imported"),
-                                    prompt_source, brw_version, vocab_size, k, seed, ...
+                                    temperature, mode ("sampled", "teacher-forced", "imported" or
+                                    "greedy-branches"), prompt_source, brw_version, vocab_size, k, seed,
+                                    ...; greedy branches add source, source_sha256, depth and per
+                                    context branch_source_context and branch_offset
 top_logp           float32/64 (N,k) the row's k largest log-probabilities, sorted decreasing, all <= 0
 top_ids            int (N,k)        their token ids
 entropy            float64 (N,)     H(p) = -sum p log p over the full vocabulary (nats)
@@ -79,7 +81,8 @@ MASS_TOL = 1e-4
 MOMENT_TOL = 1e-4
 
 #: Short names of the bundled traces (``trace:code`` ...) and their files in brw/data: SmolLM2-135M-Instruct's
-#: (the plain genre names) and Gemma 3 270M's (``gemma3-``), both recorded by sims/record_traces.py.
+#: (the plain genre names) and Gemma 3 270M's (``gemma3-``), both recorded by sims/record_traces.py, and each
+#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.recording.record_branches`).
 BUNDLED = {
     "code": "smollm2-code.npz",
     "math": "smollm2-math.npz",
@@ -87,6 +90,12 @@ BUNDLED = {
     "gemma3-code": "gemma3-code.npz",
     "gemma3-math": "gemma3-math.npz",
     "gemma3-chat": "gemma3-chat.npz",
+    "code-greedy": "smollm2-code-greedy.npz",
+    "math-greedy": "smollm2-math-greedy.npz",
+    "chat-greedy": "smollm2-chat-greedy.npz",
+    "gemma3-code-greedy": "gemma3-code-greedy.npz",
+    "gemma3-math-greedy": "gemma3-math-greedy.npz",
+    "gemma3-chat-greedy": "gemma3-chat-greedy.npz",
 }
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

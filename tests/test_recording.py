@@ -232,3 +232,75 @@ def test_other_model_sources(tmp_path, smollm2, capsys):
     assert "model_sha256" in t.meta
     H, _, _ = reference_stats(smollm2.model, list(map(int, t.context_ids(0))))
     np.testing.assert_allclose(t.entropy, H[:-1], rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Greedy branches.
+
+
+def _sampled(tmp_path, lm, n=4, tokens=14):
+    record(lm, prompts(n, seed=5), tmp_path / "src.npz", mode="sampled", tokens=tokens, temperature=1.0, k=16,
+           batch=2, seed=3, progress=False)
+    return load_trace(tmp_path / "src.npz")
+
+
+def test_greedy_branches_follow_the_models_top_tokens(tmp_path):
+    """A branch leaves from every position whose taken token was not its top one, puts that top token there and
+    then the model's own top token, depth times; each recorded row is the model's distribution after the
+    branch's prefix (checked against a plain forward pass), and the metadata tie it to its source."""
+    lm = tiny_model()
+    src = _sampled(tmp_path, lm)
+    res = recording.record_branches(lm, src, tmp_path / "br.npz", depth=3, k=8, batch=3, progress=False)
+    g = load_trace(tmp_path / "br.npz")
+    rows, ctx = recording.branch_points(src)
+    assert np.all(src.taken[rows] != src.top_ids[rows, 0]) and rows.size == np.sum(src.taken != src.top_ids[:, 0])
+    assert g.contexts == rows.size == res["branches"] and g.positions == 3 * rows.size and g.k == 8
+    assert g.meta["mode"] == recording.BRANCH_MODE and g.meta["branch_source_context"] == ctx.tolist()
+    assert g.meta["branch_offset"] == src.offset[rows].tolist() and g.meta["source"] == "src.npz"
+    for b, r in enumerate(rows):
+        ids = list(map(int, g.context_ids(b)))
+        t = int(src.offset[r])
+        assert ids[:t] == list(map(int, src.context_ids(int(src.context[r]))[:t]))
+        assert ids[t] == int(src.top_ids[r, 0]) and len(ids) == t + 4
+        mine = np.flatnonzero(g.context == b)
+        assert sorted(g.offset[mine].tolist()) == [t + 1, t + 2, t + 3]
+        H, _, lp = reference_stats(lm.model, ids)
+        for i in mine:
+            o = int(g.offset[i])
+            assert g.taken[i] == ids[o] == int(np.argmax(lp[o - 1]))  # the branch goes on with its top token
+            assert g.entropy[i] == pytest.approx(H[o - 1], rel=2e-4, abs=2e-5)
+
+
+def test_greedy_branches_resume_and_refuse_bad_input(tmp_path):
+    lm = tiny_model()
+    src = _sampled(tmp_path, lm, n=3)
+    kw = dict(depth=2, k=8, batch=2, progress=False)
+    whole = recording.record_branches(lm, src, tmp_path / "whole.npz", **kw)
+    branch = recording._branch_context
+    calls = []
+
+    def interrupted(*args, **kw):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return branch(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(recording, "_branch_context", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            recording.record_branches(lm, src, tmp_path / "part.npz", **kw)
+    assert not (tmp_path / "part.npz").exists()
+    res = recording.record_branches(lm, src, tmp_path / "part.npz", **kw)
+    assert res["resumed_parts"] == 1 and res["parts"] == whole["parts"]
+    a, b = load_trace(tmp_path / "whole.npz"), load_trace(tmp_path / "part.npz")
+    for key in ("top_logp", "top_ids", "entropy", "taken", "context", "offset", "context_tokens", "prompt_lengths"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+    other = tiny_model()
+    other.meta["model_sha256"] = "1" * 64
+    with pytest.raises(BrwError, match="recorded by another model"):
+        recording.record_branches(other, src, tmp_path / "x.npz", **kw)
+    with pytest.raises(BrwError, match="exists"):
+        recording.record_branches(lm, src, tmp_path / "whole.npz", **kw)
+    with pytest.raises(BrwError, match="depth"):
+        recording.record_branches(lm, src, tmp_path / "y.npz", **{**kw, "depth": 0})
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "y.npz").exists()

@@ -20,7 +20,8 @@ from brw import frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
 from brw.fitted import fit_markov, regime_of_rows
 from brw.frontier import frontier_start
-from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_RUN, KernelLaw, gem_cut, kernel_args
+from brw.kernel_law import (KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelLaw,
+                            gem_cut, kernel_args)
 from brw.laws import Law
 from brw.reference import children, reference_frontier, reference_threshold
 
@@ -30,8 +31,8 @@ class TableLaw(Law):
     two tail groups holding the rest, optionally grouped into three regimes with an asymmetric transition matrix
     (rows 2g and 2g + 1 form regime g), or into three recorded contexts of 2, 3 and 1 rows (``contexts``:
     "ctx", trees in one context, or "path", recorded paths whose second context has a gap after its second
-    row), or into edge blocks ("edge") or greedy runs ("run"), laid out below. The tail atoms sit inside the
-    trees the tests walk."""
+    row), or into edge blocks ("edge"), greedy runs ("run") or greedy runs with recorded prefixes ("prefix"), laid
+    out below. The tail atoms sit inside the trees the tests walk."""
 
     name = "table-test"
     #: Regime g goes to g + 1 (mod 3) with probability 0.8: the chain runs one way round.
@@ -48,10 +49,17 @@ class TableLaw(Law):
     EDGE_GROUPS = [0.0, 2.0, 0.0, 1.0, 1.0, 1.0]
     #: Greedy runs ("run"): three runs of three contexts; run 0 holds row 0 (context 0) and row 1 (context 1),
     #: run 1 row 2 (context 0) and rows 3-4 (context 1), run 2 row 5 (context 2): context 2 has no row at runs
-    #: 0 and 1, contexts 0 and 1 none at run 2 (every context's rows at that run instead).
+    #: 0 and 1, contexts 0 and 1 none at run 2 (every context's rows at that run instead); roots draw rows 1, 3 or 4.
     RUN_BLOCKS = [0.0, 1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 5.0, 5.0, 6.0]
     RUN_GROUPS = [0.0, 1.0, 0.0, 1.0, 1.0, 2.0]
     RUN_RUNS = [0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+    #: The rows a root draws from (as greedy branches' rows are left out of a root's draw).
+    RUN_ROOTS = [1.0, 3.0, 4.0]
+    #: Recorded prefixes ("prefix", the greedy-run layout above plus): the row of each row's most probable child
+    #: (-1: none recorded), the column of the child the text took (-1: none) and that child's row.
+    PREFIX_TOP = [2.0, -1.0, 5.0, -1.0, 0.0, -1.0]
+    PREFIX_COL = [-1.0, 1.0, -1.0, 2.0, -1.0, 1.0]
+    PREFIX_TAKEN = [-1.0, 4.0, -1.0, 1.0, -1.0, 3.0]
 
     def __init__(self, regimes=False, k=4, seed=0, contexts=None):
         rng = np.random.default_rng(seed)
@@ -89,8 +97,11 @@ class TableLaw(Law):
         if self.contexts == "edge":
             params = np.array([ROWS_EDGE, 3.0, 2.0, 1.5, *self.EDGE_BLOCKS, *self.EDGE_GROUPS])
             return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
-        if self.contexts == "run":
-            params = np.array([ROWS_RUN, 3.0, 3.0, *self.RUN_BLOCKS, *self.RUN_GROUPS, *self.RUN_RUNS])
+        if self.contexts in ("run", "prefix"):
+            succ = [*self.PREFIX_TOP, *self.PREFIX_COL, *self.PREFIX_TAKEN] if self.contexts == "prefix" else []
+            mode = ROWS_RUN if self.contexts == "run" else ROWS_PREFIX
+            params = np.array([mode, 3.0, 3.0, *self.RUN_BLOCKS, *self.RUN_GROUPS, *self.RUN_RUNS, *succ,
+                               *self.RUN_ROOTS])
             return KernelLaw(KIND_TABLE, self._table, params, self._table.shape[1], self._tails)
         if self.contexts:
             mode, follows = (ROWS_CONTEXT, []) if self.contexts == "ctx" else (ROWS_PATH, self.FOLLOWS)
@@ -112,7 +123,9 @@ LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=4
         "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX, TableLaw(), TableLaw(regimes=True),
         "markov:trace=chat,regimes=3", "trace:code", TableLaw(contexts="ctx"), TableLaw(contexts="path"),
         TableLaw(contexts="edge"), TableLaw(contexts="run"), "ctx:trace=chat", "path:trace=math,holdout=1/4",
-        "edge:trace=code", "edge:trace=chat,holdout=1/4", "run:trace=code", "run:trace=chat,cap=3,holdout=1/4"]
+        "edge:trace=code", "edge:trace=chat,holdout=1/4", "run:trace=code", "run:trace=chat,cap=3,holdout=1/4",
+        TableLaw(contexts="prefix"), "run:trace=code,greedy=code-greedy", "prefix:trace=chat,cap=3,holdout=1/4",
+        "prefix:trace=code,greedy=code-greedy,holdout=2/4"]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}
 

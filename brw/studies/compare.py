@@ -14,7 +14,9 @@ recorded-path resampling (``path``: a child takes the next recorded position of 
 edge-conditioned resampling (``edge``: a child draws a row of its parent's generation recorded after a token as
 surprising as its own edge) and (j) under greedy-run resampling (``run``: a child of its parent's most probable
 token draws a row recorded after as long a run of top tokens as its own path's, any other child one recorded
-after a token that was not the top one).
+after a token that was not the top one) and (k) under recorded-prefix resampling (``prefix``: a child whose
+own prefix was recorded, along the sampled text or, for the bundled traces, the model's greedy branches from
+it, takes that row; any other draws as in ``run``).
 
 Beside the plain real mean, the root-adjusted one (``brw.realtree.root_adjusted_mean``) corrects it for the luck
 of which answer positions were drawn as roots, and every prediction is also scored against it.
@@ -51,10 +53,11 @@ MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptoti
           "renewal_bound": "(c) renewal bound", "empirical": "(d) sim: empirical law",
           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
           "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths",
-          "edge": "(i) sim: edge-conditioned", "run": "(j) sim: greedy runs"}
+          "edge": "(i) sim: edge-conditioned", "run": "(j) sim: greedy runs",
+          "prefix": "(k) sim: recorded prefixes"}
 #: The models that are formulas of the theory (the rest are simulations).
 THEORY_MODELS = ("paper_bound", "asymptotic", "context_mixture", "renewal_bound")
-SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run")
+SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix")
 #: Most folds of the K-fold scoring (each fold fits every law once more).
 MAX_FOLDS = 40
 #: The real slope per doubling of P is measured from this P to the trees' Pmax.
@@ -130,13 +133,15 @@ class Genre:
         ``gap`` = real - empirical; ``contexts`` = ctx - empirical (contexts that differ: a tree keeps its
         context); ``runs`` = run - ctx (on top of that, a child of its parent's most probable token goes on
         along a greedy run, whose entropy falls); ``unexplained`` = real - run; and the shares of the gap
-        (``*_share``). ``paths`` = path - ctx (a child follows its parent's recorded text) and ``edges`` = edge
-        - ctx (a child's row follows the surprisal of its edge) are the alternative second steps."""
+        (``*_share``). ``paths`` = path - ctx (a child follows its parent's recorded text), ``edges`` = edge - ctx
+        (a child's row follows the surprisal of its edge) and ``prefixes`` = prefix - ctx (a child takes its own
+        recorded prefix's row where there is one) are the alternative second steps."""
         idx = np.asarray(at) - 1
-        emp, ctx, path, edge, run = (self.predictions[m][0][idx] for m in ("empirical", "ctx", "path", "edge", "run"))
+        emp, ctx, path, edge, run, prefix = (self.predictions[m][0][idx]
+                                             for m in ("empirical", "ctx", "path", "edge", "run", "prefix"))
         gap = self.real[idx] - emp
         parts = {"contexts": ctx - emp, "runs": run - ctx, "unexplained": self.real[idx] - run, "paths": path - ctx,
-                 "edges": edge - ctx}
+                 "edges": edge - ctx, "prefixes": prefix - ctx}
         with np.errstate(divide="ignore", invalid="ignore"):
             share = {f"{k}_share": np.where(gap != 0, v / gap, np.nan).tolist() for k, v in parts.items()}
         return {"gap": gap.tolist(), **{k: v.tolist() for k, v in parts.items()}, **share}
@@ -217,10 +222,14 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
     from brw.fitted import fit_gemmix
     from brw.laws import parse_law
 
+    from brw.traces import BUNDLED
+
     hold = "" if fold is None else f",holdout={fold}/{folds}"
+    greedy = f",greedy={name}-greedy" if f"{name}-greedy" in BUNDLED else ""  # the bundled traces' branches
     specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
              "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
-             "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}"}
+             "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}",
+             "prefix": f"prefix:trace={name}{greedy}{hold}"}
     laws = {key: parse_law(spec) for key, spec in specs.items()}
     laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
     return laws

@@ -222,6 +222,8 @@ for args in ["--law nope --P 5", "--law '' --P 5", "--P 5", f"--law {LAW}", f"--
              "--law path:trace=nosuch,holdout=1/4 --P 16", "--law edge:trace=chat,regimes=0 --P 16",
              "--law edge:trace=chat,regimes=99999 --P 16", "--law edge:trace=chat,context=2 --P 16",
              "--law run:trace=chat,cap=0 --P 16", "--law run:trace=chat,cap=99999999999999999999 --P 16",
+             "--law prefix:trace=chat,greedy=code-greedy --P 16", "--law prefix:trace=code,greedy=chat --P 16",
+             "--law prefix:trace=code,greedy=/dev/zero --P 16",
              f"--law 'fixed:p={'/'.join(['0.0011'] * 1000)}' --P 16", "--law ünïcode:k=3 --P 16"]:
     cli(f"frontier {args}", f"frontier {args}")
 for args in ["--law nope --at 1", f"--law {LAW}", f"--law {LAW} --at 0", f"--law {LAW} --at -5",
@@ -282,7 +284,8 @@ for args in ["--law nope --P 8", f"--law {LAW} --P 0", f"--law {LAW} --P 2147483
              f"--law {LAW} --P 16 --policies specexec:sigma=-1", f"--law {LAW} --P 16 --policies specexec:sigma=nan",
              f"--law {LAW} --P 16 --policies eagle2:k=1000000000000,d=6,sigma=1",
              f"--law {LAW} --P 16 --policies chain:x=1", f"--law {LAW} --P 16 --policies chain,chain",
-             f"--law {LAW} --P 4000000000", "--law edge:trace=chat --P 16", "--law run:trace=chat --P 16"]:
+             f"--law {LAW} --P 4000000000", "--law edge:trace=chat --P 16", "--law run:trace=chat --P 16",
+             "--law prefix:trace=chat --P 16"]:
     cli(f"policies {args}", f"policies {args}")
 for args in ["--acceptance 0.5/x --n 8", "--acceptance 1.5/0.2 --n 8", "--acceptance -0.1 --n 8",
              "--acceptance nan --n 8", "--acceptance '' --n 8", "--acceptance / --n 8", "--acceptance nosuch.txt --n 8",
