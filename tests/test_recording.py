@@ -211,6 +211,19 @@ def test_cli_record_smollm2(tmp_path, smollm2, capsys):
     assert math.isfinite(t.mu)
     assert main(["record", "--model", "smollm2", "--prompts", str(src), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+    # --branches: the greedy branches of that trace, by the same model; a trace of another model is refused
+    br = tmp_path / "b.npz"
+    rc = main(["record", "--model", "smollm2", "--branches", str(out), "--out", str(br), "--depth", "2",
+               "--top-k", "8", "--threads", "1", "--device", "cpu", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    g = load_trace(br)
+    assert g.meta["mode"] == "greedy-branches" and g.positions == 2 * d["branches"] == 2 * int(
+        np.sum(t.taken != t.top_ids[:, 0]))
+    assert main(["record", "--model", "smollm2", "--branches", "gemma3-math", "--out", str(tmp_path / "x.npz"),
+                 "--device", "cpu"]) == 2
+    assert "recorded by another model" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+    assert main(["record", "--branches", str(out), "--out", str(tmp_path / "y.npz"), "--depth", "0"]) == 2
 
 
 def test_other_model_sources(tmp_path, smollm2, capsys):

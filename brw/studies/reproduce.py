@@ -496,13 +496,13 @@ def _gap(run: _Run) -> Outcome:
                 rows.append([model, genre, p, dec["gap"][j], dec["contexts"][j], dec["runs"][j],
                              dec["unexplained"][j], dec["contexts_share"][j], dec["runs_share"][j],
                              dec["unexplained_share"][j], dec["paths_share"][j], dec["edges_share"][j],
-                             st.get("parent_child_entropy_correlation"),
+                             dec["prefixes_share"][j], st.get("parent_child_entropy_correlation"),
                              st.get("within_tree_correlation"), st.get("between_tree_share")])
             top.append(rows[-1])
         every = top[-1]  # "all" when there are genres to pool
         per[name] = {"model": model, "P_top": c.P[-1], "genre": every[1], "gap": every[3],
                      "contexts_share": every[7], "runs_share": every[8], "unexplained_share": every[9],
-                     "paths_share": every[10], "edges_share": every[11],
+                     "paths_share": every[10], "edges_share": every[11], "prefixes_share": every[12],
                      "gap_low": min(r[3] for r in top), "gap_high": max(r[3] for r in top), "results": name}
         if not any(st.get("nodes") for st in nodes.values()):
             notes.append(f"The bundled `{name}` trees carry no per-node statistics (an older file): the right "
@@ -514,7 +514,8 @@ def _gap(run: _Run) -> Outcome:
                 f"runs (a child of its parent's most probable token drawn after as long a run of top tokens in the "
                 f"recorded text) another {n['runs_share']:.0%}, and {n['unexplained_share']:.0%} is left unexplained "
                 f"(instead of runs, following the recorded text along paths: {n['paths_share']:.0%}; drawing each "
-                f"node after a token as surprising as its edge: {n['edges_share']:.0%})")
+                f"node after a token as surprising as its edge: {n['edges_share']:.0%}; taking the recorded row of "
+                f"each recorded prefix, the sampled text and the model's greedy branches: {n['prefixes_share']:.0%})")
 
     caption = (f"At P = {first['P_top']} the real optimal trees of {first['model']} accept {first['gap']:.2f} tokens "
                f"per step more than the i.i.d. walk of the traces' laws "
@@ -526,9 +527,9 @@ def _gap(run: _Run) -> Outcome:
     return Outcome(_rel(paths, run), caption,
                    ["verifier", "genre", "P", "gap (real - i.i.d.)", "contexts", "runs", "unexplained",
                     "contexts share", "runs share", "unexplained share", "paths share", "edges share",
-                    "parent-child entropy corr.", "within trees", "between-tree share"],
-                   ["s", "s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", "+.0%", "+.0%", ".3f", ".3f",
-                    ".3f"],
+                    "prefixes share", "parent-child entropy corr.", "within trees", "between-tree share"],
+                   ["s", "s", "d", "+.3f", "+.3f", "+.3f", "+.3f", "+.0%", "+.0%", "+.0%", "+.0%", "+.0%", "+.0%",
+                    ".3f", ".3f", ".3f"],
                    rows,
                    {**first, "models": per}, notes)
 
