@@ -60,7 +60,8 @@ from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_
 from brw.laws import Law, _check_holdout, _holdout, _holdout_text, _int, _parse_fields, register_law
 from brw.trace_law import EmpiricalRows, TraceLaw
 
-__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "PrefixTrace", "recorded_contexts", "greedy_runs", "RUN_CAP"]
+__all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "PrefixTrace", "recorded_contexts", "greedy_runs",
+           "RUN_CAP"]
 
 
 def recorded_contexts(trace):
@@ -391,7 +392,10 @@ class RunTrace(_ContextRows):
         perm = self._into_blocks(run, own, (cap + 1, self.contexts.size))  # rows by (run, context)
         inv = np.empty_like(perm)
         inv[perm] = np.arange(perm.size)
-        moved = lambda nx: np.where(nx >= 0, inv[np.maximum(nx, 0)], -1)[perm]  # noqa: E731
+
+        def moved(nx):  # successor row numbers after the permutation, -1 kept
+            return np.where(nx >= 0, inv[np.maximum(nx, 0)], -1)[perm]
+
         object.__setattr__(self, "cap", cap)
         object.__setattr__(self, "_groups", own[perm])
         object.__setattr__(self, "_runs", run[perm])

@@ -16,9 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["KIND_TABLE", "KIND_DIRICHLET", "KIND_GEM", "ROWS_CONTEXT", "ROWS_PATH", "ROWS_EDGE", "ROWS_RUN", "ROWS_PREFIX",
-           "GEM_MARGIN", "KernelLaw", "KernelArgs", "kernel_args",
-           "gem_cut"]
+__all__ = ["KIND_TABLE", "KIND_DIRICHLET", "KIND_GEM", "ROWS_CONTEXT", "ROWS_PATH", "ROWS_EDGE", "ROWS_RUN",
+           "ROWS_PREFIX", "GEM_MARGIN", "KernelLaw", "KernelArgs", "kernel_args", "gem_cut"]
 
 #: Vectors are rows of a table of sorted log-probabilities (one row: the same vector at every node).
 KIND_TABLE = 0

@@ -16,7 +16,8 @@ from fractions import Fraction
 
 from brw import _kernels as K
 from brw.frontier import root_keys
-from brw.kernel_law import KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelArgs, gem_cut, kernel_args
+from brw.kernel_law import (KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelArgs,
+                            gem_cut, kernel_args)
 from brw.laws import parse_law
 
 __all__ = ["children", "child_key", "reference_frontier", "reference_threshold", "exact_fixed_accepted",

@@ -484,7 +484,8 @@ def compare(d: dict) -> str:
             lines.append(f"per doubling of P ({sl['from_P']} -> {sl['to_P']}): real {sl['real']:.3f} +- "
                          f"{sl['real_stderr']:.3f}" + (f", ln2/mu {sl['ln2_over_mu']:.3f}"
                                                      if math.isfinite(sl["ln2_over_mu"]) else "")
-                         + "".join(f", {m} {sl[m]:.3f}" for m in ("empirical", "markov", "ctx", "path", "edge", "run", "prefix")))
+                         + "".join(f", {m} {sl[m]:.3f}"
+                                   for m in ("empirical", "markov", "ctx", "path", "edge", "run", "prefix")))
         if g.get("entropy_after_surprisal"):
             lines.append("mean entropy after a token of surprisal " + _by_surprisal(g["entropy_after_surprisal"])
                          + " (the recorded text)")

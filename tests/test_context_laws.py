@@ -364,8 +364,9 @@ def test_greedy_runs_count_the_top_tokens_taken_in_a_row():
     assert by[0][0] == pytest.approx(tr.entropy[runs == 0].mean())
 
 
-@pytest.mark.parametrize("spec", ["prefix:trace=code,greedy=code-greedy", "prefix:trace=math,greedy=math-greedy,holdout=2/4",
-                                  "prefix:trace=chat", "run:trace=code,greedy=code-greedy,holdout=1/4"])
+@pytest.mark.parametrize("spec", ["prefix:trace=code,greedy=code-greedy", "prefix:trace=chat",
+                                  "prefix:trace=math,greedy=math-greedy,holdout=2/4",
+                                  "run:trace=code,greedy=code-greedy,holdout=1/4"])
 def test_recorded_successors_are_the_rows_of_their_own_prefixes(spec):
     """Every successor a prefix (or run) law lists is the recorded row of its parent's prefix plus the child's
     token (the top one, or the one the text took, whose column is listed); roots draw only the trace's own rows;
@@ -401,6 +402,15 @@ def test_recorded_successors_are_the_rows_of_their_own_prefixes(spec):
         assert np.all(top_next[leaves] >= 0) and np.all(law._origin[top_next[leaves], 0] == 1)
     base = TraceLaw(law.trace_source, law.holdout)
     assert law.mu == pytest.approx(base.mu, rel=1e-12) and law.mu2 == pytest.approx(base.mu2, rel=1e-12)
+    # every row, widened to the table's width where it had fewer entries, keeps its recorded entropy and mass
+    from brw.tailfit import tail_moments
+
+    p = np.exp(law._table)
+    h = -(p * np.where(p > 0, law._table, 0)).sum(1) + tail_moments(law._tails)[0]
+    mass = p.sum(1) + (law._tails[:, :, 1] * np.exp(law._tails[:, :, 0])).sum(1)
+    want = np.array([(t if o[0] == 0 else g).entropy[o[1]] for o in law._origin])
+    np.testing.assert_allclose(h, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mass, 1.0, atol=1e-6)
 
 
 def test_bundled_greedy_branches_belong_to_their_traces():

@@ -36,9 +36,9 @@ def test_trace_law_simulates(trace_file):
 
 
 def test_trace_law_spec_errors():
-    with pytest.raises(BrwError, match=r"needs a trace: trace:PATH or one of trace:\{chat, chat-greedy, code, code-greedy, gemma3-chat, "
-                       r"gemma3-chat-greedy, gemma3-code, gemma3-code-greedy, gemma3-math, gemma3-math-greedy, math, "
-                       r"math-greedy\}"):
+    with pytest.raises(BrwError, match=r"needs a trace: trace:PATH or one of trace:\{chat, chat-greedy, code, "
+                       r"code-greedy, gemma3-chat, gemma3-chat-greedy, gemma3-code, gemma3-code-greedy, gemma3-math, "
+                       r"gemma3-math-greedy, math, math-greedy\}"):
         parse_law("trace:")
     with pytest.raises(BrwError, match=r"trace file no/such\.npz does not exist"):
         parse_law("trace:no/such.npz")
