@@ -416,7 +416,7 @@ class RunTrace(_ContextRows):
         meta, where = g.meta, f"{self.name} law: greedy={self.greedy!r}"
         if meta.get("mode") != BRANCH_MODE:
             raise BrwError(f"{where} is not a trace of greedy branches (its mode is {meta.get('mode')!r}, not "
-                           f"{BRANCH_MODE!r}; record one with brw.recording.record_branches)")
+                           f"{BRANCH_MODE!r}; record one with brw record --branches)")
         if meta.get("source_sha256") != sha256(resolve_trace(self.trace_source)):
             raise BrwError(f"{where} branches from another trace than trace={self.trace_source!r} (its source's "
                            f"SHA-256 differs)")
