@@ -36,7 +36,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("brw: error: trace ") and err.count("\n") == 1
     assert main(["trace-info", "nosuchname"]) == 2
-    assert "bundled traces: chat, code, gemma3-chat, gemma3-code, gemma3-math, math" in capsys.readouterr().err
+    assert ("bundled traces: chat, chat-greedy, code, code-greedy, gemma3-chat, gemma3-chat-greedy, gemma3-code, "
+            "gemma3-code-greedy, gemma3-math, gemma3-math-greedy, math, math-greedy") in capsys.readouterr().err
 
 
 def test_bootstrap_is_checked_in_the_library(trace_file, capsys):
