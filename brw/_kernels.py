@@ -41,7 +41,9 @@ Law kinds (``brw.kernel_law``):
     col[0..N-1], taken_next[0..N-1], roots[0..R-1]): as ROWS_RUN, except that a child whose own prefix was
     recorded takes that row: a node reached by its parent's most probable token takes top_next[parent's row],
     one whose log-probability equals entry col[parent's row] of the parent's row takes taken_next[parent's row]
-    (-1 in any of them: nothing recorded, draw as ROWS_RUN).
+    (-1 in any of them: nothing recorded, draw as ROWS_RUN). Children are told apart by their log-probability
+    only, so a child exactly as probable as the top or the taken one would take the same row (as in ROWS_RUN,
+    where it would continue the run).
 - KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
 - KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
   atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
