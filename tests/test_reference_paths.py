@@ -58,8 +58,8 @@ class TableLaw(Law):
     #: Recorded prefixes ("prefix", the greedy-run layout above plus): the row of each row's most probable child
     #: (-1: none recorded), the column of the child the text took (-1: none) and that child's row.
     PREFIX_TOP = [2.0, -1.0, 5.0, -1.0, 0.0, -1.0]
-    PREFIX_COL = [-1.0, 1.0, -1.0, 2.0, -1.0, 1.0]
-    PREFIX_TAKEN = [-1.0, 4.0, -1.0, 1.0, -1.0, 3.0]
+    PREFIX_COL = [-1.0, 1.0, -1.0, 2.0, -1.0, -1.0]
+    PREFIX_TAKEN = [-1.0, 4.0, -1.0, 1.0, -1.0, -1.0]
 
     def __init__(self, regimes=False, k=4, seed=0, contexts=None):
         rng = np.random.default_rng(seed)
@@ -124,7 +124,7 @@ LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=4
         "markov:trace=chat,regimes=3", "trace:code", TableLaw(contexts="ctx"), TableLaw(contexts="path"),
         TableLaw(contexts="edge"), TableLaw(contexts="run"), "ctx:trace=chat", "path:trace=math,holdout=1/4",
         "edge:trace=code", "edge:trace=chat,holdout=1/4", "run:trace=code", "run:trace=chat,cap=3,holdout=1/4",
-        TableLaw(contexts="prefix"), "run:trace=code,greedy=code-greedy", "prefix:trace=chat,cap=3,holdout=1/4",
+        TableLaw(contexts="prefix"), "prefix:trace=chat,cap=3,holdout=1/4",
         "prefix:trace=code,greedy=code-greedy,holdout=2/4"]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}

@@ -223,7 +223,6 @@ for args in ["--law nope --P 5", "--law '' --P 5", "--P 5", f"--law {LAW}", f"--
              "--law edge:trace=chat,regimes=99999 --P 16", "--law edge:trace=chat,context=2 --P 16",
              "--law run:trace=chat,cap=0 --P 16", "--law run:trace=chat,cap=99999999999999999999 --P 16",
              "--law prefix:trace=chat,greedy=code-greedy --P 16", "--law prefix:trace=code,greedy=chat --P 16",
-             "--law prefix:trace=code,greedy=/dev/zero --P 16",
              f"--law 'fixed:p={'/'.join(['0.0011'] * 1000)}' --P 16", "--law ünïcode:k=3 --P 16"]:
     cli(f"frontier {args}", f"frontier {args}")
 for args in ["--law nope --at 1", f"--law {LAW}", f"--law {LAW} --at 0", f"--law {LAW} --at -5",
