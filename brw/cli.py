@@ -202,23 +202,29 @@ def _add_record(sub):
 
 
 def _cmd_record(args) -> dict:
+    from brw.errors import whole_number
+    from brw.files import check_output
     from brw.models import check_model, load_model, set_threads
-    from brw.recording import check_settings, read_prompts, read_texts, record_sampled, record_teacher_forced
+    from brw.recording import (check_settings, read_prompts, read_texts, record_branches, record_sampled,
+                               record_teacher_forced)
+    from brw.traces import load_trace
 
+    # Every setting, the inputs and the model, before anything loads (the recording checks them again).
     if args.branches:
-        return _record_branches(args)
-    # Every setting and the model, before anything loads (the recording checks them again).
-    out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
-                         temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
-                         max_len=None if args.prompts else args.max_len)
+        out = check_output(args.out, ".npz")
+        for name in ("depth", "top_k", "batch"):
+            whole_number(getattr(args, name), name)
+        source = load_trace(args.branches)
+    else:
+        out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
+                             temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
+                             max_len=None if args.prompts else args.max_len)
     check_model(args.model, args.device, args.dtype)
     if args.threads is not None:
-        from brw.errors import whole_number
-
         whole_number(args.threads, "threads")
     if args.prompts:
         prompts = read_prompts(args.prompts)
-    else:
+    elif args.text:
         texts = read_texts(args.text)
     set_threads(args.threads)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
@@ -226,42 +232,18 @@ def _cmd_record(args) -> dict:
     common = dict(temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
                   progress=not args.json)
     try:
-        if args.prompts:
+        if args.branches:
+            res = record_branches(lm, source, out, depth=args.depth, k=args.top_k, batch=args.batch,
+                                  progress=not args.json)
+        elif args.prompts:
             res = record_sampled(lm, prompts, out, raw=args.raw, tokens=args.tokens,
                                  meta={"prompt_source": str(args.prompts)}, **common)
         else:
             res = record_teacher_forced(lm, texts, out, max_len=args.max_len,
                                         meta={"prompt_source": " ".join(args.text)}, **common)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"finished batches are kept in {out}.partial; rerun the same command to "
-                                f"resume") from None
-    res["load_seconds"] = lm.seconds
-    return res
-
-
-def _record_branches(args) -> dict:
-    from brw.errors import whole_number
-    from brw.files import check_output
-    from brw.models import check_model, load_model, set_threads
-    from brw.recording import record_branches
-    from brw.traces import load_trace
-
-    out = check_output(args.out, ".npz")
-    for name in ("depth", "top_k", "batch"):
-        whole_number(getattr(args, name), name)
-    if args.threads is not None:
-        whole_number(args.threads, "threads")
-    source = load_trace(args.branches)
-    check_model(args.model, args.device, args.dtype)
-    set_threads(args.threads)
-    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
-    lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
-    try:
-        res = record_branches(lm, source, out, depth=args.depth, k=args.top_k, batch=args.batch,
-                              progress=not args.json)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"finished contexts are kept in {out}.partial; rerun the same command to "
-                                f"resume") from None
+        raise KeyboardInterrupt(f"finished {'contexts' if args.branches else 'batches'} are kept in {out}.partial; "
+                                f"rerun the same command to resume") from None
     res["load_seconds"] = lm.seconds
     return res
 

@@ -41,7 +41,7 @@ from brw.errors import BrwError, clip, whole_number
 from brw.files import check_output, write_npz
 from brw.models import LoadedModel
 from brw.progress import Progress
-from brw.traces import id_dtype, make_trace, save_trace
+from brw.traces import Trace, id_dtype, make_trace, save_trace
 
 __all__ = ["record_sampled", "record_teacher_forced", "record", "record_branches", "check_settings", "read_prompts",
            "read_texts", "encode_prompts", "encode_texts", "branch_points", "DEFAULT_K", "MODES", "BRANCH_MODE"]
@@ -350,14 +350,20 @@ def _merge(partial: Path, nb: int, batch: int, inputs, prompt_lengths, meta: dic
         raise BrwError(f"{partial} holds {lens.shape[0]} contexts for {len(inputs)} inputs; delete it and rerun")
     if prompt_lengths is None:
         prompt_lengths = [len(x) for x in inputs]
+    return _recorded_trace(fields, toks, lens, prompt_lengths, {**meta, **extra}, out)
+
+
+def _recorded_trace(fields: dict, toks, lens, prompt_lengths, meta: dict, out) -> Trace:
+    """The validated trace of recorded rows (``fields``, named as :func:`_empty_rows`) and contexts (their
+    tokens concatenated, and lengths), in the format's dtypes; ``meta`` gains the positions recorded."""
     idt = id_dtype(meta["vocab_size"])
     return make_trace(
-        meta={**meta, "recorded_positions": int(fields["entropy"].size), **extra}, where=f"recording {out}",
+        meta={**meta, "recorded_positions": int(fields["entropy"].size)}, where=f"recording {out}",
         top_logp=fields["top_logp"].astype(np.float32), top_ids=fields["top_ids"].astype(idt),
         entropy=fields["entropy"].astype(np.float64), log_moment2=fields["log_moment2"].astype(np.float64),
         tail_mass=fields["tail_mass"].astype(np.float64), taken=fields["taken"].astype(idt),
         taken_logp=fields["taken_logp"].astype(np.float64), context=fields["context"].astype(np.int32),
-        offset=fields["offset"].astype(np.int32), context_tokens=toks.astype(idt),
+        offset=fields["offset"].astype(np.int32), context_tokens=np.asarray(toks).astype(idt),
         context_offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
         prompt_lengths=np.asarray(prompt_lengths, dtype=np.int32),
     )
@@ -528,9 +534,8 @@ def branch_points(trace) -> tuple[np.ndarray, np.ndarray]:
 def _branch_context(lm: LoadedModel, ids: list[int], starts: list[int], firsts: list[int], *, depth: int, k: int,
                     temperature: float, batch: int, window: int | None, on_token=None):
     """Branches of one context: branch b replaces token starts[b] by firsts[b] and goes on greedily; returns
-    (rows, token lists of the branches) with rows in (branch, step) order, contexts numbered 0.. by branch."""
+    (rows, token lists of the branches) with rows in step order, contexts numbered 0.. by branch."""
     rows = _empty_rows()
-    per = [[] for _ in starts]  # each branch's rows, in step order
     tokens = [list(ids[:t]) + [g] for t, g in zip(starts, firsts)]
     if window is not None and max(starts) + depth > window:
         raise BrwError(f"a branch reaches position {max(starts) + depth}, beyond the model's sliding window of "
@@ -550,20 +555,12 @@ def _branch_context(lm: LoadedModel, ids: list[int], starts: list[int], firsts: 
                                                positions=[[starts[b] + s for b in sel]], cache=cache)
                 stats = models.next_token_stats(logits[0], k, temperature)
                 nxt = stats.top_ids[:, 0].cpu().tolist()
-                got = stats.rows(list(range(B)), nxt)
+                _append(rows, stats, nxt, list(range(B)), sel, [starts[b] + s + 1 for b in sel])
                 for row, b in enumerate(sel):
                     tokens[b].append(int(nxt[row]))
-                    per[b].append({key: val[row:row + 1] for key, val in got.items()})
                 if on_token:
                     on_token(B)
             cache.crop(-B * depth)  # back to the context (a negative count: transformers 4 and 5 agree)
-    for b, steps in enumerate(per):
-        for s, got in enumerate(steps):
-            for key, val in got.items():
-                rows[key].append(val)
-            rows["taken"].append(np.array([tokens[b][starts[b] + s + 1]], dtype=np.int64))
-            rows["context"].append(np.array([b], dtype=np.int64))
-            rows["offset"].append(np.array([starts[b] + s + 1], dtype=np.int64))
     return rows, tokens
 
 
@@ -643,6 +640,8 @@ def record_branches(lm: LoadedModel, source, out, *, depth: int = 8, k: int = 32
             got, tokens = _branch_context(lm, ids, starts, firsts, depth=depth, k=k, temperature=temperature,
                                           batch=batch, window=window, on_token=bar.update)
             arrays = _part_arrays(got, tokens, i)
+            order = np.lexsort((arrays["offset"], arrays["context"]))  # rows branch by branch, step by step
+            arrays.update({key: arrays[key][order] for key in _empty_rows()})
             arrays["batch_source_context"] = np.full(len(starts), contexts[i], dtype=np.int64)
             arrays["batch_offset"] = np.asarray(starts, dtype=np.int64)
             recorded += arrays["entropy"].shape[0]
@@ -658,19 +657,9 @@ def record_branches(lm: LoadedModel, source, out, *, depth: int = 8, k: int = 32
     full_meta = {**lm.meta, "temperature": temperature, "mode": BRANCH_MODE, "k": k, "depth": depth,
                  "batch": batch, "source": Path(source.path).name, "source_sha256": src_sha,
                  "branch_source_context": np.concatenate([p["batch_source_context"] for p in parts]).tolist(),
-                 "branch_offset": starts.tolist(), "recorded_positions": int(fields["entropy"].size),
-                 "brw_version": __version__, **(meta or {})}
-    idt = id_dtype(lm.meta["vocab_size"])
-    trace = make_trace(
-        meta=full_meta, where=f"recording {out}",
-        top_logp=fields["top_logp"].astype(np.float32), top_ids=fields["top_ids"].astype(idt),
-        entropy=fields["entropy"].astype(np.float64), log_moment2=fields["log_moment2"].astype(np.float64),
-        tail_mass=fields["tail_mass"].astype(np.float64), taken=fields["taken"].astype(idt),
-        taken_logp=fields["taken_logp"].astype(np.float64), context=fields["context"].astype(np.int32),
-        offset=fields["offset"].astype(np.int32),
-        context_tokens=np.concatenate([p["batch_context_tokens"] for p in parts]).astype(idt),
-        context_offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-        prompt_lengths=starts.astype(np.int32))
+                 "branch_offset": starts.tolist(), "brw_version": __version__, **(meta or {})}
+    trace = _recorded_trace(fields, np.concatenate([p["batch_context_tokens"] for p in parts]), lens, starts,
+                            full_meta, out)
     save_trace(trace, out)
     shutil.rmtree(partial, ignore_errors=True)
     return {"file": str(out), "positions": trace.positions, "branches": trace.contexts, "source": str(source.path),

@@ -58,6 +58,23 @@ def reference_stats(model, ids, temperature=1.0):
     return -(p * lp).sum(1), (p * lp * lp).sum(1), lp
 
 
+def _interrupted(name: str, after: int, run) -> None:
+    """run() with ``recording.<name>`` interrupted (KeyboardInterrupt, as by Ctrl-C) on its call after+1."""
+    real = getattr(recording, name)
+    calls = []
+
+    def interrupted(*args, **kw):
+        if len(calls) == after:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(recording, name, interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+
+
 def test_sampled_recording_matches_independent_forward(tmp_path):
     lm = tiny_model()
     ins = prompts(5)
@@ -105,19 +122,7 @@ def test_resume_after_interruption(tmp_path):
     kw = dict(mode="sampled", tokens=9, temperature=1.0, k=8, batch=2, seed=11, progress=False)
     record(lm, ins, tmp_path / "whole.npz", **kw)
     out = tmp_path / "part.npz"
-    batch = recording._sampled_batch
-    calls = []
-
-    def interrupted(*args, **kw):  # the third batch is interrupted, as by Ctrl-C
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return batch(*args, **kw)
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(recording, "_sampled_batch", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            record(lm, ins, out, **kw)
+    _interrupted("_sampled_batch", 2, lambda: record(lm, ins, out, **kw))  # the third batch, as by Ctrl-C
     partial = tmp_path / "part.npz.partial"
     assert not out.exists() and sorted(p.name for p in partial.glob("part-*.npz")) == ["part-00000.npz",
                                                                                        "part-00001.npz"]
@@ -289,19 +294,7 @@ def test_greedy_branches_resume_and_refuse_bad_input(tmp_path):
     src = _sampled(tmp_path, lm, n=3)
     kw = dict(depth=2, k=8, batch=2, progress=False)
     whole = recording.record_branches(lm, src, tmp_path / "whole.npz", **kw)
-    branch = recording._branch_context
-    calls = []
-
-    def interrupted(*args, **kw):
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return branch(*args, **kw)
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(recording, "_branch_context", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            recording.record_branches(lm, src, tmp_path / "part.npz", **kw)
+    _interrupted("_branch_context", 1, lambda: recording.record_branches(lm, src, tmp_path / "part.npz", **kw))
     assert not (tmp_path / "part.npz").exists()
     res = recording.record_branches(lm, src, tmp_path / "part.npz", **kw)
     assert res["resumed_parts"] == 1 and res["parts"] == whole["parts"]
