@@ -69,18 +69,13 @@ from brw.kernel_law import (KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROW
                             ROWS_PREFIX, ROWS_RUN)
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_CHILD = np.uint64(0xD1B54A32D192ED03)
-_STREAM = np.uint64(0x6A09E667F3BCC909)
-_REGIME = np.uint64(0xBB67AE8584CAA73B)  # a node's regime and mixture component: hashes of their own
-_COMPONENT = np.uint64(0x3C6EF372FE94F82B)
+from brw.streams import (CHILD as _CHILD, COMPONENT as _COMPONENT, GOLDEN as _GOLDEN, M1 as _M1,  # noqa: E402
+                         M2 as _M2, REGIME as _REGIME, STREAM as _STREAM, TWO_M53 as _TWO_M53,
+                         ZIGGURAT_F as _ZF, ZIGGURAT_R as _ZR, ZIGGURAT_X as _ZX)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
-_TWO_M53 = 1.0 / 9007199254740992.0
 _NEG_INF = -np.inf
 
 
@@ -118,20 +113,6 @@ def next_u64(s):
     return mix64(s), s
 
 
-def _ziggurat_tables(n=256, r=3.6541528853610088, v=0.00492867323399):
-    """Layer edges X[0..n] and heights F = exp(-X^2/2) of Marsaglia and Tsang's 256-layer ziggurat for the
-    half-normal: n layers of equal area v, layer 0 the base strip [0, r] plus the tail (X[0] = v / f(r))."""
-    x = np.empty(n + 1)
-    x[0] = v / math.exp(-0.5 * r * r)
-    x[1] = r
-    for i in range(2, n):
-        x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + math.exp(-0.5 * x[i - 1] ** 2)))
-    x[n] = 0.0
-    return x, np.exp(-0.5 * x * x)
-
-
-_ZX, _ZF = _ziggurat_tables()
-_ZR = 3.6541528853610088
 _S8 = np.uint64(8)
 _B255 = np.uint64(255)
 _B1 = np.uint64(1)
@@ -1105,8 +1086,7 @@ def sequoia_program(p, n, unlimited, H, c, s_arg, j_arg):
 # Keys, vectors and children are the verifier's, drawn exactly as the frontier kernels draw them, so a policy's
 # tree and the optimal frontier are scored on the same random tree (common random numbers).
 
-_NOISE = np.uint64(0xA54FF53A5F1D36F1)  # a node's drafter noise stream
-_DRAFTER = np.uint64(0x510E527FADE682D1)  # a node's drafter vector (a law of its own)
+from brw.streams import DRAFTER as _DRAFTER, NOISE as _NOISE  # noqa: E402  (a node's drafter noise stream and own vector)
 
 
 @njit(cache=True)

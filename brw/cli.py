@@ -78,7 +78,7 @@ def _add_frontier(sub):
 
 
 def _cmd_frontier(args) -> dict:
-    from brw.frontier import frontier
+    from brw.solver import frontier
 
     if args.at is not None and any(p < 1 or p > args.P for p in args.at):
         raise BrwError(f"--at values must lie in 1..{args.P} (the --P given)")
@@ -123,7 +123,7 @@ def _cmd_theory(args) -> dict:
 
 
 def _add_realtree(sub):
-    from brw.expansion import DEFAULT_BATCH, DEFAULT_LOOKAHEAD
+    from brw.real.expansion import DEFAULT_BATCH, DEFAULT_LOOKAHEAD
 
     p = sub.add_parser("realtree", help="accepted(P) of real optimal trees, expanded on a real model",
                        description="At answer positions of recorded traces, expand the true best-first draft "
@@ -153,7 +153,7 @@ def _add_realtree(sub):
 
 
 def _cmd_realtree(args) -> dict:
-    from brw.expansion import realtrees
+    from brw.real.expansion import realtrees
 
     return realtrees(args.trace, args.out, model=args.model, contexts=args.contexts, pmax=args.P,
                      batch=args.batch, seed=args.seed, device=args.device, dtype=args.dtype,
@@ -202,10 +202,10 @@ def _add_record(sub):
 
 
 def _cmd_record(args) -> dict:
-    from brw.errors import whole_number
+    from brw.checks import whole_number
     from brw.files import check_output
-    from brw.models import check_model, load_model, set_threads
-    from brw.recording import (check_settings, read_prompts, read_texts, record_branches, record_sampled,
+    from brw.real.models import check_model, load_model, set_threads
+    from brw.real.recording import (check_settings, read_prompts, read_texts, record_branches, record_sampled,
                                record_teacher_forced)
     from brw.traces import load_trace
 
@@ -290,7 +290,7 @@ def _add_import_logprobs(sub):
 
 
 def _cmd_import_logprobs(args) -> dict:
-    from brw.importers import import_logprobs
+    from brw.real.importers import import_logprobs
 
     _, summary = import_logprobs(args.files, args.out, vocab_size=args.vocab_size, tail=args.tail, model=args.model)
     return summary
@@ -499,7 +499,7 @@ def _cmd_sweep(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
-# brw costcurve (brw/costcurve.py)
+# brw costcurve (brw/real/costcurve.py)
 
 
 def _add_costcurve(sub):
@@ -520,7 +520,7 @@ def _add_costcurve(sub):
 
 
 def _cmd_costcurve(args) -> dict:
-    from brw.costcurve import cost_curve
+    from brw.real.costcurve import cost_curve
 
     curve = cost_curve(args.model, args.context, args.P, args.repeats, device=args.device, dtype=args.dtype,
                        threads=args.threads, out=args.out, progress=not args.json)

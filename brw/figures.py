@@ -106,7 +106,7 @@ def frontier(result, path, *, bounds: bool = False, title: str | None = None) ->
     Parameters
     ----------
     result : FrontierResult
-        The simulated frontier (``brw.frontier.frontier``).
+        The simulated frontier (``brw.frontier``).
     path : str or os.PathLike
         Figure file (.png, .pdf or .svg).
     bounds : bool, optional
@@ -142,7 +142,7 @@ def frontier(result, path, *, bounds: bool = False, title: str | None = None) ->
 
 def compare(comparison, path) -> str:
     """One panel per genre of a comparison (``brw compare``): the real curve with its band (2 standard errors),
-    the root-adjusted real curve (``brw.realtree.root_adjusted_mean``) dotted, and every model.
+    the root-adjusted real curve (``brw.real.realtree.root_adjusted_mean``) dotted, and every model.
 
     Parameters
     ----------
@@ -194,7 +194,7 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     ----------
     comparison : brw.studies.compare.Comparison
     nodes : dict
-        ``brw.realtree.node_statistics`` of the same real trees.
+        ``brw.real.realtree.node_statistics`` of the same real trees.
     path : str, os.PathLike or list of them
         Figure file(s) (.png, .pdf or .svg).
 
@@ -240,7 +240,7 @@ def depth_gap(comparison, nodes: dict, path) -> str:
     ent.set_xlabel("depth in the real optimal tree")
     ent.set_ylabel("mean next-token entropy (nats)")
     ent.set_title("nodes deep in real trees have low entropy", fontsize=9)
-    from brw.realtree import SURPRISAL_BINS
+    from brw.real.realtree import SURPRISAL_BINS
 
     mid = np.array([(lo + hi) / 2 if math.isfinite(hi) else lo + 1 for lo, hi in
                     zip(SURPRISAL_BINS[:-1], SURPRISAL_BINS[1:])])
@@ -607,7 +607,7 @@ def policies(sim, real, path):
         law -> policy -> table rows (``P``, ``accepted``, ``stderr``, ``gap``, ``gap_stderr``; a sweep's
         ``policies`` rows of one law and policy).
     real : dict
-        ``brw.realdrafter.RealDrafter.to_dict()``.
+        ``brw.real.realdrafter.RealDrafter.to_dict()``.
     path : str, os.PathLike or list of them
         Figure file(s).
 

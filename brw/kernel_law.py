@@ -90,8 +90,8 @@ def kernel_args(law, cut: float) -> KernelArgs:
 
     Parameters
     ----------
-    law : Law or str
-        A step law (``brw.laws.Law``) or its spec string.
+    law : Law
+        A step law (``brw.laws.Law``; ``brw.laws.parse_law`` makes one from a spec).
     cut : float
         The largest position that matters: stick-breaking laws stop breaking once the unbroken mass lies
         beyond it (use :func:`gem_cut` for a frontier, the last level for a threshold tree). Other laws
@@ -103,10 +103,6 @@ def kernel_args(law, cut: float) -> KernelArgs:
         ``(kind, table, tails, params, cut, width)``, arrays contiguous; ``width`` is the size of a node's
         vector buffer (for stick-breaking laws, enough sticks for ``cut`` with overwhelming probability).
     """
-    if isinstance(law, str):
-        from brw.laws import parse_law  # the laws import this module
-
-        law = parse_law(law)
     kl = law.kernel_law()
     width = kl.width
     if kl.kind == KIND_GEM:

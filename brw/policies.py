@@ -2,7 +2,7 @@
 
 A policy picks a P-node draft tree from what a drafter sees; its value is the verifier's E[X], the sum over the
 tree of the verifier's path probabilities (theory.md section 1). :func:`policies` scores every policy on the
-same replicate trees as :func:`brw.frontier.frontier` (the same root keys; every node's vector drawn from its
+same replicate trees as :func:`brw.frontier` (the same root keys; every node's vector drawn from its
 key exactly as the frontier kernels draw it), so each policy's gap to the frontier is a paired difference with
 a small standard error, and no policy can beat the frontier on any tree.
 
@@ -44,12 +44,13 @@ import numpy as np
 from brw import _kernels as K
 from brw._version import __version__
 from brw.errors import BrwError
-from brw.frontier import _check_count, _check_seed, _threads, frontier_start, kernel_threads, root_keys
+from brw.checks import check_count, check_seed, whole_numbers
+from brw.solver import frontier_start, kernel_threads, root_keys, thread_count
 from brw.kernel_law import kernel_args, gem_cut
-from brw.laws import Law, _fmt, parse_law
+from brw.laws import Law, parse_law
 from brw.limits import require
 from brw.progress import Progress
-from brw.results import Result, _whole_numbers, default_at
+from brw.results import Result, default_at
 
 __all__ = ["Drafter", "Policy", "PoliciesResult", "parse_policy", "parse_policies", "policies", "rank_accuracy",
            "POLICY_NAMES", "DEFAULT_POLICIES", "CALIBRATION_NODES"]
@@ -117,9 +118,9 @@ class Drafter:
         """The drafter's ``key=value`` fields of a policy spec (defaults left out)."""
         out = []
         if self.T != 1.0:
-            out.append(f"T={_fmt(self.T)}")
+            out.append(f"T={fmt(self.T)}")
         if self.sigma != 0.0:
-            out.append(f"sigma={_fmt(self.sigma)}")
+            out.append(f"sigma={fmt(self.sigma)}")
         if self.law is not None:
             out.append(f"q=({self.law})")
         return out
@@ -167,7 +168,7 @@ class Policy:
         for key in ("k", "d", "W", "depth"):
             value = getattr(self, key)
             if value is not None:
-                _check_count(value, f"policy {self.name!r}: {key}")
+                check_count(value, f"policy {self.name!r}: {key}")
         if self.name == "eagle2" and self.k + self.k * self.k * (self.d - 1) > 10**8:
             raise BrwError(f"eagle2 with k={self.k}, d={self.d} generates too many nodes; lower k or d")
         if self.a is not None:
@@ -192,7 +193,7 @@ class Policy:
             if value is not None:
                 fields.append(f"{key}={value}")
         if self.a is not None:
-            fields.append("a=" + "/".join(_fmt(x) for x in self.a))
+            fields.append("a=" + "/".join(fmt(x) for x in self.a))
         fields += self.drafter.spec_fields()
         return self.name + (":" + ",".join(fields) if fields else "")
 
@@ -443,9 +444,9 @@ def rank_accuracy(law, drafter: Drafter | None = None, ranks: int = DEFAULT_RANK
     """
     law = _verifier_law(law)
     drafter = Drafter() if drafter is None else drafter
-    ranks = _check_count(ranks, "ranks")
-    nodes = _check_count(nodes, "nodes")
-    seed = _check_seed(seed)
+    ranks = check_count(ranks, "ranks")
+    nodes = check_count(nodes, "nodes")
+    seed = check_seed(seed)
     args = kernel_args(law, gem_cut(law, ranks))
     dargs, owidth = _drafter_args(drafter, ranks)
     base = np.random.SeedSequence(seed, spawn_key=(_CALIBRATION_STREAM,)).generate_state(1, np.uint64)[0]
@@ -554,7 +555,7 @@ class PoliciesResult(Result):
             policy: ``policy``, ``accepted``, ``stderr``, ``gap``, ``gap_stderr``), ``replicates``, ``seed``,
             ``first_replicate``, ``accuracies``, ``seconds``, ``version``. Values not scored are None.
         """
-        at = list(self.at) if at is None else [int(p) for p in _whole_numbers(at, "P", 1, self.pmax)]
+        at = list(self.at) if at is None else [int(p) for p in whole_numbers(at, "P", 1, self.pmax)]
         idx = np.asarray(at, dtype=np.int64) - 1
 
         def vals(a):
@@ -574,7 +575,7 @@ class PoliciesResult(Result):
     def _tidy(self, at=None) -> dict:
         """Columns: law, policy, P, accepted, stderr, gap, gap_stderr, frontier, frontier_stderr, replicates,
         seed, version (one row per policy and P; default every P, rows a policy was not scored at left out)."""
-        P = self.P if at is None else _whole_numbers(at, "P", 1, self.pmax)
+        P = self.P if at is None else whole_numbers(at, "P", 1, self.pmax)
         cols: dict[str, list] = {c: [] for c in ("law", "policy", "P", "accepted", "stderr", "gap", "gap_stderr",
                                                  "frontier", "frontier_stderr", "replicates", "seed", "version")}
         for i, spec in enumerate(self.policies):
@@ -666,13 +667,13 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     True
     """
     law = _verifier_law(law)
-    pmax = _check_count(pmax, "P")
+    pmax = check_count(pmax, "P")
     pols = parse_policies(policies)
-    replicates = _check_count(replicates, "replicates")
-    seed = _check_seed(seed)
-    first_replicate = _check_count(first_replicate, "first_replicate", minimum=0)
-    at = tuple(default_at(pmax)) if at is None else tuple(sorted({int(p) for p in _whole_numbers(at, "at", 1, pmax)}))
-    nthreads = _threads(threads)
+    replicates = check_count(replicates, "replicates")
+    seed = check_seed(seed)
+    first_replicate = check_count(first_replicate, "first_replicate", minimum=0)
+    at = tuple(default_at(pmax)) if at is None else tuple(sorted({int(p) for p in whole_numbers(at, "at", 1, pmax)}))
+    nthreads = thread_count(threads)
     if pmax > 10**7:
         raise BrwError(f"P={pmax} is too large for policies: at most 10000000")
     # Per replicate: its key and, per policy and the frontier, its accepted curve while its chunk is folded in.
@@ -687,35 +688,7 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
 
     args = kernel_args(law, gem_cut(law, pmax))
     x0 = frontier_start(law, pmax)
-    # Each policy's fixed inputs: a static shape, or its drafter's kernel arguments.
-    accuracies: dict[str, np.ndarray] = {}
-    measured: dict[tuple, np.ndarray] = {}  # (drafter, W) -> accuracies, measured once
-    plans = []
-    for pol in pols:
-        dargs, owidth = _drafter_args(pol.drafter, pmax)
-        if pol.name in ("medusa", "sequoia"):
-            if pol.a is not None:
-                a = np.asarray(pol.a)
-            else:
-                ranks = pol.W or DEFAULT_RANKS
-                if (pol.drafter, ranks) not in measured:
-                    measured[pol.drafter, ranks] = rank_accuracy(law, pol.drafter, ranks, seed=seed)
-                a = measured[pol.drafter, ranks]
-            accuracies[pol.spec] = a
-        if pol.name == "chain":
-            shapes = [_chains(1, pmax)]
-        elif pol.name == "chains":
-            shapes = [_chains(pol.k, pmax)]
-        elif pol.name == "kary":
-            shapes = [_kary(pol.k, pol.d, pmax)]
-        elif pol.name == "medusa":
-            shapes = [_best_first_shape(a, pmax)]
-        elif pol.name == "sequoia":
-            shapes = [_sequoia_shape(a, P, pol.depth) for P in at]
-        else:
-            shapes = None
-        plans.append((pol, dargs, owidth, shapes))
-
+    plans, accuracies = _plans(pols, law, pmax, at, seed)
     npol = len(pols)
     chunk = max(1, min(replicates, 4 * nthreads))
     while chunk > 1 and chunk * pmax * 8 * (npol + 2) > 0.25 * _available():
@@ -746,8 +719,41 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
                           gap_m.stderr(), at, accuracies, seconds)
 
 
+def _plans(pols, law: Law, pmax: int, at: tuple, seed: int):
+    """Each policy's fixed inputs: ``(policy, drafter kernel arguments, drafter width, static shapes or None)``,
+    and the per-rank accuracies that static policies were built from (measured once per drafter and W)."""
+    accuracies: dict[str, np.ndarray] = {}
+    measured: dict[tuple, np.ndarray] = {}  # (drafter, W) -> accuracies
+    plans = []
+    for pol in pols:
+        dargs, owidth = _drafter_args(pol.drafter, pmax)
+        if pol.name in ("medusa", "sequoia"):
+            if pol.a is not None:
+                a = np.asarray(pol.a)
+            else:
+                ranks = pol.W or DEFAULT_RANKS
+                if (pol.drafter, ranks) not in measured:
+                    measured[pol.drafter, ranks] = rank_accuracy(law, pol.drafter, ranks, seed=seed)
+                a = measured[pol.drafter, ranks]
+            accuracies[pol.spec] = a
+        if pol.name == "chain":
+            shapes = [_chains(1, pmax)]
+        elif pol.name == "chains":
+            shapes = [_chains(pol.k, pmax)]
+        elif pol.name == "kary":
+            shapes = [_kary(pol.k, pol.d, pmax)]
+        elif pol.name == "medusa":
+            shapes = [_best_first_shape(a, pmax)]
+        elif pol.name == "sequoia":
+            shapes = [_sequoia_shape(a, P, pol.depth) for P in at]
+        else:
+            shapes = None
+        plans.append((pol, dargs, owidth, shapes))
+    return plans, accuracies
+
+
 def _available() -> int:
-    from brw.frontier import available_memory
+    from brw.solver import available_memory
 
     return available_memory()
 

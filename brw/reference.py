@@ -14,8 +14,8 @@ import heapq
 import math
 from fractions import Fraction
 
-from brw import _kernels as K
-from brw.frontier import root_keys
+from brw.streams import CHILD, COMPONENT, GOLDEN, M1, M2, REGIME, STREAM, TWO_M53, ZIGGURAT_F, ZIGGURAT_R, ZIGGURAT_X
+from brw.solver import root_keys
 from brw.kernel_law import (KIND_DIRICHLET, KIND_TABLE, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelArgs,
                             gem_cut, kernel_args)
 from brw.laws import parse_law
@@ -25,14 +25,14 @@ __all__ = ["children", "child_key", "reference_frontier", "reference_threshold",
 
 
 _MASK = (1 << 64) - 1
-_GOLDEN = int(K._GOLDEN)
-_ZX = [float(v) for v in K._ZX]
-_ZF = [float(v) for v in K._ZF]
+_GOLDEN = int(GOLDEN)
+_ZX = [float(v) for v in ZIGGURAT_X]
+_ZF = [float(v) for v in ZIGGURAT_F]
 
 
 def _mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * int(K._M1)) & _MASK
-    z = ((z ^ (z >> 27)) * int(K._M2)) & _MASK
+    z = ((z ^ (z >> 30)) * int(M1)) & _MASK
+    z = ((z ^ (z >> 27)) * int(M2)) & _MASK
     return z ^ (z >> 31)
 
 
@@ -51,34 +51,34 @@ def child_key(key: int, rank: int) -> int:
     int
         The child's 64-bit key.
     """
-    return _mix64((key + (rank + 1) * int(K._CHILD)) & _MASK)
+    return _mix64((key + (rank + 1) * int(CHILD)) & _MASK)
 
 
 class _Stream:
     """The random stream of a node: the kernels' next_u64 / next_uniform on a Python integer state."""
 
     def __init__(self, key: int):
-        self.s = key ^ int(K._STREAM)
+        self.s = key ^ int(STREAM)
 
     def u64(self) -> int:
         self.s = (self.s + _GOLDEN) & _MASK
         return _mix64(self.s)
 
     def uniform(self) -> float:
-        return ((self.u64() >> 11) + 0.5) * K._TWO_M53
+        return ((self.u64() >> 11) + 0.5) * TWO_M53
 
     def normal(self) -> float:
         while True:
             u = self.u64()
             i, neg = u & 255, (u >> 8) & 1
-            z = float(u >> 11) * K._TWO_M53 * _ZX[i]
+            z = float(u >> 11) * TWO_M53 * _ZX[i]
             if z < _ZX[i + 1]:
                 return -z if neg else z
             if i == 0:
                 while True:
-                    a = -math.log(self.uniform()) / K._ZR
+                    a = -math.log(self.uniform()) / ZIGGURAT_R
                     if -2.0 * math.log(self.uniform()) > a * a:
-                        return -(K._ZR + a) if neg else K._ZR + a
+                        return -(ZIGGURAT_R + a) if neg else ZIGGURAT_R + a
             if _ZF[i] + self.uniform() * (_ZF[i + 1] - _ZF[i]) < math.exp(-0.5 * z * z):
                 return -z if neg else z
 
@@ -103,7 +103,7 @@ class _Stream:
 
 
 def _hash_uniform(key: int, salt) -> float:
-    return ((_mix64(key ^ int(salt)) >> 11) + 0.5) * K._TWO_M53
+    return ((_mix64(key ^ int(salt)) >> 11) + 0.5) * TWO_M53
 
 
 def _pick(cdf, v: float) -> int:
@@ -168,7 +168,7 @@ def _table_row(table, params, key: int, prow: int, edge: float) -> int:
     else:
         pg = _pick(offsets[1:], prow + 0.5)  # the regime whose rows hold prow
         cdf = params[2 + 2 * g + pg * g:2 + 2 * g + (pg + 1) * g]
-    h = _pick(cdf, _hash_uniform(key, K._REGIME))
+    h = _pick(cdf, _hash_uniform(key, REGIME))
     return offsets[h] + (((u >> 32) * (offsets[h + 1] - offsets[h])) >> 32)
 
 
@@ -182,7 +182,7 @@ def _dirichlet(key: int, alpha: float, k: int) -> list[float]:
 
 def _gem(key: int, params, cut: float, width: int) -> list[float]:
     ncomp = int(params[0])
-    c = _pick(params[1 + 2 * ncomp:1 + 3 * ncomp], _hash_uniform(key, K._COMPONENT)) if ncomp > 1 else 0
+    c = _pick(params[1 + 2 * ncomp:1 + 3 * ncomp], _hash_uniform(key, COMPONENT)) if ncomp > 1 else 0
     spike, theta = float(params[1 + c]), float(params[1 + ncomp + c])
     st = _Stream(key)
     out, lrem = [], 0.0
@@ -205,7 +205,7 @@ def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None,
     args : KernelArgs
         The law's kernel arguments (``brw.kernel_law.kernel_args``).
     key : int
-        The node's 64-bit key (``brw.frontier.root_keys`` for a root, :func:`child_key` below it).
+        The node's 64-bit key (``brw.root_keys`` for a root, :func:`child_key` below it).
     prow : int, optional
         The parent's row (-1 for the root): table laws with regimes draw rows given it.
     limit : int or None, optional

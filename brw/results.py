@@ -3,7 +3,7 @@
 Every result is a frozen dataclass mixing in :class:`Result`: ``to_dict()`` gives a JSON-able dict (what
 ``--json`` prints) and ``to_pandas()`` a tidy table (one row per law and P, or per replicate where asked), the
 form sweeps concatenate. This module holds the solvers' results: :class:`FrontierResult`
-(``brw.frontier.frontier``), :class:`ThresholdResult` (``brw.frontier.threshold``) and :class:`Tree` (one
+(``brw.frontier``), :class:`ThresholdResult` (``brw.threshold``) and :class:`Tree` (one
 replicate's tree as flat arrays). numpy only: reading a result needs no simulator, and pandas is imported by
 ``to_pandas`` alone.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brw._version import __version__
+from brw.checks import whole_numbers
 from brw.errors import BrwError
 
 __all__ = ["Result", "FrontierResult", "ThresholdResult", "Tree", "default_at"]
@@ -71,17 +72,6 @@ def _jsonable(value):
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _whole_numbers(values, name: str, lo: int, hi: int) -> np.ndarray:
-    """``values`` as an int64 array of whole numbers in lo..hi, or one BrwError naming ``name``."""
-    arr = np.atleast_1d(np.asarray(values))
-    if arr.ndim != 1 or arr.dtype == bool or (arr.size and arr.dtype.kind not in "iu"):
-        raise BrwError(f"{name} must be whole numbers in {lo}..{hi}, got {values!r}")
-    arr = arr.astype(np.int64)
-    if np.any(arr < lo) or np.any(arr > hi):
-        raise BrwError(f"{name} must lie in {lo}..{hi} for this result, got {values!r}")
-    return arr
 
 
 def default_at(pmax: int) -> list[int]:
@@ -178,7 +168,7 @@ class FrontierResult(Result):
         tuple of numpy.ndarray
             ``(accepted, stderr)`` at those P.
         """
-        idx = _whole_numbers(P, "P", 1, self.pmax) - 1
+        idx = whole_numbers(P, "P", 1, self.pmax) - 1
         return self.accepted[idx], self.stderr[idx]
 
     def to_dict(self, at=None) -> dict:
@@ -196,7 +186,7 @@ class FrontierResult(Result):
             ``first_replicate``, ``nodes_per_second``, ``version``; with kept P also ``keep`` and
             ``replicate_values`` (one list per replicate).
         """
-        at = default_at(self.pmax) if at is None else [int(p) for p in _whole_numbers(at, "P", 1, self.pmax)]
+        at = default_at(self.pmax) if at is None else [int(p) for p in whole_numbers(at, "P", 1, self.pmax)]
         acc, se = self.at(at)
         out = {
             "law": self.law, "mu": self.mu, "mu2": self.mu2, "P": at,
@@ -220,7 +210,7 @@ class FrontierResult(Result):
             n = reps.size
             return {"law": [self.law] * n, "replicate": reps, "P": np.tile(np.asarray(self.keep), self.replicates),
                     "accepted": self.replicate_values.ravel(), "seed": [self.seed] * n, "version": [self.version] * n}
-        P = self.P if at is None else _whole_numbers(at, "P", 1, self.pmax)
+        P = self.P if at is None else whole_numbers(at, "P", 1, self.pmax)
         acc, se = self.at(P)
         n = P.size
         return {"law": [self.law] * n, "P": P, "accepted": acc, "stderr": se, "tokens_per_step": acc + 1.0,

@@ -64,7 +64,7 @@ class Roofline(VerifierCost):
 
     @property
     def spec(self) -> str:
-        return f"roofline:t1={self.t1!r},knee={_fmt(self.knee)}"
+        return f"roofline:t1={self.t1!r},knee={fmt(self.knee)}"
 
     @property
     def max_tokens(self) -> float:
@@ -98,7 +98,7 @@ class CostTable(VerifierCost):
         return np.interp(k, self.tokens, self.table_seconds)
 
 
-def _fmt(x: float) -> str:
+def fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
@@ -352,7 +352,7 @@ def speedup(law, cost, pmax: int | None = None, replicates: int = 100, seed: int
         front, front_se, names = res.frontier, res.frontier_stderr, res.policies
         pol = np.hstack([np.zeros((len(names), 1)), res.accepted])
     else:
-        from brw.frontier import frontier
+        from brw.solver import frontier
 
         res = frontier(law, pmax, replicates, seed, threads=threads, progress=progress)
         front, front_se, names, pol = res.accepted, res.stderr, (), np.zeros((0, pmax + 1))

@@ -119,7 +119,7 @@ class Kind:
 
 
 def _run_frontier(law, point: Point, Ps: tuple[int, ...], threads: int):
-    from brw.frontier import frontier
+    from brw.solver import frontier
 
     start = dict(point.options).get("slope_from")
     ladder = [] if start is None else [start << j for j in range((Ps[-1] // start).bit_length())]
@@ -691,7 +691,7 @@ def _process_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["brw.sweep", "brw.frontier", "brw.laws", "brw.theory"])
+    ctx.set_forkserver_preload(["brw.sweep", "brw.solver", "brw.laws", "brw.theory"])
     return ctx
 
 
@@ -883,21 +883,7 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
         grid = load_config(config)
     else:
         grid = _validate({k: v for k, v in keywords.items() if v is not None or k in ("laws", "P", "seed")})
-    if client is not None and dask_local is not None:
-        raise BrwError("give client or dask_local, not both")
-    if dask_local is not None:
-        dask_local = _whole(dask_local, "dask_local", None, _where_python, 1)
-        require("dask_local", dask_local, lambda n: n * WORKER_BYTES, what="a Dask LocalCluster")
-    if workers is not None:
-        workers = _whole(workers, "workers", None, _where_python, 1)
-    out = None if out is None else Path(out)
-    if out is not None and out.exists() and not out.is_dir():
-        raise BrwError(f"out={str(out)!r} is a file; give a folder")
-    for module in ("pandas",) + (("pyarrow",) if out is not None else ()):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise BrwError(f"a sweep needs {module}: pip install 'brw[sweep]'") from None
+    dask_local, workers, out = _check_runner(client, dask_local, workers, out)
     require("points", _grid_size(grid), lambda n: n * POINT_BYTES, what="a sweep grid",
             hint="fewer laws, seeds or replicates")
     points = plan(grid)
@@ -925,6 +911,26 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
                          "failed": fails, "out": None if out is None else str(out),
                          "seconds": time.perf_counter() - t0}
     return df
+
+
+def _check_runner(client, dask_local, workers, out):
+    """``(dask_local, workers, out)`` of a sweep, checked: whole numbers, a folder, the packages it needs."""
+    if client is not None and dask_local is not None:
+        raise BrwError("give client or dask_local, not both")
+    if dask_local is not None:
+        dask_local = _whole(dask_local, "dask_local", None, _where_python, 1)
+        require("dask_local", dask_local, lambda n: n * WORKER_BYTES, what="a Dask LocalCluster")
+    if workers is not None:
+        workers = _whole(workers, "workers", None, _where_python, 1)
+    out = None if out is None else Path(out)
+    if out is not None and out.exists() and not out.is_dir():
+        raise BrwError(f"out={str(out)!r} is a file; give a folder")
+    for module in ("pandas",) + (("pyarrow",) if out is not None else ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise BrwError(f"a sweep needs {module}: pip install 'brw[sweep]'") from None
+    return dask_local, workers, out
 
 
 def _run(engine, total: int, store: _Store, failed: dict, progress: bool) -> None:

@@ -71,7 +71,7 @@ def realtree(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw.realtree.realtrees``'s summary.
+        ``brw.real.realtree.realtrees``'s summary.
 
     Returns
     -------
@@ -101,7 +101,7 @@ def record(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        The summary of ``brw.recording.record_sampled`` or ``record_teacher_forced``.
+        The summary of ``brw.real.recording.record_sampled`` or ``record_teacher_forced``.
 
     Returns
     -------
@@ -160,7 +160,7 @@ def import_logprobs(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        The summary of ``brw.importers.import_logprobs``.
+        The summary of ``brw.real.importers.import_logprobs``.
 
     Returns
     -------
@@ -493,8 +493,8 @@ def compare(d: dict) -> str:
 
 
 def _by_surprisal(bins) -> str:
-    """Means per bin of ``brw.realtree.SURPRISAL_BINS``: ``[0, 0.05) 0.90, ...``."""
-    from brw.realtree import SURPRISAL_BINS
+    """Means per bin of ``brw.real.realtree.SURPRISAL_BINS``: ``[0, 0.05) 0.90, ...``."""
+    from brw.real.realtree import SURPRISAL_BINS
 
     return ", ".join(f"[{lo:g}, {hi:g}) {m:.2f}" if n else f"[{lo:g}, {hi:g}) -"
                      for (lo, hi), (m, n) in zip(zip(SURPRISAL_BINS[:-1], SURPRISAL_BINS[1:]), bins))
@@ -506,7 +506,7 @@ def node_statistics(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw.realtree.node_statistics``'s result.
+        ``brw.real.realtree.node_statistics``'s result.
 
     Returns
     -------
@@ -535,7 +535,7 @@ def spine_statistics(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw.realtree.spine_statistics``'s result.
+        ``brw.real.realtree.spine_statistics``'s result.
 
     Returns
     -------
@@ -616,7 +616,7 @@ def costcurve(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw costcurve``'s result (``brw.costcurve.cost_curve(...).to_dict()`` and the ``out`` path).
+        ``brw costcurve``'s result (``brw.real.costcurve.cost_curve(...).to_dict()`` and the ``out`` path).
 
     Returns
     -------

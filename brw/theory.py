@@ -652,7 +652,7 @@ def context_mixture(law, P, *, prediction: str = "renewal", points: int = DEFAUL
     numpy.ndarray
         sum_c w_c prediction_c(P) at each P.
     """
-    from brw.context_laws import ContextTrace
+    from brw.laws.context import ContextTrace
 
     law = parse_law(law)
     if not isinstance(law, ContextTrace):

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from brw.errors import BrwError, clip, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.limits import require
 from brw.tailfit import TAIL_GROUPS, fit_tails
 from brw.traces import FORMAT, SCHEMA_VERSION, Trace

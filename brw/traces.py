@@ -2,7 +2,7 @@
 
 A trace is a table of recorded positions. Each row is one next-token distribution p of the verifier: its top-k
 log-probabilities and token ids, and statistics of the *whole* vocabulary computed exactly from the logits
-(entropy, second log-moment, mass outside the top k). The ``trace:`` law (:mod:`brw.trace_law`) resamples rows
+(entropy, second log-moment, mass outside the top k). The ``trace:`` law (:mod:`brw.laws.trace`) resamples rows
 (theory.md section 2: an empirical law D), with the mass beyond the top k represented, never dropped (see
 :func:`brw.tailfit.fit_tails`).
 
@@ -62,17 +62,20 @@ from pathlib import Path
 
 import numpy as np
 
-from brw.errors import BrwError, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError
 from brw.files import check_output, write_npz
 from brw.tailfit import tail_bounds
 
 __all__ = [
-    "SCHEMA_VERSION", "FORMAT", "MASS_TOL", "MOMENT_TOL", "BUNDLED", "DATA_DIR", "Trace", "id_dtype",
+    "SCHEMA_VERSION", "FORMAT", "BRANCH_MODE", "MASS_TOL", "MOMENT_TOL", "BUNDLED", "DATA_DIR", "Trace", "id_dtype",
     "make_trace", "save_trace", "resolve_trace", "load_trace",
 ]
 
 SCHEMA_VERSION = 1
 FORMAT = "brw-trace"
+#: The ``mode`` of a trace of greedy branches (``brw.real.recording.record_branches``).
+BRANCH_MODE = "greedy-branches"
 #: |sum of the top-k probabilities + tail_mass - 1| allowed. float32 top-k log-probabilities move each p_i by
 #: at most p_i |log p_i| 6e-8, so a whole row by about H 6e-8; API log-probabilities are rounded more coarsely.
 MASS_TOL = 1e-4
@@ -82,7 +85,7 @@ MOMENT_TOL = 1e-4
 
 #: Short names of the bundled traces (``trace:code`` ...) and their files in brw/data: SmolLM2-135M-Instruct's
 #: (the plain genre names) and Gemma 3 270M's (``gemma3-``), both recorded by sims/record_traces.py, and each
-#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.recording.record_branches`).
+#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.real.recording.record_branches`).
 BUNDLED = {
     "code": "smollm2-code.npz",
     "math": "smollm2-math.npz",

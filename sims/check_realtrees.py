@@ -1,5 +1,5 @@
 """Spot-check bundled real trees against the one-node-at-a-time reference: for a few trees of a results file,
-expand the same context again with ``brw.expansion.expand_naive`` (one full forward pass per node, no KV cache)
+expand the same context again with ``brw.real.expansion.expand_naive`` (one full forward pass per node, no KV cache)
 and compare the first NODES nodes (tokens and parents exactly, accepted(P) to float32 rounding).
 
     python sims/check_realtrees.py --results gemma3 --trees 0,20,200,383     # about a minute
@@ -14,9 +14,9 @@ import numpy as np
 
 
 def main(argv=None):
-    from brw.expansion import expand_naive
-    from brw.models import load_model, set_threads
-    from brw.realtree import BUNDLED, load_realtrees
+    from brw.real.expansion import expand_naive
+    from brw.real.models import load_model, set_threads
+    from brw.real.realtree import BUNDLED, load_realtrees
     from brw.traces import load_trace
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from brw import figures, tables
 from brw.files import write_text
-from brw.realtree import BUNDLED, load_realtrees, node_statistics, spine_statistics
+from brw.real.realtree import BUNDLED, load_realtrees, node_statistics, spine_statistics
 from brw.studies.compare import compare
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"

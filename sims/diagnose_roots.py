@@ -17,9 +17,9 @@ import json
 
 import numpy as np
 
-from brw.frontier import frontier
+from brw.solver import frontier
 from brw.laws import parse_law
-from brw.realtree import load_realtrees, trace_name
+from brw.real.realtree import load_realtrees, trace_name
 from brw.traces import BUNDLED
 
 REPLICATES = 200

@@ -2,7 +2,7 @@
 
 Each recorded SmolLM2 position is written out as an OpenAI chat-completions ``logprobs`` entry carrying only
 its top k log-probabilities (k = 1, 5, 20: what APIs return; 64: what the recorder keeps), imported with
-``brw.importers`` (vocabulary 49,152), and the bracket is set beside the true full-vocabulary mean recorded in
+``brw.real.importers`` (vocabulary 49,152), and the bracket is set beside the true full-vocabulary mean recorded in
 the trace.
 
     python sims/import_brackets.py            # a few seconds; prints a markdown table
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brw.importers import import_logprobs
+from brw.real.importers import import_logprobs
 from brw.traces import load_trace
 
 

@@ -1,9 +1,9 @@
 """Real drafters against the real speed of light, and whether the simulator's drafter model predicts them.
 
 SmolLM2-135M-Instruct drafts for itself with its last decoder layers skipped (early exit after 29, 28 and 26
-of its 30 layers; brw.models.early_exit). At the first CONTEXTS answer positions of each bundled real-tree
+of its 30 layers; brw.real.models.early_exit). At the first CONTEXTS answer positions of each bundled real-tree
 genre (brw/data/realtrees-smollm2.npz: code, math, chat), each drafter expands its own best-first tree to
-P = 256 nodes and the verifier scores it (brw.realdrafter); the real optimal tree's accepted(P) of the same
+P = 256 nodes and the verifier scores it (brw.real.realdrafter); the real optimal tree's accepted(P) of the same
 contexts comes from the bundled real trees. Then the simulator's drafter (log q = log p / T + sigma z) is
 fitted to each real drafter from the two models' next-token distributions at the recorded answer positions of
 the first FIT_CONTEXTS contexts of each trace, and the simulator's gap (specexec with the fitted drafter against
@@ -38,9 +38,9 @@ SHOW_P = (1, 4, 16, 64, 256)
 
 
 def main(argv=None):
-    from brw import models
+    from brw.real import models
     from brw.policies import Drafter, rank_accuracy
-    from brw.realdrafter import (BUNDLED_RESULTS, answer_positions, fit_drafter, real_drafter_trees, simulated_gaps,
+    from brw.real.realdrafter import (BUNDLED_RESULTS, answer_positions, fit_drafter, real_drafter_trees, simulated_gaps,
                                  with_fits)
     from brw.traces import load_trace
 

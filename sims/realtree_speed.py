@@ -32,10 +32,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import numpy as np
-    from brw.expansion import DEFAULT_BATCH, DEFAULT_LOOKAHEAD, expand, expand_naive
+    from brw.real.expansion import DEFAULT_BATCH, DEFAULT_LOOKAHEAD, expand, expand_naive
     from brw.files import write_text
-    from brw.models import load_model, set_threads
-    from brw.realtree import pick_rows
+    from brw.real.models import load_model, set_threads
+    from brw.real.realtree import pick_rows
     from brw.traces import load_trace
 
     set_threads(args.threads)

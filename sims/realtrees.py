@@ -1,5 +1,5 @@
 """Regenerate the bundled real-tree results: brw/data/realtrees-smollm2.npz (the embedded default of
-``brw.realtree.load_realtrees()``), realtrees-smollm2-p1024.npz (``--pmax 1024 --contexts 64``) and
+``brw.real.realtree.load_realtrees()``), realtrees-smollm2-p1024.npz (``--pmax 1024 --contexts 64``) and
 realtrees-gemma3.npz (``--model gemma3``).
 
 At 128 answer positions of each bundled trace of the model (code, math, chat: its own sampled answers, see
@@ -30,8 +30,8 @@ SEED = 0
 
 
 def main(argv=None):
-    from brw.expansion import realtrees
-    from brw.realtree import BUNDLED
+    from brw.real.expansion import realtrees
+    from brw.real.realtree import BUNDLED
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2", choices=("smollm2", "gemma3"), help="the real model")

@@ -16,7 +16,7 @@ with its top-64 log-probabilities and the exact full-vocabulary entropy, second 
     python sims/record_traces.py [--model gemma3]   # 5 (smollm2) to 10 (gemma3) minutes; resumable
 
 ``--branches`` records instead the greedy branches of each bundled trace (brw/data/MODEL-GENRE-greedy.npz, the
-``run:`` law's ``greedy=`` rows; :func:`brw.recording.record_branches`): from every position where the text
+``run:`` law's ``greedy=`` rows; :func:`brw.real.recording.record_branches`): from every position where the text
 did not take its most probable token, DEPTH greedy steps, top-BRANCH_K log-probabilities kept (10 minutes for
 smollm2, about 40 for gemma3; resumable).
 """
@@ -51,8 +51,8 @@ def main(argv=None):
     ap.add_argument("--branches", action="store_true", help="record the greedy branches of the bundled traces")
     args = ap.parse_args(argv)
 
-    from brw.models import load_model, set_threads
-    from brw.recording import read_prompts, record_branches, record_sampled
+    from brw.real.models import load_model, set_threads
+    from brw.real.recording import read_prompts, record_branches, record_sampled
     from brw.traces import load_trace
 
     base = args.model == "gemma3"

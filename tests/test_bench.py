@@ -8,7 +8,7 @@ import pytest
 
 from brw import cli, tables
 from brw.errors import BrwError
-from brw.frontier import frontier
+from brw.solver import frontier
 from brw.studies.bench import TARGETS, SyntheticTable, bench
 
 

@@ -89,7 +89,7 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     them with the genres' context counts as weights, and the empirical law's accepted(1) is the trace's
     E[top-1 probability] within its standard error."""
     from brw import frontier, parse_law, theory
-    from brw.realtree import load_realtrees
+    from brw.real.realtree import load_realtrees
 
     png = tmp_path / "c.png"
     at = [1, 16, 256]
@@ -137,7 +137,7 @@ def test_compare_out_of_sample(capsys):
     fold j, and a genre's prediction weights the folds by their real contexts; the decomposition of the gap
     over the i.i.d. walk adds up."""
     from brw import frontier, theory
-    from brw.realtree import load_realtrees
+    from brw.real.realtree import load_realtrees
 
     at = [1, 64, 256]
     code, out, err = run(capsys, "compare", "--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", "3",

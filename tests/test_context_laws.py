@@ -14,11 +14,11 @@ import pytest
 
 from brw import frontier, parse_law, theory
 from brw import _kernels as K
-from brw.context_laws import ContextTrace, PathTrace, recorded_contexts
+from brw.laws.context import ContextTrace, PathTrace, recorded_contexts
 from brw.errors import BrwError
-from brw.fitted import MarkovTrace, fit_gemmix
+from brw.laws.fitted import MarkovTrace, fit_gemmix
 from brw.kernel_law import kernel_args
-from brw.trace_law import TraceLaw
+from brw.laws.trace import TraceLaw
 from brw.traces import load_trace, make_trace, save_trace
 
 SPECS = ["trace:chat,holdout=1/4", "markov:trace=code,regimes=4,holdout=3/5", "ctx:trace=chat",
@@ -225,7 +225,7 @@ def test_kernel_rows_of_an_edge_law_follow_the_edge_into_the_node(spec):
     """A child reached by an edge of surprisal s draws its row among the rows recorded just after a token of s's
     bin, following a row of its parent's group (its context, or its entropy regime), when there are any; and
     the law's table holds the trace's rows."""
-    from brw.fitted import regime_of_rows
+    from brw.laws.fitted import regime_of_rows
 
     law = parse_law(spec)
     args = kernel_args(law, 50.0)
@@ -342,8 +342,8 @@ def test_greedy_runs_count_the_top_tokens_taken_in_a_row():
     """Each row's run, counted afresh context by context in recorded order: +1 after a position whose taken
     token was its top one, 0 after any other and at a context's first recorded position (or after a gap); the
     run law's rows keep the trace's rows, grouped by (run, context); ``entropy_after_run`` means them."""
-    from brw.context_laws import RunTrace, greedy_runs
-    from brw.fitted import entropy_after_run
+    from brw.laws.context import RunTrace, greedy_runs
+    from brw.laws.fitted import entropy_after_run
 
     tr = load_trace("math")
     runs = greedy_runs(tr)
@@ -417,7 +417,7 @@ def test_bundled_greedy_branches_belong_to_their_traces():
     """Each bundled branch trace leaves from every departure of its bundled source trace (same file hash), eight
     greedy steps each, recorded by the same model; its rows' tails fit as the sampled traces' do."""
     from brw.files import sha256
-    from brw.recording import BRANCH_MODE, branch_points
+    from brw.real.recording import BRANCH_MODE, branch_points
     from brw.traces import BUNDLED, resolve_trace
 
     names = [n for n in BUNDLED if n.endswith("-greedy")]

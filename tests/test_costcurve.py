@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from brw.costcurve import token_grid, tree_attention
+from brw.real.costcurve import token_grid, tree_attention
 
 torch = pytest.importorskip("torch", reason="cost curves need torch (pip install 'brw[model]')")
 pytest.importorskip("transformers", reason="cost curves need transformers (pip install 'brw[model]')")
 
-from brw import models  # noqa: E402
+from brw.real import models  # noqa: E402
 from brw.cli import main  # noqa: E402
-from brw.costcurve import cost_curve  # noqa: E402
+from brw.real.costcurve import cost_curve  # noqa: E402
 from brw.errors import BrwError  # noqa: E402
 from brw.speedup import read_cost_table, speedup  # noqa: E402
 

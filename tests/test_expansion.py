@@ -1,4 +1,4 @@
-"""Real optimal trees (brw/expansion.py): the batched, cached expansion against the naive one-pass-per-node loop
+"""Real optimal trees (brw/real/expansion.py): the batched, cached expansion against the naive one-pass-per-node loop
 and against brute force, on a tiny random model (fast) and on SmolLM2 (skipped without the model extra)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ transformers = pytest.importorskip("transformers", reason="real trees need trans
 
 from brw.cli import main  # noqa: E402
 from brw.errors import BrwError  # noqa: E402
-from brw import expansion  # noqa: E402
-from brw.expansion import expand, expand_naive, realtrees  # noqa: E402
-from brw.models import LoadedModel, load_model  # noqa: E402
-from brw.realtree import load_realtrees  # noqa: E402
+from brw.real import expansion  # noqa: E402
+from brw.real.expansion import expand, expand_naive, realtrees  # noqa: E402
+from brw.real.models import LoadedModel, load_model  # noqa: E402
+from brw.real.realtree import load_realtrees  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -131,7 +131,7 @@ def test_sliding_window_model_expands_exactly_inside_its_window():
     """Gemma 3's sliding-window layers: a cache of that kind would drop the context's slots once the flattened
     tree fills the window (a wrong tree, or a shape error); the expansion keeps every slot, so inside the window
     it equals the one-node-at-a-time reference, and a node beyond the window is refused."""
-    from brw.models import sliding_window
+    from brw.real.models import sliding_window
 
     model = tiny_gemma3(window=48)
     assert sliding_window(model) == 48 and sliding_window(tiny_model()) is None
@@ -196,7 +196,7 @@ def test_bad_input(tiny):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from brw.recording import record
+    from brw.real.recording import record
 
     model = tiny_model(vocab=100, seed=2, sharpen=8.0)
     lm = LoadedModel(model, None, "cpu", "float64",

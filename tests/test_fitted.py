@@ -7,8 +7,8 @@ import pytest
 
 from brw import BrwError, frontier, parse_law
 from brw import _kernels as K
-from brw.fitted import GEMMix, fit_gemmix, fit_markov, regime_of_rows
-from brw.frontier import root_keys
+from brw.laws.fitted import GEMMix, fit_gemmix, fit_markov, regime_of_rows
+from brw.solver import root_keys
 from brw.kernel_law import kernel_args
 from brw.reference import children
 
@@ -100,7 +100,7 @@ def test_markov_transitions_are_those_of_the_simulated_tree():
 
 
 def test_entropy_autocorrelation_against_its_definition():
-    from brw.fitted import entropy_autocorrelation
+    from brw.laws.fitted import entropy_autocorrelation
 
     trace = parse_law("trace:math").trace
     got = entropy_autocorrelation(trace, (1, 3))
@@ -114,8 +114,8 @@ def test_entropy_autocorrelation_against_its_definition():
 
 
 def test_entropy_after_surprisal_against_its_definition():
-    from brw.fitted import entropy_after_surprisal
-    from brw.realtree import SURPRISAL_BINS
+    from brw.laws.fitted import entropy_after_surprisal
+    from brw.real.realtree import SURPRISAL_BINS
 
     trace = parse_law("trace:chat").trace
     got = entropy_after_surprisal(trace)
@@ -163,7 +163,7 @@ def test_gemmix_spine_cdf_jumps_by_the_spike_at_its_step():
 
 
 def test_theta_for_entropy_inverts_gem_entropy():
-    from brw.fitted import _theta_for_entropy, gem_entropy
+    from brw.laws.fitted import _theta_for_entropy, gem_entropy
 
     for h in (0.01, 0.3, 0.999, 1.0, 2.5, 7.0):
         assert float(gem_entropy(_theta_for_entropy(h))) == pytest.approx(h, rel=1e-10)
@@ -182,7 +182,7 @@ def test_entropy_autocorrelation_needs_three_pairs():
     """A text of 4 rows has 3 lag-1 pairs (a correlation), 2 lag-2 pairs (NaN: fewer than three)."""
     from trace_data import synthetic
 
-    from brw.fitted import entropy_autocorrelation
+    from brw.laws.fitted import entropy_autocorrelation
     from brw.traces import make_trace
 
     arrays, meta = synthetic(contexts=1, lengths=4)

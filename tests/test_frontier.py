@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from brw import BrwError, frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
-from brw.frontier import frontier_start, kernel_threads, root_keys
+from brw.solver import frontier_start, kernel_threads, root_keys
 from brw.kernel_law import KIND_TABLE, KernelLaw, gem_cut, kernel_args
 from brw.laws import Fixed, Law
 from brw.reference import children, exact_fixed_accepted, uniform_accepted

@@ -69,7 +69,7 @@ sys.meta_path.insert(0, Interrupt())
 """ + ENTRY
 
 
-@pytest.mark.parametrize("module", ["numpy", "scipy.special", "numba", "brw.laws", "brw.frontier", "brw.theory",
+@pytest.mark.parametrize("module", ["numpy", "scipy.special", "numba", "brw.laws", "brw.solver", "brw.theory",
                                     "brw.figures", "matplotlib.pyplot"])
 def test_ctrl_c_during_imports_is_one_line_and_130(tmp_path, module):
     argv = LONG[:5] + ["--replicates", "2", "--bounds", "--plot", "f.png"]

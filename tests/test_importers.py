@@ -9,7 +9,7 @@ import pytest
 
 from brw import BrwError, parse_law
 from brw.cli import main
-from brw.importers import import_logprobs
+from brw.real.importers import import_logprobs
 from brw.traces import load_trace
 
 def _dist(seed, vocab=60):

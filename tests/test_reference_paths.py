@@ -18,8 +18,8 @@ import pytest
 
 from brw import frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
-from brw.fitted import fit_markov, regime_of_rows
-from brw.frontier import frontier_start
+from brw.laws.fitted import fit_markov, regime_of_rows
+from brw.solver import frontier_start
 from brw.kernel_law import (KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelLaw,
                             gem_cut, kernel_args)
 from brw.laws import Law
@@ -307,7 +307,7 @@ def test_threshold_counts_at_exact_levels_of_a_two_step_lattice():
 def test_seed_contract_root_keys_come_from_numpy_seed_sequence():
     """Replicate j of seed s is the tree below SeedSequence(s, spawn_key=(j,)).generate_state(1, uint64)[0],
     computed here with numpy alone; the kernels run from that key agree with frontier() and threshold()."""
-    from brw.frontier import root_keys
+    from brw.solver import root_keys
 
     seed = 2**40 + 7
     assert root_keys(seed, 4, first=3).tolist() == [int(_independent_key(seed, j)) for j in range(3, 7)]

@@ -11,7 +11,7 @@ import pytest
 from brw import tables
 from brw.cli import main
 from brw.errors import BrwError
-from brw.realtree import BUNDLED
+from brw.real.realtree import BUNDLED
 from brw.studies.reproduce import REPORT, RESULTS, STEPS, reproduce
 
 #: A number as the report prints it: sign, digits, decimals, exponent, percent.

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brw import _kernels as K
-from brw.frontier import frontier_start, root_keys
+from brw.solver import frontier_start, root_keys
 from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
 

@@ -27,7 +27,7 @@ def test_trace_law_matches_recorded_means(trace_file):
 
 
 def test_trace_law_simulates(trace_file):
-    from brw.frontier import frontier
+    from brw.solver import frontier
 
     law = parse_law(f"trace:{trace_file}")
     r = frontier(law, 256, replicates=8, seed=3)

@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 from brw import _kernels as K  # noqa: E402
 from brw._version import __version__  # noqa: E402
 from brw.errors import BrwError  # noqa: E402
-from brw.frontier import FRONTIER_BYTES_PER_NODE, _check_count, frontier_start, kernel_threads, root_keys  # noqa: E402
+from brw.checks import check_count  # noqa: E402
+from brw.solver import FRONTIER_BYTES_PER_NODE, frontier_start, kernel_threads, root_keys  # noqa: E402
 from brw.kernel_law import KernelLaw, gem_cut, kernel_args  # noqa: E402
 from brw.laws import Law, parse_law  # noqa: E402
 from brw.reference import reference_frontier  # noqa: E402
@@ -281,7 +282,7 @@ def _reset_peak() -> bool:
 
 
 def big_tree(law: Law, nodes: int, seed: int = 0) -> dict:
-    """One frontier tree of ``nodes`` nodes on one thread, as ``brw.frontier.frontier`` runs it: seconds and
+    """One frontier tree of ``nodes`` nodes on one thread, as ``brw.frontier`` runs it: seconds and
     the peak resident memory it adds, per node (heap and accepted curve; /proc peak after a reset).
 
     Parameters
@@ -298,7 +299,7 @@ def big_tree(law: Law, nodes: int, seed: int = 0) -> dict:
     dict
         Seconds, kernel seconds, nodes per second and bytes per node (measured, by layout, promised).
     """
-    from brw.frontier import frontier
+    from brw.solver import frontier
 
     frontier(law, 2, 1, seed, threads=1)  # compile / load outside the measurement
     rss0 = _vm("VmRSS")
@@ -318,7 +319,7 @@ def big_tree(law: Law, nodes: int, seed: int = 0) -> dict:
 _STARTUP = """
 import time
 t0 = time.perf_counter()
-from brw.frontier import frontier
+from brw.solver import frontier
 frontier({law!r}, 1000, 2, 0)
 print(time.perf_counter() - t0)
 """
@@ -500,11 +501,11 @@ def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: 
     -------
     Benchmark
     """
-    pmax = _check_count(pmax, "pmax")
-    replicates = _check_count(replicates, "replicates")
-    reference_nodes = _check_count(reference_nodes, "reference_nodes")
-    repeats = _check_count(repeats, "repeats")
-    big_nodes = _check_count(big_nodes, "big_nodes", minimum=0)
+    pmax = check_count(pmax, "pmax")
+    replicates = check_count(replicates, "replicates")
+    reference_nodes = check_count(reference_nodes, "reference_nodes")
+    repeats = check_count(repeats, "repeats")
+    big_nodes = check_count(big_nodes, "big_nodes", minimum=0)
     # Sizes before any work: frontier runs on two threads (their heaps, the curves), the reference's Python
     # heap of nodes, the big tree on one thread.
     require("pmax", pmax, lambda n: n * (2.0 * FRONTIER_BYTES_PER_NODE + 40.0), what="the benchmark's trees")

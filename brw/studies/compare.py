@@ -1,6 +1,6 @@
 """Every model of the verifier against reality: real optimal trees beside the theory and the simulator.
 
-For each genre of a real-tree results file (``brw.realtree``; the bundled SmolLM2 trees by default) the real
+For each genre of a real-tree results file (``brw.real.realtree``; the bundled SmolLM2 trees by default) the real
 accepted(P), averaged over contexts with its standard error, is set beside
 
 (a) the paper's bound, (b) the sharp asymptotic and (c) the renewal bound, each with the trace's mu and mu2
@@ -8,7 +8,7 @@ accepted(P), averaged over contexts with its standard error, is set beside
 (``brw.theory.context_mixture``: the theory of the per-context law; it overshoots at small P where a context's
 entropy is near zero),
 (d) the simulator under the trace's empirical law (``trace:``), (e) under the parametric fit (``gemmix``,
-``brw.fitted.fit_gemmix``), (f) under the entropy-regime law (``markov``, ``brw.fitted``), (g) under the
+``brw.laws.fitted.fit_gemmix``), (f) under the entropy-regime law (``markov``, ``brw.laws.fitted``), (g) under the
 per-context law (``ctx``: a tree draws a recorded generation, its nodes that generation's rows), (h) under
 recorded-path resampling (``path``: a child takes the next recorded position of its parent's row), (i) under
 edge-conditioned resampling (``edge``: a child draws a row of its parent's generation recorded after a token as
@@ -18,7 +18,7 @@ after a token that was not the top one) and (k) under recorded-prefix resampling
 own prefix was recorded, along the sampled text or, for the bundled traces, the model's greedy branches from
 it, takes that row; any other draws as in ``run``).
 
-Beside the plain real mean, the root-adjusted one (``brw.realtree.root_adjusted_mean``) corrects it for the luck
+Beside the plain real mean, the root-adjusted one (``brw.real.realtree.root_adjusted_mean``) corrects it for the luck
 of which answer positions were drawn as roots, and every prediction is also scored against it.
 
 Out of sample: with ``folds`` = K >= 2 the recorded generations (a trace's contexts) fall into K folds
@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brw._version import __version__
-from brw.errors import BrwError, clip, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.limits import require
-from brw.realtree import root_adjusted_mean, trace_name
+from brw.real.realtree import root_adjusted_mean, trace_name
 from brw.results import Result
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
@@ -205,7 +206,7 @@ def _errors(pred: np.ndarray, real: np.ndarray) -> dict:
 
 
 def _sim(spec, pmax, replicates, seed):
-    from brw.frontier import frontier
+    from brw.solver import frontier
 
     r = frontier(spec, pmax, replicates, seed)
     return r.accepted, r.stderr
@@ -219,7 +220,7 @@ def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int) -> dict:
     """Every simulated law of a genre, fitted to its trace without fold ``fold`` of ``folds`` (None: the
     whole trace): each simulator's key -> the law (gemmix as a fitted law, the others as specs)."""
-    from brw.fitted import fit_gemmix
+    from brw.laws.fitted import fit_gemmix
     from brw.laws import parse_law
 
     from brw.traces import BUNDLED
@@ -240,7 +241,7 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, 
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
     the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
     from brw import theory
-    from brw.fitted import entropy_after_surprisal, entropy_autocorrelation
+    from brw.laws.fitted import entropy_after_surprisal, entropy_autocorrelation
 
     pmax = real.shape[1]
     P = np.arange(1, pmax + 1)
@@ -302,7 +303,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     Parameters
     ----------
     results : str or os.PathLike, optional
-        A real-tree results file (``brw realtree``) or a bundled one's name (``brw.realtree.BUNDLED``); the
+        A real-tree results file (``brw realtree``) or a bundled one's name (``brw.real.realtree.BUNDLED``); the
         bundled SmolLM2 trees (P <= 256) by default.
     replicates : int, optional
         Simulated trees per law.
@@ -322,7 +323,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     Comparison
         Per genre (with at least two contexts) and "all": the real curve and every model's prediction.
     """
-    from brw.realtree import load_realtrees
+    from brw.real.realtree import load_realtrees
 
     replicates = whole_number(replicates, "replicates")
     seed = whole_number(seed, "seed", 0)

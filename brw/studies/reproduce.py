@@ -227,7 +227,7 @@ class _Run:
         bundled real trees: (Comparison, name of those trees) pairs, the default verifier's first. Not a sweep:
         it runs whole every time."""
         if "comparisons" not in self.cache:
-            from brw.realtree import BUNDLED, load_realtrees
+            from brw.real.realtree import BUNDLED, load_realtrees
             from brw.studies.compare import compare
 
             deepest = {}  # model -> (name, pmax)
@@ -423,7 +423,7 @@ def _real(run: _Run) -> Outcome:
                  "contexts itself. A model whose trees stop at a smaller P leaves the last columns empty.")
     notes.append("Root-adjusted: the mean over contexts corrected by regression on each root's recorded top "
                  "probability, top-4 mass and entropy, whose means over every answer position of the held-out "
-                 "generations the trace knows (control variates, `brw.realtree.root_adjusted_mean`); it removes "
+                 "generations the trace knows (control variates, `brw.real.realtree.root_adjusted_mean`); it removes "
                  "the luck of which positions were drawn, not any model's error.")
     wide = len(P) + 5  # verifier, genre, prediction, one column per P, mean and worst
     rows = [r[:-2] + [None] * (wide - len(r)) + r[-2:] for r in rows]
@@ -480,7 +480,7 @@ def _real_numbers(c, name: str) -> tuple[list, list, dict]:
 
 def _gap(run: _Run) -> Outcome:
     from brw import figures
-    from brw.realtree import load_realtrees, node_statistics
+    from brw.real.realtree import load_realtrees, node_statistics
 
     paths, rows, per, notes = [], [], {}, []
     for i, (c, name) in enumerate(run.comparisons()):
@@ -540,7 +540,7 @@ def _gap(run: _Run) -> Outcome:
 
 def _policies(run: _Run) -> Outcome:
     from brw import figures
-    from brw.realdrafter import BUNDLED_RESULTS, load_real_drafter
+    from brw.real.realdrafter import BUNDLED_RESULTS, load_real_drafter
 
     df = run.policy_table()
     pmax = 2**run.s.policy_log2

@@ -390,7 +390,7 @@ for call in ["importers.import_logprobs(['lp.json'], vocab_size=True)",
              "importers.import_logprobs(['nested.json'], vocab_size=100)",
              "importers.import_logprobs(['lp.json'], '/sys/x.npz', vocab_size=100)",
              "importers.read_logprobs_json([])"]:
-    api(call, f"from brw import importers\n{call}",
+    api(call, f"from brw.real import importers\n{call}",
         {**logprobs_file(F.chat_logprobs()), "nested.json": F.nested_json(200000)})
 for call in ["fitted.fit_gemmix(T, components=0)", "fitted.fit_gemmix(T, components=10**9)",
              "fitted.fit_gemmix(T, components=2.5)", "fitted.fit_markov(T, 10**6)", "fitted.fit_markov(T, 0)",
@@ -399,7 +399,7 @@ for call in ["fitted.fit_gemmix(T, components=0)", "fitted.fit_gemmix(T, compone
              "fitted.GEMMix((0.5,), (1e300,), (1.0,)).kernel_law() and brw.frontier("
              "fitted.GEMMix((0.5,), (1e300,), (1.0,)), 4)",
              "fitted.entropy_autocorrelation(T, lags=(0,))", "fitted.entropy_autocorrelation(T, lags=(-1,))"]:
-    api(call, f"from brw import fitted, traces\nT = traces.load_trace('chat')\n{call}")
+    api(call, f"from brw import traces\nfrom brw.laws import fitted\nT = traces.load_trace('chat')\n{call}")
 for call in ["realtree.load_realtrees('nosuch.npz')", f"realtree.load_realtrees('{TRACE}')",
              "realtree.summarize(realtree.load_realtrees(), at=[0])",
              "realtree.summarize(realtree.load_realtrees(), at=[10**6])",
@@ -407,7 +407,7 @@ for call in ["realtree.load_realtrees('nosuch.npz')", f"realtree.load_realtrees(
              "realtree.pick_rows(brw.traces.load_trace('code'), 4, -1)",
              "expansion.realtrees(['code'], 'r.npz', contexts=0)",
              "expansion.realtrees(['code'], '/sys/r.npz', contexts=1)"]:
-    api(call, f"import brw.traces\nfrom brw import expansion, realtree\n{call}", trace_file())
+    api(call, f"import brw.traces\nfrom brw.real import expansion, realtree\n{call}", trace_file())
 for call in ["compare.compare(regimes=10**5)", "compare.compare(components=10**9)", "compare.compare(replicates=0)",
              "compare.compare(replicates=10**12)", "compare.compare(at=[0])", "compare.compare(seed=-1)",
              "compare.compare(at=[1.5])"]:

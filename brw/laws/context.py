@@ -23,9 +23,9 @@ contexts) on the same counter-based randomness as every law:
 - ``edge:trace=NAME[,holdout=j/K]``, edge-conditioned resampling: a child reached by an edge of surprisal
   s = -log p (its own probability in its parent's vector) draws its row uniformly from the rows of its
   parent's context that the recorded text reached through a token of surprisal in the same bin as s (bins
-  ``brw.realtree.SURPRISAL_BINS``; the whole context when no such row was recorded); the root draws a row
+  ``brw.real.realtree.SURPRISAL_BINS``; the whole context when no such row was recorded); the root draws a row
   uniformly. In recorded text the entropy after a likely token is far below the entropy after an unlikely
-  one (``brw.fitted.entropy_after_surprisal``), and a best-first tree grows its likely edges first: this law
+  one (``brw.laws.fitted.entropy_after_surprisal``), and a best-first tree grows its likely edges first: this law
   gives the tree that selection, and keeps each tree in its context as ``ctx:`` does.
 - ``run:trace=NAME[,cap=S][,holdout=j/K]``, greedy-run resampling: a node's run is the number of most
   probable tokens in a row on the path into it (a recorded row's: how many positions before it the text took
@@ -34,8 +34,8 @@ contexts) on the same counter-based randomness as every law:
   of its parent's context recorded at its run (of every context when that one has none). In recorded text the
   entropy falls with the run (SmolLM2 code: 2.12 nats after a non-top token, 1.41 after two top tokens in a
   row, 0.63 after eight or more), and a best-first tree's spine is the model's own greedy continuation, whose
-  entropy falls with depth below its sampled text's (``brw.realtree.spine_statistics``): this law carries that.
-  ``greedy=G`` adds the rows of G, the model's greedy branches from the trace (:func:`brw.recording.
+  entropy falls with depth below its sampled text's (``brw.real.realtree.spine_statistics``): this law carries that.
+  ``greedy=G`` adds the rows of G, the model's greedy branches from the trace (:func:`brw.real.recording.
   record_branches`), to the blocks of their source contexts at their runs; the root still draws the trace's rows.
 - ``prefix:trace=NAME[,greedy=G][,cap=S][,holdout=j/K]``, recorded-prefix resampling: a child whose own prefix
   the trace recorded takes that row, exactly: the child reached by the token the text took next (the row after
@@ -55,10 +55,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from brw.errors import BrwError, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError
 from brw.kernel_law import KIND_TABLE, ROWS_CONTEXT, ROWS_EDGE, ROWS_PATH, ROWS_PREFIX, ROWS_RUN, KernelLaw
-from brw.laws import Law, _check_holdout, _holdout, _holdout_text, _int, _parse_fields, register_law
-from brw.trace_law import EmpiricalRows, TraceLaw
+from brw.laws.base import Law, register_law
+from brw.spec import check_holdout, holdout_text, parse_fields, parse_holdout, parse_int
+from brw.laws.trace import EmpiricalRows, TraceLaw, fitted_rows
+from brw.stats import SURPRISAL_BINS, regime_of_rows
+from brw.traces import BRANCH_MODE, resolve_trace
 
 __all__ = ["ContextTrace", "PathTrace", "EdgeTrace", "RunTrace", "PrefixTrace", "recorded_contexts", "greedy_runs",
            "RUN_CAP"]
@@ -126,7 +130,7 @@ class _ContextRows(EmpiricalRows, Law):
     holdout: tuple[int, int] | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "holdout", _check_holdout(self.holdout, self.name))
+        object.__setattr__(self, "holdout", check_holdout(self.holdout, self.name))
         base = TraceLaw(self.trace_source, self.holdout)
         order, contexts, offsets, follows = recorded_contexts(base.trace)
         object.__setattr__(self, "base", base)
@@ -209,15 +213,15 @@ class ContextTrace(_ContextRows):
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace",), ("holdout", "context"))
-        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
-        context = _int(f["context"], "context", spec, minimum=0) if "context" in f else None
+        f = parse_fields(body, spec, ("trace",), ("holdout", "context"))
+        holdout = parse_holdout(f["holdout"], spec) if "holdout" in f else None
+        context = parse_int(f["context"], "context", spec, minimum=0) if "context" in f else None
         return cls(f["trace"], holdout, context)
 
     @property
     def spec(self):
         one = "" if self.context is None else f",context={self.context}"
-        return f"ctx:trace={self.trace_source}{_holdout_text(self.holdout)}{one}"
+        return f"ctx:trace={self.trace_source}{holdout_text(self.holdout)}{one}"
 
     def context_laws(self) -> list:
         """The law of each recorded context alone (``context=C``), in the order of ``contexts``.
@@ -248,12 +252,12 @@ class PathTrace(_ContextRows):
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace",), ("holdout",))
-        return cls(f["trace"], _holdout(f["holdout"], spec) if "holdout" in f else None)
+        f = parse_fields(body, spec, ("trace",), ("holdout",))
+        return cls(f["trace"], parse_holdout(f["holdout"], spec) if "holdout" in f else None)
 
     @property
     def spec(self):
-        return f"path:trace={self.trace_source}{_holdout_text(self.holdout)}"
+        return f"path:trace={self.trace_source}{holdout_text(self.holdout)}"
 
     def kernel_law(self):
         params = self._context_params(ROWS_PATH, self._follows.astype(np.float64))
@@ -264,7 +268,7 @@ class PathTrace(_ContextRows):
 @dataclass(frozen=True, eq=False)
 class EdgeTrace(_ContextRows):
     """Edge-conditioned resampling on a trace (see the module notes): a child draws a row recorded just after a
-    token as surprising as the child's own edge (bins of ``brw.realtree.SURPRISAL_BINS``), among the rows of
+    token as surprising as the child's own edge (bins of ``brw.real.realtree.SURPRISAL_BINS``), among the rows of
     its parent's context, or with ``regimes`` = R among the rows, of any context, recorded after a row in the
     same entropy regime as its parent's (R entropy-quantile bins, as ``markov:`` forms them): the edge then
     acts on the parent's entropy level, which carries from node to node. ``holdout`` (j, K) fits it to the
@@ -282,8 +286,6 @@ class EdgeTrace(_ContextRows):
     name: ClassVar[str] = "edge"
 
     def __post_init__(self):
-        from brw.fitted import regime_of_rows
-        from brw.realtree import SURPRISAL_BINS
 
         super().__post_init__()
         nbins = len(SURPRISAL_BINS) - 1
@@ -318,15 +320,15 @@ class EdgeTrace(_ContextRows):
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace",), ("holdout", "regimes"))
-        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
-        regimes = _int(f["regimes"], "regimes", spec, minimum=1) if "regimes" in f else None
+        f = parse_fields(body, spec, ("trace",), ("holdout", "regimes"))
+        holdout = parse_holdout(f["holdout"], spec) if "holdout" in f else None
+        regimes = parse_int(f["regimes"], "regimes", spec, minimum=1) if "regimes" in f else None
         return cls(f["trace"], holdout, regimes)
 
     @property
     def spec(self):
         groups = "" if self.regimes is None else f",regimes={self.regimes}"
-        return f"edge:trace={self.trace_source}{groups}{_holdout_text(self.holdout)}"
+        return f"edge:trace={self.trace_source}{groups}{holdout_text(self.holdout)}"
 
     def kernel_law(self):
         inner = np.asarray(self.bins[1:-1], dtype=np.float64)
@@ -345,7 +347,7 @@ class RunTrace(_ContextRows):
     a row of any context at that run; the root draws a row of the trace uniformly (its run is the recorded one).
     ``holdout`` (j, K) fits it to the trace less fold j of K of its contexts.
 
-    ``greedy`` names a trace of the model's greedy branches from this trace (:func:`brw.recording.
+    ``greedy`` names a trace of the model's greedy branches from this trace (:func:`brw.real.recording.
     record_branches`): its rows join the blocks of their source contexts, a branch's row s steps after its
     branch point at run (the branch point's run + s), and they are held out with their source contexts. The
     root still draws from the trace's own rows, and mu, mu2 and psi are still theirs."""
@@ -408,11 +410,8 @@ class RunTrace(_ContextRows):
         the sorted text row each kept branch leaves from, (next row of the same branch or -1, row's step - 1),
         the rows kept) with branch rows numbered in their kept order."""
         from brw.files import sha256
-        from brw.recording import BRANCH_MODE
-        from brw.trace_law import _fitted_rows
-        from brw.traces import resolve_trace
 
-        g, table, tails, _, _ = _fitted_rows(self.greedy, None)
+        g, table, tails, _, _ = fitted_rows(self.greedy, None)
         meta, where = g.meta, f"{self.name} law: greedy={self.greedy!r}"
         if meta.get("mode") != BRANCH_MODE:
             raise BrwError(f"{where} is not a trace of greedy branches (its mode is {meta.get('mode')!r}, not "
@@ -460,15 +459,15 @@ class RunTrace(_ContextRows):
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace",), ("greedy", "holdout", "cap"))
-        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
-        cap = _int(f["cap"], "cap", spec, minimum=1) if "cap" in f else RUN_CAP
+        f = parse_fields(body, spec, ("trace",), ("greedy", "holdout", "cap"))
+        holdout = parse_holdout(f["holdout"], spec) if "holdout" in f else None
+        cap = parse_int(f["cap"], "cap", spec, minimum=1) if "cap" in f else RUN_CAP
         return cls(f["trace"], holdout, cap, f.get("greedy"))
 
     @property
     def spec(self):
         greedy = f",greedy={self.greedy}" if self.greedy is not None else ""
-        return f"{self.name}:trace={self.trace_source}{greedy},cap={self.cap}{_holdout_text(self.holdout)}"
+        return f"{self.name}:trace={self.trace_source}{greedy},cap={self.cap}{holdout_text(self.holdout)}"
 
     def _run_params(self, mode, *extra):
         return np.concatenate([[mode, float(self.contexts.size), self.cap + 1.0],

@@ -24,11 +24,13 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from brw.errors import BrwError, clip, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.kernel_law import KIND_GEM, KIND_TABLE, KernelLaw
-from brw.laws import (Law, _check_holdout, _float, _fmt, _holdout, _holdout_text, _int, _parse_fields,
-                      register_law)
+from brw.laws.base import Law, register_law
+from brw.spec import check_holdout, fmt, holdout_text, parse_fields, parse_float, parse_holdout, parse_int
 from brw.limits import require
+from brw.stats import binned_means, regime_of_rows
 
 __all__ = ["GEMMix", "MarkovTrace", "entropy_autocorrelation", "entropy_after_surprisal", "entropy_after_run",
            "fit_gemmix", "fit_markov",
@@ -103,13 +105,13 @@ class GEMMix(Law):
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("s", "theta", "w"))
-        vals = {k: tuple(_float(v, k, spec) for v in f[k].split("/")) for k in ("s", "theta", "w")}
+        f = parse_fields(body, spec, ("s", "theta", "w"))
+        vals = {k: tuple(parse_float(v, k, spec) for v in f[k].split("/")) for k in ("s", "theta", "w")}
         return cls(vals["s"], vals["theta"], vals["w"])
 
     @property
     def spec(self):
-        return "gemmix:" + ",".join(f"{k}=" + "/".join(_fmt(v) for v in getattr(self, k)) for k in ("s", "theta", "w"))
+        return "gemmix:" + ",".join(f"{k}=" + "/".join(fmt(v) for v in getattr(self, k)) for k in ("s", "theta", "w"))
 
     def _components(self):
         s, th, w = self._arr
@@ -211,27 +213,6 @@ def fit_gemmix(trace, components: int = 12) -> GEMMix:
 # The Markov-modulated law.
 
 
-def regime_of_rows(entropy: np.ndarray, regimes: int) -> np.ndarray:
-    """The regime of each row: its entropy quantile bin.
-
-    Parameters
-    ----------
-    entropy : numpy.ndarray
-        Each row's recorded entropy.
-    regimes : int
-        Number of quantile bins.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 regime per row, 0 for the lowest entropies.
-    """
-    if regimes == 1:
-        return np.zeros(entropy.size, dtype=np.int64)
-    cuts = np.quantile(entropy, np.linspace(0, 1, regimes + 1)[1:-1])
-    return np.searchsorted(cuts, entropy, side="right").astype(np.int64)
-
-
 def _consecutive(trace):
     """(order, next): rows sorted along their texts, and whether row i + 1 follows row i in the same text."""
     order = np.lexsort((trace.offset, trace.context))
@@ -276,7 +257,7 @@ def entropy_after_surprisal(trace) -> list:
 
     A law that draws the next row without looking at the token taken (i.i.d., regimes, recorded paths) makes
     these means equal; a real text makes the entropy fall after a likely token, and a best-first tree, which
-    grows its likely edges first, inherits that (``brw.realtree.node_statistics``: the same bins over tree
+    grows its likely edges first, inherits that (``brw.real.realtree.node_statistics``: the same bins over tree
     edges).
 
     Parameters
@@ -286,9 +267,8 @@ def entropy_after_surprisal(trace) -> list:
 
     Returns
     -------
-    list of [mean entropy (nats) or NaN, count], one per bin of ``brw.realtree.SURPRISAL_BINS``
+    list of [mean entropy (nats) or NaN, count], one per bin of ``brw.real.realtree.SURPRISAL_BINS``
     """
-    from brw.realtree import binned_means
 
     order, nxt = _consecutive(trace)
     s = -np.asarray(trace.taken_logp, dtype=np.float64)[order]
@@ -298,7 +278,7 @@ def entropy_after_surprisal(trace) -> list:
 
 def entropy_after_run(trace, cap: int = 8) -> list:
     """Mean recorded entropy by the greedy run before a position: 0, 1, ..., ``cap`` or more top tokens taken
-    in a row right before it (``brw.context_laws.greedy_runs``; what ``run:`` conditions on).
+    in a row right before it (``brw.laws.context.greedy_runs``; what ``run:`` conditions on).
 
     Parameters
     ----------
@@ -310,7 +290,7 @@ def entropy_after_run(trace, cap: int = 8) -> list:
     -------
     list of [mean entropy (nats) or NaN, count], one per run 0..cap
     """
-    from brw.context_laws import greedy_runs
+    from brw.laws.context import greedy_runs
 
     cap = whole_number(cap, "cap")
     run = np.minimum(greedy_runs(trace), cap)
@@ -372,8 +352,8 @@ class MarkovTrace(Law):
 
     def __post_init__(self):
         whole_number(self.regimes, "regimes")
-        object.__setattr__(self, "holdout", _check_holdout(self.holdout, "markov"))
-        from brw.trace_law import TraceLaw  # here: parsing gemmix needs no trace machinery
+        object.__setattr__(self, "holdout", check_holdout(self.holdout, "markov"))
+        from brw.laws.trace import TraceLaw  # here: parsing gemmix needs no trace machinery
 
         base = TraceLaw(self.trace_source, self.holdout)
         reg, trans, freq = fit_markov(base.trace, self.regimes)
@@ -398,13 +378,13 @@ class MarkovTrace(Law):
 
     @classmethod
     def from_spec_body(cls, body, spec):
-        f = _parse_fields(body, spec, ("trace", "regimes"), ("holdout",))
-        holdout = _holdout(f["holdout"], spec) if "holdout" in f else None
-        return cls(f["trace"], _int(f["regimes"], "regimes", spec, minimum=1), holdout)
+        f = parse_fields(body, spec, ("trace", "regimes"), ("holdout",))
+        holdout = parse_holdout(f["holdout"], spec) if "holdout" in f else None
+        return cls(f["trace"], parse_int(f["regimes"], "regimes", spec, minimum=1), holdout)
 
     @property
     def spec(self):
-        return f"markov:trace={self.trace_source},regimes={self.regimes}{_holdout_text(self.holdout)}"
+        return f"markov:trace={self.trace_source},regimes={self.regimes}{holdout_text(self.holdout)}"
 
     # A node's marginal law is the trace's: the same exact quantities.
     @property

@@ -1,6 +1,6 @@
 """Real-tree results: accepted(P) of the real optimal trees of many contexts, and the file that holds them.
 
-The trees themselves are expanded on a model by :mod:`brw.expansion` (``brw realtree``); this module reads,
+The trees themselves are expanded on a model by :mod:`brw.real.expansion` (``brw realtree``); this module reads,
 writes and summarises their results without torch, so that ``brw compare`` runs without the model extra.
 """
 
@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brw.errors import BrwError, clip, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.files import write_npz
 from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
+from brw.stats import SURPRISAL_BINS, binned_means
 
 __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
            "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
@@ -30,7 +32,7 @@ __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_row
 #:   source int16 (n,) index into meta sources; row int64 (n,) the trace row (its context and offset follow);
 #:   context int32 (n,), offset int32 (n,): the context is trace.context_ids(context)[:offset];
 #:   accepted float64 or float32 (n, PMAX); parent int16, depth int16, token int32 (n, PMAX) as in
-#:   brw.expansion.RealTree; entropy, moment2, top1 float32 (n, PMAX): each node's own next-token distribution's
+#:   brw.real.expansion.RealTree; entropy, moment2, top1 float32 (n, PMAX): each node's own next-token distribution's
 #:   entropy, second log-moment and largest probability, NaN where it was not computed (a leaf) or not recorded
 #:   (version 1 files); trace_top1 float64 (n,): exp of the trace's recorded top-1 log-probability at that
 #:   row (a cross-check: accepted[:, 0] must match it to float32 round-off); seconds float64, evaluated int32,
@@ -51,9 +53,6 @@ _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offse
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
              "entropy": np.float32, "moment2": np.float32, "top1": np.float32}
 _NODE_STATS = ("entropy", "moment2", "top1")  # absent from version 1 files
-#: Bins (nats) of the surprisal -log p of the token that leads to a position: the edge into a tree node, or the
-#: token taken just before a recorded position (``brw.fitted.entropy_after_surprisal``).
-SURPRISAL_BINS = (0.0, 0.05, 0.3, 1.0, 2.0, 4.0, math.inf)
 
 
 def pick_rows(trace, n: int, seed: int) -> np.ndarray:
@@ -575,22 +574,3 @@ def spine_statistics(res: RealTrees, depth: int = 10) -> dict:
     return out
 
 
-def binned_means(x: np.ndarray, y: np.ndarray, edges=SURPRISAL_BINS) -> list:
-    """Mean of y over the bins [edges[i], edges[i + 1]) of x, with each bin's count.
-
-    Parameters
-    ----------
-    x, y : float arrays of the same shape
-    edges : increasing sequence of float
-
-    Returns
-    -------
-    list of [mean or NaN, count], one per bin
-    """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        at = (x >= lo) & (x < hi)
-        n = int(at.sum())
-        out.append([float(y[at].mean()) if n else math.nan, n])
-    return out

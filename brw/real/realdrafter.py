@@ -1,13 +1,13 @@
 """A real drafter against the real speed of light: self-speculative drafting by early exit, scored by the verifier.
 
-The drafter is the verifier cut after its first L decoder layers (:func:`brw.models.early_exit`: LayerSkip's
+The drafter is the verifier cut after its first L decoder layers (:func:`brw.real.models.early_exit`: LayerSkip's
 early exit, here without LayerSkip's training; no extra weights). At a context its tree is its own best-first
-tree (SpecExec): the P nodes of largest *drafter* path probability, found by :func:`brw.expansion.expand` run on
+tree (SpecExec): the P nodes of largest *drafter* path probability, found by :func:`brw.real.expansion.expand` run on
 the drafter. The verifier scores it in one forward pass over the tree under its tree mask (what a verification
 step computes), which gives the verifier's probability of every node's token given its path; the drafter's
 accepted(P) is the running sum of the verifier's path probabilities in the drafter's order, for every
 P <= pmax. Beside it stands the real optimal tree's accepted(P) on the same contexts (the verifier as its own
-drafter, :mod:`brw.expansion`), read from a real-tree results file (:mod:`brw.realtree`).
+drafter, :mod:`brw.real.expansion`), read from a real-tree results file (:mod:`brw.real.realtree`).
 
 The simulator's imperfect drafter (:class:`brw.policies.Drafter`: log q = log p / T + sigma z, normalised) is
 fitted from the two models' next-token distributions at recorded positions (:func:`fit_drafter`): at each
@@ -32,7 +32,8 @@ import numpy as np
 
 from brw.errors import BrwError
 from brw.files import sha256, write_npz
-from brw.results import Result, _whole_numbers, default_at
+from brw.checks import whole_numbers
+from brw.results import Result, default_at
 
 __all__ = ["score_tree", "drafter_tree", "fit_drafter", "real_drafter_trees", "load_real_drafter", "RealDrafter",
            "DrafterFit", "with_fits", "answer_positions", "simulated_gaps", "BUNDLED_RESULTS", "RESULTS_FORMAT", "FIT_TOP_K", "ACCURACY_RANKS"]
@@ -70,7 +71,7 @@ def score_tree(model, context, parent, token) -> np.ndarray:
     float64 array
         log p(token[i] | context, path to i); the path log-probability is its sum along the path.
     """
-    from brw import models
+    from brw.real import models
 
     ctx = [int(t) for t in context]
     parent = np.asarray(parent, dtype=np.int64)
@@ -109,22 +110,22 @@ def drafter_tree(verifier, drafter, context, pmax: int, lookahead=()) -> tuple[n
     Parameters
     ----------
     verifier, drafter : transformers causal LMs
-        The drafter is, for example, ``brw.models.early_exit(verifier, L)``.
+        The drafter is, for example, ``brw.real.models.early_exit(verifier, L)``.
     context : sequence of int
         Token ids.
     pmax : int
         Nodes of the drafter's tree.
     lookahead : sequence of int
-        Tokens believed to follow (speed only; see :func:`brw.expansion.expand`).
+        Tokens believed to follow (speed only; see :func:`brw.real.expansion.expand`).
 
     Returns
     -------
     accepted : float64 array (pmax,)
         The verifier's sum of path probabilities over the drafter's P best nodes, P = 1..pmax.
-    tree : brw.expansion.RealTree
+    tree : brw.real.expansion.RealTree
         The drafter's tree (its own path log-probabilities in ``logprob``).
     """
-    from brw.expansion import expand
+    from brw.real.expansion import expand
 
     tree = expand(drafter, context, pmax, lookahead=lookahead)
     lp = score_tree(verifier, context, tree.parent, tree.token)
@@ -197,7 +198,7 @@ def fit_drafter(verifier, drafter_layers, sequences, top_k: int = FIT_TOP_K) -> 
     list of DrafterFit
         One per drafter, in the order of ``drafter_layers``.
     """
-    from brw import models
+    from brw.real import models
 
     layers = [int(x) for x in drafter_layers]
     drafters = [models.early_exit(verifier, L) for L in layers]
@@ -303,7 +304,7 @@ class RealDrafter(Result):
             ``P``, ``contexts``, ``optimal`` and its ``optimal_stderr``, and per drafter (``drafters``, one dict per
             layer count): ``layers``, ``accepted``, ``stderr``, ``gap``, ``gap_stderr``, its fit when made.
         """
-        at = default_at(self.pmax) if at is None else [int(p) for p in _whole_numbers(at, "P", 1, self.pmax)]
+        at = default_at(self.pmax) if at is None else [int(p) for p in whole_numbers(at, "P", 1, self.pmax)]
         idx = np.asarray(at) - 1
         opt = self.arrays["optimal"].astype(np.float64)
         acc = self.arrays["accepted"].astype(np.float64)
@@ -397,7 +398,7 @@ def real_drafter_trees(out, layers, *, realtrees=None, contexts: int = 8, model=
     contexts : int
         Contexts per source.
     model : str or LoadedModel
-        The verifier, as :func:`brw.models.load_model` takes it; it must be the real-tree file's model.
+        The verifier, as :func:`brw.real.models.load_model` takes it; it must be the real-tree file's model.
     threads : int or None
         torch's CPU threads.
     log : callable or None
@@ -407,8 +408,8 @@ def real_drafter_trees(out, layers, *, realtrees=None, contexts: int = 8, model=
     -------
     RealDrafter
     """
-    from brw import models
-    from brw.realtree import BUNDLED_RESULTS, load_realtrees
+    from brw.real import models
+    from brw.real.realtree import BUNDLED_RESULTS, load_realtrees
     from brw.traces import load_trace
 
     log = log or (lambda msg: None)

@@ -8,8 +8,8 @@ torch's CPU threads, the differences between transformers versions (the dtype ke
 ``logits_to_keep``), forward passes, and the float64 statistics of next-token distributions.
 
 torch and transformers are the optional ``model`` extra: they are imported on first use, and a missing one
-raises the one :class:`~brw.errors.BrwError` that says how to install it. Recording (:mod:`brw.recording`) and
-real-tree expansion (:mod:`brw.expansion`) hold torch tensors only as values handed out by this module.
+raises the one :class:`~brw.errors.BrwError` that says how to install it. Recording (:mod:`brw.real.recording`) and
+real-tree expansion (:mod:`brw.real.expansion`) hold torch tensors only as values handed out by this module.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from brw.errors import BrwError, clip, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",

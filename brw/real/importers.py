@@ -154,21 +154,10 @@ def read_logprobs_json(paths) -> list[list]:
     return contexts
 
 
-def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", model: str = "unknown"):
-    """Build (and write to ``out`` when given) a trace from OpenAI-compatible logprobs JSON files. Returns
-    (trace, summary dict with the bracket widths)."""
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
-        raise BrwError(f"vocab_size must be the model's vocabulary size (a whole number >= 2), got {vocab_size!r}")
-    if tail not in TAIL_POINTS:
-        raise BrwError(f"tail must be one of {', '.join(TAIL_POINTS)}, got {clip(repr(tail), 40)}")
-    if isinstance(paths, (str, bytes)) or not all(isinstance(p, (str, Path)) for p in paths):
-        raise BrwError(f"paths must be a list of file names, got {clip(repr(paths), 60)}")
-    if out is not None:
-        check_output(out, ".npz")
-    contexts = read_logprobs_json(paths)
-    k = min(len(alts) for ctx in contexts for _, _, alts in ctx)
-    kmax = max(len(alts) for ctx in contexts for _, _, alts in ctx)
-
+def _rows(contexts, k: int):
+    """The trace's rows from parsed logprobs: the token table (prompt token 0) and per position its top-k
+    log-probabilities and token ids, the token taken and its log-probability, its context and offset, and each
+    context's token sequence (lists)."""
     table = {(PROMPT_TOKEN, None): 0}
 
     def tid(key):
@@ -201,7 +190,24 @@ def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", mode
             offs.append(j + 1)
         ctx_tokens.extend(seq)
         ctx_offsets.append(len(ctx_tokens))
+    return table, (top_logp, top_ids, taken, taken_logp, ctx_idx, offs, ctx_tokens, ctx_offsets)
 
+
+def import_logprobs(paths, out=None, *, vocab_size: int, tail: str = "mid", model: str = "unknown"):
+    """Build (and write to ``out`` when given) a trace from OpenAI-compatible logprobs JSON files. Returns
+    (trace, summary dict with the bracket widths)."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+        raise BrwError(f"vocab_size must be the model's vocabulary size (a whole number >= 2), got {vocab_size!r}")
+    if tail not in TAIL_POINTS:
+        raise BrwError(f"tail must be one of {', '.join(TAIL_POINTS)}, got {clip(repr(tail), 40)}")
+    if isinstance(paths, (str, bytes)) or not all(isinstance(p, (str, Path)) for p in paths):
+        raise BrwError(f"paths must be a list of file names, got {clip(repr(paths), 60)}")
+    if out is not None:
+        check_output(out, ".npz")
+    contexts = read_logprobs_json(paths)
+    k = min(len(alts) for ctx in contexts for _, _, alts in ctx)
+    kmax = max(len(alts) for ctx in contexts for _, _, alts in ctx)
+    table, (top_logp, top_ids, taken, taken_logp, ctx_idx, offs, ctx_tokens, ctx_offsets) = _rows(contexts, k)
     top = np.asarray(top_logp, dtype=np.float64)
     if len(table) > vocab_size:
         raise BrwError(f"the files use {len(table) - 1} distinct tokens, more than vocab_size = {vocab_size}")

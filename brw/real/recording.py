@@ -9,9 +9,9 @@ Two modes, both writing the trace format of :mod:`brw.traces`:
   first is recorded with the token the text actually has next.
 
 Full-vocabulary statistics (entropy, sum p (log p)^2, the mass outside the top k) are computed on the device,
-in float64, from the raw logits (:func:`brw.models.next_token_stats`). Prompts are batched (left padding,
-explicit position ids, a KV cache: :class:`brw.models.Decoder`). Models are loaded by
-:func:`brw.models.load_model`.
+in float64, from the raw logits (:func:`brw.real.models.next_token_stats`). Prompts are batched (left padding,
+explicit position ids, a KV cache: :class:`brw.real.models.Decoder`). Models are loaded by
+:func:`brw.real.models.load_model`.
 
 A third mode, greedy branches (:func:`record_branches`), continues a recorded trace: from every position
 where the recorded text did not take its most probable token, it follows the model's own most probable
@@ -36,20 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-from brw import models
-from brw.errors import BrwError, clip, whole_number
+from brw.real import models
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.files import check_output, write_npz
-from brw.models import LoadedModel
+from brw.real.models import LoadedModel
 from brw.progress import Progress
-from brw.traces import Trace, id_dtype, make_trace, save_trace
+from brw.traces import BRANCH_MODE, Trace, id_dtype, make_trace, save_trace
 
 __all__ = ["record_sampled", "record_teacher_forced", "record", "record_branches", "check_settings", "read_prompts",
            "read_texts", "encode_prompts", "encode_texts", "branch_points", "DEFAULT_K", "MODES", "BRANCH_MODE"]
 
 DEFAULT_K = 64
 MODES = ("sampled", "teacher-forced")
-#: The ``mode`` of a trace of greedy branches (:func:`record_branches`).
-BRANCH_MODE = "greedy-branches"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -377,7 +376,7 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
     Parameters
     ----------
     lm : LoadedModel
-        From :func:`brw.models.load_model`.
+        From :func:`brw.real.models.load_model`.
     inputs : list of list of int
         Prompts (sampled mode) or text windows (teacher-forced mode), as token ids.
     out : str or Path
@@ -564,6 +563,23 @@ def _branch_context(lm: LoadedModel, ids: list[int], starts: list[int], firsts: 
     return rows, tokens
 
 
+def _branch_source(lm: LoadedModel, source, k: int):
+    """The branch points (rows, their contexts) of a source trace that ``lm`` may branch from, or one BrwError:
+    the trace must come from a file and from this model, and leave its most probable token somewhere."""
+    if source.path is None:
+        raise BrwError("record_branches needs a trace read from a file (its hash ties the branches to it)")
+    if k > lm.meta["vocab_size"]:
+        raise BrwError(f"k = {k} exceeds the model's vocabulary of {lm.meta['vocab_size']}")
+    want, have = source.meta.get("model_sha256"), lm.meta.get("model_sha256")
+    if want and have and want != have:
+        raise BrwError(f"trace {source.path} was recorded by another model (weights SHA-256 {want[:12]}..., "
+                       f"this one {have[:12]}...): greedy branches must come from the model that wrote the text")
+    rows, ctx = branch_points(source)
+    if rows.size == 0:
+        raise BrwError(f"trace {source.path} never leaves its most probable token: there is nothing to branch from")
+    return rows, ctx
+
+
 def record_branches(lm: LoadedModel, source, out, *, depth: int = 8, k: int = 32, batch: int = 32,
                     meta: dict | None = None, progress: bool = True) -> dict:
     """Record the model's greedy continuations from a trace's positions, resumably (one part per context).
@@ -607,18 +623,8 @@ def record_branches(lm: LoadedModel, source, out, *, depth: int = 8, k: int = 32
     depth = whole_number(depth, "depth")
     k = whole_number(k, "k")
     batch = whole_number(batch, "batch")
-    if source.path is None:
-        raise BrwError("record_branches needs a trace read from a file (its hash ties the branches to it)")
-    if k > lm.meta["vocab_size"]:
-        raise BrwError(f"k = {k} exceeds the model's vocabulary of {lm.meta['vocab_size']}")
-    want, have = source.meta.get("model_sha256"), lm.meta.get("model_sha256")
-    if want and have and want != have:
-        raise BrwError(f"trace {source.path} was recorded by another model (weights SHA-256 {want[:12]}..., "
-                       f"this one {have[:12]}...): greedy branches must come from the model that wrote the text")
+    rows, ctx = _branch_source(lm, source, k)
     temperature = float(source.meta.get("temperature", 1.0))
-    rows, ctx = branch_points(source)
-    if rows.size == 0:
-        raise BrwError(f"trace {source.path} never leaves its most probable token: there is nothing to branch from")
     src_sha = sha256(source.path)
     settings = {"mode": BRANCH_MODE, "depth": depth, "k": k, "batch": batch, "source_sha256": src_sha,
                 "device": lm.device, "dtype": lm.dtype, "torch": models.torch_version(),

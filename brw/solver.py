@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from brw.checks import check_count, check_seed, check_threads
 from brw.errors import BrwError, clip
 from brw.kernel_law import KIND_GEM, KIND_TABLE, gem_cut, kernel_args
 from brw.laws import Law, parse_law
@@ -33,7 +34,8 @@ from brw.limits import USABLE, available_memory, format_bytes, require
 from brw.progress import Progress
 from brw.results import FrontierResult, ThresholdResult, Tree
 
-__all__ = ["frontier", "frontier_tree", "threshold", "threshold_tree", "root_keys", "kernel_threads"]
+__all__ = ["frontier", "frontier_tree", "threshold", "threshold_tree", "root_keys", "kernel_threads", "thread_count",
+           "frontier_start"]
 
 #: Bytes per node of the frontier's accepted curve (``brw._kernels.frontier_select_one``): a buffer of
 #: 1.25 P + 64 (position 8, depth 4) slots and the curve 8, so about 23; 32 is the promise.
@@ -61,9 +63,9 @@ def root_keys(seed: int, replicates: int, first: int = 0) -> np.ndarray:
     numpy.ndarray
         uint64 keys, ``SeedSequence(seed, spawn_key=(j,)).generate_state(1, uint64)[0]`` for each j.
     """
-    seed = _check_seed(seed)
-    replicates = _check_count(replicates, "replicates", minimum=0)
-    first = _check_count(first, "first", minimum=0)
+    seed = check_seed(seed)
+    replicates = check_count(replicates, "replicates", minimum=0)
+    first = check_count(first, "first", minimum=0)
     return np.array(
         [np.random.SeedSequence(seed, spawn_key=(j,)).generate_state(1, np.uint64)[0]
          for j in range(first, first + replicates)],
@@ -73,23 +75,6 @@ def root_keys(seed: int, replicates: int, first: int = 0) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------------
 # Validation and resources.
-
-
-def _check_seed(seed) -> int:
-    """A whole number >= 0; None draws fresh entropy from the operating system (the seed to record)."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BrwError(f"seed must be a whole number >= 0, got {seed!r}")
-    return int(seed)
-
-
-def _check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise BrwError(f"{name} must be a whole number, got {value!r}")
-    if value < minimum:
-        raise BrwError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 #: Levels of the walks' stacks allocated up front (they grow on deeper paths).
@@ -137,13 +122,30 @@ def _kernels():
     return _kernels
 
 
-def _threads(threads) -> int:
+def thread_count(threads) -> int:
+    """The kernels' thread count for a ``threads`` argument.
+
+    Parameters
+    ----------
+    threads : int or None
+        Threads asked for (a whole number >= 1), or None for Numba's current count.
+
+    Returns
+    -------
+    int
+        ``threads``, capped at Numba's ``NUMBA_NUM_THREADS``.
+
+    Raises
+    ------
+    BrwError
+        When ``threads`` is not a whole number >= 1.
+    """
+    threads = check_threads(threads)
     _kernels()
     import numba
 
     if threads is None:
         return numba.get_num_threads()
-    threads = _check_count(threads, "threads")
     return min(threads, numba.config.NUMBA_NUM_THREADS)
 
 
@@ -165,7 +167,7 @@ def kernel_threads(threads: int | None = None):
     int
         The thread count in force.
     """
-    threads = _threads(threads)
+    threads = thread_count(threads)
     import numba
 
     old = numba.get_num_threads()
@@ -238,12 +240,12 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
     (8, 2)
     """
     law = parse_law(law)
-    pmax = _check_count(pmax, "P")
-    replicates = _check_count(replicates, "replicates")
-    seed = _check_seed(seed)
-    first_replicate = _check_count(first_replicate, "first_replicate", minimum=0)
+    pmax = check_count(pmax, "P")
+    replicates = check_count(replicates, "replicates")
+    seed = check_seed(seed)
+    first_replicate = check_count(first_replicate, "first_replicate", minimum=0)
     keep_idx = _check_keep(keep, pmax)
-    nthreads = _threads(threads)
+    nthreads = thread_count(threads)
     if pmax >= 2**31 - 2:
         raise BrwError(f"P={pmax} is too large: at most P={2**31 - 3} nodes per tree")
 
@@ -352,9 +354,9 @@ def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> T
         The P nodes of smallest position, in pop order (non-decreasing position).
     """
     law = parse_law(law)
-    P = _check_count(P, "P")
-    seed = _check_seed(seed)
-    replicate = _check_count(replicate, "replicate", minimum=0)
+    P = check_count(P, "P")
+    seed = check_seed(seed)
+    replicate = check_count(replicate, "replicate", minimum=0)
     _check_vector_size(law, 1, "a frontier tree")
     args = kernel_args(law, gem_cut(law, P))
     _check_sticks(law, args, 1, "a frontier tree")
@@ -448,11 +450,11 @@ def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_re
     """
     law = parse_law(law)
     xs = _check_levels(xs)
-    replicates = _check_count(replicates, "replicates")
-    seed = _check_seed(seed)
-    first_replicate = _check_count(first_replicate, "first_replicate", minimum=0)
-    max_nodes = _check_count(max_nodes, "max_nodes")
-    nthreads = _threads(threads)
+    replicates = check_count(replicates, "replicates")
+    seed = check_seed(seed)
+    first_replicate = check_count(first_replicate, "first_replicate", minimum=0)
+    max_nodes = check_count(max_nodes, "max_nodes")
+    nthreads = thread_count(threads)
     _check_vector_size(law, nthreads, "a threshold tree")
     _check_nodes(law, float(xs[-1]), max_nodes)
     # Per replicate: its key, visited and deepest counts, and a count and a mass per level.
@@ -499,9 +501,9 @@ def threshold_tree(law, x: float, seed: int | None = None, replicate: int = 0, m
     """
     law = parse_law(law)
     xs = _check_levels([x])
-    seed = _check_seed(seed)
-    replicate = _check_count(replicate, "replicate", minimum=0)
-    max_nodes = _check_count(max_nodes, "max_nodes")
+    seed = check_seed(seed)
+    replicate = check_count(replicate, "replicate", minimum=0)
+    max_nodes = check_count(max_nodes, "max_nodes")
     _check_vector_size(law, 1, "a threshold tree")
     expect = _check_nodes(law, float(xs[0]), max_nodes, bytes_per_node=16.0)  # parent, depth, position
     args = kernel_args(law, float(xs[0]))

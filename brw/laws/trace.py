@@ -5,7 +5,7 @@ of :func:`brw.tailfit.fit_tails`, so the law's ``mu`` and ``mu2`` equal the trac
 means. Registered with :func:`brw.laws.parse_law` under the name ``trace``: ``trace:SOURCE`` or
 ``trace:SOURCE,holdout=j/K`` (fitted on the trace less fold j of K of its recorded contexts,
 :meth:`brw.traces.Trace.without_fold`). :class:`EmpiricalRows` holds the exact quantities of any such table of
-rows; the laws with context structure (:mod:`brw.context_laws`) share it.
+rows; the laws with context structure (:mod:`brw.laws.context`) share it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from scipy import special
 
 from brw.errors import BrwError
 from brw.kernel_law import KIND_TABLE, KernelLaw
-from brw.laws import Law, _check_holdout, _holdout, _holdout_text, register_law
+from brw.laws.base import Law, register_law
+from brw.spec import check_holdout, holdout_text, parse_holdout
 from brw.tailfit import fit_tails, tail_moments
 from brw.traces import BUNDLED, load_trace, resolve_trace
 
@@ -37,7 +38,7 @@ def _law_arrays(path: str, mtime_ns: int, size: int, holdout):
     return trace, table, tails, exact, err_h, err_s
 
 
-def _fitted_rows(source: str, holdout):
+def fitted_rows(source: str, holdout):
     """``(trace, table, tails, tail_exact, tail_error)`` of a trace source, less the held-out fold (cached per
     file version and fold)."""
     path = resolve_trace(source)
@@ -124,8 +125,8 @@ class TraceLaw(EmpiricalRows, Law):
     name: ClassVar[str] = "trace"
 
     def __post_init__(self):
-        object.__setattr__(self, "holdout", _check_holdout(self.holdout, "trace"))
-        trace, table, tails, exact, err = _fitted_rows(self.source, self.holdout)
+        object.__setattr__(self, "holdout", check_holdout(self.holdout, "trace"))
+        trace, table, tails, exact, err = fitted_rows(self.source, self.holdout)
         object.__setattr__(self, "trace", trace)
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_tails", tails)
@@ -144,7 +145,7 @@ class TraceLaw(EmpiricalRows, Law):
         holdout = None
         if ",holdout=" in body:
             body, _, value = body.rpartition(",holdout=")
-            holdout = _holdout(value.strip(), spec)
+            holdout = parse_holdout(value.strip(), spec)
             body = body.strip()
         if not body:
             names = ", ".join(sorted(BUNDLED))
@@ -153,7 +154,7 @@ class TraceLaw(EmpiricalRows, Law):
 
     @property
     def spec(self):
-        return f"trace:{self.source}{_holdout_text(self.holdout)}"
+        return f"trace:{self.source}{holdout_text(self.holdout)}"
 
     def kernel_law(self):
         return KernelLaw(KIND_TABLE, self._table, np.zeros(4), self._table.shape[1], self._tails)

@@ -3,7 +3,7 @@
 What one speculative step costs the verifier (``brw.speedup``): the context's L tokens sit in the KV cache,
 and k = P + 1 new tokens (the root, the last token produced, and P draft nodes) attend to the context, to
 their ancestors and to themselves under a tree mask, with logits for all k. ``cost_curve`` times exactly
-that forward, ``brw.models.forward(..., attend=...)`` (the pass of the real-tree expansion), for k on a grid
+that forward, ``brw.real.models.forward(..., attend=...)`` (the pass of the real-tree expansion), for k on a grid
 from 1 (plain decoding) to Pmax + 1, on CUDA when present and the CPU otherwise. Each repeat runs the grid
 once, in order, after one untimed pass at every k; the curve is the median per k. The cache is cropped back
 to the context after every pass, so every pass sees the same L cached tokens.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brw import models
+from brw.real import models
 from brw._version import __version__
 from brw.errors import BrwError
 from brw.files import check_output
@@ -122,7 +122,7 @@ class CostCurve(Result):
                 "model": [self.model] * n, "device": [self.device] * n, "context": [self.context] * n}
 
 
-def _check_count(value, name: str) -> int:
+def check_count(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise BrwError(f"{name} must be a whole number >= 1, got {value!r}")
     return int(value)
@@ -136,7 +136,7 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
     Parameters
     ----------
     model : str or LoadedModel
-        What ``brw.models.load_model`` takes (default ``smollm2``), or a model it loaded.
+        What ``brw.real.models.load_model`` takes (default ``smollm2``), or a model it loaded.
     context : int
         Cached context tokens L.
     pmax : int
@@ -161,9 +161,9 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
     -------
     CostCurve
     """
-    context = _check_count(context, "context")
-    pmax = _check_count(pmax, "pmax")
-    repeats = _check_count(repeats, "repeats")
+    context = check_count(context, "context")
+    pmax = check_count(pmax, "pmax")
+    repeats = check_count(repeats, "repeats")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BrwError(f"seed must be a whole number >= 0, got {seed!r}")
     if out is not None:

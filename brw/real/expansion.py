@@ -5,7 +5,7 @@ the context with the highest path probability under the model itself (theory.md 
 drafter), and accepted(P) is the sum of their path probabilities. ``expand(model, context, pmax)`` finds
 the tree for every P <= pmax at once; ``expand_naive`` is the obviously-correct reference (one full forward
 pass per node, no cache), used by the tests and by the speed comparison. ``realtrees`` expands the trees at
-answer positions of recorded traces, resumably, into a results file (:mod:`brw.realtree`).
+answer positions of recorded traces, resumably, into a results file (:mod:`brw.real.realtree`).
 
 Why the batched expansion is exact (the same multiset of path probabilities, hence the same accepted(P),
 and the same nodes when no two path probabilities tie):
@@ -46,11 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brw import models
-from brw.errors import BrwError, whole_number
+from brw.real import models
+from brw.checks import whole_number
+from brw.errors import BrwError
 from brw.files import check_output, sha256
 from brw.progress import Progress
-from brw.realtree import MAX_P, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
+from brw.real.realtree import MAX_P, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
 
 __all__ = ["RealTree", "expand", "expand_naive", "realtrees", "DEFAULT_BATCH", "DEFAULT_LOOKAHEAD"]
 
@@ -429,11 +430,11 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     sources : str or list of str
         Traces (bundled short names or paths; a string is split at commas).
     out : str or Path
-        The results file (.npz, :mod:`brw.realtree`); an existing one with the same settings is resumed.
+        The results file (.npz, :mod:`brw.real.realtree`); an existing one with the same settings is resumed.
     model : str or LoadedModel
-        What :func:`brw.models.load_model` takes, or a model already loaded (then device and dtype are its).
+        What :func:`brw.real.models.load_model` takes, or a model already loaded (then device and dtype are its).
     contexts : int
-        Answer positions per trace (chosen by :func:`brw.realtree.pick_rows`).
+        Answer positions per trace (chosen by :func:`brw.real.realtree.pick_rows`).
     pmax : int
         Nodes per tree, 1..32767.
     batch : int
@@ -441,7 +442,7 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     seed : int
         Seed of the choice of positions.
     device, dtype : str
-        As :func:`brw.models.load_model` takes them.
+        As :func:`brw.real.models.load_model` takes them.
     lookahead : int
         Tokens of the recorded answer after each position that ride along in the context's pass (speed only;
         see :func:`expand`).
@@ -455,7 +456,7 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     Returns
     -------
     dict
-        :func:`brw.realtree.summarize` of the whole file, with file, new_contexts, resumed_contexts, seconds,
+        :func:`brw.real.realtree.summarize` of the whole file, with file, new_contexts, resumed_contexts, seconds,
         nodes_per_second, seconds_per_context, device, batch.
     """
     from brw._version import __version__
