@@ -34,12 +34,13 @@ from brw.errors import BrwError
 from brw.files import sha256, write_npz
 from brw.checks import whole_numbers
 from brw.results import Result, default_at
+from brw.traces import DATA_DIR
 
 __all__ = ["score_tree", "drafter_tree", "fit_drafter", "real_drafter_trees", "load_real_drafter", "RealDrafter",
            "DrafterFit", "with_fits", "answer_positions", "simulated_gaps", "BUNDLED_RESULTS", "RESULTS_FORMAT", "FIT_TOP_K", "ACCURACY_RANKS"]
 
 #: The bundled results (sims/real_drafter.py regenerates them).
-BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realdrafter-smollm2.npz"
+BUNDLED_RESULTS = DATA_DIR / "realdrafter-smollm2.npz"
 RESULTS_FORMAT = "brw-realdrafter"
 RESULTS_SCHEMA = 1
 #: Tokens per position in the fit: the verifier's top K (the tokens a tree of a few hundred nodes is made of).

@@ -20,6 +20,7 @@ from brw.files import write_npz
 from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 from brw.stats import SURPRISAL_BINS, binned_means
+from brw.traces import DATA_DIR
 
 __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
            "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
@@ -42,10 +43,10 @@ RESULTS_SCHEMA = 2
 #: Most nodes per tree: parent and depth are int16.
 MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
-BUNDLED_RESULTS = Path(__file__).resolve().parent / "data" / "realtrees-smollm2.npz"
-#: Every bundled real-tree results file by name: ``smollm2`` (128 contexts per genre, P <= 256, the default),
-#: ``smollm2-p1024`` (the first 96 of the same contexts per genre, P <= 1024, with per-node statistics) and
-#: ``gemma3`` (Gemma 3 270M on its own traces, 128 contexts per genre, P <= 256, with per-node statistics).
+BUNDLED_RESULTS = DATA_DIR / "realtrees-smollm2.npz"
+#: Every bundled real-tree results file by name: ``smollm2`` (SmolLM2-135M, P <= 256, the default),
+#: ``smollm2-p1024`` (the same contexts grown to P <= 1024, with per-node statistics) and ``gemma3`` (Gemma 3
+#: 270M on its own traces, P <= 256, with per-node statistics); each file says how many contexts it holds.
 BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz"),
            "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz")}
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
