@@ -48,6 +48,7 @@ from brw.checks import check_count, check_seed, whole_numbers
 from brw.solver import frontier_start, kernel_threads, root_keys, thread_count
 from brw.kernel_law import kernel_args, gem_cut
 from brw.laws import Law, parse_law
+from brw.spec import fmt
 from brw.limits import require
 from brw.progress import Progress
 from brw.results import Result, default_at

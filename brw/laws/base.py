@@ -16,16 +16,12 @@ spec string. Each family registers its class here with :func:`register_law`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from scipy import special
 
-from brw.errors import BrwError, clip
-from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, KernelLaw
-from brw.limits import require
-from brw.spec import fmt, parse_fields, parse_float, parse_int
+from brw.errors import clip
+from brw.kernel_law import KernelLaw
 
 __all__ = ["Law", "register_law", "REGISTRY", "lattice_span"]
 

@@ -14,7 +14,7 @@ from brw.errors import BrwError, clip
 from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, KernelLaw
 from brw.limits import require
 from brw.spec import fmt, parse_fields, parse_float, parse_int
-from brw.laws.base import Law, lattice_span, register_law
+from brw.laws.base import Law, register_law
 
 __all__ = ["Uniform", "Fixed", "Zipf", "Dirichlet", "GEM"]
 
