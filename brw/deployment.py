@@ -59,10 +59,12 @@ from brw.sequoia import sequoia_tree
 from brw.speedup import parse_cost, step_seconds
 
 __all__ = ["ChainResult", "Deployment", "best_chain", "against_limit", "deployment", "fit_decay", "extrapolate",
-           "CHAIN_BUDGET", "SEQUOIA_RANKS", "DRAWS"]
+           "CHAIN_BUDGET", "MAX_K", "SEQUOIA_RANKS", "DRAWS"]
 
 #: Nodes the best-chain search may visit per tree before it gives up (a near-uniform law with a long chain).
 CHAIN_BUDGET = 2_000_000
+#: The longest chain brw.deployment considers (max_k, the best chain).
+MAX_K = 4096
 #: Ranks of the positional vector given to Sequoia's program.
 SEQUOIA_RANKS = 16
 #: Draws of the survival vector behind the tokens-per-second intervals.
@@ -150,8 +152,8 @@ def best_chain(law, kmax: int, replicates: int = 1000, seed: int = 0, *, threads
     kmax = whole_number(kmax, "k")
     replicates = whole_number(replicates, "replicates")
     seed = whole_number(seed, "seed", 0)
-    if kmax > 4096:
-        raise BrwError(f"k must be at most 4096 for the best chain, got {kmax}")
+    if kmax > MAX_K:
+        raise BrwError(f"the best chain is searched up to {MAX_K} tokens, not {kmax} (k, or max_k)")
     args = kernel_args(law, gem_cut(law, kmax))
     top = float(np.exp(np.max(args.table[:, 0]))) if args.kind == KIND_TABLE else 1.0
     keys = root_keys(seed, replicates)
@@ -307,7 +309,7 @@ def _base_name(name: str) -> str:
 def _check_model(measurement: Measurement, law) -> str | None:
     trace = _law_trace(law)
     named = (trace.meta.get("model") if trace is not None else None) or None
-    if named and measurement.model:
+    if named and measurement.model and named.strip().lower() not in ("unknown", "none"):
         a, b = _base_name(measurement.model), _base_name(named)
         if a and b and a not in b and b not in a:
             raise BrwError(f"the deployment's files name the model {clip(measurement.model, 60)!r} but the law "
@@ -360,6 +362,8 @@ def against_limit(measurement, law=None, cost=None, *, max_k: int | None = None,
     if m.k is None:
         raise BrwError("the measurement does not say k (the draft length); read it again with k=K (--k K)")
     k = m.k
+    if k > MAX_K:
+        raise BrwError(f"the measurement's k = {k} is beyond the {MAX_K} tokens brw.deployment compares")
     replicates = whole_number(replicates, "replicates")
     seed = whole_number(seed, "seed", 0)
     draws = whole_number(draws, "draws")
@@ -372,6 +376,8 @@ def against_limit(measurement, law=None, cost=None, *, max_k: int | None = None,
         if max_k is None:
             max_k = int(min(max(2 * k, 8), top))
         max_k = whole_number(max_k, "max_k")
+        if max_k > MAX_K:
+            raise BrwError(f"max_k must be at most {MAX_K} (chains longer than that are not drafted), got {max_k}")
         if max_k < k:
             raise BrwError(f"max_k must be at least the deployment's k = {k}, got {max_k}")
         T = step_seconds(cost_obj, max_k, draft_step, draft_token)  # checks the cost covers max_k + 1 tokens
@@ -393,7 +399,8 @@ def against_limit(measurement, law=None, cost=None, *, max_k: int | None = None,
         gap = front.replicate_values[:, 0] - chain.per_replicate_best[:, k - 1]
         out.update({"speed_of_light": sol, "speed_of_light_stderr": float(front.stderr[k - 1]),
                     "chain_speed_of_light": chain_sol, "chain_speed_of_light_stderr": float(chain.best_stderr[k - 1]),
-                    "greedy_chain": float(chain.greedy[k - 1]), "greedy_chain_stderr": float(chain.greedy_stderr[k - 1]),
+                    "greedy_chain": float(chain.greedy[k - 1]),
+                    "greedy_chain_stderr": float(chain.greedy_stderr[k - 1]),
                     "tree_over_chain": float(gap.mean()),
                     "tree_over_chain_stderr": float(gap.std(ddof=1) / math.sqrt(replicates)) if replicates > 1
                     else math.nan,

@@ -63,16 +63,20 @@ from brw._version import __version__
 from brw.errors import BrwError, clip
 from brw.results import Result
 
-__all__ = ["FORMATS", "Measurement", "read_deployment", "sniff_format", "wilson"]
+__all__ = ["FORMATS", "Measurement", "read_deployment", "from_histograms", "sniff_format", "wilson"]
 
 #: Every format's name, in sniffing order.
 FORMATS = ("vllm-log", "vllm-prometheus", "vllm-json", "llamacpp-log", "sglang-json", "accept-lengths")
+#: Bytes read at a time.
+BLOCK = 256 * 1024
 #: The longest line a reader takes (bytes): a longer one is binary junk or a file of another kind.
 MAX_LINE = 16 * 2**20
-#: Bytes a format sniff reads from the start of a file.
-SNIFF_BYTES = 8 * 2**20
+#: Bytes a format sniff reads at most from the start of a file (it stops at the first block with a signature).
+SNIFF_BYTES = 64 * 2**20
 #: A JSON file that is one document (not JSON lines) is read whole up to this size.
 MAX_JSON_DOCUMENT = 64 * 2**20
+#: Requests needed to estimate their design effect (with fewer, the steps are taken as independent, and said so).
+MIN_REQUESTS = 10
 #: 97.5% standard normal quantile: two-sided 95% intervals.
 Z95 = 1.959963984540054
 #: What the engines' acceptance length is, in brw's words.
@@ -88,6 +92,7 @@ _SIGNATURES = {
     "sglang-json": ('"spec_verify_ct"',),
     "accept-lengths": ('"accept_lengths"',),
 }
+_VLLM_ONLY = ('"num_spec_steps"', '"speculative_decoding"', '"num_spec_tokens"')
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -285,9 +290,11 @@ class _Collector:
         self.source = ""
         self.run = 0
         self.model: str | None = None
+        self._why = "start of file"
 
     def start_file(self, source: str) -> None:
         self.source, self.run, self.model, self.current = source, 0, None, None
+        self._why = "start of file"
 
     def new_run(self, why: str, model: str | None = None) -> None:
         if self.current is not None and self.current.pieces:
@@ -311,9 +318,8 @@ class _Collector:
             cur = None
             self._why = f"k = {piece.k} from line {line}"
         if cur is None:
-            cur = self.current = _Segment(self.source, self.run, piece.k, self.model,
-                                          why=getattr(self, "_why", "") or "start of file")
-            self._why = ""
+            cur = self.current = _Segment(self.source, self.run, piece.k, self.model, why=self._why)
+            self._why = "continued"
         cur.model = cur.model or self.model
         cur.add(piece, line)
 
@@ -329,37 +335,76 @@ class _Collector:
 
 
 def _lines(path: str):
-    """(line number, text, whether it ended with a newline), one line at a time."""
+    """(line number, text, whether it ended with a newline), one line at a time, read in blocks of ``BLOCK``
+    bytes: memory stays bounded whatever the file's size."""
+    shown = clip(path, 120)
     try:
         f = open(path, "rb")
     except OSError as e:
-        raise BrwError(f"cannot read {clip(path, 120)}: {e.strerror or e}") from None
+        raise BrwError(f"cannot read {shown}: {e.strerror or e}") from None
     with f:
-        n = 0
+        n, rest = 0, b""
         while True:
             try:
-                raw = f.readline(MAX_LINE + 1)
+                block = f.read(BLOCK)
             except OSError as e:
-                raise BrwError(f"cannot read {clip(path, 120)}: {e.strerror or e}") from None
-            if not raw:
+                raise BrwError(f"cannot read {shown}: {e.strerror or e}") from None
+            if not block:
+                if rest:
+                    yield n + 1, _decode(rest, n, shown).rstrip("\r"), False
                 return
-            n += 1
-            if len(raw) > MAX_LINE:
-                raise BrwError(f"{clip(path, 120)} line {n} is longer than {MAX_LINE // 2**20} MiB: not a log or "
-                               "JSON lines file of an engine (binary junk?)")
-            if b"\0" in raw:
-                raise BrwError(f"{clip(path, 120)} line {n} holds NUL bytes: a binary file, not an engine's log")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise BrwError(f"{clip(path, 120)} line {n} is not UTF-8 text (byte {e.start + 1}): not an engine's "
-                               "log, or a damaged one") from None
-            ended = text.endswith("\n")
-            yield n, text.rstrip("\r\n"), ended
+            nul = block.find(b"\0")
+            if nul >= 0:
+                line = n + rest.count(b"\n") + block.count(b"\n", 0, nul) + 1
+                raise BrwError(f"{shown} line {line} holds NUL bytes: a binary file, not an engine's log")
+            data = rest + block
+            cut = data.rfind(b"\n")
+            body, rest = (data[:cut], data[cut + 1:]) if cut >= 0 else (b"", data)
+            if len(rest) > MAX_LINE:
+                line = n + body.count(b"\n") + 2 if cut >= 0 else n + 1
+                raise BrwError(f"{shown} line {line} is longer than {MAX_LINE // 2**20} MiB: not a log or JSON lines "
+                               "file of an engine (binary junk?)")
+            if cut < 0:
+                continue
+            for text in _decode(body, n, shown).split("\n"):
+                n += 1
+                yield n, text.rstrip("\r"), True
+
+
+def _decode(data: bytes, before: int, shown: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = before + data.count(b"\n", 0, e.start) + 1
+        raise BrwError(f"{shown} line {line} is not UTF-8 text: not an engine's log, or a damaged one") from None
+
+
+def _signatures(path: str) -> tuple[set, int]:
+    """The formats whose signatures appear in the first block(s) of a file that hold any (reading stops at the
+    first block with one, or after ``SNIFF_BYTES``), and the bytes read."""
+    seen, read, tail = set(), 0, ""
+    try:
+        with open(path, "rb") as f:
+            while not seen and read < SNIFF_BYTES:
+                block = f.read(BLOCK)
+                if not block:
+                    break
+                if b"\0" in block:
+                    raise BrwError(f"{clip(path, 120)} holds NUL bytes: a binary file, not an engine's log")
+                read += len(block)
+                text = tail + block.decode("utf-8", errors="replace")
+                seen = {name for name, marks in _SIGNATURES.items() if any(m in text for m in marks)}
+                if {"sglang-json", "vllm-json"} <= seen and not any(m in text for m in _VLLM_ONLY):
+                    seen.discard("vllm-json")  # SGLang's own keys may share a word with vLLM's
+                tail = text[-64:]
+    except OSError as e:
+        raise BrwError(f"cannot read {clip(path, 120)}: {e.strerror or e}") from None
+    return seen, read
 
 
 def sniff_format(path) -> str:
-    """The format of an engine's file, from the signatures in its first ``SNIFF_BYTES``.
+    """The format of an engine's file, from the signatures in its first block that holds any (within
+    ``SNIFF_BYTES``).
 
     Parameters
     ----------
@@ -379,18 +424,9 @@ def sniff_format(path) -> str:
     """
     path = os.fspath(path)
     _check_file(path)
-    seen, read = set(), 0
-    for _, text, _ in _lines(path):
-        for name, marks in _SIGNATURES.items():
-            if any(m in text for m in marks):
-                seen.add(name)
-        read += len(text) + 1
-        if read >= SNIFF_BYTES:
-            break
+    seen, read = _signatures(path)
     if not read:
         raise BrwError(f"{clip(path, 120)} is empty: no speculative decoding metrics to read")
-    if "sglang-json" in seen and "vllm-json" in seen and not _has_vllm_keys(path):
-        seen.discard("vllm-json")  # SGLang's own histogram key is spec_accept_histogram
     if len(seen) == 1:
         return seen.pop()
     if not seen:
@@ -398,18 +434,6 @@ def sniff_format(path) -> str:
                        f"{', '.join(FORMATS)}); pass --format NAME if it is one of them")
     raise BrwError(f"{clip(path, 120)} looks like several formats ({', '.join(sorted(seen))}); pass --format NAME "
                    "with one of them")
-
-
-def _has_vllm_keys(path: str) -> bool:
-    read = 0
-    for _, text, _ in _lines(path):
-        if '"num_spec_steps"' in text or '"speculative_decoding"' in text or re.search(r'"acceptance_histogram"',
-                                                                                     text):
-            return True
-        read += len(text) + 1
-        if read >= SNIFF_BYTES:
-            break
-    return False
 
 
 def _check_file(path: str) -> None:
@@ -426,19 +450,20 @@ _RATE3 = re.compile(r"^[0-9]+\.[0-9]{3}$")
 def _rates(text: str, where: str, what: str) -> np.ndarray:
     """Shares printed with %.3f, comma-separated: in [0, 1], non-increasing (they are survival shares)."""
     parts = [t.strip() for t in text.split(",")] if text.strip() else []
+    r = []
     for t in parts:
         if not _RATE3.match(t):
             raise BrwError(f"{where}: {what} {clip(t, 30)!r} is not a share printed to 3 decimals (truncated line, "
                            "or NaN/inf/negative numbers)")
-    r = np.array([float(t) for t in parts])
-    if np.any(r > 1.0):
-        raise BrwError(f"{where}: a {what} above 1 ({r.max():.3f}): not a share of steps")
-    rise = np.nonzero(np.diff(r) > 0)[0]
-    if rise.size:
-        j = int(rise[0]) + 1
-        raise BrwError(f"{where}: the {what}s rise from position {j} to {j + 1} ({r[j - 1]:.3f} then {r[j]:.3f}); "
-                       "they count the steps accepting at least j tokens, which cannot rise with j: a damaged line")
-    return r
+        r.append(float(t))
+        if r[-1] > 1.0:
+            raise BrwError(f"{where}: a {what} above 1 ({r[-1]:.3f}): not a share of steps")
+        if len(r) > 1 and r[-1] > r[-2]:
+            j = len(r) - 1
+            raise BrwError(f"{where}: the {what}s rise from position {j} to {j + 1} ({r[-2]:.3f} then {r[-1]:.3f}); "
+                           "they count the steps accepting at least j tokens, which cannot rise with j: a damaged "
+                           "line")
+    return np.array(r)
 
 
 def _infer_steps(accepted: int, drafted: int, mean_len: float, rates: np.ndarray, where: str,
@@ -447,16 +472,22 @@ def _infer_steps(accepted: int, drafted: int, mean_len: float, rates: np.ndarray
     ``len_decimals`` and the survival shares to 3: N = D/k when that fits every printed number (every draft
     carried k tokens), else the fitting N nearest A / sum(rates). Returns (N, exact, low, high)."""
     k = rates.size
+    rs = rates.tolist()
     h_len = 0.5 * 10.0 ** -len_decimals + 1e-9
     h_rate = 0.0005 + 1e-12
 
     def fits(n: int) -> bool:
         if n < 1 or abs(1.0 + accepted / n - mean_len) > h_len:
             return False
-        lo = np.ceil(n * (rates - h_rate) - 1e-9)
-        hi = np.floor(n * (rates + h_rate) + 1e-9)
-        lo, hi = np.maximum(lo, 0), np.minimum(hi, n)
-        return bool(np.all(lo <= hi) and lo.sum() <= accepted <= hi.sum())
+        lo_sum = hi_sum = 0
+        for r in rs:  # some whole count of steps within the rounding of each printed share
+            lo = max(math.ceil(n * (r - h_rate) - 1e-9), 0)
+            hi = min(math.floor(n * (r + h_rate) + 1e-9), n)
+            if lo > hi:
+                return False
+            lo_sum += lo
+            hi_sum += hi
+        return lo_sum <= accepted <= hi_sum
 
     if k and drafted % k == 0 and fits(drafted // k):
         n = drafted // k
@@ -471,14 +502,15 @@ def _infer_steps(accepted: int, drafted: int, mean_len: float, rates: np.ndarray
     if not cands:
         raise BrwError(f"{where}: its numbers do not fit together (accepted {accepted}, drafted {drafted}, mean "
                        f"acceptance length {mean_len}, {k} per-position rates): a damaged or truncated line")
-    guess = accepted / rates.sum() if rates.sum() > 0 else cands[len(cands) // 2]
+    total = sum(rs)
+    guess = accepted / total if total > 0 else cands[len(cands) // 2]
     n = min(cands, key=lambda c: abs(c - guess))
     return n, len(cands) == 1, cands[0], cands[-1]
 
 
 def _rate_piece(accepted, drafted, mean_len, rates, where, request=False):
     n, exact, lo, hi = _infer_steps(accepted, drafted, mean_len, rates, where)
-    if rates.size and abs(rates.sum() * n - accepted) > 0.0005 * n * rates.size + 1e-9:
+    if rates.size and abs(float(rates.sum()) * n - accepted) > 0.0005 * n * rates.size + 1e-9:
         raise BrwError(f"{where}: the per-position rates add up to {rates.sum():.3f} per step but accepted/steps is "
                        f"{accepted / n:.3f}: a damaged or truncated line")
     return _Piece(rates.size or None, float(n), float(drafted), float(accepted), rates * n, 0.0005 * n, request,
@@ -505,7 +537,7 @@ def _whole_text(text: str, where: str, what: str) -> int:
 
 def _read_vllm_log(path: str, col: _Collector) -> None:
     for n, text, ended in _lines(path):
-        m = _VLLM_ENGINE.search(text)
+        m = _VLLM_ENGINE.search(text) if "LLM engine" in text else None
         if m:
             col.new_run(f"engine start at line {n}", m.group(1))
             continue
@@ -552,7 +584,7 @@ def _read_vllm_log(path: str, col: _Collector) -> None:
 # --------------------------------------------------------------------------------------------------------
 # llama.cpp server's per-request lines.
 
-_LLAMA = re.compile(r"draft acceptance = *(\S+) *\( *(\S+) accepted */ *(\S+) generated\)"
+_LLAMA = re.compile(r"draft acceptance(?: rate)? = *(\S+) *\( *(\S+) accepted */ *(\S+) generated\)"
                     r"(?:, mean (?:acceptance length|len) = *(\S+?)(?:,|$))?"
                     r"(?: *acceptance rate per position = \((.*?)\))?")
 _LLAMA_POS = re.compile(r"acc per pos = \((.*?)\)")
@@ -949,7 +981,9 @@ def _sglang_record(rec: dict, where: str, k_given: int | None, notes: set):
     if steps == 0:
         return None
     accepted = next((float(_whole(mi[key], where, key)) for key in _SGL_ACCEPTED if key in mi), None)
-    if accepted is None:
+    hist = _histogram(mi["spec_accept_histogram"], where, "spec_accept_histogram") \
+        if mi.get("spec_accept_histogram") else None
+    if accepted is None and hist is None:
         if "completion_tokens" in mi:
             accepted = float(_whole(mi["completion_tokens"], where, "completion_tokens")) - steps
         elif "spec_accept_length" in mi:
@@ -960,13 +994,11 @@ def _sglang_record(rec: dict, where: str, k_given: int | None, notes: set):
                   "it include the prefill's first token (at most one per request)")
         accepted = max(accepted, 0.0)
     proposed = next((float(_whole(mi[key], where, key)) for key in _SGL_PROPOSED if key in mi), None)
-    if proposed is None and mi.get("spec_accept_rate") and accepted > 0:
+    if proposed is None and mi.get("spec_accept_rate") and accepted:
         proposed = float(round(accepted / _number(mi["spec_accept_rate"], where, "spec_accept_rate")))
     k = None
     if proposed is not None and steps and proposed / steps == round(proposed / steps) and proposed > 0:
         k = int(round(proposed / steps))
-    hist = _histogram(mi["spec_accept_histogram"], where, "spec_accept_histogram") \
-        if mi.get("spec_accept_histogram") else None
     if k is None:
         k = k_given
     if k is None and hist is not None:
@@ -979,7 +1011,7 @@ def _sglang_record(rec: dict, where: str, k_given: int | None, notes: set):
         if k is not None and hist.size > k + 1 and np.any(hist[k + 1:] > 0):
             raise BrwError(f"{where}: steps that accepted more than k = {k} tokens")
         acc_h = float((np.arange(hist.size) * hist).sum())
-        if any(key in mi for key in _SGL_ACCEPTED) and acc_h != accepted:
+        if accepted is not None and acc_h != accepted:
             raise BrwError(f"{where}: the histogram gives {acc_h:g} accepted tokens, the counters {accepted:g}")
         accepted = acc_h
         counts = _survival_counts(hist, k) if k else None
@@ -1012,6 +1044,42 @@ def _accept_lengths_record(rec: dict, where: str, k_given: int | None, notes: se
 
 # --------------------------------------------------------------------------------------------------------
 # Files to a measurement.
+
+
+def from_histograms(histograms, k: int, format: str = "histograms") -> Measurement:
+    """A measurement from per-request histograms of accepted draft tokens (what a decoder of one's own counts).
+
+    Parameters
+    ----------
+    histograms : array_like
+        One row per request: entry j = the steps of that request that accepted exactly j draft tokens,
+        j = 0..k (whole numbers >= 0).
+    k : int
+        The draft length.
+    format : str
+        The name the measurement records.
+
+    Returns
+    -------
+    Measurement
+        As the readers give it; the requests' design effect widens the intervals (``MIN_REQUESTS`` or more).
+    """
+    from brw.errors import whole_number
+
+    k = whole_number(k, "k")
+    h = np.asarray(histograms, dtype=np.float64)
+    if h.ndim != 2 or h.shape[1] != k + 1:
+        raise BrwError(f"histograms must be one row of k + 1 = {k + 1} counts per request, got shape {h.shape}")
+    if not np.all(np.isfinite(h)) or np.any(h < 0) or np.any(h != np.round(h)):
+        raise BrwError("histograms must hold whole numbers >= 0")
+    col = _Collector(format)
+    col.start_file(format)
+    j = np.arange(k + 1)
+    for i, row in enumerate(h):
+        if row.sum() > 0:
+            col.add(_Piece(k, float(row.sum()), float(k * row.sum()), float((j * row).sum()),
+                           _survival_counts(row, k), 0.0, True), i + 1)
+    return _measure(format, [format], col.finish(), [], None)
 
 
 def read_deployment(files, format: str | None = None, k: int | None = None) -> Measurement:
@@ -1076,9 +1144,8 @@ def read_deployment(files, format: str | None = None, k: int | None = None) -> M
             _read_json(f, col, lambda r, w: _sglang_record(r, w, k, notes))
         else:
             _read_json(f, col, lambda r, w: _accept_lengths_record(r, w, k, notes))
-        before = len(col.segments) + (1 if col.current is not None and col.current.pieces else 0)
         col.finish()
-        if not any(s.source == f for s in col.segments) and before == 0:
+        if not any(s.source == f for s in col.segments):
             raise BrwError(f"{clip(f, 120)}: no speculative decoding metrics of format {fmt} in it")
     return _measure(fmt, files, col.segments, col.notes + sorted(notes), k)
 
@@ -1134,7 +1201,7 @@ def _measure(fmt: str, files, segments: list[_Segment], notes: list[str], k: int
         surv = np.minimum.accumulate(surv)
         factor = np.ones(kk)
         cov_b = (np.minimum.outer(surv, surv) - np.outer(surv, surv)) / drafts
-        if requests is not None and requests >= 2:
+        if requests is not None and requests >= MIN_REQUESTS:
             syy = sum(s.syy for s in segments)
             syn = sum(s.syn for s in segments)
             snn = sum(s.snn for s in segments)
@@ -1145,6 +1212,9 @@ def _measure(fmt: str, files, segments: list[_Segment], notes: list[str], k: int
                 factor = np.where(var_b > 0, np.sqrt(np.maximum(var_c / var_b, 1.0)), 1.0)
             method = (f"Wilson score intervals widened by the design effect of {requests} requests (steps of one "
                       "request may be correlated; requests assumed independent)")
+        elif requests is not None:
+            method += (f" (only {requests} request{'s' if requests != 1 else ''}: too few to estimate how much "
+                       "their steps are correlated)")
         ci = np.empty((kk, 2))
         for j in range(kk):
             lo, hi = wilson(counts[j], drafts)
@@ -1160,7 +1230,7 @@ def _measure(fmt: str, files, segments: list[_Segment], notes: list[str], k: int
     else:
         surv = ci = cov = None
         mean = accepted / drafts
-        if requests is not None and requests >= 2:
+        if requests is not None and requests >= MIN_REQUESTS:
             saa, san, snn = (sum(getattr(s, a) for s in segments) for a in ("saa", "san", "snn"))
             resid = saa - 2 * mean * san + mean ** 2 * snn
             se = math.sqrt(requests / (requests - 1) * max(resid, 0.0)) / drafts

@@ -17,8 +17,8 @@ from brw.errors import BrwError, clip
 from brw.files import atomic_path, check_writable
 
 __all__ = ["SUFFIXES", "check_path", "frontier", "compare", "depth_gap", "trace_summary", "theory_bounds",
-           "theory_residuals", "speedup", "deployment", "accepted_bounds", "slopes", "traces", "policies", "sequoia", "speedups",
-           "bench"]
+           "theory_residuals", "speedup", "deployment", "accepted_bounds", "slopes", "traces", "policies", "sequoia",
+           "speedups", "bench"]
 
 #: The file types a figure may be written as.
 SUFFIXES = (".png", ".pdf", ".svg")

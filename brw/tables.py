@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "deployment", "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check", "markdown",
-           "reproduce", "reproduce_summary"]
+           "deployment", "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check",
+           "markdown", "reproduce", "reproduce_summary"]
 
 
 def frontier(d: dict) -> str:
