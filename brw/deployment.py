@@ -23,8 +23,8 @@ the share s_j of steps that accepted at least j of them) and reports, at the dep
    ``roofline:t1=...,knee=...``; :func:`brw.speedup.step_seconds`), tokens per second against k = 0..K for the
    measured drafter and for the speed of light, the recommended k (k = 0 is plain decoding) and the headroom.
    Beyond the measured k the drafter's survival is extrapolated: the conditional acceptance a_j = s_j / s_(j-1)
-   is fitted by a_j = A r^(j - 1) (geometric decay, r <= 1, weighted least squares on log a_j with binomial
-   weights), so s_j = s_k a_(k+1) ... a_j. Intervals (95%) come from 2000 draws of the survival vector from a
+   is fitted by a_j = A r^(j - 1) (geometric decay, weighted least squares on log a_j with binomial weights;
+   where the fit rises, the last measured a_k is held flat instead), so s_j = s_k a_(k+1) ... a_j. Intervals (95%) come from 2000 draws of the survival vector from a
    normal law with the measurement's covariance, each refitted: they carry the sampling error given the model,
    not the model's own error.
 
@@ -188,8 +188,8 @@ def fit_decay(survival, drafts: float) -> tuple[float, float]:
     Returns
     -------
     tuple of float
-        (A, r), with 0 <= r <= 1 (a rising fit is held constant: r = 1) and A in [0, 1]. With one usable
-        position, r = 1.
+        (A, r), with 0 <= r <= 1 and A in [0, 1]. Where the fit rises (no decay), r = 1 and A is the last
+        measured conditional rate; with one usable position, r = 1 and A is that position's rate.
     """
     s = np.asarray(survival, dtype=np.float64)
     prev = np.concatenate([[1.0], s[:-1]])
@@ -206,8 +206,9 @@ def fit_decay(survival, drafts: float) -> tuple[float, float]:
         jm, ym = np.average(j, weights=w), np.average(y, weights=w)
         sxx = float(np.sum(w * (j - jm) ** 2))
         beta = float(np.sum(w * (j - jm) * (y - ym)) / sxx) if sxx > 0 else 0.0
-        beta = min(beta, 0.0)
         alpha = ym - beta * jm
+        if beta > 0:  # rates that rise: no decay to fit; the last measured rate, held flat
+            alpha, beta = float(y[-1]), 0.0
     else:
         beta, alpha = 0.0, float(y[0])
     return float(min(math.exp(alpha), 1.0)), float(math.exp(beta))

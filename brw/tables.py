@@ -287,13 +287,13 @@ def deployment(d: dict) -> str:
         lines += [f"against {d['law']} (mu = {d['law_mu']:.4f} nats"
                   + (f", bracket [{d['law_mu_bracket'][0]:.4f}, {d['law_mu_bracket'][1]:.4f}]"
                      if d.get("law_mu_bracket") else "") + f"; {d['replicates']} trees, seed {d['seed']}):",
-                  f"  speed of light, optimal {d['k']}-node tree  {d['speed_of_light']:.4f} +- "
+                  f"  {'speed of light (optimal ' + str(d['k']) + '-node tree)':<38} {d['speed_of_light']:.4f} +- "
                   f"{_f(d['speed_of_light_stderr'])}   measured = {_f(d['share_of_speed_of_light'], '.1%')} of it",
-                  f"  best {d['k']}-token chain               {d['chain_speed_of_light']:.4f} +- "
+                  f"  {'best ' + str(d['k']) + '-token chain':<38} {d['chain_speed_of_light']:.4f} +- "
                   f"{_f(d['chain_speed_of_light_stderr'])}   measured = "
                   f"{_f(d['share_of_chain_speed_of_light'], '.1%')} of it",
-                  f"  greedy chain                       {d['greedy_chain']:.4f} +- {_f(d['greedy_chain_stderr'])}",
-                  f"  (accepted per step, bonus excluded; the limit of {d['speed_of_light_scope']})"]
+                  f"  {'greedy chain':<38} {d['greedy_chain']:.4f} +- {_f(d['greedy_chain_stderr'])}",
+                  "  (accepted per step, bonus excluded; these bound deterministic drafting: speed_of_light_scope)"]
         lines += [f"  note: {n}" for n in d.get("limit_notes", [])]
     q = d.get("sequoia")
     if q:

@@ -244,7 +244,8 @@ def test_decay_fit_recovers_a_geometric_law():
     s = np.cumprod(A * r ** np.arange(5))
     assert fit_decay(s, 1e6) == pytest.approx((A, r), rel=1e-9)
     np.testing.assert_allclose(extrapolate(s, 1e6, 9), np.cumprod(A * r ** np.arange(9)), rtol=1e-9)
-    assert fit_decay([0.5, 0.4, 0.36], 1000)[1] == 1.0  # a rising conditional rate is held constant
+    A, r = fit_decay([0.5, 0.4, 0.36], 1000)  # conditional rates 0.5, 0.8, 0.9 rise: the last one, held flat
+    assert (A, r) == (pytest.approx(0.9, rel=1e-12), 1.0)
 
 
 @pytest.mark.parametrize("cost, draft_step, draft_token, expect", [
@@ -429,3 +430,24 @@ def test_a_large_log_streams_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert (m.drafts, m.accepted_tokens) == (12_000 * 100, 12_000 * 170)
     assert peak < 4 * 2**20, peak
+
+
+def test_the_walk_through_prints_what_the_docs_show(capsys):
+    """docs/deployment.md's transcripts are the commands' own output (every line of each block)."""
+    doc = (Path(__file__).parents[1] / "docs" / "deployment.md").read_text()
+    parts = doc.split("\n    brw deployment ")[1:]
+    assert len(parts) == 3
+    root = Path(__file__).parents[1]
+    for part in parts:
+        command, rest = part.split("\n", 1)
+        block = rest.split("```\n", 2)[1]
+        old = os.getcwd()
+        os.chdir(root)
+        try:
+            code, out, err = run_cli(capsys, *command.split())
+        finally:
+            os.chdir(old)
+        assert code == 0, err
+        lines = out.splitlines()
+        for line in block.splitlines():
+            assert line in lines, line
