@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brw._version import __version__
-from brw.errors import BrwError, clip
+from brw.errors import BrwError, clip, whole_number
 from brw.results import Result
 
 __all__ = ["FORMATS", "Measurement", "read_deployment", "from_histograms", "sniff_format", "wilson"]
@@ -77,6 +77,8 @@ SNIFF_BYTES = 64 * 2**20
 MAX_JSON_DOCUMENT = 64 * 2**20
 #: Requests needed to estimate their design effect (with fewer, the steps are taken as independent, and said so).
 MIN_REQUESTS = 10
+#: Step counts tried when a printed line leaves its steps open (every draft did not carry k tokens).
+MAX_TRIES = 100_000
 #: 97.5% standard normal quantile: two-sided 95% intervals.
 Z95 = 1.959963984540054
 #: What the engines' acceptance length is, in brw's words.
@@ -498,14 +500,26 @@ def _infer_steps(accepted: int, drafted: int, mean_len: float, rates: np.ndarray
     if top - h_len > 0:
         hi_n = min(hi_n, math.floor(accepted / (top - h_len)))
         lo_n = max(lo_n, math.ceil(accepted / (top + h_len)))
-    cands = [n for n in range(lo_n, hi_n + 1) if fits(n)] if hi_n - lo_n < 10**6 else []
-    if not cands:
+    total = sum(rs)
+    guess = accepted / total if total > 0 else 0.5 * (lo_n + hi_n)
+    g = min(max(round(guess), lo_n), hi_n)
+    n, tried = None, 0
+    for d in range(hi_n - lo_n + 1):  # outward from the guess; the first N that fits
+        for c in ((g - d, g + d) if d else (g,)):
+            if lo_n <= c <= hi_n and tried < MAX_TRIES:
+                tried += 1
+                if fits(c):
+                    n = c
+                    break
+        if n is not None or tried >= MAX_TRIES:
+            break
+    if n is None:
         raise BrwError(f"{where}: its numbers do not fit together (accepted {accepted}, drafted {drafted}, mean "
                        f"acceptance length {mean_len}, {k} per-position rates): a damaged or truncated line")
-    total = sum(rs)
-    guess = accepted / total if total > 0 else cands[len(cands) // 2]
-    n = min(cands, key=lambda c: abs(c - guess))
-    return n, len(cands) == 1, cands[0], cands[-1]
+    # the range the printed numbers allow (its ends, as far as MAX_TRIES more checks find them)
+    lo = next((c for c in range(max(lo_n, n - MAX_TRIES), n) if fits(c)), n)
+    hi = next((c for c in range(min(hi_n, n + MAX_TRIES), n, -1) if fits(c)), n)
+    return n, lo == hi, lo, hi
 
 
 def _rate_piece(accepted, drafted, mean_len, rates, where, request=False):
@@ -1064,8 +1078,6 @@ def from_histograms(histograms, k: int, format: str = "histograms") -> Measureme
     Measurement
         As the readers give it; the requests' design effect widens the intervals (``MIN_REQUESTS`` or more).
     """
-    from brw.errors import whole_number
-
     k = whole_number(k, "k")
     h = np.asarray(histograms, dtype=np.float64)
     if h.ndim != 2 or h.shape[1] != k + 1:
@@ -1115,8 +1127,6 @@ def read_deployment(files, format: str | None = None, k: int | None = None) -> M
     if format is not None and format not in FORMATS:
         raise BrwError(f"format must be one of {', '.join(FORMATS)}, got {clip(repr(format), 40)}")
     if k is not None:
-        from brw.errors import whole_number
-
         k = whole_number(k, "k")
     fmts = []
     for f in files:
