@@ -1075,6 +1075,99 @@ def sequoia_program(p, n, unlimited, H, c, s_arg, j_arg):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The best chain: the k-node path below the root of largest sum of path probabilities (brw.deployment).
+
+
+@njit(cache=True)
+def best_chain_one(kind, table, tails, params, cut, root_key, kmax, top, width, best, greedy, budget):
+    """Exact branch and bound over the chains below root_key: best[j - 1] = the largest sum of path
+    probabilities over the chains of j nodes (a path from a child of the root down j levels), greedy[j - 1] the
+    sum along the chain of most probable children, for j = 1..kmax. Returns the nodes visited, or -1 when the
+    search needed more than ``budget`` nodes (best is then a lower bound).
+
+    A chain through a node c at depth d, of j >= d nodes, is worth at most S + pi(c) (1 + top + ... +
+    top^(j - d)), S the sum over c and its ancestors less pi(c): every later node has at most ``top`` times
+    its parent's probability (``top``: the largest probability any node's vector can hold). A child is entered
+    only if that bound beats the best chain found so far for some j; children come in decreasing probability,
+    so the first that fails ends its siblings too. The search starts down the greedy chain."""
+    bufs = np.empty((kmax + 1, max(width, 1)))
+    keys = np.empty(kmax + 1, dtype=np.uint64)
+    rows = np.zeros(kmax + 1, dtype=np.int64)
+    ns = np.zeros(kmax + 1, dtype=np.int64)
+    lpi = np.zeros(kmax + 1)
+    ssum = np.zeros(kmax + 1)
+    nxt = np.zeros(kmax + 1, dtype=np.int64)
+    geo = np.empty(kmax + 1)  # geo[m] = 1 + top + ... + top^m
+    geo[0] = 1.0
+    for m in range(1, kmax + 1):
+        geo[m] = geo[m - 1] * top + 1.0
+    for j in range(kmax):
+        best[j] = 0.0
+        greedy[j] = 0.0
+    keys[0] = root_key
+    _, n0, row0 = node_vector(kind, table, params, cut, root_key, bufs[0], -1, 0.0)
+    rows[0] = row0
+    ns[0] = n0
+    visited = 0
+    d = 0
+    on_greedy = True
+    while d >= 0:
+        lp = table[rows[d]] if kind == KIND_TABLE else bufs[d]
+        r = nxt[d]
+        clp = rank_lp(lp, ns[d], tails[rows[d]], r)
+        if clp == _NEG_INF:  # no more children
+            on_greedy = False
+            d -= 1
+            continue
+        cl = lpi[d] + clp
+        pi = math.exp(cl)
+        useful = False
+        for j in range(d + 1, kmax + 1):
+            if ssum[d] + pi * geo[j - d - 1] > best[j - 1]:
+                useful = True
+                break
+        if not useful:  # neither this child nor any later sibling can improve a chain
+            on_greedy = False
+            d -= 1
+            continue
+        nxt[d] = r + 1
+        s = ssum[d] + pi
+        if s > best[d]:
+            best[d] = s
+        if on_greedy:
+            greedy[d] = s
+        visited += 1
+        if visited > budget:
+            return -1
+        if d + 1 == kmax:
+            on_greedy = False
+            continue
+        ckey = child_key(keys[d], r)
+        if kind == KIND_TABLE:
+            edge = -clp if params[0] <= ROWS_EDGE else 0.0  # EDGE, RUN, PREFIX draw a row given the edge
+            rows[d + 1] = table_row(table, params, ckey, rows[d], edge)
+            ns[d + 1] = table.shape[1]
+        else:
+            _, cn, _ = node_vector(kind, table, params, cut, ckey, bufs[d + 1], -1, 0.0)
+            ns[d + 1] = cn
+            rows[d + 1] = 0
+        keys[d + 1] = ckey
+        lpi[d + 1] = cl
+        ssum[d + 1] = s
+        nxt[d + 1] = 0
+        d += 1
+    return visited
+
+
+@njit(cache=True, parallel=True)
+def best_chain_batch(kind, table, tails, params, cut, keys, kmax, top, width, best, greedy, visited, budget):
+    """best_chain_one for every root key (replicate j into best[j], greedy[j], visited[j])."""
+    for j in prange(keys.shape[0]):
+        visited[j] = best_chain_one(kind, table, tails, params, cut, keys[j], kmax, top, width, best[j],
+                                    greedy[j], budget)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Drafting policies (brw.policies): trees a drafter picks, scored by the verifier on the frontier's own trees.
 #
 # A drafter sees, at each node, log-weights over the node's children (the verifier's ranks): the verifier's own

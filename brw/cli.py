@@ -472,6 +472,69 @@ def _cmd_speedup(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw deployment (brw/engines.py, brw/deployment.py)
+
+
+def _add_deployment(sub):
+    p = sub.add_parser("deployment", help="a serving engine's speculative decoding metrics against the speed of light",
+                       description="Read what vLLM (SpecDecoding log lines, Prometheus counters, per-request JSON), "
+                                   "llama.cpp (llama-server's draft acceptance lines) or SGLang (per-request "
+                                   "meta_info) wrote about speculative decoding with chains of k tokens, and report "
+                                   "the drafts, the tokens, the share of steps accepting at least j tokens with 95% "
+                                   "intervals and the accepted tokens per step (bonus token excluded; the engines' "
+                                   "acceptance length includes it). With --law: the speed of light at the same "
+                                   "budget (the optimal k-node tree and the best k-token chain) and Sequoia's tree; "
+                                   "with --cost: tokens per second against k and the recommended k.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="the engine's log, scrape or JSON file(s), one format")
+    p.add_argument("--format", default=None, metavar="NAME",
+                   help="force the format: vllm-log, vllm-prometheus, vllm-json, llamacpp-log, sglang-json, "
+                        "accept-lengths (default: sniffed from each file)")
+    p.add_argument("--k", type=_whole, default=None,
+                   help="the draft length: picks it when the files mix several, supplies it when they do not say")
+    p.add_argument("--law", default=None, help="the verifier's step law: trace:PATH of the same model, a bundled "
+                                               "trace, or any law spec as a stand-in")
+    p.add_argument("--cost", default=None, metavar="FILE_OR_ROOFLINE",
+                   help="verifier cost: a table of 'tokens seconds' rows (brw costcurve) or "
+                        "roofline:t1=SECONDS,knee=TOKENS")
+    p.add_argument("--max-k", dest="max_k", type=_whole, default=None,
+                   help="largest k of the tokens-per-second curve (default: max(2k, 8) within the cost table)")
+    p.add_argument("--draft-step", dest="draft_step", type=_number, default=0.0,
+                   help="drafting seconds per step (default 0)")
+    p.add_argument("--draft-token", dest="draft_token", type=_number, default=0.0,
+                   help="drafting seconds per draft token (default 0)")
+    p.add_argument("--replicates", type=_whole, default=1000, help="simulated trees of the law (default 1000)")
+    p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=_whole, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--plot", metavar="FIGURE", default=None,
+                   help="also draw the survival and, with --cost, tokens/s against k (.png, .pdf or .svg)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_deployment(args) -> dict:
+    from brw.deployment import against_limit
+    from brw.engines import read_deployment
+
+    _check_figure(args.plot)
+    if args.law is not None:
+        from brw.laws import parse_law
+
+        parse_law(args.law)  # a bad spec before the files are read
+    if args.cost is not None:
+        from brw.speedup import parse_cost
+
+        parse_cost(args.cost)
+    measurement = read_deployment(args.files, args.format, args.k)
+    res = against_limit(measurement, args.law, args.cost, max_k=args.max_k, draft_step=args.draft_step,
+                        draft_token=args.draft_token, replicates=args.replicates, seed=args.seed, threads=args.threads)
+    out = res.to_dict()
+    if args.plot is not None:
+        from brw import figures
+
+        out["plot"] = figures.deployment(out, args.plot)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
 # brw sweep (brw/sweep.py)
 
 
@@ -564,6 +627,7 @@ COMMANDS = {
     "policies": (_add_policies, _cmd_policies, "policies"),
     "sequoia": (_add_sequoia, _cmd_sequoia, "sequoia"),
     "speedup": (_add_speedup, _cmd_speedup, "speedup"),
+    "deployment": (_add_deployment, _cmd_deployment, "deployment"),
     "sweep": (_add_sweep, _cmd_sweep, "sweep"),
     "costcurve": (_add_costcurve, _cmd_costcurve, "costcurve"),
     "reproduce": (_add_reproduce, _cmd_reproduce, "reproduce_summary"),

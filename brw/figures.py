@@ -17,8 +17,8 @@ from brw.errors import BrwError, clip
 from brw.files import atomic_path, check_writable
 
 __all__ = ["SUFFIXES", "check_path", "frontier", "compare", "depth_gap", "trace_summary", "theory_bounds",
-           "theory_residuals", "speedup", "accepted_bounds", "slopes", "traces", "policies", "sequoia", "speedups",
-           "bench"]
+           "theory_residuals", "speedup", "deployment", "accepted_bounds", "slopes", "traces", "policies", "sequoia",
+           "speedups", "bench"]
 
 #: The file types a figure may be written as.
 SUFFIXES = (".png", ".pdf", ".svg")
@@ -431,6 +431,65 @@ def speedup(result, path) -> str:
     ax.set_title(f"{result.law}   {result.cost}", fontsize=9)
     ax.set_ylim(bottom=0)
     ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def deployment(d: dict, path) -> str:
+    """A deployment: the measured survival with its intervals (and, with a cost, its extrapolation), and
+    tokens per second against k for the measured drafter and the speed of light.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw deployment``'s result (``brw.deployment.Deployment.to_dict()``).
+    path : str or os.PathLike
+        Figure file (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    plt = _pyplot()
+    cost = "tokens_per_second" in d
+    fig, axes = plt.subplots(1, 2 if cost else 1, figsize=(11 if cost else 6, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    if d["survival"] is not None:
+        j = np.arange(1, len(d["survival"]) + 1)
+        ci = np.array(d["survival_ci"])
+        ax.errorbar(j, d["survival"], yerr=[np.array(d["survival"]) - ci[:, 0], ci[:, 1] - np.array(d["survival"])],
+                    fmt="o", color="k", capsize=3, label=f"measured ({d['format']}, {d['drafts']} drafts)")
+        if cost:
+            acc = np.array(d["accepted_model"])
+            s = np.diff(acc)
+            jj = np.arange(1, s.size + 1)
+            ax.plot(jj[len(j) - 1:], s[len(j) - 1:], "--", color="0.4", label="extrapolated (geometric decay)")
+    ax.set_xlabel("position j")
+    ax.set_ylabel("share of steps accepting at least j tokens")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    if cost:
+        ax = axes[0, 1]
+        ks = np.array(d["k_values"])
+        ci = np.array(d["tokens_per_second_ci"])
+        ax.plot(ks, d["tokens_per_second"], "o-", color="k", ms=4, label="measured drafter")
+        ax.fill_between(ks, ci[:, 0], ci[:, 1], color="k", alpha=0.15, lw=0)
+        if "speed_of_light_tokens_per_second" in d:
+            ax.plot(ks, d["speed_of_light_tokens_per_second"], "-", color="C0", label="speed of light (tree)")
+            ax.plot(ks, d["chain_speed_of_light_tokens_per_second"], "-.", color="C1", label="best chain")
+        r = d["recommended_k"]
+        ax.plot([r], [d["tokens_per_second"][r]], "o", ms=9, mfc="none", color="C3", label=f"recommended k = {r}")
+        ax.axvline(d["k"], color="0.5", lw=1, ls=":", label=f"deployed k = {d['k']}")
+        ax.set_xlabel("k (draft tokens per step)")
+        ax.set_ylabel("tokens per second")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        ax.set_title(str(d["cost"]), fontsize=8)
+    if d.get("law"):
+        fig.suptitle(f"against {d['law']}", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

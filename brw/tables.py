@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check", "markdown",
-           "reproduce", "reproduce_summary"]
+           "deployment", "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check",
+           "markdown", "reproduce", "reproduce_summary"]
 
 
 def frontier(d: dict) -> str:
@@ -252,6 +252,77 @@ def speedup(d: dict) -> str:
         "(the speed of light: no drafter exceeds it at this cost)",
     ] + [f"  {p['policy']:<30} optimal P = {p['optimal_P']:<6} {p['tokens_per_second']:.4g} tokens/s, speed-up "
          f"{p['speedup']:.3f}x" for p in d.get("policies", [])])
+
+
+def _f(x, spec: str = ".4f") -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def deployment(d: dict) -> str:
+    """A deployment's measurement, and with a law and a cost its speed of light and the recommended k.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw deployment``'s result (``brw.deployment.Deployment.to_dict()``).
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    tokens = "" if d["draft_tokens"] is None else f" ({d['draft_tokens']} draft tokens)"
+    model = f", model {d['model']}" if d.get("model") else ""
+    lo, hi = d["accepted_per_step_ci"]
+    lines = [f"{d['format']}: k = {_f(d['k'], 'd') if d['k'] is not None else '?'}, {d['drafts']} drafts{tokens}, "
+             f"{d['accepted_tokens']} tokens accepted{model}",
+             f"accepted per step {d['accepted_per_step']:.4f} [{_f(lo)}, {_f(hi)}] (bonus token excluded); "
+             f"acceptance length {d['acceptance_length']:.4f} (bonus included, as the engines print it)"]
+    if d["survival"] is not None:
+        lines.append(f"{'j':>4} {'P(accept >= j)':>15} {'95% interval':>20}")
+        for j, (s, (a, b)) in enumerate(zip(d["survival"], d["survival_ci"]), 1):
+            lines.append(f"{j:>4} {s:>15.4f}   [{a:.4f}, {b:.4f}]")
+    lines.append(f"intervals: {d['interval_method']}")
+    if "speed_of_light" in d:
+        lines += [f"against {d['law']} (mu = {d['law_mu']:.4f} nats"
+                  + (f", bracket [{d['law_mu_bracket'][0]:.4f}, {d['law_mu_bracket'][1]:.4f}]"
+                     if d.get("law_mu_bracket") else "") + f"; {d['replicates']} trees, seed {d['seed']}):",
+                  f"  {'speed of light (optimal ' + str(d['k']) + '-node tree)':<38} {d['speed_of_light']:.4f} +- "
+                  f"{_f(d['speed_of_light_stderr'])}   measured = {_f(d['share_of_speed_of_light'], '.1%')} of it",
+                  f"  {'best ' + str(d['k']) + '-token chain':<38} {d['chain_speed_of_light']:.4f} +- "
+                  f"{_f(d['chain_speed_of_light_stderr'])}   measured = "
+                  f"{_f(d['share_of_chain_speed_of_light'], '.1%')} of it",
+                  f"  {'greedy chain':<38} {d['greedy_chain']:.4f} +- {_f(d['greedy_chain_stderr'])}",
+                  "  (accepted per step, bonus excluded; these bound deterministic drafting: speed_of_light_scope)"]
+        lines += [f"  note: {n}" for n in d.get("limit_notes", [])]
+    q = d.get("sequoia")
+    if q:
+        lines.append(f"Sequoia's tree of {q['n']} nodes on the measured rank-1 acceptance {q['acceptance'][0]:.4f}: "
+                     f"{q['tokens_per_step']:.4f} tokens/step against the chain's {q['chain_tokens_per_step']:.4f} "
+                     f"(gain {q['gain']:.4f}), widths {' '.join(map(str, q['widths']))}")
+    if "tokens_per_second" in d:
+        sol = "speed_of_light_tokens_per_second" in d
+        lines.append(f"cost {d['cost']}, drafting {d['draft_step']:g} s/step + {d['draft_token']:g} s/token "
+                     f"(k > {d['extrapolation']['measured_up_to']}: extrapolated, conditional acceptance "
+                     f"{d['extrapolation']['A']:.3f} x {d['extrapolation']['r']:.3f}^(j-1))")
+        lines.append(f"{'k':>4} {'accepted':>9} {'tokens/s':>10} {'95% interval':>22}"
+                     + (f" {'tree limit':>11} {'chain limit':>12}" if sol else ""))
+        for i, k in enumerate(d["k_values"]):
+            a, b = d["tokens_per_second_ci"][i]
+            mark = " <" if k == d["recommended_k"] else ("  (deployed)" if k == d["k"] else "")
+            lines.append(f"{k:>4} {d['accepted_model'][i]:>9.4f} {d['tokens_per_second'][i]:>10.4g}   "
+                         f"[{a:.4g}, {b:.4g}]".ljust(48)
+                         + (f" {d['speed_of_light_tokens_per_second'][i]:>11.4g} "
+                            f"{d['chain_speed_of_light_tokens_per_second'][i]:>12.4g}" if sol else "") + mark)
+        lines.append(f"recommended k = {d['recommended_k']} ({d['recommended_k_support']:.0%} of the draws agree): "
+                     f"{d['recommended_tokens_per_second']:.4g} tokens/s, {d['speedup_recommended']:.3f}x plain "
+                     f"decoding; deployed k = {d['k']}: {d['deployed_tokens_per_second']:.4g} tokens/s "
+                     f"({d['speedup_deployed']:.3f}x)")
+        if sol:
+            lines.append(f"speed of light: {d['speed_of_light_tokens_per_second'][d['speed_of_light_k']]:.4g} tokens/s "
+                         f"at k = {d['speed_of_light_k']}; headroom {d['headroom']:.3f}x over the recommended k")
+    lines += [f"note: {n}" for n in d["notes"]]
+    return "\n".join(lines)
 
 
 def sweep(d: dict) -> str:

@@ -314,6 +314,41 @@ for args in ["--law nope --cost roofline:t1=0.01,knee=64", f"--law {LAW} --cost 
     cli(f"speedup {args}", f"speedup {args}", {"garbage.txt": b"tokens seconds\nfour 0.1\n",
                                              "negative.txt": b"1 -0.5\n2 0.1\n", "empty.txt": b"", "folder": DIR,
                                              "sparse.txt": F.sparse_file(8 << 30, b"1 0.01\n")})
+_SPEC_LINE = ("INFO SpecDecoding metrics: Mean acceptance length: {m}, Accepted throughput: 1.00 tokens/s, Drafted "
+              "throughput: 2.00 tokens/s, Accepted: {a} tokens, Drafted: {d} tokens, Per-position acceptance rate: "
+              "{r}, Avg Draft acceptance rate: 50.0%\n")
+_DEPLOY = {"good.log": ("INFO Initializing a V1 LLM engine (v0.10.0) with config: model='HuggingFaceTB/SmolLM2-135M-"
+                        "Instruct', seed=0\n" + _SPEC_LINE.format(m="2.70", a=170, d=200, r="0.900, 0.800")).encode(),
+           "rising.log": _SPEC_LINE.format(m="2.70", a=170, d=200, r="0.800, 0.900").encode(),
+           "nan.log": _SPEC_LINE.format(m="nan", a=170, d=200, r="0.900, 0.800").encode(),
+           "negative.log": _SPEC_LINE.format(m="2.70", a=-170, d=200, r="0.900, 0.800").encode(),
+           "unfit.log": _SPEC_LINE.format(m="2.70", a=170, d=200, r="0.900, 0.600").encode(),
+           "mixed.log": (_SPEC_LINE.format(m="2.70", a=170, d=200, r="0.900, 0.800")
+                         + _SPEC_LINE.format(m="2.10", a=110, d=300, r="0.600, 0.300, 0.200")).encode(),
+           "cut.log": _SPEC_LINE.format(m="2.70", a=170, d=200, r="0.900, 0.800")[:90].encode() + b"\n"
+           + _SPEC_LINE.format(m="2.70", a=170, d=200, r="0.900, 0.800").encode(),
+           "latin1.log": "SpecDecoding metrics: caf\xe9\n".encode("latin-1"), "empty.log": b"",
+           "binary.log": bytes(range(256)) * 4, "folder": DIR, "chatter.log": b"INFO nothing to see\n" * 50,
+           "sparse.log": F.sparse_file(8 << 30, b"SpecDecoding metrics: Mean acceptance length: 2.70,"),
+           "nan.prom": b'vllm:spec_decode_num_drafts_total{engine="0"} NaN\n',
+           "back.json": b'{"acceptance_histogram": [1, -2, 3], "num_spec_tokens": 2}\n',
+           "nan.json": b'{"acceptance_histogram": [1, NaN, 3], "num_spec_tokens": 2}\n',
+           "deep.json": b"[" * 100000 + b"]" * 100000 + b"\n",
+           "lengths.jsonl": b'{"accept_lengths": [1, 5], "k": 4}\n',
+           "old-llama.log": b"draft acceptance rate = 0.50000 (  10 accepted /    20 generated)\n",
+           "both.txt": _SPEC_LINE.format(m="2.70", a=170, d=200, r="0.900, 0.800").encode()
+           + b'vllm:spec_decode_num_drafts_total{engine="0"} 3\n'}
+for args in ["nosuch.log", "empty.log", "binary.log", "folder", "chatter.log", "sparse.log", "latin1.log",
+             "rising.log", "nan.log", "negative.log", "unfit.log", "mixed.log", "cut.log", "nan.prom", "back.json",
+             "nan.json", "deep.json", "lengths.jsonl", "old-llama.log", "both.txt", "good.log --format nope",
+             "good.log --format vllm-json", "good.log --k 0", "good.log --k 3", "good.log --law nope",
+             "good.log --law trace:gemma3-chat", "good.log --cost nope", "good.log --cost roofline:t1=-1,knee=4",
+             "good.log --cost roofline:t1=0.01,knee=4 --max-k 1", "good.log --cost roofline:t1=0.01,knee=4 --max-k 0",
+             "good.log --cost roofline:t1=0.01,knee=4 --max-k 1000000000000",
+             "good.log --cost roofline:t1=0.01,knee=4 --draft-step -1", "good.log --law uniform:k=2 --replicates 0",
+             "good.log --law uniform:k=2 --seed -1", "good.log --law uniform:k=2 --threads 0",
+             "good.log --plot f.gif", "good.log --plot /sys/f.png", "good.log --plot folder"]:
+    cli(f"deployment {args}", f"deployment {args}", _DEPLOY)
 _SWEEPS = {
     "missing-laws": b'P = [8]\n', "missing-P": b'laws = ["uniform:k=2"]\n', "not-toml": b"laws = [\n",
     "unknown-key": b'laws = ["uniform:k=2"]\nP = [8]\nbogus = 1\n', "bad-law": b'laws = ["nope:k=2"]\nP = [8]\n',
