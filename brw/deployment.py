@@ -49,8 +49,9 @@ import numpy as np
 from brw import _kernels as K
 from brw._version import __version__
 from brw.engines import Measurement, read_deployment
-from brw.errors import BrwError, clip, whole_number
-from brw.frontier import frontier, kernel_threads, root_keys
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
+from brw.solver import frontier, kernel_threads, root_keys
 from brw.kernel_law import KIND_TABLE, gem_cut, kernel_args
 from brw.laws import parse_law
 from brw.policies import rank_accuracy

@@ -60,7 +60,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brw._version import __version__
-from brw.errors import BrwError, clip, whole_number
+from brw.checks import whole_number
+from brw.errors import BrwError, clip
 from brw.results import Result
 
 __all__ = ["FORMATS", "Measurement", "read_deployment", "from_histograms", "sniff_format", "wilson"]

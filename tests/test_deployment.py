@@ -15,7 +15,7 @@ from brw.cli import main
 from brw.deployment import against_limit, best_chain, extrapolate, fit_decay
 from brw.engines import FORMATS, from_histograms, read_deployment, sniff_format, wilson
 from brw.errors import BrwError
-from brw.frontier import frontier, root_keys
+from brw.solver import frontier, root_keys
 from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
 from brw.policies import policies
