@@ -320,6 +320,74 @@ def _check_model(measurement: Measurement, law) -> str | None:
     return named
 
 
+def _against_law(m, law, k: int, kmax: int, replicates: int, seed: int, threads, out: dict):
+    """The speed of light at the deployment's budget (the optimal k-node tree, the best and the greedy k-chain
+    on the same simulated trees), written into ``out``; returns the frontier and chain results."""
+    named = _check_model(m, law)
+    front = frontier(law, kmax, replicates, seed, keep=[k], threads=threads)
+    chain = best_chain(law, kmax, replicates, seed, threads=threads)
+    trace = _law_trace(law)
+    out.update({"law": str(law), "law_mu": law.mu, "law_mu2": law.mu2, "law_model": named,
+                "replicates": replicates, "seed": seed})
+    lo = getattr(trace, "entropy_lo", None) if trace is not None else None
+    hi = getattr(trace, "entropy_hi", None) if trace is not None else None
+    if lo is not None and hi is not None:
+        out["law_mu_bracket"] = [float(np.mean(lo)), float(np.mean(hi))]
+    sol, chain_sol = float(front.accepted[k - 1]), float(chain.best[k - 1])
+    gap = front.replicate_values[:, 0] - chain.per_replicate_best[:, k - 1]
+    out.update({"speed_of_light": sol, "speed_of_light_stderr": float(front.stderr[k - 1]),
+                "chain_speed_of_light": chain_sol, "chain_speed_of_light_stderr": float(chain.best_stderr[k - 1]),
+                "greedy_chain": float(chain.greedy[k - 1]),
+                "greedy_chain_stderr": float(chain.greedy_stderr[k - 1]),
+                "tree_over_chain": float(gap.mean()),
+                "tree_over_chain_stderr": float(gap.std(ddof=1) / math.sqrt(replicates)) if replicates > 1
+                else math.nan,
+                "share_of_speed_of_light": m.accepted_per_step / sol if sol > 0 else None,
+                "share_of_chain_speed_of_light": m.accepted_per_step / chain_sol if chain_sol > 0 else None,
+                "speed_of_light_scope": SCOPE})
+    notes = []
+    if m.accepted_per_step_ci[0] > chain_sol + 3 * float(chain.best_stderr[k - 1] or 0):
+        notes.append("the measured accepted per step is above the deterministic chain's speed of light: a drafter "
+                     "verified by speculative sampling (outside that bound), or a law that is not this verifier's")
+    if notes:
+        out["limit_notes"] = notes
+    return front, chain
+
+
+def _against_cost(m, cost_obj, T, max_k: int, draft_step: float, draft_token: float, draws: int, seed: int,
+                  front, chain, out: dict) -> None:
+    """Tokens per second against k for the measured drafter (extrapolated beyond its k, with intervals) and,
+    given the law's frontier and chains, for the speed of light; the recommended k and the headroom, into
+    ``out``."""
+    surv = extrapolate(m.survival, m.drafts, max_k)
+    acc = np.concatenate([[0.0], np.cumsum(surv)])
+    rate = (1.0 + acc) / T
+    A, r = fit_decay(m.survival, m.drafts)
+    sims = _draws(m, max_k, draws, seed)
+    sim_rate = (1.0 + sims) / T
+    ci = np.percentile(sim_rate, [2.5, 97.5], axis=0).T
+    best = int(np.argmax(rate))
+    support = float(np.mean(np.argmax(sim_rate, axis=1) == best))
+    out.update({"cost": cost_obj.spec, "draft_step": float(draft_step), "draft_token": float(draft_token),
+                "k_values": list(range(max_k + 1)), "step_seconds": T.tolist(), "accepted_model": acc.tolist(),
+                "tokens_per_second": rate.tolist(), "tokens_per_second_ci": ci.tolist(),
+                "extrapolation": {"model": "a_j = A r^(j-1), s_j = s_k a_(k+1) ... a_j beyond the measured k",
+                                  "A": A, "r": r, "measured_up_to": m.k},
+                "recommended_k": best, "recommended_k_support": support,
+                "recommended_tokens_per_second": float(rate[best]),
+                "deployed_tokens_per_second": float(rate[m.k]), "plain_tokens_per_second": float(rate[0]),
+                "speedup_recommended": float(rate[best] / rate[0]),
+                "speedup_deployed": float(rate[m.k] / rate[0])})
+    if front is not None:
+        sol_rate = np.concatenate([[1.0], 1.0 + front.accepted]) / T
+        chain_rate = np.concatenate([[1.0], 1.0 + chain.best]) / T
+        sk = int(np.argmax(sol_rate))
+        out.update({"speed_of_light_tokens_per_second": sol_rate.tolist(),
+                    "chain_speed_of_light_tokens_per_second": chain_rate.tolist(), "speed_of_light_k": sk,
+                    "chain_speed_of_light_k": int(np.argmax(chain_rate)),
+                    "headroom": float(sol_rate[sk] / rate[best])})
+
+
 def against_limit(measurement, law=None, cost=None, *, max_k: int | None = None, draft_step: float = 0.0,
                   draft_token: float = 0.0, replicates: int = 1000, seed: int = 0, threads: int | None = None,
                   draws: int = DRAWS) -> Deployment:
@@ -385,66 +453,13 @@ def against_limit(measurement, law=None, cost=None, *, max_k: int | None = None,
         T = step_seconds(cost_obj, max_k, draft_step, draft_token)  # checks the cost covers max_k + 1 tokens
     kmax = max_k if cost is not None else k
 
+    front = chain = None
     if law is not None:
         law = parse_law(law)
-        named = _check_model(m, law)
-        front = frontier(law, kmax, replicates, seed, keep=[k], threads=threads)
-        chain = best_chain(law, kmax, replicates, seed, threads=threads)
-        trace = _law_trace(law)
-        out.update({"law": str(law), "law_mu": law.mu, "law_mu2": law.mu2, "law_model": named,
-                    "replicates": replicates, "seed": seed})
-        lo = getattr(trace, "entropy_lo", None) if trace is not None else None
-        hi = getattr(trace, "entropy_hi", None) if trace is not None else None
-        if lo is not None and hi is not None:
-            out["law_mu_bracket"] = [float(np.mean(lo)), float(np.mean(hi))]
-        sol, chain_sol = float(front.accepted[k - 1]), float(chain.best[k - 1])
-        gap = front.replicate_values[:, 0] - chain.per_replicate_best[:, k - 1]
-        out.update({"speed_of_light": sol, "speed_of_light_stderr": float(front.stderr[k - 1]),
-                    "chain_speed_of_light": chain_sol, "chain_speed_of_light_stderr": float(chain.best_stderr[k - 1]),
-                    "greedy_chain": float(chain.greedy[k - 1]),
-                    "greedy_chain_stderr": float(chain.greedy_stderr[k - 1]),
-                    "tree_over_chain": float(gap.mean()),
-                    "tree_over_chain_stderr": float(gap.std(ddof=1) / math.sqrt(replicates)) if replicates > 1
-                    else math.nan,
-                    "share_of_speed_of_light": m.accepted_per_step / sol if sol > 0 else None,
-                    "share_of_chain_speed_of_light": m.accepted_per_step / chain_sol if chain_sol > 0 else None,
-                    "speed_of_light_scope": SCOPE})
-        notes = []
-        if m.accepted_per_step_ci[0] > chain_sol + 3 * float(chain.best_stderr[k - 1] or 0):
-            notes.append("the measured accepted per step is above the deterministic chain's speed of light: a drafter "
-                         "verified by speculative sampling (outside that bound), or a law that is not this verifier's")
-        if notes:
-            out["limit_notes"] = notes
+        front, chain = _against_law(m, law, k, kmax, replicates, seed, threads, out)
     out["sequoia"] = _sequoia(m, law, seed) if m.survival is not None else None
-
     if cost is not None:
-        surv = extrapolate(m.survival, m.drafts, max_k)
-        acc = np.concatenate([[0.0], np.cumsum(surv)])
-        rate = (1.0 + acc) / T
-        A, r = fit_decay(m.survival, m.drafts)
-        sims = _draws(m, max_k, draws, seed)
-        sim_rate = (1.0 + sims) / T
-        ci = np.percentile(sim_rate, [2.5, 97.5], axis=0).T
-        best = int(np.argmax(rate))
-        support = float(np.mean(np.argmax(sim_rate, axis=1) == best))
-        out.update({"cost": cost_obj.spec, "draft_step": float(draft_step), "draft_token": float(draft_token),
-                    "k_values": list(range(max_k + 1)), "step_seconds": T.tolist(), "accepted_model": acc.tolist(),
-                    "tokens_per_second": rate.tolist(), "tokens_per_second_ci": ci.tolist(),
-                    "extrapolation": {"model": "a_j = A r^(j-1), s_j = s_k a_(k+1) ... a_j beyond the measured k",
-                                      "A": A, "r": r, "measured_up_to": k},
-                    "recommended_k": best, "recommended_k_support": support,
-                    "recommended_tokens_per_second": float(rate[best]),
-                    "deployed_tokens_per_second": float(rate[k]), "plain_tokens_per_second": float(rate[0]),
-                    "speedup_recommended": float(rate[best] / rate[0]),
-                    "speedup_deployed": float(rate[k] / rate[0])})
-        if law is not None:
-            sol_rate = np.concatenate([[1.0], 1.0 + front.accepted]) / T
-            chain_rate = np.concatenate([[1.0], 1.0 + chain.best]) / T
-            sk = int(np.argmax(sol_rate))
-            out.update({"speed_of_light_tokens_per_second": sol_rate.tolist(),
-                        "chain_speed_of_light_tokens_per_second": chain_rate.tolist(), "speed_of_light_k": sk,
-                        "chain_speed_of_light_k": int(np.argmax(chain_rate)),
-                        "headroom": float(sol_rate[sk] / rate[best])})
+        _against_cost(m, cost_obj, T, max_k, draft_step, draft_token, draws, seed, front, chain, out)
     return Deployment(m, out)
 
 

@@ -55,7 +55,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -1161,6 +1161,55 @@ def read_deployment(files, format: str | None = None, k: int | None = None) -> M
     return _measure(fmt, files, col.segments, col.notes + sorted(notes), k)
 
 
+def _survival(fmt: str, segments, drafts: float, accepted: float, kk: int, requests, method: str, notes: list):
+    """Survival (the share of steps accepting at least j tokens) from pooled per-position counts, with its 95%
+    intervals, covariance, the standard error of the mean accepted and the interval method's description."""
+    counts = sum(s.counts for s in segments)
+    slack = sum(s.slack for s in segments)
+    if np.any(counts > drafts + 1e-6) or np.any(np.diff(counts) > 1e-6 + slack):
+        raise BrwError("the per-position counts rise with position or exceed the steps: impossible for counts of "
+                       "steps accepting at least j tokens")
+    gap = abs(counts.sum() - accepted)
+    if gap > 1e-6 + slack * kk:
+        if fmt == "vllm-prometheus" and gap <= 0.005 * max(accepted, 1.0):
+            notes.append(f"accepted tokens and the per-position counts differ by {gap:.0f} (a scrape taken "
+                         "between the counters' updates)")
+        else:
+            raise BrwError(f"accepted tokens ({accepted:.0f}) differ from the per-position counts' sum "
+                           f"({counts.sum():.0f}): the counts do not fit together")
+    surv = np.clip(counts / drafts, 0.0, 1.0)
+    surv = np.minimum.accumulate(surv)
+    factor = np.ones(kk)
+    cov_b = (np.minimum.outer(surv, surv) - np.outer(surv, surv)) / drafts
+    if requests is not None and requests >= MIN_REQUESTS:
+        syy = sum(s.syy for s in segments)
+        syn = sum(s.syn for s in segments)
+        snn = sum(s.snn for s in segments)
+        resid = np.diag(syy) - 2 * surv * syn + surv ** 2 * snn
+        var_c = requests / (requests - 1) * np.maximum(resid, 0.0) / drafts ** 2
+        var_b = np.diag(cov_b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(var_b > 0, np.sqrt(np.maximum(var_c / var_b, 1.0)), 1.0)
+        method = (f"Wilson score intervals widened by the design effect of {requests} requests (steps of one "
+                  "request may be correlated; requests assumed independent)")
+    elif requests is not None:
+        method += (f" (only {requests} request{'s' if requests != 1 else ''}: too few to estimate how much "
+                   "their steps are correlated)")
+    ci = np.empty((kk, 2))
+    for j in range(kk):
+        lo, hi = wilson(counts[j], drafts)
+        c = 0.5 * (lo + hi)
+        half = 0.5 * (hi - lo) * factor[j] + slack / drafts
+        ci[j] = max(0.0, c - half), min(1.0, c + half)
+    if slack:
+        method += "; plus the rounding of the printed shares"
+    cov = cov_b * np.outer(factor, factor)
+    mean = float(surv.sum())
+    var_x = float(((2 * np.arange(1, kk + 1) - 1) * surv).sum() - mean ** 2)
+    se = math.sqrt(max(var_x, 0.0) / drafts) * float(factor.max()) + slack * kk / drafts
+    return surv, ci, cov, se, method
+
+
 def _measure(fmt: str, files, segments: list[_Segment], notes: list[str], k: int | None) -> Measurement:
     segments = [s for s in segments if s.drafts > 0]
     if not segments:
@@ -1195,49 +1244,7 @@ def _measure(fmt: str, files, segments: list[_Segment], notes: list[str], k: int
     requests = sum(s.requests for s in segments) if all(s.requests for s in segments) else None
     method = "binomial: Wilson score intervals, steps assumed independent"
     if have_counts:
-        counts = sum(s.counts for s in segments)
-        slack = sum(s.slack for s in segments)
-        if np.any(counts > drafts + 1e-6) or np.any(np.diff(counts) > 1e-6 + slack):
-            raise BrwError("the per-position counts rise with position or exceed the steps: impossible for counts of "
-                           "steps accepting at least j tokens")
-        gap = abs(counts.sum() - accepted)
-        if gap > 1e-6 + slack * kk:
-            if fmt == "vllm-prometheus" and gap <= 0.005 * max(accepted, 1.0):
-                notes.append(f"accepted tokens and the per-position counts differ by {gap:.0f} (a scrape taken "
-                             "between the counters' updates)")
-            else:
-                raise BrwError(f"accepted tokens ({accepted:.0f}) differ from the per-position counts' sum "
-                               f"({counts.sum():.0f}): the counts do not fit together")
-        surv = np.clip(counts / drafts, 0.0, 1.0)
-        surv = np.minimum.accumulate(surv)
-        factor = np.ones(kk)
-        cov_b = (np.minimum.outer(surv, surv) - np.outer(surv, surv)) / drafts
-        if requests is not None and requests >= MIN_REQUESTS:
-            syy = sum(s.syy for s in segments)
-            syn = sum(s.syn for s in segments)
-            snn = sum(s.snn for s in segments)
-            resid = np.diag(syy) - 2 * surv * syn + surv ** 2 * snn
-            var_c = requests / (requests - 1) * np.maximum(resid, 0.0) / drafts ** 2
-            var_b = np.diag(cov_b)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factor = np.where(var_b > 0, np.sqrt(np.maximum(var_c / var_b, 1.0)), 1.0)
-            method = (f"Wilson score intervals widened by the design effect of {requests} requests (steps of one "
-                      "request may be correlated; requests assumed independent)")
-        elif requests is not None:
-            method += (f" (only {requests} request{'s' if requests != 1 else ''}: too few to estimate how much "
-                       "their steps are correlated)")
-        ci = np.empty((kk, 2))
-        for j in range(kk):
-            lo, hi = wilson(counts[j], drafts)
-            c = 0.5 * (lo + hi)
-            half = 0.5 * (hi - lo) * factor[j] + slack / drafts
-            ci[j] = max(0.0, c - half), min(1.0, c + half)
-        if slack:
-            method += "; plus the rounding of the printed shares"
-        cov = cov_b * np.outer(factor, factor)
-        mean = float(surv.sum())
-        var_x = float(((2 * np.arange(1, kk + 1) - 1) * surv).sum() - mean ** 2)
-        se = math.sqrt(max(var_x, 0.0) / drafts) * float(factor.max()) + slack * kk / drafts
+        surv, ci, cov, se, method = _survival(fmt, segments, drafts, accepted, kk, requests, method, notes)
     else:
         surv = ci = cov = None
         mean = accepted / drafts
