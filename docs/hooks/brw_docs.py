@@ -360,6 +360,38 @@ def on_files(files, config):
     return files
 
 
+ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):<code>(~?)([\w.][\w.\s]*)</code>")
+HEADING_ID = re.compile(r"<h[1-6][^>]*\bid=\"(brw[\w.]*)\"")
+
+
+def sphinx_roles(html_text: str) -> str:
+    """The Sphinx roles of the docstrings (``:func:`name```), which mkdocstrings leaves as text, made into
+    cross-references: a dotted name as it is, a bare name resolved in the scope of the object it is documented
+    in (the nearest heading above it, then that heading's parents). autorefs links what exists and leaves the
+    rest as code, without a warning (``optional``)."""
+    ids = set(HEADING_ID.findall(html_text))
+    heads = [(m.start(), m.group(1)) for m in HEADING_ID.finditer(html_text)]
+
+    def link(m: re.Match) -> str:
+        short, name = m.group(1), re.sub(r"\s+", "", m.group(2))  # a name may wrap in the docstring
+        identifier = name
+        if "." not in name or not name.startswith("brw"):
+            scope = next((h for pos, h in reversed(heads) if pos < m.start()), "brw")
+            parts = scope.split(".")
+            candidates = [".".join(parts[:i] + [name]) for i in range(len(parts), 0, -1)]
+            modules = {m for layer in layers() for m in layer["modules"]}
+            in_module = [c for c in candidates if c.rsplit(".", 1)[0] in modules]  # the scope's module first
+            identifier = next((c for c in candidates if c in ids), in_module[0] if in_module else name)
+        title = name.rsplit(".", 1)[-1] if short else name
+        return f'<autoref identifier="{identifier}" optional><code>{title}</code></autoref>'
+
+    return ROLE.sub(link, html_text)
+
+
+def on_page_content(html_text, page, config, files):
+    return sphinx_roles(html_text) if page.file.src_uri.startswith("api/") else html_text
+
+
 def on_page_markdown(markdown, page, config, files):
     uri = page.file.src_uri
     source = uri if uri.startswith(f"{FIGURES}/") else f"docs/{uri}"
