@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import logging
 import os
 import posixpath
 import re
@@ -33,7 +32,8 @@ from pathlib import Path
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
-log = logging.getLogger("mkdocs.hooks.brw_docs")
+import brw
+from brw.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = "figures"
@@ -44,6 +44,9 @@ MARKER = re.compile(r"^<!-- brw:(include|report)(?: ([\w-]+))? -->(.*)$")
 LINK = re.compile(r"(!?\[[^\]]*\])\(([^()\s]+)((?:\s+\"[^\"]*\")?)\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})(\s)")
+#: A Sphinx role of a docstring as mkdocstrings renders it (``:func:`name``` becomes ``:func:<code>name</code>``).
+ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):<code>(~?)([\w.][\w.\s]*)</code>")
+HEADING_ID = re.compile(r"<h[1-6][^>]*\bid=\"(brw[\w.]*)\"")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -102,16 +105,19 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _api_index(rows: list[str]) -> str:
-    import brw  # the package face: its names and where each is defined (imports the simulator, not torch)
-
-    face = []
+def package_face() -> dict[str, str]:
+    """``brw.NAME`` -> the module that defines it, for the names of ``brw.__all__`` (loading them imports the
+    simulator, not torch)."""
+    out = {}
     for name in brw.__all__:
-        obj = getattr(brw, name)
-        module = getattr(obj, "__module__", None)
-        if module is None:
-            continue
-        face.append(f"| [`brw.{name}`][{module}.{name}] | `{module}` |")
+        module = getattr(getattr(brw, name), "__module__", None)
+        if module is not None:  # __version__ is a string
+            out[f"brw.{name}"] = module
+    return out
+
+
+def _api_index(rows: list[str]) -> str:
+    face = [f"| [`{name}`][{module}.{name[4:]}] | `{module}` |" for name, module in package_face().items()]
     return "\n".join([
         "# Python API",
         "",
@@ -161,8 +167,6 @@ def _layer_title(uri: str) -> str:
 
 def cli_reference() -> str:
     """Markdown of every subcommand of ``brw.cli.build_parser()``: help, description, usage and options."""
-    from brw.cli import build_parser
-
     columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps usage lines to the terminal; the page must not depend on it
     try:
@@ -360,10 +364,6 @@ def on_files(files, config):
     return files
 
 
-ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):<code>(~?)([\w.][\w.\s]*)</code>")
-HEADING_ID = re.compile(r"<h[1-6][^>]*\bid=\"(brw[\w.]*)\"")
-
-
 def sphinx_roles(html_text: str) -> str:
     """The Sphinx roles of the docstrings (``:func:`name```), which mkdocstrings leaves as text, made into
     cross-references: a dotted name as it is, a bare name resolved in the scope of the object it is documented
@@ -371,15 +371,18 @@ def sphinx_roles(html_text: str) -> str:
     rest as code, without a warning (``optional``)."""
     ids = set(HEADING_ID.findall(html_text))
     heads = [(m.start(), m.group(1)) for m in HEADING_ID.finditer(html_text)]
+    modules = {m for layer in layers() for m in layer["modules"]}
+    face = package_face()
 
     def link(m: re.Match) -> str:
         short, name = m.group(1), re.sub(r"\s+", "", m.group(2))  # a name may wrap in the docstring
         identifier = name
-        if "." not in name or not name.startswith("brw"):
+        if name in face:  # brw.frontier is brw.solver.frontier
+            identifier = f"{face[name]}.{name[4:]}"
+        elif not name.startswith("brw."):
             scope = next((h for pos, h in reversed(heads) if pos < m.start()), "brw")
             parts = scope.split(".")
             candidates = [".".join(parts[:i] + [name]) for i in range(len(parts), 0, -1)]
-            modules = {m for layer in layers() for m in layer["modules"]}
             in_module = [c for c in candidates if c.rsplit(".", 1)[0] in modules]  # the scope's module first
             identifier = next((c for c in candidates if c in ids), in_module[0] if in_module else name)
         title = name.rsplit(".", 1)[-1] if short else name
