@@ -47,7 +47,7 @@ def _claims() -> list[str]:
     assert speed["cpu_P_low"] == speed["cpu_P_high"] and speed["roof_P_low"] == speed["roof_P_high"]
     return [
         f"Over {s['contexts']} answer positions of {s['model']} the real optimal tree accepts "
-        f"{s['real_top']:.2f} +- {1.96 * s['real_top_stderr']:.2f} tokens per step at P = {s['P_top']} "
+        f"{s['real_top']:.2f} +- {1.96 * s['real_top_stderr']:.2f} draft tokens per step at P = {s['P_top']} "
         f"(95% interval)",
         f"is {s['renewal_short']:.0%} below it",
         f"({g['contexts']} positions, P = {g['P_top']}) the real trees accept {g['real_top']:.2f} +- "
