@@ -52,6 +52,7 @@ from brw.spec import fmt
 from brw.limits import require
 from brw.progress import Progress
 from brw.results import Result, default_at
+from brw.spec import fmt
 
 __all__ = ["Drafter", "Policy", "PoliciesResult", "parse_policy", "parse_policies", "policies", "rank_accuracy",
            "POLICY_NAMES", "DEFAULT_POLICIES", "CALIBRATION_NODES"]

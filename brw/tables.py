@@ -101,7 +101,7 @@ def record(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        The summary of ``brw.real.recording.record_sampled`` or ``record_teacher_forced``.
+        The summary of ``brw.real.recording.record_sampled``, ``record_teacher_forced`` or ``record_branches``.
 
     Returns
     -------
@@ -109,6 +109,11 @@ def record(d: dict) -> str:
         Two lines.
     """
     rate = d["positions_per_second"]
+    if "branches" in d:  # record_branches: no sampling, so no mode, mu or mu2 of its own to report
+        return (f"wrote {d['file']}: {d['positions']} positions on {d['branches']} greedy branches of "
+                f"{d['depth']} steps from {d['source']}\n"
+                f"{d['seconds']:.1f} s" + (f" ({rate:.1f} positions/s)" if rate else "")
+                + (f", {d['resumed_parts']} of {d['parts']} contexts resumed" if d["resumed_parts"] else ""))
     return (f"wrote {d['file']}: {d['positions']} positions in {d['contexts']} contexts ({d['mode']}, "
             f"{d['model']} on {d['device']})\n"
             f"mu = {d['mu']:.4f} nats   mu2 = {d['mu2']:.4f}   "

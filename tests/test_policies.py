@@ -282,3 +282,11 @@ def test_cli_bad_policy_exits_2(capsys):
     assert main(["policies", "--law", "uniform:k=2", "--P", "8", "--policies", "noise:sigma=1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "specexec:sigma=1" in err
+
+
+def test_drafter_keys_print_back():
+    """A policy with drafter keys prints back to its spec (the spec names each result's policy)."""
+    from brw.policies import parse_policies
+
+    for spec in ("specexec:sigma=1", "specexec:T=1.5", "medusa:sigma=0.5"):
+        assert [p.spec for p in parse_policies(spec)] == [spec]

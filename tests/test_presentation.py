@@ -88,3 +88,15 @@ def test_check_output_names_the_parameter(tmp_path, name, kw, words):
         check_output(path, ".npz", **kw)
     assert str(e.value).startswith(words.format(path))
     assert check_output(tmp_path / "there.npz", ".npz", exist_ok=True) == tmp_path / "there.npz"
+
+
+def test_record_table_of_greedy_branches():
+    """`brw record --branches` without --json prints its own two lines (its summary has no mode, mu or mu2)."""
+    from brw import tables
+
+    d = {"file": "g.npz", "positions": 96, "branches": 12, "source": "mine.npz", "depth": 8, "parts": 3,
+         "resumed_parts": 1, "seconds": 4.0, "positions_per_second": 24.0, "load_seconds": 1.0}
+    text = tables.record(d)
+    assert text.split("\n") == ["wrote g.npz: 96 positions on 12 greedy branches of 8 steps from mine.npz",
+                                "4.0 s (24.0 positions/s), 1 of 3 contexts resumed"]
+    assert tables.record({**d, "resumed_parts": 0, "positions_per_second": None}).endswith("\n4.0 s")

@@ -1,0 +1,122 @@
+"""The README is one screen, its examples print what it shows, its links resolve, and every number in its prose
+is either checked here against the generated file it comes from or is a parameter of the code it describes."""
+
+import importlib.util
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from brw import parse_law
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TEXT = README.read_text()
+
+
+def _tutorials():
+    """sims/tutorials.py: the runner of the documentation's code blocks."""
+    spec = importlib.util.spec_from_file_location("brw_tutorials", ROOT / "sims" / "tutorials.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _prose(text: str) -> str:
+    """The README without fenced or indented code, code spans and link targets, on one line."""
+    text = re.sub(r"^(```|~~~).*?^\1\s*$", " ", text, flags=re.M | re.S)
+    text = re.sub(r"^    .*$", " ", text, flags=re.M)
+    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return re.sub(r"\s+", " ", text)
+
+
+def _step(name: str) -> dict:
+    steps = json.loads((ROOT / "figures" / "results.json").read_text())["steps"]
+    return next(s for s in steps if s["name"] == name)["numbers"]
+
+
+def _claims() -> list[str]:
+    """Every finding the README states, written from figures/results.json (the default `brw reproduce`)."""
+    models = _step("real")["models"]
+    s, g = models["smollm2-p1024"], models["gemma3"]
+    slopes, speed = _step("slopes"), _step("speedup")
+    assert s["best"] == g["best"] == "recorded prefixes"  # the law the README names as the best
+    assert speed["cpu_P_low"] == speed["cpu_P_high"] and speed["roof_P_low"] == speed["roof_P_high"]
+    return [
+        f"Over {s['contexts']} answer positions of {s['model']} the real optimal tree accepts "
+        f"{s['real_top']:.2f} +- {1.96 * s['real_top_stderr']:.2f} draft tokens per step at P = {s['P_top']} "
+        f"(95% interval)",
+        f"is {s['renewal_short']:.0%} below it",
+        f"({g['contexts']} positions, P = {g['P_top']}) the real trees accept {g['real_top']:.2f} +- "
+        f"{1.96 * g['real_top_stderr']:.2f} and the bound is {g['renewal_short']:.0%} below",
+        f"off by {s['best_error']:.1%} on average over P and {s['best_worst_error']:.1%} at worst on SmolLM2 "
+        f"(the independent-steps law: {s['empirical_error']:.1%}), and by {g['best_error']:.1%} and "
+        f"{g['best_worst_error']:.1%} on Gemma",
+        f"its slope is {slopes['paper_ratio_low']:.1f} to {slopes['paper_ratio_high']:.1f} times the measured one "
+        f"over {slopes['laws']} laws",
+        f"the speed of light is P = {speed['cpu_P_low']} and {speed['cpu_speedup_low']:.2f} to "
+        f"{speed['cpu_speedup_high']:.2f} times plain decoding",
+        f"it is P = {speed['roof_P_low']} and {speed['roof_speedup_low']:.2f} to {speed['roof_speedup_high']:.2f} "
+        f"times",
+    ]
+
+
+def _parameters() -> list[str]:
+    """The prose's numbers that describe the README's own code and install lines, read from them."""
+    code = TEXT.split("```python", 1)[1].split("```", 1)[0]
+    pmax, k, replicates = (re.search(pattern, code).group(1) for pattern in
+                           (r"pmax=(\d+)", r"k=(\d+)\"", r"replicates=(\d+)"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch = next(d for d in project["optional-dependencies"]["model"] if d.startswith("torch=="))
+    python = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"]).group(1)
+    return [f"every P up to {pmax}", f"over {k} tokens, in {replicates} independent replicate trees",
+            f"Python {python}", f"pinned to {torch.removeprefix('torch==')}", "with a 95% interval"]
+
+
+#: Names and formulas, whose digits are not findings.
+NAMES = ["SmolLM2-135M-Instruct", "SmolLM2-135M", "SmolLM2", "Gemma 3 270M", "EACL 2026", "arXiv 2512.11718",
+         "EAGLE-2", "(mu + mu2) log(P)/mu^2", "log(mu (P + 1))/mu + mu2/(2 mu^2) - 1", "-log(path probability)"]
+
+
+def test_readme_is_one_screen():
+    assert len(TEXT.splitlines()) <= 150
+
+
+def test_every_finding_is_the_generated_number():
+    prose = _prose(TEXT)
+    missing = [c for c in _claims() if c not in prose]
+    assert not missing, f"the README no longer states these as figures/results.json has them: {missing}"
+
+
+def test_every_number_in_the_prose_is_checked():
+    prose = _prose(TEXT)
+    checked = _claims() + _parameters()
+    for phrase in sorted(checked + NAMES, key=len, reverse=True):
+        assert phrase in prose or phrase in NAMES, phrase
+        prose = prose.replace(phrase, " ")
+    left = re.findall(r"(?<![\w.^])\d+(?:\.\d+)*%?", prose)
+    assert not left, f"numbers in the README's prose that no test checks: {left}"
+
+
+def test_links_resolve():
+    for target in re.findall(r"\]\(([^)\s]+)\)", TEXT):
+        if not re.match(r"^[a-z]+:", target):
+            assert (ROOT / target.partition("#")[0]).exists(), target
+
+
+def test_law_specs_parse():
+    specs = [s for s in re.findall(r"`([a-z]+:[^`\s]+)`", TEXT) if not s.startswith(("trace:mine", "out/"))]
+    assert len(specs) >= 4
+    for spec in specs:
+        parse_law(spec)
+
+
+def test_examples_print_what_the_readme_shows(tmp_path):
+    records = _tutorials().run_file(README, tmp_path, check=True, log=lambda s: None, inprocess=True)
+    assert [r["lang"] for r in records] == ["python", "bash"]
+    for r in records:
+        assert r["ok"], r["text"]
+        assert r["same"], f"README line {r['line']} printed:\n{r['text']}\nthe README shows:\n{r['expected']}"
