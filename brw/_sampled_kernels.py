@@ -447,9 +447,9 @@ def traversal_value(sp, sq, sc, ns, tok, fchild, nchild, depth, P, mb, ms, palph
 
 @njit(cache=True)
 def tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, root_key, scheme, k,
-                    d, at, draws, width, owidth, out):
-    """out[a] = the mean over ``draws`` drafted trees of E[accepted | drafts] on the tree's first at[a] nodes
-    (``at`` ascending), for a scheme of ``SCHEME_*``."""
+                    d, at, draws, first_draw, width, owidth, out):
+    """out[a] = the mean over drafted trees first_draw .. first_draw + draws - 1 of E[accepted | drafts] on the
+    tree's first at[a] nodes (``at`` ascending), for a scheme of ``SCHEME_*``."""
     size = at[at.shape[0] - 1]
     cap = max(width, 1)
     vbuf = np.empty(cap)
@@ -482,7 +482,7 @@ def tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocu
         out[a] = 0.0
     replace = scheme == SCHEME_SPECINFER
     for m in range(draws):
-        dkey = mix64(root_key ^ _DRAFTS ^ (np.uint64(m + 1) * _DRAW))
+        dkey = mix64(root_key ^ _DRAFTS ^ (np.uint64(first_draw + m + 1) * _DRAW))
         count = draft_tree(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, root_key, dkey,
                            k, d, replace, size, vbuf, obuf, work, idx, crank, clq, sp, sq, sc, sr, ns, tok, fchild,
                            nchild, depth)
@@ -502,7 +502,7 @@ def tree_scheme_batch(kind, table, tails, params, cut, okind, otable, oparams, o
                       at, draws, width, owidth, out):
     for j in prange(keys.shape[0]):
         tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], scheme,
-                        k, d, at, draws, width, owidth, out[j])
+                        k, d, at, draws, 0, width, owidth, out[j])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from brw.policies import CALIBRATION_NODES, Drafter
 from brw.results import Result
 
 __all__ = ["node_vectors", "NodeVectors", "drafter_quality", "DrafterQuality", "chain_values", "ChainValues",
+           "chain_levels", "tree_values", "draw_values", "drafter_args",
            "TinyTree", "chain_exact", "chain_drafts", "tree_drafts", "DraftedTree", "verify_chain", "verify_tree",
            "conditional_value", "expected_accepted", "output_law", "target_law", "SCHEMES", "CHAIN_SCHEMES",
            "TREE_SCHEMES", "QUALITY_STREAM"]
@@ -412,6 +413,87 @@ def chain_values(law, drafter: Drafter | None = None, k: int = 8, replicates: in
     return ChainValues(str(parse_law(law)), ",".join(drafter.spec_fields()), int(k), replicates, seed,
                        int(first_replicate), float(tau), bool(roulette), t, tse, b, bse, c, cse, g, gse,
                        float(bound.mean()), float(bound.max()), float(nodes.mean()))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Multi-draft trees on a law's replicate trees.
+
+
+def _tree_setup(scheme, k, d, at):
+    if scheme not in TREE_SCHEMES:
+        raise BrwError(f"scheme must be one of {', '.join(TREE_SCHEMES)}, got {scheme!r}")
+    k = _check_count(k, "k")
+    d = _check_count(d, "d")
+    at = np.asarray(sorted({_check_count(int(P), "P") for P in np.atleast_1d(at)}), dtype=np.int64)
+    return _SCHEME_CODE[scheme], k, d, at
+
+
+def tree_values(law, drafter: Drafter | None, keys, scheme: str, k: int, d: int, at, draws: int = 4,
+                threads: int | None = None) -> np.ndarray:
+    """Per replicate tree, a multi-draft scheme's accepted(P): the mean over ``draws`` drafted trees of
+    E[accepted | drafts] (what ``brw.policies`` scores).
+
+    Parameters
+    ----------
+    law : Law or str
+    drafter : Drafter or None
+    keys : array of uint64
+        Root keys.
+    scheme : str
+        ``specinfer``, ``rsd`` or ``traversal``.
+    k, d : int
+        Drafts per node and levels.
+    at : sequence of int
+        Node budgets P (the drafted tree's first P nodes, breadth first).
+    draws : int, optional
+        Drafted trees per replicate tree (default 4).
+    threads : int or None, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (replicates, len(at)), ``at`` sorted.
+    """
+    law, drafter, args, dargs, owidth = _setup(law, drafter)
+    code, k, d, at = _tree_setup(scheme, k, d, at)
+    draws = _check_count(draws, "draws")
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    out = np.empty((keys.size, at.size))
+    with kernel_threads(threads):
+        SK.tree_scheme_batch(*args.vector_args, *dargs, keys, code, k, d, at, draws, args.width, owidth, out)
+    return out
+
+
+def draw_values(law, drafter: Drafter | None, key: int, scheme: str, k: int, d: int, at, draws: int,
+                first_draw: int = 0) -> np.ndarray:
+    """E[accepted | drafts] of each drafted tree below one root key, draw by draw.
+
+    Parameters
+    ----------
+    law : Law or str
+    drafter : Drafter or None
+    key : int
+        The root key.
+    scheme : str
+    k, d : int
+    at : sequence of int
+    draws : int
+        How many drafted trees.
+    first_draw : int, optional
+        The first draw's index (``tree_values`` uses draws 0 .. draws - 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (draws, len(at)).
+    """
+    law, drafter, args, dargs, owidth = _setup(law, drafter)
+    code, k, d, at = _tree_setup(scheme, k, d, at)
+    out = np.empty((_check_count(draws, "draws"), at.size))
+    for m in range(out.shape[0]):
+        SK.tree_scheme_one(*args.vector_args, *dargs, np.uint64(key), code, k, d, at, 1, first_draw + m,
+                           args.width, owidth, out[m])
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
