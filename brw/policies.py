@@ -4,7 +4,8 @@ A policy picks a P-node draft tree from what a drafter sees; its value is the ve
 tree of the verifier's path probabilities (theory.md section 1). :func:`policies` scores every policy on the
 same replicate trees as :func:`brw.frontier.frontier` (the same root keys; every node's vector drawn from its
 key exactly as the frontier kernels draw it), so each policy's gap to the frontier is a paired difference with
-a small standard error, and no policy can beat the frontier on any tree.
+a small standard error, and no policy that commits to its tree can beat the frontier on any tree (the sampled
+policies below draw their drafts at random and are outside that bound: docs/theory.md section 9).
 
 The drafter (:class:`Drafter`) sees q at each node: the verifier's p, or the vector of a law of its own laid
 on the verifier's ranks in order; tempered (log q / T) and, with ``sigma`` > 0, with its logits moved by
