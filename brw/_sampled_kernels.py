@@ -472,7 +472,7 @@ def tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocu
     r = np.empty(S)
     qq = np.empty(S)
     val = np.zeros(n1)
-    levels = d + 1
+    levels = min(d, size) + 1  # the path is never deeper than the tree has nodes
     mb = np.empty((levels, S))
     ms = np.empty((levels, S))
     palpha = np.empty(levels)

@@ -258,3 +258,30 @@ def test_sampled_policies_do_not_depend_on_threads():
     one = policies("trace:math", 16, pols, replicates=6, seed=2, threads=1)
     two = policies("trace:math", 16, pols, replicates=6, seed=2, threads=2)
     assert np.array_equal(one.accepted, two.accepted, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The study (sims/sampled.py runs it in full): a small slice.
+
+
+def test_study_slice(tmp_path):
+    from brw.studies.sampled import figure, sampled_study, table
+
+    st = sampled_study(laws=("dirichlet:alpha=0.5,k=8",), drafters=("sigma=0.4", "sigma=3"), at=(2, 8),
+                       replicates=12, nodes=500, seed=1)
+    assert len(st.rows) == 4 and len(st.quality) == 2 and len(st.crossings) == 2
+    for r in st.rows:
+        assert r["best"] == max(r[s] for s in st.schemes)
+        assert r["best_minus_frontier"] == pytest.approx(r["best"] - r["frontier"], abs=1e-12)
+        assert r["block"] >= r["specsample"] and r["ceiling"] >= r["block"]  # one walk: term by term
+    good = [r for r in st.rows if r["drafter"] == "sigma=0.4"]
+    bad = [r for r in st.rows if r["drafter"] == "sigma=3"]
+    assert all(g["tv"] < b["tv"] for g, b in zip(good, bad))
+    c = st.crossings[1]
+    assert c["bc_needed"] + c["bc_needed"] ** 2 + sum(c["bc_needed"] ** j for j in range(3, 9)) == \
+        pytest.approx(c["frontier"], abs=1e-9)
+    assert c["tv_token_closed_form"] == pytest.approx(1 - c["bc_needed"], abs=1e-15)
+    text = table(st)
+    assert "## Where the best sampled scheme crosses the speed of light" in text and "sigma=3" in text
+    figure(st, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 10000

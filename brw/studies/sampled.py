@@ -70,7 +70,9 @@ class SampledStudy(Result):
     rows : list of dict
         Per law, drafter and P: ``frontier``, ``specexec``, ``ceiling`` and every scheme's accepted, each with
         ``_se``; ``best_scheme`` and ``best``; the paired differences ``best_minus_frontier``,
-        ``best_minus_specexec``, ``specexec_minus_frontier``, ``block_minus_token`` (each with ``_se``).
+        ``best_minus_specexec``, ``specexec_minus_frontier``, ``block_minus_token``, ``traversal_minus_rsd``
+        (each with ``_se``; the last two on the same drafted chains and trees), ``traversal_over_rsd`` (ratio of
+        means, minus 1).
     gain : list of dict
         Per law and drafter, chains of ``GAMMA`` tokens: ``token``, ``block`` (with ``_se``), ``gain``
         (block - token, paired ``gain_se``) and ``relative`` (block / token - 1) and ``relative_tps`` (the same
@@ -202,8 +204,10 @@ def sampled_study(laws=DEFAULT_LAWS, drafters=DEFAULT_DRAFTERS, at=DEFAULT_AT, r
                 row["best_scheme"], row["best"], row["best_se"] = best, row[best], row[best + "_se"]
                 for name, x, y in (("best_minus_frontier", best, "frontier"), ("best_minus_specexec", best, "specexec"),
                                    ("specexec_minus_frontier", "specexec", "frontier"),
-                                   ("block_minus_token", "block", "specsample")):
+                                   ("block_minus_token", "block", "specsample"),
+                                   ("traversal_minus_rsd", TREE_SHAPES[2], TREE_SHAPES[1])):
                     row[name], row[name + "_se"] = _ms(vals[x][:, a] - vals[y][:, a])
+                row["traversal_over_rsd"] = row[TREE_SHAPES[2]] / row[TREE_SHAPES[1]] - 1
                 rows.append(row)
                 per_drafter.append(row)
             log(f"{law} {fields or 'q = p'}: TV {q.tv:.3f}, " + ", ".join(
@@ -291,6 +295,13 @@ def table(study: SampledStudy) -> str:
         out.append(f"| {g['law']} | {g['drafter'] or 'q = p'} | {_f(g['tv'])} | {_f(g['token'])} ± "
                    f"{_f(g['token_se'])} | {_f(g['block'])} ± {_f(g['block_se'])} | {_f(g['gain'])} ± "
                    f"{_f(g['gain_se'])} | {100 * g['relative']:.1f} | {100 * g['relative_tps']:.1f} |")
+    out += ["", f"## Traversal verification against RSD's recursive rejection sampling, the same drafted trees "
+                f"({TREE_SHAPES[2].split(':')[1]})", "",
+            "| law | drafter | TV | P | RSD | traversal | traversal − RSD (paired) | +% |", "|---|---|---|---|---|---|---|---|"]
+    for r in study.rows:
+        out.append(f"| {r['law']} | {r['drafter'] or 'q = p'} | {_f(r['tv'])} | {r['P']} | {_f(r[TREE_SHAPES[1]])} | "
+                   f"{_f(r[TREE_SHAPES[2]])} | {_f(r['traversal_minus_rsd'])} ± {_f(r['traversal_minus_rsd_se'])} | "
+                   f"{100 * r['traversal_over_rsd']:.1f} |")
     if study.real:
         rl = study.real
         out += ["", f"## SmolLM2-135M: early-exit drafters sampling their chains on real trees "
