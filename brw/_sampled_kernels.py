@@ -546,3 +546,35 @@ def drafter_distance(kind, table, tails, params, cut, okind, otable, oparams, oc
         out[j, 1] = kl
         out[j, 2] = bc
         out[j, 3] = mn
+
+
+_STEP = np.uint64(0xD6E8FEB86659FD93)  # the token a ratio step draws
+
+
+@njit(cache=True)
+def ratio_steps(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, base, n, width, owidth,
+                out):
+    """out[j] = log(p(x) / q(x)) with x drawn from q at node child_key(base, j) (each node drawn as a root): the
+    steps of the likelihood-ratio walk that block verification's weights follow in the i.i.d. model."""
+    cap = max(width, 1)
+    vbuf = np.empty(cap)
+    obuf = np.empty(max(owidth, 1))
+    work = np.empty(cap)
+    idx = np.empty(cap, dtype=np.int64)
+    crank = np.empty(cap, dtype=np.int64)
+    clq = np.empty(cap)
+    S = cap + tails.shape[1]
+    sp = np.empty(S)
+    sq = np.empty(S)
+    sc = np.empty(S)
+    sr = np.empty(S, dtype=np.int64)
+    excl = np.zeros(S, dtype=np.int64)
+    for j in range(n):
+        key = child_key(base, j)
+        ns, _ = node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, key, -1, vbuf,
+                           obuf, work, idx, crank, clq, sp, sq, sc, sr)
+        total = 0.0
+        for s in range(ns):
+            total += sq[s] * sc[s]
+        s = _pick_slot(sq, sc, excl, ns, total, hash_uniform(key, _STEP))
+        out[j] = math.log(sp[s] / sq[s]) if sp[s] > 0.0 else -np.inf

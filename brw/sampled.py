@@ -58,7 +58,7 @@ from brw.policies import CALIBRATION_NODES, Drafter
 from brw.results import Result
 
 __all__ = ["node_vectors", "NodeVectors", "drafter_quality", "DrafterQuality", "chain_values", "ChainValues",
-           "chain_levels", "tree_values", "draw_values", "drafter_args",
+           "chain_levels", "tree_values", "draw_values", "drafter_args", "ratio_steps", "block_iid",
            "TinyTree", "chain_exact", "chain_drafts", "tree_drafts", "DraftedTree", "verify_chain", "verify_tree",
            "conditional_value", "expected_accepted", "output_law", "target_law", "SCHEMES", "CHAIN_SCHEMES",
            "TREE_SCHEMES", "QUALITY_STREAM"]
@@ -413,6 +413,54 @@ def chain_values(law, drafter: Drafter | None = None, k: int = 8, replicates: in
     return ChainValues(str(parse_law(law)), ",".join(drafter.spec_fields()), int(k), replicates, seed,
                        int(first_replicate), float(tau), bool(roulette), t, tse, b, bse, c, cse, g, gse,
                        float(bound.mean()), float(bound.max()), float(nodes.mean()))
+
+
+def ratio_steps(law, drafter: Drafter | None, n: int, seed: int | None = None) -> np.ndarray:
+    """Independent steps log(p(x) / q(x)), x drawn from q, each at a node of its own (drawn as a root).
+
+    In the i.i.d. model block verification's weight after j drafted tokens, a_j = min(a_{j-1} p/q, 1), has by
+    time reversal the law of exp(min_{0<=m<=j} S_m), S the walk of these steps (docs/theory.md section 9).
+
+    Parameters
+    ----------
+    law : Law or str
+    drafter : Drafter or None
+    n : int
+        Steps.
+    seed : int or None
+
+    Returns
+    -------
+    numpy.ndarray
+        n steps (-inf where the verifier never samples the drafted token).
+    """
+    law, drafter, args, dargs, owidth = _setup(law, drafter)
+    n = _check_count(n, "n")
+    seed = _check_seed(seed)
+    require("n", n, lambda m: 8.0 * m, what=f"ratio steps on {law}")
+    base = np.random.SeedSequence(seed, spawn_key=(QUALITY_STREAM + 1,)).generate_state(1, np.uint64)[0]
+    out = np.empty(n)
+    SK.ratio_steps(*args.vector_args, *dargs, base, n, args.width, owidth, out)
+    return out
+
+
+def block_iid(steps: np.ndarray, k: int) -> np.ndarray:
+    """Block verification's accepted(j), j = 1..k, in the i.i.d. model, from walks of ratio steps.
+
+    Parameters
+    ----------
+    steps : numpy.ndarray
+        Shape (walks, k): independent steps (:func:`ratio_steps` reshaped).
+    k : int
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (walks, k): per walk, the running sum over j' <= j of exp(min_{0<=m<=j'} S_m); its mean over walks
+        estimates accepted(j).
+    """
+    S = np.cumsum(steps[:, :k], axis=1)
+    return np.cumsum(np.exp(np.minimum(np.minimum.accumulate(S, axis=1), 0.0)), axis=1)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from brw import BrwError
 from brw.cli import main
 from brw.frontier import root_keys
 from brw.policies import CHAIN_TAU, SAMPLED_DRAWS, Drafter, parse_policies, parse_policy, policies
-from brw.sampled import (TinyTree, chain_drafts, chain_exact, chain_levels, conditional_value, draw_values,
-                         drafter_quality, expected_accepted, node_vectors, output_law, target_law, tree_drafts,
-                         tree_values, verify_chain, verify_tree)
+from brw.sampled import (TinyTree, block_iid, chain_drafts, chain_exact, chain_levels, conditional_value,
+                         draw_values, drafter_quality, expected_accepted, node_vectors, output_law, ratio_steps,
+                         target_law, tree_drafts, tree_values, verify_chain, verify_tree)
 
 EXACT = 1e-12
 LAW = "dirichlet:alpha=0.7,k=3"  # three children per node: trees small enough to enumerate
@@ -192,6 +192,15 @@ def test_iid_closed_form_and_ceiling():
     assert abs(tok.mean() - want) < 4.5 * math.hypot(tok.std(ddof=1) / math.sqrt(tok.size), dwant)
     blk = np.cumsum(blk, axis=1)[:, -1]
     assert blk.mean() < sum(q.bc ** j for j in range(1, k + 1))
+
+
+def test_block_verification_is_the_running_minimum_of_the_likelihood_ratio_walk():
+    """i.i.d. model: block verification's a_j has the law of exp(min_{m<=j} S_m), S the walk of log(p/q), x ~ q."""
+    d, k = Drafter(sigma=1.0), 6
+    walk = block_iid(ratio_steps(LAW, d, 20000 * k, seed=5).reshape(-1, k), k)[:, -1]
+    tree = np.cumsum(chain_levels(LAW, d, root_keys(6, 300), k)[1], axis=1)[:, -1]
+    se = math.hypot(walk.std(ddof=1) / math.sqrt(walk.size), tree.std(ddof=1) / math.sqrt(tree.size))
+    assert abs(walk.mean() - tree.mean()) < 4.5 * se
 
 
 def test_drafter_quality_against_numpy():
