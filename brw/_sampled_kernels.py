@@ -18,10 +18,10 @@ Two kernels:
   over the tree's paths x of length j <= k of a node term: token-by-token speculative sampling
   prod min(p, q); block verification min(W(parent) p, Q(parent) q), W its own recursion; the coupling ceiling
   min(P(x), Q(x)) (no lossless verification of one sampled chain exceeds it). Depth first; a node whose
-  weight times the importance factor is below ``tau`` is either dropped, its whole subtree's share bounded by
-  (weight) x (levels left) and added to ``bound`` (truncation: the result is exact to within ``bound``), or
-  kept with probability weight / tau and then counted tau / weight times (Russian roulette: unbiased, no
-  bias bound needed). The subtrees below a tail group's atoms, which cannot all be walked, are always
+  block term times the importance factor is below ``tau`` is either dropped, its whole subtree's share bounded
+  by its ceiling term times the levels left and added to ``bound`` (truncation: the result is exact to within
+  ``bound``), or kept with probability weight / tau and then counted tau / weight times (Russian roulette:
+  unbiased, no bias bound needed). The subtrees below a tail group's atoms, which cannot all be walked, are always
   represented by one atom drawn uniformly, counted ``count`` times (unbiased).
 - ``tree_scheme_one``: multi-draft schemes by Monte Carlo over the drafts: draw a k-ary tree of d levels from
   q (with replacement: SpecInfer; without: RSD and traversal), breadth first, and for each node budget P take
@@ -106,9 +106,10 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
                    roulette, width, owidth, tok, blk, ceil):
     """Level sums of a sampled chain of K tokens on the tree below root_key: tok[j], blk[j], ceil[j] (j < K)
     receive the sum over depth-(j + 1) paths of the token-by-token, block and coupling-ceiling terms (so E[X]
-    of a chain of k <= K tokens is the sum of the first k). Nodes of weight (ceiling term x importance) below
-    tau are dropped (roulette False) or kept with probability weight / tau (roulette True). Returns (bound,
-    nodes): the truncation bound (0 with roulette) and the nodes visited."""
+    of a chain of k <= K tokens is the sum of the first k). Nodes of weight (block term x importance) below tau
+    are dropped (roulette False: their ceiling term times the levels below them goes to the bound) or kept with
+    probability weight / tau (roulette True). Returns (bound, nodes): the truncation bound (0 with roulette) and
+    the nodes visited."""
     cap = max(width, 1)
     vbuf = np.empty(cap)
     obuf = np.empty(max(owidth, 1))
@@ -179,14 +180,15 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
             mult = cnt
         ckey = child_key(nkey[d], rank)
         imp = nI[d] * mult
-        e = imp * cc
+        cW = min(nW[d] * p, cQ)
+        e = imp * cW  # the block term decides (what the policies score); the ceiling term bounds
         if e < tau:
             if roulette:
                 if hash_uniform(ckey, _ROULETTE) * tau >= e:
                     continue
-                imp = tau / cc
+                imp = tau / cW
             else:
-                bound += e * (K - d - 1)
+                bound += imp * cc * (K - d - 1)
                 continue
         c = d + 1
         nkey[c] = ckey
@@ -195,7 +197,7 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
         nP[c] = cP
         nQ[c] = cQ
         nT[c] = nT[d] * min(p, q)
-        nW[c] = min(nW[d] * p, cQ)
+        nW[c] = cW
         nI[c] = imp
         nxt[c] = 0
         d = c

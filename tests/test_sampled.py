@@ -294,3 +294,11 @@ def test_study_slice(tmp_path):
     assert "## Where the best sampled scheme crosses the speed of light" in text and "sigma=3" in text
     figure(st, tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10000
+
+
+def test_sampled_tree_too_large_is_refused_in_one_line(capsys):
+    assert main(["policies", "--law", LAW, "--P", "16", "--policies", "specinfer:k=1000000000000,d=6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "memory" in err and "Traceback" not in err
+    res = policies(LAW, 8, ["traversal:k=2,d=1000000000000", "specsample:k=1000000000000"], replicates=2, seed=0)
+    assert np.all(np.isfinite(res.accepted[1]))
