@@ -18,10 +18,10 @@ Two kernels:
   over the tree's paths x of length j <= k of a node term: token-by-token speculative sampling
   prod min(p, q); block verification min(W(parent) p, Q(parent) q), W its own recursion; the coupling ceiling
   min(P(x), Q(x)) (no lossless verification of one sampled chain exceeds it). Depth first; a node whose
-  block term times the importance factor is below ``tau`` is either dropped, its whole subtree's share bounded
-  by its ceiling term times the levels left and added to ``bound`` (truncation: the result is exact to within
-  ``bound``), or kept with probability weight / tau and then counted tau / weight times (Russian roulette:
-  unbiased, no bias bound needed). The subtrees below a tail group's atoms, which cannot all be walked, are always
+  ceiling term times its importance factor is below ``tau`` is either dropped, its whole subtree's share
+  bounded by that term times the levels left and added to ``bound`` (truncation: the result is exact to within
+  ``bound``), or kept with probability term / tau and then counted tau / term times (Russian roulette:
+  unbiased; every term of a kept node's subtree is at most its ceiling term, so none is heavy-tailed). The subtrees below a tail group's atoms, which cannot all be walked, are always
   represented by one atom drawn uniformly, counted ``count`` times (unbiased).
 - ``tree_scheme_one``: multi-draft schemes by Monte Carlo over the drafts: draw a k-ary tree of d levels from
   q (with replacement: SpecInfer; without: RSD and traversal), breadth first, and for each node budget P take
@@ -106,10 +106,14 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
                    roulette, width, owidth, tok, blk, ceil):
     """Level sums of a sampled chain of K tokens on the tree below root_key: tok[j], blk[j], ceil[j] (j < K)
     receive the sum over depth-(j + 1) paths of the token-by-token, block and coupling-ceiling terms (so E[X]
-    of a chain of k <= K tokens is the sum of the first k). Nodes of weight (block term x importance) below tau
-    are dropped (roulette False: their ceiling term times the levels below them goes to the bound) or kept with
-    probability weight / tau (roulette True). Returns (bound, nodes): the truncation bound (0 with roulette) and
-    the nodes visited."""
+    of a chain of k <= K tokens is the sum of the first k). A node whose ceiling term (times its importance) is
+    below tau is dropped (roulette False: that term times the levels below it goes to the bound) or kept with
+    probability term / tau and its importance raised to make it tau (roulette True). Returns (bound, nodes):
+    the truncation bound (0 with roulette) and the nodes visited.
+
+    A node carries P, Q, T and W already multiplied by its importance (every recursion is homogeneous of
+    degree one in them), so that deep paths neither underflow nor lose precision: a kept node's ceiling term is
+    at least tau."""
     cap = max(width, 1)
     vbuf = np.empty(cap)
     obuf = np.empty(max(owidth, 1))
@@ -118,7 +122,7 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
     crank = np.empty(cap, dtype=np.int64)
     clq = np.empty(cap)
     S = cap + tails.shape[1]
-    # per depth: the node's slots and state
+    # per depth: the node's slots and its (importance-weighted) path terms
     sp = np.empty((K, S))
     sq = np.empty((K, S))
     sc = np.empty((K, S))
@@ -131,7 +135,6 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
     nQ = np.empty(K)
     nT = np.empty(K)
     nW = np.empty(K)
-    nI = np.empty(K)
     for j in range(K):
         tok[j] = 0.0
         blk[j] = 0.0
@@ -145,7 +148,6 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
     nQ[0] = 1.0
     nT[0] = 1.0
     nW[0] = 1.0
-    nI[0] = 1.0
     # every node's own level terms are added when its parent is first visited (all children at once)
     d = 0
     first = True
@@ -155,10 +157,10 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
             for s in range(ns[d]):
                 p = sp[d, s]
                 q = sq[d, s]
-                w = nI[d] * sc[d, s]
-                tok[d] += w * nT[d] * min(p, q)
-                blk[d] += w * min(nW[d] * p, nQ[d] * q)
-                ceil[d] += w * min(nP[d] * p, nQ[d] * q)
+                c = sc[d, s]
+                tok[d] += c * nT[d] * min(p, q)
+                blk[d] += c * min(nW[d] * p, nQ[d] * q)
+                ceil[d] += c * min(nP[d] * p, nQ[d] * q)
         if d + 1 >= K or nxt[d] >= ns[d]:
             d -= 1
             continue
@@ -166,11 +168,6 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
         nxt[d] += 1
         p = sp[d, s]
         q = sq[d, s]
-        cP = nP[d] * p
-        cQ = nQ[d] * q
-        cc = min(cP, cQ)
-        if cc <= 0.0:
-            continue
         cnt = sc[d, s]
         rank = sr[d, s]
         mult = 1.0
@@ -178,27 +175,33 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
             a = np.int64(hash_uniform(nkey[d] ^ np.uint64(s + 1), _TAIL) * cnt)
             rank += min(a, np.int64(cnt) - 1)
             mult = cnt
+        cP = nP[d] * p * mult
+        cQ = nQ[d] * q * mult
+        cT = nT[d] * min(p, q) * mult
+        cW = min(nW[d] * p, nQ[d] * q) * mult
+        cc = min(cP, cQ)
+        if not cc > 0.0:
+            continue
         ckey = child_key(nkey[d], rank)
-        imp = nI[d] * mult
-        cW = min(nW[d] * p, cQ)
-        e = imp * cW  # the block term decides (what the policies score); the ceiling term bounds
-        if e < tau:
-            if roulette:
-                if hash_uniform(ckey, _ROULETTE) * tau >= e:
-                    continue
-                imp = tau / cW
-            else:
-                bound += imp * cc * (K - d - 1)
+        if cc < tau:
+            if not roulette:
+                bound += cc * (K - d - 1)
                 continue
+            if hash_uniform(ckey, _ROULETTE) * tau >= cc:
+                continue
+            f = tau / cc
+            cP *= f
+            cQ *= f
+            cT *= f
+            cW *= f
         c = d + 1
         nkey[c] = ckey
         ns[c], nrow[c] = node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, ckey,
                                     nrow[d], vbuf, obuf, work, idx, crank, clq, sp[c], sq[c], sc[c], sr[c])
         nP[c] = cP
         nQ[c] = cQ
-        nT[c] = nT[d] * min(p, q)
+        nT[c] = cT
         nW[c] = cW
-        nI[c] = imp
         nxt[c] = 0
         d = c
         first = True
