@@ -310,22 +310,24 @@ def table(study: SampledStudy) -> str:
                 "drafter's own best-first tree, scored by the verifier; optimal: the real speed of light. Mean over "
                 "contexts ± standard error; differences paired by context.", "",
                 "| drafter | TV at roots | P | optimal | committed | token chain | block chain | block − token | "
-                "block / token | block − optimal |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "block / token | block − committed | block − optimal |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for d in rl["drafters"]:
             for a, P in enumerate(rl["P"]):
                 out.append(f"| early exit after {d['layers']} layers | {_f(d['tv'])} | {P} | "
-                           f"{_f(d['optimal'][a][0])} | {_f(d['committed'][a][0])} | {_f(d['token'][a][0])} ± "
+                           f"{_f(d['optimal'][a][0])} ± {_f(d['optimal'][a][1])} | {_f(d['committed'][a][0])} ± "
+                           f"{_f(d['committed'][a][1])} | {_f(d['token'][a][0])} ± "
                            f"{_f(d['token'][a][1])} | {_f(d['block'][a][0])} ± {_f(d['block'][a][1])} | "
                            f"{_f(d['block_minus_token'][a][0], 4)} ± {_f(d['block_minus_token'][a][1], 4)} | "
-                           f"{_f(d['block_over_token'][a])} | {_f(d['block_minus_optimal'][a][0])} ± "
+                           f"{_f(d['block_over_token'][a])} | {_f(d['block_minus_committed'][a][0])} ± "
+                           f"{_f(d['block_minus_committed'][a][1])} | {_f(d['block_minus_optimal'][a][0])} ± "
                            f"{_f(d['block_minus_optimal'][a][1])} |")
     return "\n".join(out) + "\n"
 
 
 def figure(study: SampledStudy, path) -> None:
     """Draw the finding: per law, accepted(P) of the frontier, of committed and sampled drafts for a few drafters
-    (top), and the best sampled scheme's paired gap to the frontier against the drafter's TV (bottom, zero: the
-    crossing); SmolLM2's real sampled chains in a last column when the study holds them.
+    (top), and the best sampled scheme over the frontier against the drafter's TV (bottom, 1: the crossing);
+    SmolLM2's real sampled chains in a last column when the study holds them.
 
     Parameters
     ----------
@@ -370,13 +372,14 @@ def figure(study: SampledStudy, path) -> None:
         for a, Pv in enumerate(study.at):
             rr = sorted((r for r in rows if r["P"] == Pv), key=lambda r: r["tv"])
             col = plt.get_cmap("plasma")(a / max(1, len(study.at) - 1))
-            ax.errorbar([r["tv"] for r in rr], [r["best_minus_frontier"] for r in rr],
-                        yerr=[2 * r["best_minus_frontier_se"] for r in rr], color=col, marker="o", ms=3, capsize=2,
-                        lw=1.2, label=f"P = {Pv}")
-        ax.axhline(0, color="k", lw=1)
+            ax.errorbar([r["tv"] for r in rr], [r["best"] / r["frontier"] for r in rr],
+                        yerr=[2 * r["best_minus_frontier_se"] / r["frontier"] for r in rr], color=col, marker="o",
+                        ms=3, capsize=2, lw=1.2, label=f"P = {Pv}")
+        ax.axhline(1, color="k", lw=1)
+        ax.set_yscale("log")
         ax.set_xlabel("drafter's mean TV(p, q)")
         if c == 0:
-            ax.set_ylabel("best sampled − speed of light\n(paired, bars 2 s.e.)")
+            ax.set_ylabel("best sampled / speed of light\n(bars: 2 paired s.e. of the difference)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     if study.real:
