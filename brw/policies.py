@@ -803,7 +803,7 @@ def _check_sampled(law, pols, pmax: int, at, threads: int) -> None:
         if pol.name in ("specsample", "block"):
             require("k", min(pol.k, pmax), lambda k: 32.0 * threads * k * width, what=f"the policy {pol} on {law}")
         elif pol.name in SAMPLED_POLICIES:
-            require("P", max(at), lambda P: 32.0 * threads * (P + 1) * (width + pol.k), what=f"the policy {pol} "
+            require("P", max(at), lambda P, k=pol.k: 32.0 * threads * (P + 1) * (width + k), what=f"the policy {pol} "
                     f"on {law}")
 
 

@@ -18,7 +18,6 @@ over contexts.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 

@@ -146,7 +146,7 @@ def test_roulette_is_unbiased():
     keys = root_keys(9, 300)
     d = Drafter(sigma=0.7)
     exact = np.cumsum(chain_levels(LAW, d, keys, 5)[0], axis=1)[:, -1]
-    tok, _, _, bound, nodes = chain_levels(LAW, d, keys, 5, tau=0.05, roulette=True)
+    tok, _, _, bound, _ = chain_levels(LAW, d, keys, 5, tau=0.05, roulette=True)
     diff = np.cumsum(tok, axis=1)[:, -1] - exact
     assert np.all(bound == 0)
     assert np.any(diff != 0)

@@ -254,7 +254,7 @@ def table(study: SampledStudy) -> str:
     -------
     str
     """
-    out = [f"# Sampled drafts against committed trees and the speed of light",
+    out = ["# Sampled drafts against committed trees and the speed of light",
            "",
            f"{study.replicates} replicate trees per law (seed {study.seed}); every difference is paired (the same "
            f"trees) with its standard error. accepted = E[X], bonus token excluded. Drafters: the verifier's logits "
