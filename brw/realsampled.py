@@ -53,9 +53,9 @@ class RealChains(Result):
         Shape (contexts, layers, k): accepted(j) of a chain of j tokens sampled from the drafter, token by token,
         block-verified, and the most any lossless verification of it can accept.
     committed : numpy.ndarray
-        Shape (contexts, layers, P): the drafter's committed (best-first) tree's accepted(P), from the file.
+        Shape (contexts, layers, k): the drafter's committed (best-first) tree's accepted(P), P <= k, from the file.
     optimal : numpy.ndarray
-        Shape (contexts, P): the real speed of light, from the file.
+        Shape (contexts, k): the real speed of light at P <= k, from the file.
     tv, kl, bc : numpy.ndarray
         Shape (contexts, layers): TV(p, q), KL(p || q) and sum sqrt(p q) at the context's root.
     nodes : numpy.ndarray
@@ -200,8 +200,8 @@ def real_chains(results=None, *, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, s
                         for i, L in enumerate(layers)))
     meta = {"model": lm.meta.get("model"), "model_sha256": sha, "layers": layers, "k": k, "tau": float(tau),
             "seed": int(seed), "results": str(rd.path), "sources": [src["name"] for src in rd.meta["sources"]]}
-    committed = np.asarray(rd.arrays["accepted"][:n], dtype=np.float64)
-    optimal = np.asarray(rd.arrays["optimal"][:n], dtype=np.float64)
+    committed = np.asarray(rd.arrays["accepted"][:n, :, :k], dtype=np.float64)  # P <= k: what chains are set beside
+    optimal = np.asarray(rd.arrays["optimal"][:n, :k], dtype=np.float64)
     return RealChains(meta, rd.arrays["source"][:n].copy(), rd.arrays["row"][:n].copy(), tok, blk, cei, committed,
                       optimal, tv, kl, bc, nodes, secs)
 
