@@ -4,7 +4,8 @@ A policy picks a P-node draft tree from what a drafter sees; its value is the ve
 tree of the verifier's path probabilities (theory.md section 1). :func:`policies` scores every policy on the
 same replicate trees as :func:`brw.frontier` (the same root keys; every node's vector drawn from its
 key exactly as the frontier kernels draw it), so each policy's gap to the frontier is a paired difference with
-a small standard error, and no policy can beat the frontier on any tree.
+a small standard error, and no policy that commits to its tree can beat the frontier on any tree (the sampled
+policies below draw their drafts at random and are outside that bound: docs/theory.md section 9).
 
 The drafter (:class:`Drafter`) sees q at each node: the verifier's p, or the vector of a law of its own laid
 on the verifier's ranks in order; tempered (log q / T) and, with ``sigma`` > 0, with its logits moved by
@@ -30,6 +31,21 @@ Policies (spec grammar as for laws, ``NAME:key=value,...``; every policy also ta
 
 Trees smaller than P (``kary`` with ``d``, ``eagle2``) leave the rest of the budget unused: their accepted(P)
 stays at the whole tree's value.
+
+Sampled drafts (randomized drafting with lossless verification, ``brw.sampled``; outside the speed of light's
+scope, so their gap to the frontier can be negative):
+
+- ``specsample:k=K``: a chain of min(P, K) tokens drawn from q, speculative sampling (token by token).
+- ``block:k=K``: the same chain under block verification (Sun et al. 2024).
+- ``specinfer:k=K,d=D``: K drafts per node with replacement, D levels, recursive rejection sampling.
+- ``rsd:k=K,d=D``: the same without replacement (RSD).
+- ``traversal:k=K,d=D``: drafts without replacement, traversal verification (Weng et al. 2025).
+
+The chains are exact given the tree's vectors (a walk over the tree's paths whose nodes of weight below
+``CHAIN_TAU`` are kept at random and counted inversely to their chance, Russian roulette: unbiased), and with
+the verifier as drafter exactly min(P, K). The multi-draft trees are grown breadth first, cut at P nodes and
+scored at the P of ``at`` only, by Monte Carlo over ``SAMPLED_DRAWS`` drafted trees per replicate tree with the
+verifier's randomness integrated out given the drafts.
 """
 
 from __future__ import annotations
@@ -42,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brw import _kernels as K
+from brw import _sampled_kernels as SK
 from brw._version import __version__
 from brw.errors import BrwError
 from brw.checks import check_count, check_seed, whole_numbers
@@ -55,10 +72,17 @@ from brw.results import Result, default_at
 from brw.spec import fmt
 
 __all__ = ["Drafter", "Policy", "PoliciesResult", "parse_policy", "parse_policies", "policies", "rank_accuracy",
-           "POLICY_NAMES", "DEFAULT_POLICIES", "CALIBRATION_NODES"]
+           "POLICY_NAMES", "DEFAULT_POLICIES", "CALIBRATION_NODES", "SAMPLED_POLICIES", "SAMPLED_DRAWS", "CHAIN_TAU"]
 
 #: Every policy's name.
-POLICY_NAMES = ("chain", "chains", "kary", "medusa", "sequoia", "specexec", "eagle2")
+POLICY_NAMES = ("chain", "chains", "kary", "medusa", "sequoia", "specexec", "eagle2", "specsample", "block",
+                "specinfer", "rsd", "traversal")
+#: The policies whose drafter samples its draft (``brw.sampled``): chains, then multi-draft trees.
+SAMPLED_POLICIES = ("specsample", "block", "specinfer", "rsd", "traversal")
+#: Drafted trees per replicate tree of the multi-draft sampled policies (Monte Carlo over the drafts).
+SAMPLED_DRAWS = 4
+#: Weight below which the sampled chains' walk keeps a node at random (Russian roulette; brw._sampled_kernels).
+CHAIN_TAU = 1e-2
 #: What ``brw policies`` scores when no list is given: static shapes with a perfect ranking, then drafters whose
 #: logits carry noise.
 DEFAULT_POLICIES = ("chain", "chains:k=4", "kary:k=2", "medusa", "sequoia", "specexec:sigma=1",
@@ -72,8 +96,10 @@ _CALIBRATION_STREAM = 2**62
 
 # Keys each policy takes besides the drafter's, and which it requires.
 _KEYS = {"chain": (), "chains": ("k",), "kary": ("k", "d"), "medusa": ("W", "a"), "sequoia": ("W", "a", "depth"),
-         "specexec": (), "eagle2": ("k", "d")}
-_REQUIRED = {"chains": ("k",), "kary": ("k",), "eagle2": ("k", "d")}
+         "specexec": (), "eagle2": ("k", "d"), "specsample": ("k",), "block": ("k",), "specinfer": ("k", "d"),
+         "rsd": ("k", "d"), "traversal": ("k", "d")}
+_REQUIRED = {"chains": ("k",), "kary": ("k",), "eagle2": ("k", "d"), "specsample": ("k",), "block": ("k",),
+             "specinfer": ("k", "d"), "rsd": ("k", "d"), "traversal": ("k", "d")}
 _DRAFTER_KEYS = ("T", "sigma", "q")
 
 
@@ -204,8 +230,9 @@ class Policy:
 
     @property
     def nested(self) -> bool:
-        """True when the policy's tree of P nodes is its tree of P + 1 less one node (one pass gives every P)."""
-        return self.name != "sequoia"
+        """True when the policy's tree of P nodes is its tree of P + 1 less one node (one pass gives every P);
+        Sequoia's trees and the sampled multi-draft trees are scored at the P of ``at`` only."""
+        return self.name not in ("sequoia", "specinfer", "rsd", "traversal")
 
 
 def _unknown(name: str) -> str:
@@ -494,6 +521,9 @@ class PoliciesResult(Result):
         Time in the kernels.
     version : str
         The package version that computed it.
+    values : numpy.ndarray or None
+        With ``keep_replicates``: shape (replicates, policies + 1, len(at)), every replicate's accepted at the P
+        of ``at``, the frontier first, then each policy (NaN where one was not scored).
     """
 
     law: str
@@ -514,6 +544,7 @@ class PoliciesResult(Result):
     accuracies: dict
     seconds: float
     version: str = __version__
+    values: np.ndarray | None = None
 
     @property
     def P(self) -> np.ndarray:
@@ -631,8 +662,8 @@ def _verifier_law(law) -> Law:
 
 
 def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, seed: int | None = None, *,
-             first_replicate: int = 0, at=None, threads: int | None = None,
-             progress: bool = False) -> PoliciesResult:
+             first_replicate: int = 0, at=None, threads: int | None = None, progress: bool = False,
+             keep_replicates: bool = False) -> PoliciesResult:
     """Score drafting policies on the optimal frontier's own trees.
 
     Parameters
@@ -650,17 +681,22 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     first_replicate : int, optional
         Run replicates ``first_replicate .. first_replicate + replicates - 1`` of ``seed`` (default 0).
     at : sequence of int, optional
-        P in 1..pmax where policies whose trees are not nested (Sequoia's) are scored (default: powers of two up
-        to pmax, and pmax). Every other policy is scored at every P.
+        P in 1..pmax where policies whose trees are not nested (Sequoia's, the sampled multi-draft trees) are
+        scored (default: powers of two up to pmax, and pmax). Every other policy is scored at every P.
     threads : int or None, optional
         Worker threads (default: Numba's current count). Results are identical for any count.
     progress : bool, optional
         Show a progress bar on stderr.
+    keep_replicates : bool, optional
+        Keep every replicate's values at the P of ``at`` (``PoliciesResult.values``), for paired differences
+        between any two policies.
 
     Returns
     -------
     PoliciesResult
-        Each policy's accepted(P), the frontier's, and the paired gaps with standard errors.
+        Each policy's accepted(P), the frontier's, and the paired gaps with standard errors. A deterministic
+        policy's gap is never negative; a sampled policy's can be (randomized drafting is outside the speed of
+        light's scope, docs/theory.md section 9).
 
     Examples
     --------
@@ -679,8 +715,9 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     if pmax > 10**7:
         raise BrwError(f"P={pmax} is too large for policies: at most 10000000")
     # Per replicate: its key and, per policy and the frontier, its accepted curve while its chunk is folded in.
-    require("replicates", replicates, lambda r: 24.0 * r + 8.0 * pmax * (len(pols) + 2),
-            what=f"policies on {law}")
+    require("replicates", replicates, lambda r: 24.0 * r + 8.0 * pmax * (len(pols) + 2)
+            + (8.0 * r * (len(pols) + 1) * len(at) if keep_replicates else 0.0), what=f"policies on {law}")
+    _check_sampled(law, pols, pmax, at, nthreads)
     if any(p.name == "sequoia" for p in pols):
         from brw.sequoia import MAX_NODES
 
@@ -700,6 +737,8 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     acc_m = _Moments((npol, pmax))
     gap_m = _Moments((npol, pmax))
     seconds = 0.0
+    kept = np.empty((replicates, npol + 1, len(at))) if keep_replicates else None
+    idx_at = np.asarray(at, dtype=np.int64) - 1
     with kernel_threads(nthreads), Progress(replicates, "policies", enabled=progress) as bar:
         for start in range(0, replicates, chunk):
             ks = keys[start:start + chunk]
@@ -709,16 +748,20 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
             K.frontier_batch(*args.vector_args, ks, pmax, args.width, x0, fr, np.empty(n, dtype=np.int64),
                              np.empty(n))
             vals = np.full((n, npol, pmax), np.nan)
+            chains: dict = {}  # (drafter, k) -> the sampled chain's level sums on this chunk, walked once
             for i, (pol, dargs, owidth, shapes) in enumerate(plans):
-                _score(pol, args, dargs, owidth, shapes, ks, pmax, at, vals[:, i])
+                _score(pol, args, dargs, owidth, shapes, ks, pmax, at, vals[:, i], chains)
             seconds += time.perf_counter() - t0
+            if kept is not None:
+                kept[start:start + n, 0] = fr[:, idx_at]
+                kept[start:start + n, 1:] = vals[:, :, idx_at]
             front.add(fr)
             acc_m.add(vals)
             gap_m.add(fr[:, None, :] - vals)
             bar.update(n)
     return PoliciesResult(str(law), law.mu, law.mu2, pmax, tuple(p.spec for p in pols), replicates, seed,
                           first_replicate, front.mean, front.stderr(), acc_m.mean, acc_m.stderr(), gap_m.mean,
-                          gap_m.stderr(), at, accuracies, seconds)
+                          gap_m.stderr(), at, accuracies, seconds, values=kept)
 
 
 def _plans(pols, law: Law, pmax: int, at: tuple, seed: int):
@@ -760,9 +803,44 @@ def _available() -> int:
     return available_memory()
 
 
-def _score(pol: Policy, args, dargs, owidth, shapes, keys, pmax, at, out) -> None:
-    """One policy's accepted(P) on each replicate tree of ``keys`` into out (replicates x pmax)."""
-    if pol.name == "specexec":
+def _check_sampled(law, pols, pmax: int, at, threads: int) -> None:
+    """Refuse sampled policies whose kernels' buffers cannot fit (per thread: a slot vector per chain level,
+    or per node of the largest drafted tree)."""
+    width = kernel_args(law, gem_cut(law, pmax)).width + law.kernel_law().tails.shape[1]
+    for pol in pols:
+        if pol.name in ("specsample", "block"):
+            require("k", min(pol.k, pmax), lambda k: 32.0 * threads * k * width, what=f"the policy {pol} on {law}")
+        elif pol.name in SAMPLED_POLICIES:
+            require("P", max(at), lambda P, k=pol.k: 32.0 * threads * (P + 1) * (width + k), what=f"the policy {pol} "
+                    f"on {law}")
+
+
+def _score(pol: Policy, args, dargs, owidth, shapes, keys, pmax, at, out, chains=None) -> None:
+    """One policy's accepted(P) on each replicate tree of ``keys`` into out (replicates x pmax); ``chains``
+    caches the sampled chains' walks of this batch of keys."""
+    if pol.name in ("specsample", "block"):
+        k = min(pol.k, pmax)
+        if pol.drafter.is_verifier:  # q = p: every drafted token is accepted (the walk would only add noise)
+            out[:] = np.minimum(np.arange(1, pmax + 1), k)
+            return
+        cache = {} if chains is None else chains
+        if (pol.drafter, k) not in cache:
+            n = keys.size
+            tok, blk = np.empty((n, k)), np.empty((n, k))
+            SK.chain_walk_batch(*args.vector_args, *dargs, keys, k, CHAIN_TAU, True, args.width, owidth, tok, blk,
+                                np.empty((n, k)), np.empty(n), np.empty(n, dtype=np.int64))
+            cache[pol.drafter, k] = (np.cumsum(tok, axis=1), np.cumsum(blk, axis=1))
+        acc = cache[pol.drafter, k][0 if pol.name == "specsample" else 1]
+        out[:, :k] = acc
+        out[:, k:] = acc[:, -1:]
+    elif pol.name in SAMPLED_POLICIES:
+        code = {"specinfer": SK.SCHEME_SPECINFER, "rsd": SK.SCHEME_RSD, "traversal": SK.SCHEME_TRAVERSAL}[pol.name]
+        at_arr = np.asarray(at, dtype=np.int64)
+        res = np.empty((keys.size, at_arr.size))
+        SK.tree_scheme_batch(*args.vector_args, *dargs, keys, code, pol.k, pol.d, at_arr, SAMPLED_DRAWS, args.width,
+                             owidth, res)
+        out[:, at_arr - 1] = res
+    elif pol.name == "specexec":
         K.drafted_best_first_batch(*args.vector_args, *dargs, keys, pmax, args.width, owidth, out)
     elif pol.name == "eagle2":
         K.drafted_eagle_batch(*args.vector_args, *dargs, keys, pol.k, pol.d, args.width, owidth, out)

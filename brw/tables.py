@@ -254,7 +254,7 @@ def speedup(d: dict) -> str:
         f"{d['tokens_per_second_stderr']:.2g} tokens/s, accepted {d['accepted']:.4f}, {d['step_seconds']:.4g} s "
         "per step",
         f"plain decoding {d['plain_tokens_per_second']:.4g} tokens/s; speed-up {d['speedup']:.3f}x "
-        "(the speed of light: no drafter exceeds it at this cost)",
+        "(the speed of light: no drafter that commits to its tree exceeds it at this cost)",
     ] + [f"  {p['policy']:<30} optimal P = {p['optimal_P']:<6} {p['tokens_per_second']:.4g} tokens/s, speed-up "
          f"{p['speedup']:.3f}x" for p in d.get("policies", [])])
 
