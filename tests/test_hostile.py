@@ -1,10 +1,16 @@
 """Hostile input never hangs, never exhausts memory, never prints a traceback.
 
-The corpus (tests/hostile/cases.py) runs every case in a subprocess under an address-space, CPU-time and
+The corpus (tests/hostile/cases.py) runs every case in a process of its own under an address-space, CPU-time and
 file-size limit, a few at a time (tests/hostile/runner.py), and each case is one test here: exit status 2 and
 one line for a command, BrwError with a one-line message for a Python call; nothing written, nothing printed
-besides, no warning, no traceback, little CPU time. The cases that need their own set-up (interrupts, closed
-pipes, signals during a write, numbers that must come back exact) follow.
+besides, no warning, no traceback, little CPU time. The processes are forked from a server that has imported
+numpy, scipy and Numba (tests/hostile/zygote.py; the CPU of that start-up is charged to every case); the first
+case of every command, and every case that sets environment variables, also runs in a fresh interpreter, and
+must end there as it did when forked. The cases that need their own set-up (interrupts, closed pipes, signals
+during a write, numbers that must come back exact) follow, each in a fresh interpreter.
+
+Every test of this file runs on one pytest-xdist worker (its group): the corpus is run once, by the module's
+fixture.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pytest
 from hostile.cases import CASES
 from hostile.runner import ENTRY, ROOT, _env, run_all
 
+pytestmark = pytest.mark.xdist_group("hostile")
 
 @pytest.fixture(scope="module")
 def problems():
