@@ -323,7 +323,7 @@ def _cmd_bench(args) -> dict:
     from brw.studies.bench import bench
 
     return bench(args.law, args.P, args.replicates, args.reference_P, args.repeats, args.big,
-                 cold_start=args.cold_start, startup_runs=args.startup).to_dict()
+                 cold_start=args.cold_start, startup_runs=args.startup, progress=not args.json).to_dict()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ def _cmd_compare(args) -> dict:
 
     _check_figure(args.plot)
     res = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
-                  components=args.components, at=args.at, folds=args.folds)
+                  components=args.components, at=args.at, folds=args.folds, progress=not args.json)
     d = res.to_dict(curves=False)  # whole curves belong in the figure, not on stdout
     if args.plot is not None:
         from brw import figures

@@ -699,7 +699,9 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     acc_m = _Moments((npol, pmax))
     gap_m = _Moments((npol, pmax))
     seconds = 0.0
-    with kernel_threads(nthreads), Progress(replicates, "policies", enabled=progress) as bar:
+    with kernel_threads(nthreads), Progress(replicates, "policies", enabled=progress, unit="replicates",
+                                            hint="fewer replicates, policies or a smaller P (--replicates, "
+                                                 "--policies, --P)") as bar:
         for start in range(0, replicates, chunk):
             ks = keys[start:start + chunk]
             n = ks.size

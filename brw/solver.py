@@ -269,7 +269,8 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
         acc = np.empty((chunk, pmax))
         kept = np.empty((replicates, keep_idx.size))
         seconds = 0.0
-        with Progress(replicates, "frontier", enabled=progress) as bar:
+        with Progress(replicates, "frontier", enabled=progress, unit="replicates",
+                      hint="fewer replicates or a smaller P (--replicates, --P)") as bar:
             for start in range(0, replicates, chunk):
                 stop = min(start + chunk, replicates)
                 n = stop - start
