@@ -153,7 +153,8 @@ def test_record_errors(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (sims/cuda_check.sh runs it on a GPU)")
 def test_cuda_matches_cpu(tmp_path):
     cpu, gpu = tiny_model("cpu"), tiny_model("cuda")
     ins = prompts(4)
