@@ -566,7 +566,9 @@ def _add_reproduce(sub):
                                    "numbers) and DIR/results.json. Sweeps keep their points in DIR/.sweep: a second "
                                    "run reuses them.")
     p.add_argument("--out", metavar="DIR", default="figures", help="output folder (default figures)")
-    p.add_argument("--quick", action="store_true", help="small sizes: a check in a minute or two, not a measurement")
+    p.add_argument("--quick", action="store_true",
+                   help="the smallest sizes that draw every figure: a smoke check of every step in about a minute, "
+                        "not a measurement")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout (what results.json holds)")
 
 
