@@ -1,4 +1,5 @@
-"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true). Shared fixtures."""
+"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true); the heaviest test files
+run first; shared fixtures."""
 
 import os
 
@@ -18,6 +19,20 @@ if os.environ.get("BRW_TEST_OTHER_LIBM"):  # the suite as on another CPU (tests/
     import other_libm
 
     other_libm.install()
+
+
+#: Test files by their share of the suite's time, heaviest first (measured: docs/testing.md). Under pytest-xdist
+#: with --dist loadfile --no-loadscope-reorder a file is one unit of work, given out in this order, so that the
+#: longest start first and no worker is left alone with one at the end; the other files follow in their own order.
+HEAVIEST_FIRST = ["test_theory.py", "test_hostile.py", "test_reproduce.py", "test_cli.py", "test_expansion.py",
+                  "test_context_laws.py", "test_models.py", "test_realdrafter.py", "test_theory_check.py",
+                  "test_reference_paths.py", "test_golden.py", "test_tailfit.py", "test_policies.py",
+                  "test_sweep.py", "test_fitted.py", "test_frontier.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
 
 
 @pytest.fixture

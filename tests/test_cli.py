@@ -83,6 +83,7 @@ def test_frontier_bounds_columns(capsys):
     assert d["wald_lorden_bound"] == pytest.approx((np.log(P) / mu + mu2 / mu**2).tolist(), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     """brw compare: the real curves are the means of the bundled real trees, the theory is theory.bounds for
     each genre's trace law, the simulations are frontier() of the three laws with the same seed, "all" pools
@@ -132,6 +133,7 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     assert code == 2 and "at values must lie in 1..256" in err
 
 
+@pytest.mark.slow
 def test_compare_out_of_sample(capsys):
     """K-fold: the real trees whose recorded generation lies in fold j are predicted by laws fitted without
     fold j, and a genre's prediction weights the folds by their real contexts; the decomposition of the gap

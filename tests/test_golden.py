@@ -140,7 +140,8 @@ def test_each_tolerance_is_its_computations_accuracy():
         REL * rec["renewal_bound"][2] + 1e-15)
 
 
-@pytest.mark.parametrize("line", COMMANDS)
+@pytest.mark.parametrize("line", [pytest.param(c, marks=pytest.mark.slow) if c.startswith("compare") else c
+                                  for c in COMMANDS])
 def test_same_numbers_as_recorded(line):
     golden = json.loads(GOLDEN.read_text())
     _same(_norm(golden[line]), _norm(run(line)), line)

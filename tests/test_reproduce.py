@@ -67,6 +67,7 @@ def run(tmp_path_factory):
     return out, json.loads(buf.getvalue())
 
 
+@pytest.mark.slow
 def test_every_figure_and_the_report_are_written(run):
     out, printed = run
     d = json.loads((out / RESULTS).read_text())
@@ -91,6 +92,7 @@ def test_every_figure_and_the_report_are_written(run):
     assert written == {f for s in d["steps"] for f in s["figures"]} | {REPORT, RESULTS, ".sweep"}
 
 
+@pytest.mark.slow
 def test_every_number_of_the_report_is_the_runs(run):
     out, _ = run
     d = json.loads((out / RESULTS).read_text())
@@ -113,6 +115,7 @@ def test_every_number_of_the_report_is_the_runs(run):
     assert checked > 200
 
 
+@pytest.mark.slow
 def test_the_real_tree_steps_draw_every_bundled_model(tmp_path):
     """The quick run compares one real model; with every bundled one, each gets its figures and its sentence."""
     res = reproduce(tmp_path, settings=dataclasses.replace(QUICK, compare_models=None), steps=["real", "extra_depth"])
@@ -127,6 +130,7 @@ def test_the_real_tree_steps_draw_every_bundled_model(tmp_path):
         reproduce(tmp_path, settings={"quick": True})
 
 
+@pytest.mark.slow
 def test_a_second_run_reuses_the_sweeps(run):
     out, _ = run
     res = reproduce(out, quick=True, steps=["accepted", "slopes"])
