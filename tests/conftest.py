@@ -24,6 +24,7 @@ if os.environ.get("BRW_TEST_OTHER_LIBM"):  # the suite as on another CPU (tests/
 #: Test files by their share of the suite's time, heaviest first (measured: docs/testing.md). Under pytest-xdist
 #: with --dist loadfile --no-loadscope-reorder a file is one unit of work, given out in this order, so that the
 #: longest start first and no worker is left alone with one at the end; the other files follow in their own order.
+#: A run in one process keeps the order of the command line.
 HEAVIEST_FIRST = ["test_theory.py", "test_hostile.py", "test_reproduce.py", "test_cli.py", "test_expansion.py",
                   "test_context_laws.py", "test_models.py", "test_realdrafter.py", "test_theory_check.py",
                   "test_reference_paths.py", "test_golden.py", "test_tailfit.py", "test_policies.py",
@@ -31,6 +32,8 @@ HEAVIEST_FIRST = ["test_theory.py", "test_hostile.py", "test_reproduce.py", "tes
 
 
 def pytest_collection_modifyitems(items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: the files in the order given (sims/mutation.py
+        return  # lists the quickest discriminating tests first)
     rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
 
