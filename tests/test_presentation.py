@@ -159,3 +159,13 @@ def test_check_output_names_the_parameter(tmp_path, name, kw, words):
         check_output(path, ".npz", **kw)
     assert str(e.value).startswith(words.format(path))
     assert check_output(tmp_path / "there.npz", ".npz", exist_ok=True) == tmp_path / "there.npz"
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    """.ci/run installs and runs exactly the README's test command (the line that runs pytest)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if "pytest" in line]
+    readme = [line.strip() for line in (root / "README.md").read_text().splitlines() if "-m pytest" in line]
+    assert len(ci) == 1 and ci[0].strip() in readme
