@@ -15,9 +15,10 @@ interrupted run leaves the previous files whole (and its finished sweep points f
 ``quick=True`` runs every step on the smallest sizes that still draw its figure and write its caption (a few
 laws, P to 128, a handful of trees, one real model, every sweep point in this process): a smoke check of every
 step, not a measurement. Its budget, on two quiet cores: 60 seconds for ``brw reproduce --quick`` on a fresh
-machine, Numba's first compilation of the kernels (about 17 s) and Python's imports included; each step's
-quick mode has ``Step.budget`` seconds of it, warm (``results.json`` records what each took). The steps
-together take about 20 s warm, which leaves room for more steps at their budget.
+machine, Numba's first compilation of the kernels (about 17 s) and Python's imports (about 4 s) included, which
+leaves about 39 s for the steps. Each step's quick mode has ``Step.budget`` seconds of them, warm (2 s unless it
+says otherwise; ``results.json`` records what each took): the nine steps' budgets add up to 29 s, so three more
+steps of 2 s fit.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class Step:
     name: str
     title: str
     run: Callable
-    budget: float = 3.0
+    budget: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -746,10 +747,10 @@ def _rel(paths, run: _Run) -> list[str]:
 
 #: Every figure of the report, in order.
 STEPS = [
-    Step("accepted", "accepted(P) against log P beside every bound", _bounds),
+    Step("accepted", "accepted(P) against log P beside every bound", _bounds, budget=5.0),
     Step("slopes", "The slope of accepted(P): 1/mu, not (mu + mu2)/mu^2", _slopes),
     Step("traces", "The recorded traces: mu and mu2 per genre, entropy distributions", _traces),
-    Step("real", "Real optimal trees against every prediction, out of sample", _real),
+    Step("real", "Real optimal trees against every prediction, out of sample", _real, budget=10.0),
     Step("extra_depth", "Where the real trees' extra depth comes from", _gap),
     Step("policies", "Drafting policies and a real drafter against the speed of light", _policies),
     Step("sequoia", "Sequoia's optimum against the frontier", _sequoia),
