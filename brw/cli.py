@@ -51,10 +51,18 @@ def _check_figure(path) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are BrwErrors (one line, status 2) rather than a usage dump."""
+    """argparse, but usage errors are BrwErrors (one line, status 2) rather than a usage dump. ``from_data``, if
+    set, fills the help from the installed data (sizes, names) when help is shown, never at start-up."""
+
+    from_data = None
 
     def error(self, message):
         raise BrwError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def format_help(self):
+        if self.from_data is not None:
+            self.from_data(self)
+        return super().format_help()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -323,24 +331,43 @@ def _cmd_bench(args) -> dict:
     from brw.studies.bench import bench
 
     return bench(args.law, args.P, args.replicates, args.reference_P, args.repeats, args.big,
-                 cold_start=args.cold_start, startup_runs=args.startup).to_dict()
+                 cold_start=args.cold_start, startup_runs=args.startup, progress=not args.json).to_dict()
 
 
 # --------------------------------------------------------------------------------------------------------
 # brw compare (brw/studies/compare.py)
 
 
+def _compare_help(p) -> None:
+    """compare's description and epilog from the data: every model it scores, every bundled results file's size."""
+    from brw.real.realtree import BUNDLED, load_realtrees
+    from brw.studies.compare import MODELS, SIMULATORS, THEORY_MODELS
+
+    law = {"empirical": "trace"}  # the law name of each simulator, where it differs from the key
+    sims = ", ".join(f"{MODELS[m].split(': ', 1)[1]} ({law.get(m, m)}:)" for m in SIMULATORS)
+    theory = "; ".join(MODELS[m].split(") ", 1)[1] for m in THEORY_MODELS)
+    p.description = (f"Per genre and overall: the real accepted(P) of optimal trees expanded on a real model, beside "
+                     f"the theory ({theory}) and the simulator under every fitted law: {sims}; scored out of sample "
+                     f"(K-fold over recorded generations).")
+    sizes = []
+    for name, path in BUNDLED.items():
+        if path.is_file():
+            res = load_realtrees(name)
+            counts = sorted({res.accepted(g).shape[0] for g in res.sources})
+            model = str(res.meta.get("model")).split(" (")[0]
+            sizes.append(f"{name}{' (the default)' if name == 'smollm2' else ''}: {model}, "
+                         f"{'/'.join(map(str, counts))} contexts per genre ({', '.join(res.sources)}), "
+                         f"P <= {res.pmax}")
+    p.epilog = "Bundled real-tree results (read from the installed files): " + "; ".join(sizes) + "."
+
+
 def _add_compare(sub):
     p = sub.add_parser("compare", help="real optimal trees against every bound and simulated model",
-                       description="Per genre and overall: the real accepted(P) of optimal trees expanded on a "
-                                   "real model, beside the paper's bound, the sharp asymptotic, the renewal bound "
-                                   "and the simulator under the empirical, gemmix, Markov-modulated, per-context, "
-                                   "recorded-path and edge-conditioned laws, scored out of sample (K-fold over "
-                                   "recorded generations).")
+                       description="Real optimal trees against every bound and simulated model.")
+    p.from_data = _compare_help
     p.add_argument("--results", default=None,
-                   help="real-tree results file, or a bundled one: smollm2 (the default: 128 contexts per genre, "
-                        "P <= 256), smollm2-p1024 (96 contexts per genre, P <= 1024) or gemma3 (Gemma 3 270M, "
-                        "128 contexts per genre, P <= 256)")
+                   help="real-tree results file, or a bundled one: smollm2 (the default), smollm2-p1024 or gemma3 "
+                        "(their sizes below)")
     p.add_argument("--at", type=_whole_list, default=None,
                    help="P values for the table (default 1,4,16,64,256, and 1024 when the trees reach it)")
     p.add_argument("--replicates", type=_whole, default=2000, help="simulated trees per law (default 2000)")
@@ -359,7 +386,7 @@ def _cmd_compare(args) -> dict:
 
     _check_figure(args.plot)
     res = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
-                  components=args.components, at=args.at, folds=args.folds)
+                  components=args.components, at=args.at, folds=args.folds, progress=not args.json)
     d = res.to_dict(curves=False)  # whole curves belong in the figure, not on stdout
     if args.plot is not None:
         from brw import figures
@@ -602,7 +629,9 @@ def _add_reproduce(sub):
                                    "numbers) and DIR/results.json. Sweeps keep their points in DIR/.sweep: a second "
                                    "run reuses them.")
     p.add_argument("--out", metavar="DIR", default="figures", help="output folder (default figures)")
-    p.add_argument("--quick", action="store_true", help="small sizes: a check in a minute or two, not a measurement")
+    p.add_argument("--quick", action="store_true",
+                   help="the smallest sizes that draw every figure: a smoke check of every step in about a minute, "
+                        "not a measurement")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout (what results.json holds)")
 
 

@@ -727,7 +727,9 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     seconds = 0.0
     kept = np.empty((replicates, npol + 1, len(at))) if keep_replicates else None
     idx_at = np.asarray(at, dtype=np.int64) - 1
-    with kernel_threads(nthreads), Progress(replicates, "policies", enabled=progress) as bar:
+    with kernel_threads(nthreads), Progress(replicates, "policies", enabled=progress, unit="replicates",
+                                            hint="fewer replicates, policies or a smaller P (--replicates, "
+                                                 "--policies, --P)") as bar:
         for start in range(0, replicates, chunk):
             ks = keys[start:start + chunk]
             n = ks.size

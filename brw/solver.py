@@ -20,6 +20,7 @@ Whatever else walks the same trees (the reference, policies) builds the kernels'
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import contextmanager
@@ -269,7 +270,8 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
         acc = np.empty((chunk, pmax))
         kept = np.empty((replicates, keep_idx.size))
         seconds = 0.0
-        with Progress(replicates, "frontier", enabled=progress) as bar:
+        with Progress(replicates, "frontier", enabled=progress, unit="replicates",
+                      hint="fewer replicates or a smaller P (--replicates, --P)") as bar:
             for start in range(0, replicates, chunk):
                 stop = min(start + chunk, replicates)
                 n = stop - start
@@ -391,18 +393,12 @@ def _check_levels(xs) -> np.ndarray:
     return xs
 
 
-def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0) -> float:
-    """Refuse a threshold tree {V <= x} that holds more than max_nodes nodes, or more than memory allows at
-    ``bytes_per_node``, on average; naming x and the largest x that fits. Returns a lower bound of the mean
-    count m(x) (root included; theory.md identity 3), from the renewal numerics where they resolve the law and
-    from Wald's identity (m(x) >= U(x) > x / mu) everywhere."""
-    if not law.mu > 0:
-        raise BrwError(f"law {law} has mu = 0: every node has a child at its own position, so the tree "
-                       f"{{V <= x}} is infinite for every x")
+@functools.lru_cache(maxsize=16)
+def _mean_count_curve(law: Law, x: float) -> tuple[np.ndarray, np.ndarray]:
+    """(levels up to x, a lower bound of m there): the renewal numerics' m_lo where they resolve the law, and
+    Wald's x / mu everywhere (see ``_check_nodes``)."""
     from brw import theory  # here: the threshold alone needs the renewal numerics
 
-    have = available_memory()
-    most = min(float(max_nodes), USABLE * have / bytes_per_node if bytes_per_node else math.inf)
     with np.errstate(over="ignore"):  # x / mu beyond the floats is as infinite as it looks
         grid, m = np.array([x]), np.array([x]) / law.mu
     try:  # m is e^x-fold U: beyond 40 nats it exceeds any memory whatever the law, so 40 is where to look
@@ -412,6 +408,24 @@ def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0
             m = np.maximum(np.append(ren.m_lo, ren.m_lo[-1]), grid / law.mu)
     except BrwError:  # a law the renewal grid cannot resolve: Wald's bound alone
         pass
+    grid.flags.writeable = m.flags.writeable = False  # shared by every later call
+    return grid, m
+
+
+def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0) -> float:
+    """Refuse a threshold tree {V <= x} that holds more than max_nodes nodes, or more than memory allows at
+    ``bytes_per_node``, on average; naming x and the largest x that fits. Returns a lower bound of the mean
+    count m(x) (root included; theory.md identity 3), from the renewal numerics where they resolve the law and
+    from Wald's identity (m(x) >= U(x) > x / mu) everywhere."""
+    if not law.mu > 0:
+        raise BrwError(f"law {law} has mu = 0: every node has a child at its own position, so the tree "
+                       f"{{V <= x}} is infinite for every x")
+    have = available_memory()
+    most = min(float(max_nodes), USABLE * have / bytes_per_node if bytes_per_node else math.inf)
+    try:  # the same law and level again (a loop over replicates): the same curve, computed once
+        grid, m = _mean_count_curve(law, x)
+    except TypeError:  # a law that cannot be a cache key
+        grid, m = _mean_count_curve.__wrapped__(law, x)
     if m[-1] <= most:
         return float(m[-1])
     fit = grid[m <= most]

@@ -936,7 +936,8 @@ def _check_runner(client, dask_local, workers, out):
 def _run(engine, total: int, store: _Store, failed: dict, progress: bool) -> None:
     from brw.progress import Progress
 
-    with Progress(total, "sweep", enabled=progress, unit="point") as bar:
+    with Progress(total, "sweep", enabled=progress, unit="points",
+                  hint="fewer laws, P or replicates in the config; a rerun computes only what is missing") as bar:
         for point, Ps, outcome in engine:
             if outcome["version"] != __version__:
                 raise BrwError(f"a worker runs brw {outcome['version']} and this sweep {__version__}; install the "

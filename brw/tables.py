@@ -646,7 +646,7 @@ def theory_check(d: dict) -> str:
     str
         Markdown.
     """
-    rows, pmax, e = d["laws"], d["P_max"], int(math.log2(d["P_max"]))
+    rows, e = d["laws"], int(math.log2(d["P_max"]))
     lines = [
         f"# Theory check: slope and offset of accepted(P), P = 2^6 .. 2^{e}",
         "",

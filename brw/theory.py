@@ -51,7 +51,7 @@ __all__ = [
     "wald_lorden_bound", "renewal_bound", "renewal_bound_bracket", "asymptotic", "smooth_asymptotic",
     "lattice_asymptotic", "biggins_speed", "predicted_depth", "accepted_count_law", "context_mixture", "Bounds",
     "bounds",
-    "BOUND_KEYS", "DEFAULT_POINTS",
+    "BOUND_KEYS", "DEFAULT_POINTS", "BIGGINS_XATOL",
 ]
 
 #: Grid points of the renewal numerics when the spine step is not lattice (bracket width ~ x^2 / (points mu^2)).
@@ -547,6 +547,11 @@ def renewal_bound(law, P, *, points: int = DEFAULT_POINTS) -> np.ndarray:
 # Biggins: the speed of the leftmost particle, and the depth of the P-node tree.
 
 
+#: Brent's absolute tolerance on log(theta) in ``biggins_speed``: theta* is known to a few times this (relative),
+#: gamma to its square.
+BIGGINS_XATOL = 1e-8
+
+
 def biggins_speed(law) -> tuple[float, float]:
     """(gamma, theta*) with gamma = -inf_{theta > 0} psi(theta) / theta: the most probable depth-n path sits
     at position ~ gamma n. theta* = inf when the infimum is approached only as theta -> inf (vector laws:
@@ -565,7 +570,7 @@ def biggins_speed(law) -> tuple[float, float]:
         return float(-vals[-1]), math.inf
     a, b = t[max(i - 1, 0)], t[min(i + 1, t.size - 1)]
     res = optimize.minimize_scalar(lambda s: float(law.psi(math.exp(s))) / math.exp(s), bounds=(a, b),
-                                   method="bounded", options={"xatol": 1e-8})
+                                   method="bounded", options={"xatol": BIGGINS_XATOL})
     return float(-res.fun), float(math.exp(res.x))
 
 

@@ -1,13 +1,41 @@
-"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true). Shared fixtures."""
+"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true); the heaviest test files
+run first; shared fixtures."""
 
 import os
 
-import pytest
-from hypothesis import settings
+# Numba's OpenMP threads wait for work without spinning: a spinning thread burns a core that the other pytest-xdist
+# worker needs (a test of many small parallel calls took 6 times the CPU and wall time it takes waiting passively).
+# Set before any test module imports Numba; subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+if os.environ.get("BRW_TEST_OTHER_LIBM"):  # the suite as on another CPU (tests/other_libm.py)
+    import other_libm
+
+    other_libm.install()
+
+
+#: Test files by their share of the suite's time, heaviest first (measured: docs/testing.md). Under pytest-xdist
+#: with --dist loadfile --no-loadscope-reorder a file is one unit of work, given out in this order, so that the
+#: longest start first and no worker is left alone with one at the end; the other files follow in their own order.
+#: A run in one process keeps the order of the command line.
+HEAVIEST_FIRST = ["test_theory.py", "test_hostile.py", "test_reproduce.py", "test_cli.py", "test_expansion.py",
+                  "test_context_laws.py", "test_models.py", "test_realdrafter.py", "test_theory_check.py",
+                  "test_reference_paths.py", "test_golden.py", "test_tailfit.py", "test_policies.py",
+                  "test_sweep.py", "test_fitted.py", "test_frontier.py"]
+
+
+def pytest_collection_modifyitems(items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: the files in the order given (sims/mutation.py
+        return  # lists the quickest discriminating tests first)
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
 
 
 @pytest.fixture

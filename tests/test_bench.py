@@ -12,6 +12,7 @@ from brw.solver import frontier
 from brw.studies.bench import TARGETS, SyntheticTable, bench
 
 
+@pytest.mark.slow
 def test_bench_command_json(capsys):
     code = cli.main(["bench", "--law", "fixed:p=0.7/0.3", "--law", "dirichlet:alpha=0.5,k=3", "--P", "300",
                      "--replicates", "2", "--reference-P", "50", "--repeats", "1", "--big", "2000", "--no-startup",

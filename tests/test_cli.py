@@ -83,6 +83,7 @@ def test_frontier_bounds_columns(capsys):
     assert d["wald_lorden_bound"] == pytest.approx((np.log(P) / mu + mu2 / mu**2).tolist(), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     """brw compare: the real curves are the means of the bundled real trees, the theory is theory.bounds for
     each genre's trace law, the simulations are frontier() of the three laws with the same seed, "all" pools
@@ -132,6 +133,7 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     assert code == 2 and "at values must lie in 1..256" in err
 
 
+@pytest.mark.slow
 def test_compare_out_of_sample(capsys):
     """K-fold: the real trees whose recorded generation lies in fold j are predicted by laws fitted without
     fold j, and a genre's prediction weights the folds by their real contexts; the decomposition of the gap
@@ -177,3 +179,36 @@ def test_compare_out_of_sample(capsys):
         assert sl["empirical"] == pytest.approx((emp[2] - emp[1]) / 2, rel=1e-9)
     code, out, err = run(capsys, "compare", "--folds", "0")
     assert code == 2 and "folds" in err
+
+
+def test_help_texts_state_the_sizes_of_the_installed_data():
+    """No help text states a stale count: every 'N contexts' and 'P <= N' in any command's help is a size of a
+    bundled file, read from it; compare's help gives every bundled results file's sizes and names every law it
+    simulates (run: and prefix: included)."""
+    import argparse
+    import re
+
+    from brw.cli import build_parser
+    from brw.real.realtree import BUNDLED, load_realtrees
+    from brw.studies.compare import SIMULATORS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {name: " ".join(p.format_help().split()) for name, p in sub.choices.items()}
+    counts, pmaxes = set(), set()
+    for name, path in BUNDLED.items():
+        if path.is_file():
+            res = load_realtrees(name)
+            n = sorted({res.accepted(g).shape[0] for g in res.sources})
+            counts.update(n)
+            pmaxes.add(res.pmax)
+            assert f"{name}" in helps["compare"]
+            assert f"{'/'.join(map(str, n))} contexts per genre ({', '.join(res.sources)}), P <= {res.pmax}" in \
+                helps["compare"], name
+    assert counts and pmaxes
+    for name, text in helps.items():
+        for n in re.findall(r"(\d+) contexts", text):
+            assert int(n) in counts, (name, n)
+        for n in re.findall(r"P <= (\d+)", text):
+            assert int(n) in pmaxes, (name, n)
+    for m in SIMULATORS:
+        assert f"({'trace' if m == 'empirical' else m}:)" in helps["compare"], m

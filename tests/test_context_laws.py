@@ -271,6 +271,7 @@ def test_kernel_rows_of_an_edge_law_follow_the_edge_into_the_node(spec):
 # A ctx tree is a mixture of single-context trees: simulation and theory.
 
 
+@pytest.mark.slow
 def test_ctx_accepted_is_the_row_weighted_mixture_of_its_contexts():
     """accepted(P) of ctx:trace=chat against sum_c w_c accepted(P) of each context simulated alone (other
     seeds: independent runs), within 4 standard errors of the difference, at P = 1, 8 and 64. The pooled
@@ -289,6 +290,7 @@ def test_ctx_accepted_is_the_row_weighted_mixture_of_its_contexts():
     assert mix[2] - pooled.accepted[63] > 5 * np.sqrt(var[2] + pooled.stderr[63] ** 2)
 
 
+@pytest.mark.slow
 def test_context_mixture_theory_follows_the_simulation():
     """theory.context_mixture (each context's renewal prediction, mixed) within 3% of the ctx simulation at P =
     16..256 for code, whose contexts run from mu = 0.38 to 3.6 nats; it exceeds the pooled law's renewal
@@ -311,6 +313,7 @@ def test_context_mixture_theory_follows_the_simulation():
         theory.context_mixture(law, P, prediction="sharp")
 
 
+@pytest.mark.slow
 def test_bounds_report_the_context_mixture_for_ctx_laws_only():
     b = theory.bounds("ctx:trace=chat", [16, 256], points=2**14)
     np.testing.assert_allclose(b.context_mixture, theory.context_mixture("ctx:trace=chat", [16, 256],
@@ -413,6 +416,7 @@ def test_recorded_successors_are_the_rows_of_their_own_prefixes(spec):
     np.testing.assert_allclose(mass, 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bundled_greedy_branches_belong_to_their_traces():
     """Each bundled branch trace leaves from every departure of its bundled source trace (same file hash), eight
     greedy steps each, recorded by the same model; its rows' tails fit as the sampled traces' do."""
@@ -447,6 +451,7 @@ def test_bundled_greedy_branches_belong_to_their_traces():
      "does not leave from a recorded position"),
     (lambda m, n: {"branch_offset": [v + 1 for v in m["branch_offset"]]}, "not its contexts' prompt lengths"),
 ])
+@pytest.mark.slow
 def test_greedy_branches_that_do_not_fit_their_trace_are_refused(tmp_path, change, words):
     """A branch file whose metadata do not tie it to the trace is refused in one line, whatever its rows."""
     from dataclasses import replace

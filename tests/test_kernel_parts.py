@@ -160,6 +160,7 @@ def test_the_stick_breaking_cut_lies_far_beyond_the_frontier(law):
         assert np.all(res.last_position < cut - (GEM_MARGIN - 10))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("law", ["trace:chat", "dirichlet:alpha=0.5,k=8"])
 def test_tempered_drafter_normaliser_covers_the_whole_vector(law):
     """A drafter tempered at T reads q proportional to p^(1/T): its log-normaliser is log sum_i p_i^(1/T) over the

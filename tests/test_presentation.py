@@ -1,12 +1,14 @@
-"""Figures, tables and progress bars: every --plot takes .png, .pdf and .svg, creates a missing folder, says
-where it wrote, and is checked before any work; bars stay off a terminal."""
+"""Figures, tables and progress: every --plot takes .png, .pdf and .svg, creates a missing folder, says where it
+wrote, and is checked before any work; progress is a bar on a terminal, a line every few seconds elsewhere, and
+nothing under --json."""
 
+import inspect
 import json
 import os
 
 import pytest
 
-from brw import BrwError, figures
+from brw import BrwError, figures, progress
 from brw.cli import main
 from brw.progress import Progress
 
@@ -65,13 +67,82 @@ def test_check_path_read_only_folder(tmp_path):
         ro.chmod(0o700)
 
 
-def test_progress_is_silent_off_a_terminal(capsys):
-    with Progress(10, "work") as bar:
-        bar.update(10)
-    assert bar.disable
-    with Progress(10, "work", enabled=False) as bar:
+class Clock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_off_a_terminal_is_a_line_every_few_seconds(capsys):
+    """Off a terminal (a log, a pipe, CI): nothing for a short run, then a plain line (no carriage return) every
+    LINE_SECONDS with what is done, the time so far and the time left, a last line when it is done, and the
+    hint once the whole run looks longer than HINT_SECONDS; nothing at all when disabled."""
+    clock = Clock()
+    with Progress(10, "work", clock=clock, hint="do less") as bar:
+        clock.now = 1.0
+        bar.update(5)
+    assert not bar.disable and capsys.readouterr() == ("", "")  # shorter than a line's interval: silent
+    with Progress(100, "frontier", unit="replicates", clock=clock, hint="fewer replicates") as bar:
+        for _ in range(10):
+            clock.now += 0.25 * progress.LINE_SECONDS
+            bar.update(10)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "brw frontier: 40/100 replicates (40%) in 10 s, about 15 s left"
+    assert len(lines) == 3 and lines[1].startswith("brw frontier: 80/100") and "\r" not in "".join(lines)
+    assert lines[-1] == "brw frontier: 100/100 replicates in 25 s"
+    with Progress(1000, "compare", unit="folds", clock=clock, hint="fewer replicates") as bar:
+        clock.now += progress.HINT_SECONDS
+        bar.update(100)  # a tenth in two minutes: twenty minutes in all
+        clock.now += progress.HINT_SECONDS
+        bar.update(100)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == ["brw compare: 100/1000 folds (10%) in 2 min, about 18 min left",
+                         "brw compare: about 20 min in all; quicker: fewer replicates"]
+    assert sum("quicker" in line for line in lines) == 1  # said once
+    with Progress(3, "reproduce", unit="steps", every=0, clock=clock) as bar:  # a line per step
+        for name in ("a", "b", "c"):
+            bar.set_postfix_str(name)
+            bar.update(1)
+    assert [line.split(" in ")[0] for line in capsys.readouterr().err.splitlines()] == [
+        "brw reproduce: 1/3 steps (a) (33%)", "brw reproduce: 2/3 steps (b) (66%)", "brw reproduce: 3/3 steps"]
+    with Progress(10, "work", enabled=False, clock=clock) as bar:
+        clock.now += 100 * progress.LINE_SECONDS
         bar.update(3)
-    assert capsys.readouterr() == ("", "")
+    assert bar.disable and capsys.readouterr() == ("", "")
+
+
+#: The commands that can run long with their defaults, each showing its progress unless --json.
+LONG = ["frontier", "policies", "speedup", "sweep", "compare", "record", "realtree", "costcurve", "reproduce",
+        "bench"]
+
+
+@pytest.mark.parametrize("name", LONG)
+def test_every_long_command_shows_progress_unless_json(name):
+    from brw import cli
+
+    assert "progress=not args.json" in inspect.getsource(cli.COMMANDS[name][1])
+
+
+@pytest.mark.parametrize("argv, label", [
+    (["frontier", "--law", "dirichlet:alpha=0.5,k=4", "--P", "64", "--replicates", "40"], "frontier"),
+    (["policies", "--law", "fixed:p=0.7/0.3", "--P", "8", "--replicates", "20"], "policies"),
+    (["speedup", "--law", "dirichlet:alpha=0.5,k=4", "--cost", "roofline:t1=0.02,knee=8", "--replicates", "20"],
+     "frontier"),
+    (["bench", "--law", "fixed:p=0.7/0.3", "--law", "uniform:k=3", "--P", "50", "--replicates", "1", "--reference-P",
+      "20", "--repeats", "1", "--big", "0", "--no-startup"], "bench"),
+])
+def test_long_commands_print_progress_lines_off_a_terminal(capsys, monkeypatch, argv, label):
+    """A few updates each (replicates come in chunks of 4 per thread; bench goes a law at a time)."""
+    monkeypatch.setattr(progress, "LINE_SECONDS", 0.0)  # a line at every update
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"brw {label}: ") and err.endswith("\n") and "\r" not in err
+    assert main(argv + ["--json"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("name, kw, words", [
@@ -100,3 +171,11 @@ def test_record_table_of_greedy_branches():
     assert text.split("\n") == ["wrote g.npz: 96 positions on 12 greedy branches of 8 steps from mine.npz",
                                 "4.0 s (24.0 positions/s), 1 of 3 contexts resumed"]
     assert tables.record({**d, "resumed_parts": 0, "positions_per_second": None}).endswith("\n4.0 s")
+def test_the_readme_test_command_is_what_ci_runs():
+    """.ci/run installs and runs exactly the README's test command (the line that runs pytest)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if "pytest" in line]
+    readme = [line.strip() for line in (root / "README.md").read_text().splitlines() if "-m pytest" in line]
+    assert len(ci) == 1 and ci[0].strip() in readme

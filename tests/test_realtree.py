@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from brw.errors import BrwError
-from brw.real.realtree import (BUNDLED, BUNDLED_RESULTS, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
+from brw.real.realtree import (BUNDLED, RealTrees, load_realtrees, node_statistics, pick_rows, save_realtrees,
                           summarize)
 from brw.traces import load_trace, resolve_trace
 

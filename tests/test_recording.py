@@ -153,7 +153,8 @@ def test_record_errors(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (sims/cuda_check.sh runs it on a GPU)")
 def test_cuda_matches_cpu(tmp_path):
     cpu, gpu = tiny_model("cpu"), tiny_model("cuda")
     ins = prompts(4)
@@ -181,6 +182,7 @@ def smollm2():
     return _smollm2()
 
 
+@pytest.mark.slow
 def test_smollm2_entropy_equals_logits(tmp_path, smollm2):
     """A few teacher-forced positions of the real model: the recorded entropy and second log-moment equal
     those computed independently from the model's logits."""
@@ -200,6 +202,7 @@ def test_smollm2_entropy_equals_logits(tmp_path, smollm2):
     assert 0.5 < t.mu < 8
 
 
+@pytest.mark.slow
 def test_cli_record_smollm2(tmp_path, smollm2, capsys):
     src = tmp_path / "p.json"
     src.write_text(json.dumps(["Say hello.", "Name a colour."]))
@@ -231,6 +234,7 @@ def test_cli_record_smollm2(tmp_path, smollm2, capsys):
     assert main(["record", "--branches", str(out), "--out", str(tmp_path / "y.npz"), "--depth", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_other_model_sources(tmp_path, smollm2, capsys):
     """A .gguf file path and a Hugging Face folder load too; --text records teacher-forced from the CLI."""
     gguf = find_model("smollm2").path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -12,7 +13,7 @@ from brw import tables
 from brw.cli import main
 from brw.errors import BrwError
 from brw.real.realtree import BUNDLED
-from brw.studies.reproduce import REPORT, RESULTS, STEPS, reproduce
+from brw.studies.reproduce import QUICK, REPORT, RESULTS, STEPS, reproduce
 
 #: A number as the report prints it: sign, digits, decimals, exponent, percent.
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]\d+)?%?(?![\w.])")
@@ -66,6 +67,7 @@ def run(tmp_path_factory):
     return out, json.loads(buf.getvalue())
 
 
+@pytest.mark.slow
 def test_every_figure_and_the_report_are_written(run):
     out, printed = run
     d = json.loads((out / RESULTS).read_text())
@@ -73,7 +75,7 @@ def test_every_figure_and_the_report_are_written(run):
     assert [s["name"] for s in d["steps"]] == [s.name for s in STEPS]
     report = (out / REPORT).read_text()
     assert report == tables.reproduce(d)  # the report is a function of the run's numbers
-    models = 1 + BUNDLED["gemma3"].is_file()  # the real-tree steps draw one figure per real model
+    models = QUICK.compare_models  # the real-tree steps draw one figure per real model
     for s in d["steps"]:
         per = models if s["name"] in ("real", "extra_depth") else 1
         assert sorted(f.rsplit(".", 1)[1] for f in s["figures"]) == ["png"] * per + ["svg"] * per, s["name"]
@@ -90,6 +92,7 @@ def test_every_figure_and_the_report_are_written(run):
     assert written == {f for s in d["steps"] for f in s["figures"]} | {REPORT, RESULTS, ".sweep"}
 
 
+@pytest.mark.slow
 def test_every_number_of_the_report_is_the_runs(run):
     out, _ = run
     d = json.loads((out / RESULTS).read_text())
@@ -112,6 +115,22 @@ def test_every_number_of_the_report_is_the_runs(run):
     assert checked > 200
 
 
+@pytest.mark.slow
+def test_the_real_tree_steps_draw_every_bundled_model(tmp_path):
+    """The quick run compares one real model; with every bundled one, each gets its figures and its sentence."""
+    res = reproduce(tmp_path, settings=dataclasses.replace(QUICK, compare_models=None), steps=["real", "extra_depth"])
+    models = 1 + BUNDLED["gemma3"].is_file()
+    report = (tmp_path / REPORT).read_text()
+    for s in res.steps:
+        assert len(s["figures"]) == 2 * models and all((tmp_path / f).is_file() for f in s["figures"])
+        assert len(s["numbers"]["models"]) == models and s["caption"] in report
+        if models > 1:
+            assert s["caption"].count(" On ") >= models - 1  # a sentence per further model
+    with pytest.raises(BrwError, match="settings must be"):
+        reproduce(tmp_path, settings={"quick": True})
+
+
+@pytest.mark.slow
 def test_a_second_run_reuses_the_sweeps(run):
     out, _ = run
     res = reproduce(out, quick=True, steps=["accepted", "slopes"])

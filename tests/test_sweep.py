@@ -154,6 +154,7 @@ def test_large_points_on_every_thread_and_small_ones_in_processes_give_the_same_
     same(default, sweep(**grid, workers=1))
 
 
+@pytest.mark.slow
 def test_a_dask_local_cluster_of_two_worker_processes_gives_the_same_table(table):
     df = sweep(**GRID, dask_local=2)
     same(df, table)
@@ -206,6 +207,7 @@ def test_one_sweep_at_a_time_per_folder(tmp_path):
             sweep(**GRID, out=tmp_path, workers=1)
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_at_a_random_moment_resumes_to_the_uninterrupted_table(tmp_path):
     """SIGKILL a real `brw sweep` (worker processes and all) once a random number of its points are stored,
     then run it again: only the missing points are computed, and the table is the uninterrupted run's."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,7 @@ def test_fit_tails_exact_on_lm_like_rows():
 @settings(deadline=None, max_examples=300)
 @given(pk=st.floats(1e-9, 0.3), groups=st.lists(st.tuples(st.floats(1e-7, 1.0), st.integers(10, 10**7)),
                                                   min_size=1, max_size=4))
+@pytest.mark.slow
 def test_fit_tails_property(pk, groups):
     """Every tail made of real atoms (integer counts, each q <= p_k; here at least 10 per block, as beyond the
     top-64 of a real vocabulary, where thousands of tokens share the tail) has its moments matched exactly."""

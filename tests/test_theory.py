@@ -147,6 +147,7 @@ RANDOM = ["dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2"]
 XS = [0.7, 1.5, 3.0, 5.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", RANDOM)
 def test_identities_2_and_3_random_laws(spec):
     res = threshold(spec, XS, replicates=3000, seed=11)
@@ -171,6 +172,7 @@ def _installed_traces() -> list[str]:
     return [f"trace:{name}" for name, file in sorted(BUNDLED.items()) if (Path(DATA_DIR) / file).is_file()]
 
 
+@pytest.mark.slow
 def test_identities_2_and_3_trace_laws():
     """The empirical laws of recorded traces: their spine atoms agree with the vectors the kernels draw."""
     traces = _installed_traces()
@@ -200,6 +202,7 @@ def test_identities_2_and_3_deterministic_laws(spec):
         assert r.m(x - r.h)[0] - 1e-9 <= res.count[0, i] + 1 <= r.m(x + r.h)[1] + 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec,x", [("dirichlet:alpha=0.5,k=8", 4.0), ("gem:theta=2", 3.5),
                                     ("fixed:p=0.7/0.3", 3.0)])
 def test_identity_4_accepted_count_law(spec, x):
@@ -259,6 +262,7 @@ def test_identity_6_is_exact_for_fixed_vectors(spec):
         assert np.allclose(lo, hi, atol=1e-9)  # lattice: the bracket closes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", RANDOM)
 def test_accepted_below_renewal_below_wald_lorden(spec):
     acc, se = _simulated(spec).at(P_GRID)
@@ -365,6 +369,7 @@ def test_lattice_asymptotic_fixed_vector():
     assert np.min(smooth + law.lattice_span / (2 * law.mu) - acc) > 0.3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", RANDOM)
 def test_smooth_asymptotic_random_laws(spec):
     """The sharp asymptotic against 2000 simulated trees: within 4.5 standard errors, 0.02 to 0.045 nats."""
@@ -401,6 +406,7 @@ def test_biggins_speed():
     assert gamma == pytest.approx(-d, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", RANDOM)
 def test_predicted_depth(spec):
     """Deepest node of the 4096-node tree against gamma n + 3/(2 theta*) log n = log(mu (P + 1)): within 6%."""

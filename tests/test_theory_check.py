@@ -21,6 +21,7 @@ def quick():
     return tc.theory_check(quick=True)
 
 
+@pytest.mark.slow
 def test_quick_rows_hold_the_theory(quick):
     d = quick.to_dict()
     assert d["P_max"] == 2**12 and d["seed"] == tc.SEED and d["replicates"] == tc.QUICK_REPLICATES
@@ -38,6 +39,7 @@ def test_quick_rows_hold_the_theory(quick):
     assert list(df["law"]) == [r["law"] for r in d["laws"]] and "asymptotic_error_range_low" in df
 
 
+@pytest.mark.slow
 def test_the_check_is_the_sweeps_table_turned_into_checks(quick):
     df = quick.table
     assert set(df.kind) == {"frontier"} and df.P.max() == 2**12 and df.error.isna().all()
@@ -54,6 +56,7 @@ def test_the_check_is_the_sweeps_table_turned_into_checks(quick):
     assert again.to_dict() == quick.to_dict()
 
 
+@pytest.mark.slow
 def test_a_rerun_reuses_the_sweeps_points(tmp_path):
     tiny = dict(laws=["uniform:k=4", "dirichlet:alpha=1,k=4"], P_max=256, replicates=4, out=tmp_path, workers=1)
     first = tc.theory_check(**tiny)
@@ -75,6 +78,7 @@ def test_mistakes_are_one_line(kwargs, words):
         tc.theory_check(**{"laws": ["gem:theta=2"], "P_max": 128, "workers": 1} | kwargs)
 
 
+@pytest.mark.slow
 def test_quick_table_and_figures(quick, tmp_path):
     md = tables.theory_check(quick.to_dict())
     assert md.startswith("# Theory check") and md.count("\n| ") == len(tc.QUICK) + 1
@@ -83,6 +87,7 @@ def test_quick_table_and_figures(quick, tmp_path):
         assert draw(quick, path) == str(path) and path.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_sims_wrapper_writes_what_it_ran(quick, tmp_path, monkeypatch):
     path = Path(__file__).resolve().parents[1] / "sims" / "verify_theory.py"
     spec = importlib.util.spec_from_file_location("verify_theory", path)

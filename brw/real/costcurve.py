@@ -194,7 +194,8 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
             cache.crop(-k)  # drop the k new slots (a negative count: transformers 4 and 5 agree)
             return seconds
 
-        with Progress(repeats + 1, "cost curve", enabled=progress) as bar:
+        with Progress(repeats + 1, "cost curve", enabled=progress, unit="passes",
+                      hint="fewer repeats or a smaller P (--repeats, --P)") as bar:
             for j in range(grid.size):  # warm-up: every shape once, untimed
                 timed(j)
             bar.update(1)

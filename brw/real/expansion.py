@@ -486,7 +486,8 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     todo = [(i, r) for i, r in plan if (i, r) not in done]
     t0 = time.perf_counter()
     compute = 0.0
-    with Progress(len(plan), f"realtree {out.name}", enabled=progress) as bar:
+    with Progress(len(plan), f"realtree {out.name}", enabled=progress, unit="contexts",
+                  hint="fewer contexts or a smaller P (--contexts, --P); rerun the same command to resume") as bar:
         bar.update(len(plan) - len(todo))
         for i, r in todo:
             row = _context_row(lm, traces[i], i, r, pmax, batch, src_meta[i]["temperature"], lookahead)

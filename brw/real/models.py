@@ -14,6 +14,7 @@ real-tree expansion (:mod:`brw.real.expansion`) hold torch tensors only as value
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -283,13 +284,24 @@ def _folder_fingerprint(folder: Path) -> dict:
 
 
 def _dequantised_copy(src: ModelSource, sha: str, log) -> Path:
-    """The folder of a dequantised copy of a GGUF model in the user cache, made on first use."""
-    torch = _torch()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """The folder of a dequantised copy of a GGUF model in the user cache, made on first use (by one process at
+    a time: a second one waits for the first's copy rather than make its own, half a minute of CPU)."""
     target = cache_dir() / "models" / f"{src.path.stem}-{sha[:16]}"
     if (target / "config.json").is_file() and (target / "brw-complete").is_file():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process dequantising the same model: wait, then read its copy
+        if (target / "config.json").is_file() and (target / "brw-complete").is_file():
+            return target
+        return _dequantise(src, sha, target, log)
+
+
+def _dequantise(src: ModelSource, sha: str, target: Path, log) -> Path:
+    """Dequantise a GGUF model into ``target`` (a temporary folder renamed into place)."""
+    torch = _torch()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     log(f"dequantising {src.path.name} once into {target} (later loads read the copy)")
     tok = AutoTokenizer.from_pretrained(src.path.parent, gguf_file=src.path.name)
     model = AutoModelForCausalLM.from_pretrained(src.path.parent, gguf_file=src.path.name,

@@ -426,7 +426,8 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
     expected = tokens * len(inputs) if mode == "sampled" else sum(len(t) - 1 for t in inputs)
     t0 = time.perf_counter()
     recorded = 0
-    with Progress(expected, f"record {out.name}", enabled=progress) as bar:
+    with Progress(expected, f"record {out.name}", enabled=progress, unit="tokens",
+                  hint="fewer tokens or prompts (--tokens); an interrupted recording resumes") as bar:
         bar.update(int(expected * resumed / nb))
         for b in todo:
             chunk = inputs[b * batch:(b + 1) * batch]
@@ -636,7 +637,8 @@ def record_branches(lm: LoadedModel, source, out, *, depth: int = 8, k: int = 32
     window = models.sliding_window(lm.model)
     t0 = time.perf_counter()
     recorded = 0
-    with Progress(rows.size * depth, f"branches {out.name}", enabled=progress) as bar:
+    with Progress(rows.size * depth, f"branches {out.name}", enabled=progress, unit="tokens",
+                  hint="a smaller depth (--depth); an interrupted recording resumes") as bar:
         bar.update(depth * int(np.isin(ctx, np.delete(contexts, todo)).sum()))
         for i in todo:
             mine = rows[ctx == contexts[i]]

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 from brw.limits import check_numba_environment, require
+from brw.progress import Progress
 
 check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS makes `import numba` raise
 
@@ -473,7 +474,8 @@ class Benchmark(Result):
 
 
 def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: int = 5_000, repeats: int = 5,
-          big_nodes: int = 10**7, seed: int = 0, cold_start: bool = True, startup_runs: bool = True) -> Benchmark:
+          big_nodes: int = 10**7, seed: int = 0, cold_start: bool = True, startup_runs: bool = True,
+          progress: bool = False) -> Benchmark:
     """Time every kernel side by side on the same laws and sizes (see the module docstring).
 
     Parameters
@@ -496,6 +498,8 @@ def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: 
         Also time a fresh process with an empty kernel cache (it compiles every kernel: minutes).
     startup_runs : bool, optional
         Time fresh processes at all.
+    progress : bool, optional
+        Show progress on stderr, a law, the big tree and the start-up at a time (``brw.progress``).
 
     Returns
     -------
@@ -514,11 +518,18 @@ def bench(laws=None, pmax: int = 100_000, replicates: int = 8, reference_nodes: 
     require("big_nodes", big_nodes, lambda n: n * (FRONTIER_BYTES_PER_NODE + 40.0), what="the big tree", minimum=0)
     laws = default_laws() if laws is None else [parse_law(x) for x in laws]
     threads = (1, 2) if numba.config.NUMBA_NUM_THREADS >= 2 else (1,)
-    rows = [_bench_law(law, pmax, replicates, reference_nodes, repeats, threads, seed) for law in laws]
-    big_law = next((law for law in laws if str(law).startswith("trace:")),
-                   next((law for law in laws if isinstance(law, SyntheticTable)), laws[-1]))
-    big = big_tree(big_law, big_nodes, seed) if big_nodes else None
-    start = startup(cold=cold_start) if startup_runs else None
+    parts = len(laws) + bool(big_nodes) + bool(startup_runs)
+    with Progress(parts, "bench", enabled=progress, unit="parts",
+                  hint="--no-cold-start (no compiling every kernel afresh), a smaller --P or --big") as bar:
+        rows = []
+        for law in laws:
+            rows.append(_bench_law(law, pmax, replicates, reference_nodes, repeats, threads, seed))
+            bar.update(1)
+        big_law = next((law for law in laws if str(law).startswith("trace:")),
+                       next((law for law in laws if isinstance(law, SyntheticTable)), laws[-1]))
+        big = big_tree(big_law, big_nodes, seed) if big_nodes else None
+        bar.update(bool(big_nodes))
+        start = startup(cold=cold_start) if startup_runs else None
     return Benchmark(machine=platform.machine(), cpus=os.cpu_count(), numba=numba.__version__,
                      threads=list(threads), load_average=list(os.getloadavg()), repeats=repeats, laws=rows,
                      big_tree=big, startup=start)

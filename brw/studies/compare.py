@@ -43,6 +43,7 @@ from brw._version import __version__
 from brw.checks import whole_number
 from brw.errors import BrwError, clip
 from brw.limits import require
+from brw.progress import Progress
 from brw.real.realtree import root_adjusted_mean, trace_name
 from brw.results import Result
 
@@ -237,7 +238,7 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
 
 
 def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, replicates: int, seed: int,
-           folds: int) -> Genre:
+           folds: int, tick=lambda: None) -> Genre:
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
     the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
     from brw import theory
@@ -259,6 +260,7 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, 
         got.update({m: _sim(laws[m], pmax, replicates, seed) for m in SIMULATORS})
         for m, (v, se) in got.items():
             pred[m] = (pred[m][0] + w * v, np.sqrt(pred[m][1] ** 2 + (w * se) ** 2))
+        tick()  # one fold of one genre done (its progress)
     m, se = _mean(real)
     trace = whole["empirical"]
     adj, adj_se = root_adjusted_mean(real, rows, trace.trace, folds)
@@ -297,7 +299,7 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
 
 
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
-            at=None, folds: int = 4) -> Comparison:
+            at=None, folds: int = 4, progress: bool = False) -> Comparison:
     """Real optimal trees against every model of the verifier, per genre and pooled.
 
     Parameters
@@ -317,6 +319,8 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         P values of the table (1..the real trees' Pmax); by default those of ``DEFAULT_AT`` up to Pmax.
     folds : int, optional
         K of the K-fold scoring over recorded generations (1: every law fitted to the whole trace, in sample).
+    progress : bool, optional
+        Show progress on stderr, a fold of a genre at a time (``brw.progress``).
 
     Returns
     -------
@@ -347,11 +351,14 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     fits = {name: {fold: _fitted_laws(traces[name], regimes, components, fold, folds)
                    for fold in (None, *(range(folds) if folds > 1 else ()))} for name in names}
     genres = {}
-    for j, name in enumerate(res.sources):
-        if name in names:
-            sel = res.arrays["source"] == j
-            genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel], res.arrays["row"][sel],
-                                  replicates, seed, folds)
+    hint = "fewer replicates (--replicates 200; the default is 2000), or --folds 1 (every law fitted once)"
+    with Progress(len(names) * (folds if folds > 1 else 1), "compare", enabled=progress, unit="folds",
+                  hint=hint) as bar:
+        for j, name in enumerate(res.sources):
+            if name in names:
+                sel = res.arrays["source"] == j
+                genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel],
+                                      res.arrays["row"][sel], replicates, seed, folds, tick=bar.update)
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:

@@ -12,8 +12,13 @@ the drafting policies go through the sweep layer (``brw.sweep``) into ``DIR/.swe
 them. Files are made in a temporary folder inside ``DIR`` and moved into place when the run is over: an
 interrupted run leaves the previous files whole (and its finished sweep points for the next run).
 
-``quick=True`` runs the same steps on smaller sizes (fewer laws, P and trees): a check in about a minute, not
-a measurement.
+``quick=True`` runs every step on the smallest sizes that still draw its figure and write its caption (a few
+laws, P to 128, a handful of trees, one real model, every sweep point in this process): a smoke check of every
+step, not a measurement. Its budget, on two quiet cores: 60 seconds for ``brw reproduce --quick`` on a fresh
+machine, Numba's first compilation of the kernels (about 17 s) and Python's imports (about 4 s) included, which
+leaves about 39 s for the steps. Each step's quick mode has ``Step.budget`` seconds of them, warm (2 s unless it
+says otherwise; ``results.json`` records what each took): the nine steps' budgets add up to 29 s, so three more
+steps of 2 s fit.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 from brw._version import __version__
 from brw.errors import BrwError, clip
 from brw.results import Result
-from brw.studies.theory_check import FULL as THEORY_FULL, QUICK as THEORY_QUICK
+from brw.studies.theory_check import FIT_FROM as THEORY_FIT_FROM, FULL as THEORY_FULL
 
 __all__ = ["reproduce", "Reproduction", "Outcome", "Step", "STEPS", "Settings", "FULL", "QUICK", "COST_CURVE",
            "ROOFLINE", "REPORT", "RESULTS"]
@@ -66,6 +71,10 @@ class Settings:
     speed_replicates: int
     bootstrap: int
     bench: dict  # keywords of brw.studies.bench.bench
+    check_traces: int | None = None  # bundled traces that join the theory check (None: every one installed)
+    compare_models: int | None = None  # real models compared (None: every bundled one; the default verifier first)
+    sweep_workers: int | None = None  # brw.sweep's workers (None: its default; 1: every point in this process)
+    traces: tuple | None = None  # bundled traces summarised (None: every one)
 
 
 FULL = Settings(
@@ -74,12 +83,18 @@ FULL = Settings(
     policy_laws=("trace:code", "trace:chat"), policy_log2=8, policy_replicates=400,
     compare_nodes=256 * 256, compare_min_replicates=64, compare_folds=4, speed_replicates=400, bootstrap=1000,
     bench=dict(pmax=20_000, replicates=4, reference_nodes=2_000, repeats=2))
+#: A smoke check of every step: a deterministic, a random and a recorded law (the cheapest of each kind), P to
+#: 128 (the theory check's least: twice the P where its slope fit starts), a few trees, one real model in sample
+#: and its three traces, every sweep point in this process (no worker processes, each of which would compile
+#: the kernels afresh).
 QUICK = Settings(
-    check_laws=tuple(THEORY_QUICK), check_pmax=2**10, check_replicates=16,
-    bound_laws=("dirichlet:alpha=0.5,k=8", "zipf:s=1.1,k=50000", "trace:code", "trace:chat"),
-    policy_laws=("trace:code", "trace:chat"), policy_log2=6, policy_replicates=40,
-    compare_nodes=32 * 256, compare_min_replicates=16, compare_folds=2, speed_replicates=40, bootstrap=200,
-    bench=dict(pmax=1_000, replicates=2, reference_nodes=200, repeats=1))
+    check_laws=("fixed:p=0.7/0.3", "gem:theta=2", "trace:code"), check_pmax=2 * THEORY_FIT_FROM,
+    check_replicates=4,
+    bound_laws=("gem:theta=2", "trace:code"),
+    policy_laws=("trace:code",), policy_log2=4, policy_replicates=8,
+    compare_nodes=4 * 256, compare_min_replicates=4, compare_folds=1, speed_replicates=8, bootstrap=50,
+    bench=dict(pmax=200, replicates=2, reference_nodes=50, repeats=1), check_traces=0, compare_models=1,
+    sweep_workers=1, traces=("code", "math", "chat"))
 #: Drafting policies scored on the simulated trees (figure of policies; the two Sequoia trees for Sequoia's).
 POLICIES = ("chain", "chains:k=4", "kary:k=2", "medusa", "sequoia", "sequoia:depth=6", "specexec:sigma=1",
             "eagle2:k=4,d=6,sigma=1")
@@ -124,11 +139,13 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Step:
-    """One figure of the report: its file stem, its title and the function that makes it."""
+    """One figure of the report: its file stem, its title, the function that makes it and the seconds its quick
+    mode may take (warm, on two quiet cores; see the module docstring)."""
 
     name: str
     title: str
     run: Callable
+    budget: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -192,7 +209,7 @@ class _Run:
         if name not in self.cache:
             from brw.sweep import sweep
 
-            df = sweep(out=self.sweeps / name, **grid)
+            df = sweep(out=self.sweeps / name, workers=self.s.sweep_workers, **grid)
             failed = df.attrs["sweep"]["failed"]
             if failed:
                 raise BrwError(f"{len(failed)} sweep points failed, e.g. {failed[0]['law']}: {failed[0]['error']}")
@@ -207,8 +224,8 @@ class _Run:
 
             s = self.s
             folder = self.sweeps / "theory_check"
-            check = theory_check(laws=list(s.check_laws) + trace_laws(), P_max=s.check_pmax,
-                                 replicates=s.check_replicates, out=folder)
+            check = theory_check(laws=list(s.check_laws) + trace_laws()[:s.check_traces], P_max=s.check_pmax,
+                                 replicates=s.check_replicates, out=folder, workers=s.sweep_workers)
             self.cache["theory_check"] = check
             stats = check.table.attrs.get("sweep", {})
             self.sweep_counts["theory_check"] = {k: stats.get(k) for k in ("points", "computed", "reused")}
@@ -242,7 +259,7 @@ class _Run:
             s = self.s
             self.cache["comparisons"] = [
                 (compare(n, replicates=max(s.compare_min_replicates, s.compare_nodes // pmax), seed=SEED,
-                         folds=s.compare_folds), n) for n, pmax in deepest.values()]
+                         folds=s.compare_folds), n) for n, pmax in list(deepest.values())[:s.compare_models]]
         return self.cache["comparisons"]
 
     def policy_table(self):
@@ -356,7 +373,7 @@ def _traces(run: _Run) -> Outcome:
     from brw.traces import BUNDLED, load_trace
 
     summaries, rows = {}, []
-    for name in BUNDLED:
+    for name in BUNDLED if run.s.traces is None else run.s.traces:
         trace = load_trace(name)
         d = trace_summary(trace, bootstrap=run.s.bootstrap, seed=SEED)
         summaries[name] = (d, trace.entropy)
@@ -730,10 +747,10 @@ def _rel(paths, run: _Run) -> list[str]:
 
 #: Every figure of the report, in order.
 STEPS = [
-    Step("accepted", "accepted(P) against log P beside every bound", _bounds),
+    Step("accepted", "accepted(P) against log P beside every bound", _bounds, budget=5.0),
     Step("slopes", "The slope of accepted(P): 1/mu, not (mu + mu2)/mu^2", _slopes),
     Step("traces", "The recorded traces: mu and mu2 per genre, entropy distributions", _traces),
-    Step("real", "Real optimal trees against every prediction, out of sample", _real),
+    Step("real", "Real optimal trees against every prediction, out of sample", _real, budget=10.0),
     Step("extra_depth", "Where the real trees' extra depth comes from", _gap),
     Step("policies", "Drafting policies and a real drafter against the speed of light", _policies),
     Step("sequoia", "Sequoia's optimum against the frontier", _sequoia),
@@ -758,7 +775,8 @@ def _check_out(out) -> Path:
     return path
 
 
-def reproduce(out="figures", *, quick: bool = False, progress: bool = False, steps=None) -> Reproduction:
+def reproduce(out="figures", *, quick: bool = False, progress: bool = False, steps=None,
+              settings: Settings | None = None) -> Reproduction:
     """Run every step of the report into ``out``: figures (PNG and SVG), ``REPORT.md`` and ``results.json``.
 
     Parameters
@@ -772,6 +790,8 @@ def reproduce(out="figures", *, quick: bool = False, progress: bool = False, ste
         A progress bar per figure on stderr (only on a terminal).
     steps : sequence of str, optional
         Names of the steps to run (default: every step of ``STEPS``).
+    settings : Settings, optional
+        Sizes of the run instead of ``FULL`` or ``QUICK`` (``quick`` then only labels the run).
 
     Returns
     -------
@@ -786,6 +806,8 @@ def reproduce(out="figures", *, quick: bool = False, progress: bool = False, ste
     from brw import tables
     from brw.progress import Progress
 
+    if settings is not None and not isinstance(settings, Settings):
+        raise BrwError(f"settings must be a brw.studies.reproduce.Settings, got {type(settings).__name__}")
     out = _check_out(out)
     chosen = STEPS if steps is None else [s for s in STEPS if s.name in set(steps)]
     if steps is not None and len(chosen) != len(set(steps)):
@@ -795,9 +817,10 @@ def reproduce(out="figures", *, quick: bool = False, progress: bool = False, ste
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".reproduce-", dir=out))
     try:
-        run = _Run(QUICK if quick else FULL, tmp, out / SWEEP_DIR)
+        run = _Run(settings if settings is not None else QUICK if quick else FULL, tmp, out / SWEEP_DIR)
         done = []
-        with Progress(len(chosen), "reproduce", enabled=progress, unit="figure") as bar:
+        with Progress(len(chosen), "reproduce", enabled=progress, unit="steps", every=0,
+                      hint="--quick: a smoke check of every step in about a minute") as bar:
             for number, step in enumerate(chosen, 1):
                 bar.set_postfix_str(step.name)
                 t1 = time.perf_counter()

@@ -8,13 +8,22 @@ nothing on stdout, no traceback, and leave its folder as it found it, using litt
 Python-API cases run in batches, several per subprocess (``batch.py``), each in its own folder and each
 checked the same way: the call raises ``BrwError`` with a one-line message, prints nothing, warns nothing,
 writes nothing.
+
+Processes are forked from a server that has imported numpy, scipy and Numba once (``zygote.py``: a fresh
+interpreter spends more CPU on those imports than most refusals cost); the CPU seconds of that start-up are
+charged to every case. A case that sets environment variables runs in a fresh interpreter, and so does the
+first case of every command (``FRESH``), run both ways: the two must end alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +117,7 @@ class Outcome:
     timed_out: bool
     before: list
     after: list
+    cwd: str = ""
 
 
 def run_process(argv: list[str], cwd: Path, env: dict, stdin: bytes = b"", *, timeout: float = WALL_SECONDS,
@@ -146,13 +156,87 @@ def run_process(argv: list[str], cwd: Path, env: dict, stdin: bytes = b"", *, ti
                 usage.ru_utime + usage.ru_stime, wall, bool(killed))
 
 
-def run_cli(case: Case, base: Path) -> Outcome:
+class Zygote:
+    """A fork server (``zygote.py``): ``run`` gives what ``run_process`` gives, from a forked child."""
+
+    def __init__(self):
+        self.scratch = tempfile.mkdtemp(prefix="brw-zygote-")
+        self.log = open(os.path.join(self.scratch, "server.log"), "wb")
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     env=_env({}), cwd=self.scratch)
+        #: CPU seconds of the interpreter and the imports every command makes: charged to every case.
+        self.startup = json.loads(self._answer())["startup"]
+
+    def _answer(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fork server died: {Path(self.log.name).read_text()[-1500:]}")
+        return line
+
+    def run(self, argv, cwd: Path, env: dict, stdin: bytes = b"", *, mode: str = "cli",
+            timeout: float = WALL_SECONDS, address_space: int = ADDRESS_SPACE, cpu: float = CPU_SECONDS) -> tuple:
+        """(status, stdout, stderr, CPU seconds with the start-up, wall seconds, timed out), as ``run_process``."""
+        names = [os.path.join(self.scratch, n) for n in ("in", "out", "err")]
+        Path(names[0]).write_bytes(stdin)
+        for n in names[1:]:
+            Path(n).write_bytes(b"")
+        req = {"mode": mode, "argv": list(argv), "cwd": str(cwd), "env": env, "stdin": names[0], "stdout": names[1],
+               "stderr": names[2], "cpu": cpu, "address_space": address_space, "timeout": timeout}
+        self.proc.stdin.write((json.dumps(req) + "\n").encode())
+        self.proc.stdin.flush()
+        a = json.loads(self._answer())
+        out, err = (Path(n).read_bytes().decode("utf-8", "replace") for n in names[1:])
+        return a["status"], out, err, a["cpu"] + self.startup, a["wall"], a["timed_out"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.log.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+_IDLE: "queue.SimpleQueue[Zygote]" = queue.SimpleQueue()
+_ALL: list = []
+
+
+@contextlib.contextmanager
+def zygote():
+    """A fork server of this process's own, for one thread at a time (started on first need)."""
+    try:
+        z = _IDLE.get_nowait()
+    except queue.Empty:
+        z = Zygote()
+        _ALL.append(z)
+    try:
+        yield z
+    except RuntimeError:  # it died: the next user starts another
+        _ALL.remove(z)
+        raise
+    else:
+        _IDLE.put(z)
+
+
+def close_zygotes() -> None:
+    while _ALL:
+        _ALL.pop().close()
+    while not _IDLE.empty():
+        _IDLE.get_nowait()
+
+
+def run_cli(case: Case, base: Path, fresh: bool = False) -> Outcome:
+    """Run a command-line case: forked from a server, or in a fresh interpreter (``fresh``, or a case that sets
+    environment variables, which Numba reads at import)."""
     cwd = Path(tempfile.mkdtemp(prefix="cli-", dir=base))
     prepare(cwd, case.files)
     before = snapshot(cwd)
-    status, out, err, cpu, wall, hung = run_process([sys.executable, "-c", ENTRY, *case.argv], cwd,
-                                                    _env(case.env), case.stdin)
-    return Outcome(status, out, err, cpu, wall, hung, before, snapshot(cwd))
+    if fresh or case.env:
+        status, out, err, cpu, wall, hung = run_process([sys.executable, "-c", ENTRY, *case.argv], cwd,
+                                                        _env(case.env), case.stdin)
+    else:
+        with zygote() as z:
+            status, out, err, cpu, wall, hung = z.run(case.argv, cwd, _env(case.env), case.stdin)
+    return Outcome(status, out, err, cpu, wall, hung, before, snapshot(cwd), str(cwd))
 
 
 def cli_problems(case: Case, o: Outcome) -> list[str]:
@@ -195,9 +279,9 @@ def run_batch(cases: list[Case], base: Path) -> dict[str, list[str]]:
         prepare(d, case.files)
         spec.append({"id": case.id, "code": case.code, "dir": str(d), "env": case.env, "says": case.says})
     job = json.dumps({"cases": spec, "cpu": CPU_SECONDS, "timeout": WALL_SECONDS / 2, "max_line": MAX_LINE}).encode()
-    status, out, err, cpu, wall, hung = run_process(
-        [sys.executable, str(Path(__file__).with_name("batch.py"))], root, _env({}), job,
-        timeout=WALL_SECONDS * 2, cpu=CPU_SECONDS * len(cases) + 10)
+    with zygote() as z:
+        status, out, err, cpu, wall, hung = z.run([], root, _env({}), job, mode="batch", timeout=WALL_SECONDS * 2,
+                                                  cpu=CPU_SECONDS * len(cases) + 10)
     results, started = {}, None
     for line in out.splitlines():
         try:
@@ -216,9 +300,38 @@ def run_batch(cases: list[Case], base: Path) -> dict[str, list[str]]:
     return results
 
 
-def _cli_case(case: Case, base: Path) -> dict[str, list[str]]:
+def fresh_cases(cases: list[Case]) -> set[str]:
+    """Ids of the command-line cases that also run in a fresh interpreter: the first of every command."""
+    first: dict = {}
+    for c in cases:
+        if c.argv is not None and not c.env:
+            first.setdefault(c.argv[0] if c.argv else "", c.id)
+    return set(first.values())
+
+
+def _same_end(forked: Outcome, fresh: Outcome) -> list[str]:
+    """What differs between a case forked from the server and the same case in a fresh interpreter: the exit
+    status and the words of stdout and stderr. Each ran in a folder of its own, and numbers may differ: the
+    memory a refusal reports as available is the address-space limit less what the process has mapped, which
+    is more in a child of the server (it holds every preloaded module)."""
+    def words(o: Outcome, text: str) -> str:
+        return re.sub(r"\d+(?:\.\d+)?", "#", text.replace(o.cwd, "CWD"))
+
+    a, b = ((o.status, words(o, o.stdout), words(o, o.stderr)) for o in (forked, fresh))
+    if a != b:
+        return [f"forked from the server it ended {a!r}, in a fresh interpreter {b!r}"]
+    return []
+
+
+def _cli_case(case: Case, base: Path, fresh: bool) -> dict[str, list[str]]:
     try:
-        return {case.id: cli_problems(case, run_cli(case, base))}
+        o = run_cli(case, base)
+        problems = cli_problems(case, o)
+        if fresh:
+            f = run_cli(case, base, fresh=True)
+            problems += cli_problems(case, f) if not problems else []
+            problems += _same_end(o, f)
+        return {case.id: problems}
     except Exception as e:  # the case itself cannot run (an argument too long for exec, say): say so
         return {case.id: [f"the case could not run: {type(e).__name__}: {e}"]}
 
@@ -228,11 +341,16 @@ def run_all(cases: list[Case]) -> dict[str, list[str]]:
     base = Path(tempfile.mkdtemp(prefix="brw-hostile-"))
     api = [c for c in cases if c.code is not None]
     cli = [c for c in cases if c.argv is not None]
+    fresh = fresh_cases(cases)
     batches = [api[i:i + BATCH] for i in range(0, len(api), BATCH)]
     results: dict[str, list[str]] = {}
-    with ThreadPoolExecutor(WORKERS) as pool:
-        jobs = [pool.submit(run_batch, b, base) for b in batches]
-        jobs += [pool.submit(_cli_case, c, base) for c in cli]
-        for j in jobs:
-            results.update(j.result())
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            jobs = [pool.submit(run_batch, b, base) for b in batches]
+            jobs += [pool.submit(_cli_case, c, base, c.id in fresh) for c in cli]
+            for j in jobs:
+                results.update(j.result())
+    finally:
+        close_zygotes()
+        shutil.rmtree(base, ignore_errors=True)
     return results
