@@ -729,6 +729,18 @@ def _check_moments(f: _Fields, r: _Rows, top_mass: np.ndarray, vocab: int | None
     MOMENT_TOL; the point inside its bracket, for imported traces."""
     topd, rows = r.topd, r.rows
     h_lo, h_hi, s_lo, s_hi = tail_bounds(topd, vocab)
+    if vocab is not None and vocab > topd.shape[1]:
+        # tail_bounds finds no room for a tail whose mass 1 - top-k, spread over the rest of the vocabulary,
+        # puts more than p_k on a token. On a very peaked row (T < 1) that mass is only the float32 rounding of
+        # the stored top-k (~1e-8) while p_k is ~1e-12: the recorded tail mass, which fits, bounds the tail then.
+        nt = vocab - topd.shape[1]
+        tm = np.clip(rows["tail_mass"], 0.0, None)
+        fits = tm / nt <= np.exp(topd[:, -1]) * (1 + 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lq = np.where(tm > 0, np.log(np.where(tm > 0, tm, 1.0) / nt), 0.0)
+        redo = np.isneginf(h_hi) & fits
+        h_hi = np.where(redo, -tm * lq, h_hi)
+        s_hi = np.where(redo, tm * lq**2, s_hi)
     h_top = -(np.exp(topd) * topd).sum(axis=1)
     s_top = (np.exp(topd) * topd**2).sum(axis=1)
     # Cauchy-Schwarz on the tail: s >= h^2 / m for the row's own tail entropy h.
