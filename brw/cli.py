@@ -368,8 +368,24 @@ def _add_compare(sub):
     p.add_argument("--folds", type=_whole, default=4,
                    help="K-fold scoring over recorded generations: laws are fitted without the fold they predict "
                         "(default 4; 1: fitted to the whole trace, in sample)")
+    p.add_argument("--temperature", type=_number, default=1.0,
+                   help="temper every law by T (',T=' on its spec); the laws' temperature must be the real trees' "
+                        "(default 1)")
+    p.add_argument("--traces", type=_genre_traces, default=None, metavar="GENRE=TRACE,...",
+                   help="fit a genre's laws to another trace of the same prompts than the one its trees were "
+                        "expanded from, e.g. code=code,math=math,chat=chat")
     p.add_argument("--plot", metavar="FIGURE", default=None, help="also draw the comparison (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _genre_traces(text: str) -> dict:
+    out = {}
+    for part in text.split(","):
+        genre, eq, trace = part.partition("=")
+        if not eq or not genre.strip() or not trace.strip() or genre.strip() in out:
+            raise argparse.ArgumentTypeError(f"expected GENRE=TRACE pairs separated by commas, got {text!r}")
+        out[genre.strip()] = trace.strip()
+    return out
 
 
 def _cmd_compare(args) -> dict:
@@ -377,7 +393,8 @@ def _cmd_compare(args) -> dict:
 
     _check_figure(args.plot)
     res = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
-                  components=args.components, at=args.at, folds=args.folds)
+                  components=args.components, at=args.at, folds=args.folds, T=args.temperature,
+                  traces=args.traces)
     d = res.to_dict(curves=False)  # whole curves belong in the figure, not on stdout
     if args.plot is not None:
         from brw import figures

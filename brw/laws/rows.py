@@ -34,10 +34,10 @@ __all__ = ["EmpiricalRows", "SampledRows", "temper_rows", "temper_trace", "diric
 
 #: Monte Carlo sample of a tempered random law: this many vectors (fewer when they are long, see MC_ATOMS),
 #: drawn from numpy's generator seeded with MC_SEED (the same sample on every run).
-MC_ROWS = 1 << 15
+MC_ROWS = 1 << 14
 MC_SEED = 20251224
 #: Most log-probabilities the sample holds (rows times entries per row).
-MC_ATOMS = 1 << 22
+MC_ATOMS = 1 << 20
 #: Stick-breaking samples break until the unbroken mass, tempered, is below this share of the broken mass.
 STICK_RESIDUAL = 1e-12
 
@@ -198,13 +198,34 @@ class SampledRows(EmpiricalRows):
     def __init__(self, table: np.ndarray):
         self._table = np.ascontiguousarray(table, dtype=np.float64)
         self._tails = np.zeros((self._table.shape[0], 0, 2))
+        # computed once: theory asks for mu, mu2 and psi many times (Biggins' minimisation: ~100 values of psi)
+        self._h, self._s = self._row_moments()
+        self._lp = self._table[np.isfinite(self._table)]
+
+    @property
+    def mu(self):
+        return float(np.mean(self._h))
+
+    @property
+    def mu2(self):
+        return float(np.mean(self._s))
+
+    def psi(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)
+        top = float(self._lp.max())
+        out = np.array([t * top + math.log(np.exp(t * (self._lp - top)).sum()) for t in theta.ravel()])
+        out -= math.log(self.rows)
+        return out.reshape(theta.shape) if theta.ndim else float(out[0])
+
+    def spine_atoms(self):
+        w = np.exp(self._lp) / self.rows
+        return -self._lp[w > 0], w[w > 0]
 
     @property
     def stderr(self) -> tuple[float, float]:
         """Standard errors of ``mu`` and ``mu2`` as estimates of the law's (the sample's spread over sqrt n)."""
-        h, s = self._row_moments()
-        n = h.size
-        return float(h.std(ddof=1) / math.sqrt(n)), float(s.std(ddof=1) / math.sqrt(n))
+        n = self._h.size
+        return float(self._h.std(ddof=1) / math.sqrt(n)), float(self._s.std(ddof=1) / math.sqrt(n))
 
 
 def _tempered(lp: np.ndarray, T: float) -> np.ndarray:
