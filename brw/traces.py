@@ -91,7 +91,8 @@ MOMENT_TOL = 1e-4
 
 #: Short names of the bundled traces (``trace:code`` ...) and their files in brw/data: SmolLM2-135M-Instruct's
 #: (the plain genre names) and Gemma 3 270M's (``gemma3-``), both recorded by sims/record_traces.py, and each
-#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.real.recording.record_branches`).
+#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.real.recording.record_branches`);
+#: SmolLM2's answers to the same prompts sampled at T = 0.7 (``-t07``, and their greedy branches).
 BUNDLED = {
     "code": "smollm2-code.npz",
     "math": "smollm2-math.npz",
@@ -105,6 +106,12 @@ BUNDLED = {
     "gemma3-code-greedy": "gemma3-code-greedy.npz",
     "gemma3-math-greedy": "gemma3-math-greedy.npz",
     "gemma3-chat-greedy": "gemma3-chat-greedy.npz",
+    "code-t07": "smollm2-code-t07.npz",
+    "math-t07": "smollm2-math-t07.npz",
+    "chat-t07": "smollm2-chat-t07.npz",
+    "code-t07-greedy": "smollm2-code-t07-greedy.npz",
+    "math-t07-greedy": "smollm2-math-t07-greedy.npz",
+    "chat-t07-greedy": "smollm2-chat-t07-greedy.npz",
 }
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
