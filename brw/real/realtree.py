@@ -48,10 +48,12 @@ MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = DATA_DIR / "realtrees-smollm2.npz"
 #: Every bundled real-tree results file by name: ``smollm2`` (SmolLM2-135M, P <= 256, the default),
-#: ``smollm2-p1024`` (the same contexts grown to P <= 1024, with per-node statistics) and ``gemma3`` (Gemma 3
-#: 270M on its own traces, P <= 256, with per-node statistics); each file says how many contexts it holds.
+#: ``smollm2-p1024`` (the same contexts grown to P <= 1024, with per-node statistics), ``gemma3`` (Gemma 3
+#: 270M on its own traces, P <= 256, with per-node statistics) and ``smollm2-t07-p1024`` (SmolLM2's trees at
+#: T = 0.7, at answer positions of its traces sampled at 0.7, P <= 1024); each file says how many contexts it holds.
 BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz"),
-           "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz")}
+           "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz"),
+           "smollm2-t07-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-t07-p1024.npz")}
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
                 "trace_top1": np.float64, "seconds": np.float64, "evaluated": np.int32, "passes": np.int32}
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
