@@ -124,6 +124,8 @@ REQUIRED = (*_HEADER, "top_logp", "top_ids", *_FLOAT_ROWS, *_INT_ROWS,
             "context_tokens", "context_offsets", "prompt_lengths")
 #: Every member a trace archive may hold.
 FIELDS = (*REQUIRED, *_BRACKETS, "token_strings", *_MOMENTS)
+#: What the float32 rounding of a stored top-k can move its entropy by (about H 6e-8 nats; H < 17 nats).
+_H_ROUNDING = 1e-6
 #: Most temperatures a trace stores moments at.
 MAX_MOMENTS = 64
 #: Largest archive member read (uncompressed bytes): a corrupt header cannot make the loader allocate more.
@@ -750,9 +752,11 @@ def _check_moments(f: _Fields, r: _Rows, top_mass: np.ndarray, vocab: int | None
         s_hi = np.where(redo, tm * lq**2, s_hi)
     h_top = -(np.exp(topd) * topd).sum(axis=1)
     s_top = (np.exp(topd) * topd**2).sum(axis=1)
-    # Cauchy-Schwarz on the tail: s >= h^2 / m for the row's own tail entropy h.
+    # Cauchy-Schwarz on the tail: s >= h^2 / m for the row's own tail entropy h. h is the recorded entropy less
+    # the float32 top-k's, which is off by up to ~1e-6 (H 6e-8); divided by a tail mass near 0 (a row peaked at
+    # T < 1: m ~ 1e-12) that rounding alone would refuse the row, so h is taken that much smaller.
     m_top = np.clip(1.0 - top_mass, 0.0, None)
-    h_tail = np.clip(rows["entropy"] - h_top, 0.0, None)
+    h_tail = np.clip(rows["entropy"] - h_top - _H_ROUNDING, 0.0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
         s_lo = np.maximum(s_lo, np.where(m_top > 0, h_tail**2 / np.where(m_top > 0, m_top, 1.0), 0.0))
     for name, base, lo, hi, unit in (("entropy", h_top, h_lo, h_hi, "nats"),

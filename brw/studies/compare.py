@@ -306,6 +306,7 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
 def _law_traces(res, names: list, own: dict, traces: dict | None, T: float) -> tuple[dict, dict]:
     """Each genre's law trace, checked: (genre -> trace name, genre -> the trees' own trace where the laws'
     differs, for the root adjustment). A law at another temperature than its real trees is refused."""
+    from brw.laws.trace import TraceLaw
     from brw.traces import load_trace
 
     traces = dict(traces or {})
@@ -325,13 +326,15 @@ def _law_traces(res, names: list, own: dict, traces: dict | None, T: float) -> t
                            f"to match (T={t_trees / (t_law / T):g})")
         if source != own[name]:
             mine = load_trace(own[name])
+            t_own = float(mine.meta.get("temperature", 1.0))
             same = trace.contexts == mine.contexts and all(
                 np.array_equal(trace.context_ids(c)[:trace.prompt_lengths[c]], mine.context_ids(c)[:mine.prompt_lengths[c]])
                 for c in range(trace.contexts))
             if not same:
                 raise BrwError(f"trace {source!r} does not hold the prompts of {own[name]!r} context by context: "
                                f"the K folds would not hold out the same generations")
-            roots[name] = mine
+            # the roots' statistics at the trees' temperature: the trees' own trace, tempered as the laws are
+            roots[name] = TraceLaw(own[name], T=t_trees / t_own).trace if t_trees != t_own else mine
         out[name] = source
     return out, roots
 
