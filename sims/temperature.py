@@ -1,4 +1,4 @@
-"""accepted(P) against the sampling temperature, 0.1 to 1.5: writes figures/temperature.{png,svg,json,md}
+"""accepted(P) against the sampling temperature, 0.1 to 1: writes figures/temperature.{png,svg,json,md}
 (``brw.studies.temperature``; the same as ``brw reproduce``'s temperature step).
 
 For the bundled SmolLM2 traces (code, math, chat), at each temperature: the tempered i.i.d. walk and the tempered

@@ -27,7 +27,7 @@ MIX = "gemmix:s=0.9/0.3/0,theta=0.5/3/8,w=0.5/0.3/0.2"
 #: One law of every family, each at a temperature it takes (below and above 1 where it can).
 TEMPERED = ["fixed:p=0.6/0.3/0.1,T=0.5", "zipf:s=1.2,k=40,T=1.5", "uniform:k=3,T=0.4", "dirichlet:alpha=0.5,k=8,T=0.5",
             "dirichlet:alpha=0.3,k=16,T=1.7", "gem:theta=2,T=0.6", MIX + ",T=0.7", "trace:code,T=0.7",
-            "markov:trace=chat,regimes=3,T=0.5", "ctx:trace=chat,T=1.3", "path:trace=math,T=0.7",
+            "markov:trace=chat,regimes=3,T=0.5", "ctx:trace=chat,T=0.8", "path:trace=math,T=0.7",
             "edge:trace=code,T=0.7", "run:trace=chat,cap=3,T=0.6",
             "prefix:trace=code,greedy=code-greedy,holdout=2/4,T=0.7"]
 #: The same families at T = 1.
@@ -83,6 +83,16 @@ def test_bad_temperatures_are_one_line_errors_naming_T(spec, part):
         parse_law(spec)
     msg = str(e.value)
     assert part in msg and "\n" not in msg
+
+
+def test_trace_laws_refuse_T_above_1_when_their_tails_outgrow_the_vocabulary():
+    """Above T = 1 a fitted tail block's tempered mass is mass q^(1/T - 1), unbounded in its atom count; the
+    bundled traces' fits hold up to 4.6e18 atoms in some rows (harmless at T <= 1): refused, naming T."""
+    tails = parse_law("trace:code")._tails
+    assert np.any(tails[:, :, 1].sum(axis=1) > 49152 - 64)
+    for spec in ("trace:code,T=1.1", "prefix:trace=code,greedy=code-greedy,T=1.5", "markov:trace=chat,regimes=2,T=2"):
+        with pytest.raises(BrwError, match=r"cannot take T=[\d.]+ > 1: .* rows' fitted tails hold more tokens"):
+            parse_law(spec)
 
 
 def test_bad_temperatures_in_python_name_T():

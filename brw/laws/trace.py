@@ -9,7 +9,9 @@ of any such table of rows; the laws with context structure (:mod:`brw.laws.conte
 
 At temperature T (``trace:code,T=0.7``) the rows are fitted at T = 1 (tails included) and then tempered exactly
 (:func:`brw.laws.rows.temper_trace`), trace and all, before any law sees them; every trace-fitted law takes its
-rows from :func:`fitted_rows` and so tempers the same way.
+rows from :func:`fitted_rows` and so tempers the same way. Above T = 1 a row's tempered tail mass grows with the
+number of its tail atoms, which the tail fit does not bound: a trace whose fitted tails hold more atoms than its
+vocabulary has room for refuses T > 1 (the bundled traces do).
 """
 
 from __future__ import annotations
@@ -44,8 +46,24 @@ def _law_arrays(path: str, mtime_ns: int, size: int, holdout):
 @lru_cache(maxsize=16)
 def _tempered_arrays(path: str, mtime_ns: int, size: int, holdout, T: float):
     trace, table, tails, exact, err_h, err_s = _law_arrays(path, mtime_ns, size, holdout)
+    if T > 1.0:
+        _check_room(trace, tails, T, path)
     trace, table, tails = temper_trace(trace, table, tails, T)
     return trace, table, tails, exact, err_h, err_s
+
+
+def _check_room(trace, tails, T: float, path: str) -> None:
+    """Above T = 1 a tail's tempered mass grows with its number of atoms (n q^(1/T) = mass q^(1/T - 1)), which the
+    tail fit leaves free (a tail of a few 1e-6 of mass may hold 1e18 atoms): refuse a trace any of whose rows'
+    fitted tails hold more atoms than the vocabulary has room for beyond the top-k."""
+    vocab = trace.meta.get("vocab_size")
+    room = None if not isinstance(vocab, int) or isinstance(vocab, bool) else vocab - trace.k
+    atoms = tails[:, :, 1].sum(axis=1)
+    over = int(np.sum(atoms > (room if room is not None else -1)))
+    if over:
+        raise BrwError(f"trace {path} cannot take T={T:g} > 1: {over} of its {atoms.size} rows' fitted tails hold more "
+                       f"tokens than its vocabulary of {vocab} has beyond the top {trace.k}, so their tempered mass "
+                       f"has no bound above T = 1 (use T <= 1)")
 
 
 def fitted_rows(source: str, holdout, T: float = 1.0):

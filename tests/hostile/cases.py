@@ -163,6 +163,7 @@ for bad in ("0", "-0.7", "nan", "inf", "-inf", "warm", "", "1e999"):
     cli(f"theory-trace-T-{bad or 'empty'}", ["theory", "--law", f"trace:chat,T={bad}", "--at", "1,8"], says=["T="])
 cli("frontier-T-twice", ["frontier", "--law", f"{LAW},T=0.5,T=0.7", "--P", "8"], says=["'T' given twice"])
 cli("frontier-gem-T-above-1", "frontier --law gem:theta=2,T=1.5 --P 8", says=["T=1.5"])
+cli("frontier-trace-T-above-1", "frontier --law trace:code,T=1.5 --P 8", says=["T=1.5"])
 cli("theory-gemmix-T-above-1", "theory --law gemmix:s=0.5,theta=2,w=1,T=2 --at 1,8", says=["T=2"])
 cli("policies-drafter-gem-T-above-1", "policies --law dirichlet:alpha=0.5,k=8 --P 8 "
     "--policies specexec:q=(gem:theta=2,T=3)", says=["T=3"])
