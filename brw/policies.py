@@ -51,6 +51,7 @@ from brw.laws import Law, parse_law
 from brw.limits import require
 from brw.progress import Progress
 from brw.results import Result, default_at
+from brw.spec import fmt
 
 __all__ = ["Drafter", "Policy", "PoliciesResult", "parse_policy", "parse_policies", "policies", "rank_accuracy",
            "POLICY_NAMES", "DEFAULT_POLICIES", "CALIBRATION_NODES"]

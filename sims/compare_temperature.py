@@ -89,7 +89,7 @@ def main(argv=None):
                 lines.append(f"  {label:32} {m:9} " + "  ".join(
                     f"P={p}: {x:+.1%} [{lo:+.1%}, {hi:+.1%}] / {y:+.1%}"
                     for p, x, lo, hi, y in zip(a["P"], e["relative_error"], e["low"], e["high"], ea["relative_error"])))
-        lines.append(f"  text effect (A - B), prefix: " + ", ".join(
+        lines.append("  text effect (A - B), prefix: " + ", ".join(
             f"P={p} {x:+.3f}" for p, x in zip(a["P"], rec["text_effect"]["prefix"])))
     text = "\n".join(lines) + "\n\n" + tables.compare(a) + "\n\n" + tables.compare(b)
     write_text(args.out / "compare-t07.json", json.dumps(d, indent=1) + "\n")
