@@ -25,10 +25,12 @@ TT the digits of T: smollm2-code-t07.npz at T = 0.7, bundled as ``trace:code-t07
 ``code-t07-greedy``). ``--moments-at T1,T2`` also stores, per row, the full-vocabulary entropy and second
 log-moment of the recorded distribution tempered to each Ti (:func:`brw.real.recording.record`), computed from
 the same float64 logits in the same pass: the truth a tempered trace law (``trace:code,T=0.7``) is held against.
-The bundled SmolLM2 traces at T = 1 carry ``--moments-at 0.5,0.7``; their text is the same as without it
-(tests/test_temperature_data.py).
+The bundled SmolLM2 traces at T = 1 carry the moments at 0.5 and 0.7 of such a re-recording: the same text, token for
+token, with floating-point statistics a few 1e-5 off the first recording's (another machine's float32 logits), so
+the bundled files keep their arrays bit for bit and gain the moments (sims/attach_moments.py;
+tests/test_temperature_data.py).
 
-    python sims/record_traces.py --moments-at 0.5,0.7 --out DIR     # the bundled T = 1 traces
+    python sims/record_traces.py --moments-at 0.5,0.7 --out DIR     # the T = 1 traces again, then attach_moments.py
     python sims/record_traces.py --temperature 0.7 --out DIR         # then --branches, same flags
 """
 
