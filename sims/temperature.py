@@ -9,6 +9,7 @@ near-deterministic spine steps that say why.
 
     python sims/temperature.py                 # about 10 minutes on two busy cores
     python sims/temperature.py --quick         # seconds: one genre, two temperatures
+    python sims/temperature.py --redraw        # the figure and table again, the real trees read afresh
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from brw import figures, tables
 from brw.files import write_text
-from brw.studies.temperature import TEMPERATURES, temperature_sweep
+from brw.studies.temperature import TEMPERATURES, from_dict, temperature_sweep
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 TOLERANCE = 0.05
@@ -31,9 +32,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=FIGURES)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--redraw", action="store_true",
+                    help="redraw from OUT/temperature.json, the bundled real trees read again (no simulation)")
     args = ap.parse_args(argv)
     figures.check_path(args.out / "temperature.png")
-    if args.quick:
+    if args.redraw:
+        sw = from_dict(json.loads((args.out / "temperature.json").read_text()), real=True)
+    elif args.quick:
         sw = temperature_sweep(("code",), (0.5, 1.0), (16, 64), replicates=32, seed=args.seed)
     else:
         sw = temperature_sweep(temperatures=TEMPERATURES, replicates=args.replicates, seed=args.seed)

@@ -35,7 +35,7 @@ from brw.spec import check_temperature, fmt
 from brw.theory import bounds
 from brw.traces import BUNDLED, resolve_trace
 
-__all__ = ["temperature_sweep", "TemperatureSweep", "TEMPERATURES", "QUICK_TEMPERATURES", "AT", "GENRES",
+__all__ = ["temperature_sweep", "from_dict", "TemperatureSweep", "TEMPERATURES", "QUICK_TEMPERATURES", "AT", "GENRES",
            "REAL_RESULTS", "MODELS", "NEAR_DETERMINISTIC"]
 
 #: The temperature grid, 0.1 to 1 (the bundled traces refuse T > 1: their fitted tails outgrow the vocabulary).
@@ -147,6 +147,33 @@ def _real_curves(genre: str, at: tuple) -> list:
                         "accepted": m.mean(0).tolist() + pad,
                         "stderr": (m.std(0, ddof=1) / math.sqrt(m.shape[0])).tolist() + pad})
     return out
+
+
+def from_dict(d: dict, *, real: bool = False) -> TemperatureSweep:
+    """A sweep from its ``to_dict()`` (a saved run), with the bundled real trees read again when ``real``
+    (their files may have grown since: the simulations do not change).
+
+    Parameters
+    ----------
+    d : dict
+        ``TemperatureSweep.to_dict()``.
+    real : bool, optional
+        Replace ``real`` by the bundled real trees as they are now.
+
+    Returns
+    -------
+    TemperatureSweep
+    """
+    keys = ("genres", "temperatures", "P", "replicates", "seed", "curves", "stats", "real", "fitted_07")
+    try:
+        args = {k: d[k] for k in keys}
+    except (KeyError, TypeError) as e:
+        raise BrwError(f"not a saved temperature sweep (missing {e})") from None
+    for k in ("genres", "temperatures", "P"):
+        args[k] = tuple(args[k])
+    if real:
+        args["real"] = {g: _real_curves(g, args["P"]) for g in args["genres"]}
+    return TemperatureSweep(**args, version=d.get("version", __version__))
 
 
 def _law_stats(law) -> dict:
