@@ -296,3 +296,32 @@ def test_tempered_random_moments_against_the_kernels_vectors(spec):
     h = np.array(h)
     se = math.hypot(law.moment_stderr[0], h.std(ddof=1) / math.sqrt(h.size))
     assert abs(law.mu - h.mean()) < 4.5 * se
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The study: accepted(P) against T.
+
+
+def test_temperature_sweep_is_the_laws_own_numbers(tmp_path):
+    """A tiny sweep: its i.i.d. curve is frontier() of trace:code at T, its theory bounds() of that law, its
+    statistics the tempered law's; it survives a round trip through JSON; its figure and table are written."""
+    import json
+
+    from brw import figures, tables
+    from brw.studies.temperature import from_dict, temperature_sweep
+    from brw.theory import bounds
+
+    sw = temperature_sweep(("code",), (0.5, 1.0), (4, 16), replicates=8, seed=2, prefix=False, real=False)
+    law = parse_law("trace:code,T=0.5")
+    r = frontier(law, 16, 8, 2)
+    assert sw.curves["code"]["iid"][0] == [r.accepted[3], r.accepted[15]]
+    assert sw.curves["code"]["asymptotic"][0] == bounds(law, [4, 16]).asymptotic.tolist()
+    assert sw.stats["code"]["mu"] == [law.mu, parse_law("trace:code").mu]
+    d = json.loads(json.dumps(sw.to_dict()))
+    assert json.dumps(from_dict(d).to_dict()) == json.dumps(d)
+    brk = sw.breakdown(0.05)
+    assert set(brk["code"]) == {"asymptotic", "renewal_bound"} and set(brk["code"]["asymptotic"]["stops_at"]) == {4, 16}
+    assert figures.temperature(sw, tmp_path / "t.png").endswith("t.png")
+    assert "code:" in tables.temperature({**d, "breakdown": brk})
+    with pytest.raises(BrwError, match="temperature"):
+        temperature_sweep(("code",), (0.0,), (4,), replicates=2)
