@@ -44,10 +44,15 @@ Law kinds (``brw.kernel_law``):
     (-1 in any of them: nothing recorded, draw as ROWS_RUN). Children are told apart by their log-probability
     only, so a child exactly as probable as the top or the taken one would take the same row (as in ROWS_RUN,
     where it would continue the run).
-- KIND_DIRICHLET: params = (alpha, k); k gamma variates per node, normalised and sorted.
-- KIND_GEM: params = (C, s[C], theta[C], weight cdf[C]); a node picks component c, puts mass s_c on one
+- KIND_DIRICHLET: params = (alpha, k, a, 0); k gamma variates per node, normalised and sorted. a = 1 / T > 0
+  tempers the vector (log G_i scaled by a before normalising: p^(1/T) renormalised); a = 0: untempered.
+- KIND_GEM: params = (C, s[C], theta[C], weight cdf[C][, a]); a node picks component c, puts mass s_c on one
   atom and breaks 1 - s_c into GEM(theta_c) sticks until the unbroken mass is below e^-cut, then sorts.
-  Plain GEM(theta) is (1, 0, theta, 1).
+  Plain GEM(theta) is (1, 0, theta, 1). With the optional a = 1 / T (T < 1) the vector is tempered: sticks are
+  broken until the unbroken mass R, tempered, cannot reach the cut (a log R - log Z <= -cut, Z the tempered
+  mass of the sticks broken so far: no unbroken atom q <= R can then sit below the cut, since q^a <= R^a),
+  and every atom becomes a log q - log Z (the unbroken atoms' share of the true normaliser, at most e^-cut,
+  is left out of Z: positions are low by at most e^-cut).
 
 Two solvers find the optimal frontier. ``frontier_one`` (trees, in pop order) is best-first on a binary heap
 whose entries are candidate children (position, parent key, rank among the parent's children, depth, parent's
@@ -195,8 +200,9 @@ def sort_desc(buf, n):
 
 
 @njit(cache=True)
-def dirichlet_fill(key, k, a, d, c, buf):
-    """Unsorted log-probabilities of the node's Dirichlet vector into buf[:k]; returns their maximum."""
+def dirichlet_fill(key, k, a, d, c, buf, inv_t):
+    """Unsorted log-probabilities of the node's Dirichlet vector into buf[:k], tempered by inv_t = 1 / T when it
+    is > 0; returns their maximum."""
     s = stream_start(key)
     m = _NEG_INF
     for i in range(k):
@@ -204,6 +210,10 @@ def dirichlet_fill(key, k, a, d, c, buf):
         buf[i] = lg
         if lg > m:
             m = lg
+    if inv_t > 0.0:  # p_i^(1/T) renormalised: the log-gammas scaled before normalising
+        for i in range(k):
+            buf[i] *= inv_t
+        m *= inv_t
     tot = 0.0
     for i in range(k):
         tot += math.exp(buf[i] - m)
@@ -221,8 +231,12 @@ def _hash_uniform(key, salt):
 @njit(cache=True)
 def gem_fill(key, params, cut, buf):
     """A spike-plus-GEM vector's log-probabilities into buf (unsorted): the component's spike, then sticks
-    until the unbroken mass is below e^-cut or buf is full. Returns (n, log of the unbroken mass)."""
+    until the unbroken mass is below e^-cut or buf is full. Returns (n, log of the unbroken mass). With the
+    optional last parameter a = 1 / T, the tempered vector (see the module notes; the unbroken mass returned is
+    then its tempered bound a log R - log Z)."""
     ncomp = np.int64(params[0])
+    if params.shape[0] > 1 + 3 * ncomp:
+        return _gem_fill_tempered(key, params, cut, buf, ncomp, params[1 + 3 * ncomp])
     c = 0
     if ncomp > 1:
         v = _hash_uniform(key, _COMPONENT)
@@ -245,6 +259,43 @@ def gem_fill(key, params, cut, buf):
         lrem += l1mv
         n += 1
     return n, lrem
+
+
+@njit(cache=True)
+def _gem_fill_tempered(key, params, cut, buf, ncomp, a):
+    """gem_fill at temperature 1 / a: the same sticks from the same stream, broken until a log R - log Z <= -cut,
+    then each atom's a log q - log Z."""
+    c = 0
+    if ncomp > 1:
+        v = _hash_uniform(key, _COMPONENT)
+        while c < ncomp - 1 and v >= params[1 + 2 * ncomp + c]:
+            c += 1
+    spike = params[1 + c]
+    theta = params[1 + ncomp + c]
+    s = stream_start(key)
+    lrem = 0.0
+    lz = _NEG_INF  # log of the tempered mass broken so far
+    n = 0
+    if spike > 0.0:
+        buf[0] = math.log(spike)
+        lz = a * buf[0]
+        lrem = math.log1p(-spike)
+        n = 1
+    inv = 1.0 / theta
+    while a * lrem - lz >= -cut and n < buf.shape[0]:
+        u, s = next_uniform(s)
+        l1mv = math.log(u) * inv  # log(1 - V), V ~ Beta(1, theta)
+        buf[n] = lrem + math.log(-math.expm1(l1mv))
+        x = a * buf[n]
+        if x > lz:  # log(e^lz + e^x)
+            lz = x + math.log1p(math.exp(lz - x))
+        else:
+            lz = lz + math.log1p(math.exp(x - lz))
+        lrem += l1mv
+        n += 1
+    for i in range(n):
+        buf[i] = a * buf[i] - lz
+    return n, a * lrem - lz
 
 
 @njit(cache=True, inline="always")
@@ -389,7 +440,7 @@ def node_vector(kind, table, params, cut, key, buf, prow, edge):
     elif kind == KIND_DIRICHLET:
         k = np.int64(params[1])
         d, c = gamma_constants(params[0])
-        dirichlet_fill(key, k, params[0], d, c, buf)
+        dirichlet_fill(key, k, params[0], d, c, buf, params[2])
         sort_desc(buf, k)
         return buf, k, 0
     else:
@@ -430,7 +481,7 @@ def node_top(kind, table, params, cut, key, buf, prow, edge):
         return table[table_row(table, params, key, prow, edge), 0]
     elif kind == KIND_DIRICHLET:
         d, c = gamma_constants(params[0])
-        return dirichlet_fill(key, np.int64(params[1]), params[0], d, c, buf)
+        return dirichlet_fill(key, np.int64(params[1]), params[0], d, c, buf, params[2])
     else:
         n, _ = gem_fill(key, params, cut, buf)
         m = _NEG_INF

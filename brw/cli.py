@@ -31,6 +31,16 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _number_list(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 0.5,0.7), got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return vals
+
+
 def _whole_list(text: str) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
@@ -157,6 +167,9 @@ def _add_realtree(sub):
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
     p.add_argument("--float32", action="store_true", help="store accepted(P) as float32 (a smaller file)")
+    p.add_argument("--temperature", type=_number, default=None,
+                   help="expand the oracle tree of p_T, softmax(logits / T) (default: each trace's recorded "
+                        "temperature); the results file records T")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -166,7 +179,7 @@ def _cmd_realtree(args) -> dict:
     return realtrees(args.trace, args.out, model=args.model, contexts=args.contexts, pmax=args.P,
                      batch=args.batch, seed=args.seed, device=args.device, dtype=args.dtype,
                      lookahead=args.lookahead, threads=args.threads, store_float32=args.float32,
-                     progress=not args.json)
+                     temperature=args.temperature, progress=not args.json)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -196,6 +209,9 @@ def _add_record(sub):
                                                                    "distribution is softmax(logits/T) (default 1)")
     p.add_argument("--top-k", dest="top_k", type=_whole, default=64, help="top log-probabilities kept per position "
                                                                         "(default 64)")
+    p.add_argument("--moments-at", dest="moments_at", type=_number_list, default=None,
+                   help="temperatures, e.g. 0.5,0.7: every row also stores the full-vocabulary entropy and second "
+                        "log-moment of its distribution tempered to each (the truth for trace:NAME,T=...)")
     p.add_argument("--batch", type=_whole, default=8, help="prompts or text windows per forward pass (default 8)")
     p.add_argument("--seed", type=_whole, default=0, help="sampling seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
@@ -219,6 +235,8 @@ def _cmd_record(args) -> dict:
 
     # Every setting, the inputs and the model, before anything loads (the recording checks them again).
     if args.branches:
+        if args.moments_at is not None:
+            raise BrwError("--moments-at records sampled or teacher-forced traces, not --branches")
         out = check_output(args.out, ".npz")
         for name in ("depth", "top_k", "batch"):
             whole_number(getattr(args, name), name)
@@ -226,7 +244,7 @@ def _cmd_record(args) -> dict:
     else:
         out = check_settings(args.out, mode="sampled" if args.prompts else "teacher-forced", tokens=args.tokens,
                              temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
-                             max_len=None if args.prompts else args.max_len)
+                             max_len=None if args.prompts else args.max_len, moments_at=args.moments_at)
     check_model(args.model, args.device, args.dtype)
     if args.threads is not None:
         whole_number(args.threads, "threads")
@@ -238,7 +256,7 @@ def _cmd_record(args) -> dict:
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     lm = load_model(args.model, device=args.device, dtype=args.dtype, use_cache=not args.no_cache, log=log)
     common = dict(temperature=args.temperature, k=args.top_k, batch=args.batch, seed=args.seed,
-                  progress=not args.json)
+                  progress=not args.json, moments_at=args.moments_at)
     try:
         if args.branches:
             res = record_branches(lm, source, out, depth=args.depth, k=args.top_k, batch=args.batch,
@@ -377,8 +395,24 @@ def _add_compare(sub):
     p.add_argument("--folds", type=_whole, default=4,
                    help="K-fold scoring over recorded generations: laws are fitted without the fold they predict "
                         "(default 4; 1: fitted to the whole trace, in sample)")
+    p.add_argument("--temperature", type=_number, default=1.0,
+                   help="temper every law by T (',T=' on its spec); the laws' temperature must be the real trees' "
+                        "(default 1)")
+    p.add_argument("--traces", type=_genre_traces, default=None, metavar="GENRE=TRACE,...",
+                   help="fit a genre's laws to another trace of the same prompts than the one its trees were "
+                        "expanded from, e.g. code=code,math=math,chat=chat")
     p.add_argument("--plot", metavar="FIGURE", default=None, help="also draw the comparison (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _genre_traces(text: str) -> dict:
+    out = {}
+    for part in text.split(","):
+        genre, eq, trace = part.partition("=")
+        if not eq or not genre.strip() or not trace.strip() or genre.strip() in out:
+            raise argparse.ArgumentTypeError(f"expected GENRE=TRACE pairs separated by commas, got {text!r}")
+        out[genre.strip()] = trace.strip()
+    return out
 
 
 def _cmd_compare(args) -> dict:
@@ -386,7 +420,8 @@ def _cmd_compare(args) -> dict:
 
     _check_figure(args.plot)
     res = compare(args.results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
-                  components=args.components, at=args.at, folds=args.folds, progress=not args.json)
+                  components=args.components, at=args.at, folds=args.folds, T=args.temperature,
+                  traces=args.traces, progress=not args.json)
     d = res.to_dict(curves=False)  # whole curves belong in the figure, not on stdout
     if args.plot is not None:
         from brw import figures

@@ -18,7 +18,7 @@ from brw.files import atomic_path, check_writable
 
 __all__ = ["SUFFIXES", "check_path", "frontier", "compare", "depth_gap", "trace_summary", "theory_bounds",
            "theory_residuals", "speedup", "deployment", "accepted_bounds", "slopes", "traces", "policies", "sequoia",
-           "speedups", "bench"]
+           "speedups", "bench", "temperature"]
 
 #: The file types a figure may be written as.
 SUFFIXES = (".png", ".pdf", ".svg")
@@ -844,5 +844,70 @@ def bench(d, path):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"Kernel speed at P = {laws[0]['P']} (best of {d['repeats']} repeats; load average "
                  f"{d['load_average'][0]:.1f})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def temperature(sweep, path):
+    """accepted(P) against the temperature T: a row of panels per P, a column per genre (``brw.studies.temperature``).
+
+    Each panel: the simulated optimum under the tempered i.i.d. law and the recorded-prefix law (2 standard
+    errors), the sharp asymptotic and the renewal bound of the tempered i.i.d. law, the real optimal trees at each
+    temperature they were expanded at (2 standard errors), the prefix law fitted to the traces sampled at T = 0.7
+    (where bundled) and P itself at T = 0 (a deterministic verifier accepts the whole greedy chain).
+
+    Parameters
+    ----------
+    sweep : brw.studies.temperature.TemperatureSweep
+    path : str, os.PathLike or list of them
+        Figure file(s) (.png, .pdf or .svg).
+
+    Returns
+    -------
+    str or list of str
+        The path(s) written.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    plt = _pyplot()
+    T = np.asarray(sweep.temperatures, dtype=np.float64)
+    rows, cols = len(sweep.P), len(sweep.genres)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 2.9 * rows), squeeze=False, sharex=True)
+    style = {"iid": ("C0", "-", "sim: i.i.d. walk, trace: at T"), "prefix": ("C3", "-", "sim: prefix: at T"),
+             "asymptotic": ("C2", "--", "sharp asymptotic"), "renewal_bound": ("C1", ":", "renewal bound")}
+    for j, g in enumerate(sweep.genres):
+        c = sweep.curves[g]
+        for i, P in enumerate(sweep.P):
+            ax = axes[i][j]
+            for m, (colour, ls, label) in style.items():
+                v = np.asarray(c[m], dtype=np.float64)[:, i]
+                if not np.any(np.isfinite(v)):
+                    continue
+                ax.plot(T, v, color=colour, ls=ls, lw=1.5, label=label)
+                if m + "_stderr" in c:
+                    se = np.asarray(c[m + "_stderr"], dtype=np.float64)[:, i]
+                    ax.fill_between(T, v - 2 * se, v + 2 * se, color=colour, alpha=0.2, lw=0)
+            for k, r in enumerate(sweep.real.get(g, [])):
+                if r["accepted"][i] is not None:
+                    ax.errorbar([r["T"]], [r["accepted"][i]], yerr=[2 * r["stderr"][i]], fmt="o", color="k", ms=5,
+                                capsize=3, zorder=5, label="real optimal trees" if k == 0 else None)
+            f = sweep.fitted_07.get(g)
+            if f:
+                ax.errorbar([f["T"]], [f["accepted"][i]], yerr=[2 * f["stderr"][i]], fmt="s", mfc="none",
+                            color="C4", ms=6, capsize=3, zorder=4, label="sim: prefix: fitted to the T = 0.7 text")
+            ax.plot([0.0], [P], marker="*", color="k", ms=10, ls="none", label="T = 0: P itself")
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(round(v, 9))[0] in "25" else ""))
+            ax.set_xlim(-0.03, T.max() + 0.05)
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(g)
+            if j == 0:
+                ax.set_ylabel(f"accepted, P = {P}")
+            if i == rows - 1:
+                ax.set_xlabel("temperature T")
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("accepted(P) against the sampling temperature\n(log scale; bands and bars: 2 s.e.)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)

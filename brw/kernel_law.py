@@ -107,7 +107,11 @@ def kernel_args(law, cut: float) -> KernelArgs:
     width = kl.width
     if kl.kind == KIND_GEM:
         ncomp = int(kl.params[0])
-        lam = float(np.max(kl.params[1 + ncomp:1 + 2 * ncomp])) * cut  # sticks: 1 + Poisson(theta * cut)
+        theta = float(np.max(kl.params[1 + ncomp:1 + 2 * ncomp]))
+        lam = theta * cut  # sticks: 1 + Poisson(theta * cut)
+        if kl.params.shape[0] > 1 + 3 * ncomp:  # tempered (T = 1 / a < 1): the unbroken mass must fall below
+            # e^-(T cut) times the largest atom, which lies above e^-(log(1 + theta) + 30) on all but ~e^-30 nodes
+            lam = theta * (cut / kl.params[1 + 3 * ncomp] + math.log1p(theta) + 30.0)
         width = int(lam + 12.0 * math.sqrt(lam) + 32)
     return KernelArgs(kl.kind, np.ascontiguousarray(kl.table), np.ascontiguousarray(kl.tails), kl.params,
                       float(cut), width)

@@ -172,9 +172,11 @@ def _table_row(table, params, key: int, prow: int, edge: float) -> int:
     return offsets[h] + (((u >> 32) * (offsets[h + 1] - offsets[h])) >> 32)
 
 
-def _dirichlet(key: int, alpha: float, k: int) -> list[float]:
+def _dirichlet(key: int, alpha: float, k: int, inv_t: float = 0.0) -> list[float]:
     st = _Stream(key)
     lg = [st.log_gamma(alpha) for _ in range(k)]
+    if inv_t > 0.0:  # tempered: p_i^(1/T) renormalised
+        lg = [v * inv_t for v in lg]
     m = max(lg)
     lse = m + math.log(sum(math.exp(v - m) for v in lg))
     return [v - lse for v in lg]
@@ -189,6 +191,16 @@ def _gem(key: int, params, cut: float, width: int) -> list[float]:
     if spike > 0.0:
         out.append(math.log(spike))
         lrem = math.log1p(-spike)
+    if len(params) > 1 + 3 * ncomp:  # tempered, T = 1 / a: break until a log R - log Z <= -cut
+        a = float(params[1 + 3 * ncomp])
+        lz = a * out[0] if out else -math.inf  # log of the tempered mass broken so far
+        while a * lrem - lz >= -cut and len(out) < width:
+            l1mv = math.log(st.uniform()) * (1.0 / theta)
+            out.append(lrem + math.log(-math.expm1(l1mv)))
+            x = a * out[-1]
+            lz = x + math.log1p(math.exp(lz - x)) if x > lz else lz + math.log1p(math.exp(x - lz))
+            lrem += l1mv
+        return [a * v - lz for v in out]
     while lrem >= -cut and len(out) < width:
         l1mv = math.log(st.uniform()) * (1.0 / theta)
         out.append(lrem + math.log(-math.expm1(l1mv)))
@@ -228,7 +240,7 @@ def children(args: KernelArgs, key, prow: int = -1, limit: int | None = None,
             lp.extend([float(lq)] * max(0, min(int(n), room)))
         return (lp if limit is None else lp[:limit]), row
     if kind == KIND_DIRICHLET:
-        lp = _dirichlet(key, float(params[0]), int(params[1]))
+        lp = _dirichlet(key, float(params[0]), int(params[1]), float(params[2]))
     else:
         lp = _gem(key, params, cut, width)
     out = sorted((v for v in lp if v > -math.inf), reverse=True)

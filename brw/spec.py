@@ -13,7 +13,8 @@ import numpy as np
 
 from brw.errors import BrwError, clip
 
-__all__ = ["fmt", "parse_fields", "parse_float", "parse_int", "parse_holdout", "holdout_text", "check_holdout"]
+__all__ = ["fmt", "parse_fields", "parse_float", "parse_int", "parse_holdout", "holdout_text", "check_holdout",
+           "check_temperature", "split_temperature", "temperature_text"]
 
 
 def fmt(x: float) -> str:
@@ -165,3 +166,69 @@ def check_holdout(holdout, law: str):
         raise BrwError(f"{law} law needs holdout=None or (j, K), fold j of K folds with K >= 2 and 0 <= j < K, "
                        f"got holdout={clip(repr(holdout), 40)}")
     return int(holdout[0]), int(holdout[1])
+
+
+def check_temperature(T, what: str = "T") -> float:
+    """A temperature: a finite number > 0 (an int or a float, not a bool or text), as a float.
+
+    Parameters
+    ----------
+    T : int or float
+        The temperature; a node's vector p becomes p^(1/T), renormalised (conventions.md, "Law specs").
+    what : str, optional
+        What to call it in the message (``"T"``, ``"temperature"``, a law's name and ``T``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    BrwError
+        When T is not a finite number > 0.
+    """
+    ok = not isinstance(T, (bool, np.bool_)) and isinstance(T, (int, float, np.integer, np.floating))
+    x = float(T) if ok else math.nan
+    if not (math.isfinite(x) and x > 0):
+        raise BrwError(f"{what} must be a finite number > 0 (a temperature), got {clip(repr(T), 40)}")
+    return x
+
+
+def split_temperature(body: str, spec: str) -> tuple[str, float]:
+    """Take the ``T=`` field out of a spec's body, wherever it stands: (the body without it, T).
+
+    Every law takes ``T=`` the same way (conventions.md, "Law specs"): the law is built from the rest of the body
+    and then tempered. Without the field T is 1.
+
+    Parameters
+    ----------
+    body : str
+        The part after ``NAME:``.
+    spec : str
+        The whole spec, for messages.
+
+    Returns
+    -------
+    (str, float)
+
+    Raises
+    ------
+    BrwError
+        When ``T`` is given twice or is not a finite number > 0.
+    """
+    parts = body.split(",")
+    at = [i for i, p in enumerate(parts) if p.partition("=")[0].strip() == "T"]
+    if not at:
+        return body, 1.0
+    if len(at) > 1:
+        raise BrwError(f"parameter 'T' given twice in law spec {spec!r}")
+    value = parts.pop(at[0]).partition("=")[2].strip()
+    T = parse_float(value, "T", spec) if value else math.nan
+    if not T > 0:
+        raise BrwError(f"T={clip(value, 40)} in law spec {spec!r} must be a temperature > 0 (T=1 is the law itself)")
+    return ",".join(parts), T
+
+
+def temperature_text(T: float) -> str:
+    """The spec's ``,T=...`` suffix ('' at T = 1: an untempered law prints back without it)."""
+    return "" if T == 1.0 else f",T={fmt(T)}"

@@ -10,7 +10,7 @@ import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
            "deployment", "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check",
-           "markdown", "reproduce", "reproduce_summary"]
+           "markdown", "reproduce", "reproduce_summary", "temperature"]
 
 
 def frontier(d: dict) -> str:
@@ -705,6 +705,53 @@ def costcurve(d: dict) -> str:
     for k, s in zip(d["tokens"], d["seconds"]):
         lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")
     lines.append(f"wrote {d['out']}")
+    return "\n".join(lines)
+
+
+def temperature(d: dict, tolerance: float = 0.05) -> str:
+    """accepted(P) against T per genre: the simulations, the theory's relative errors and the tempered law's
+    summaries, then where the theory stops following the simulated i.i.d. walk.
+
+    Parameters
+    ----------
+    d : dict
+        ``TemperatureSweep.to_dict()`` with ``breakdown`` (``TemperatureSweep.breakdown(tolerance)``) added.
+    tolerance : float, optional
+        The tolerance the breakdown used (for the header).
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    lines = [f"accepted(P) against the temperature T: {d['replicates']} simulated trees per law and T, seed "
+             f"{d['seed']}; theory of the tempered i.i.d. law (relative error against the simulated i.i.d. walk)"]
+    for g in d["genres"]:
+        c, st = d["curves"][g], d["stats"][g]
+        lines += ["", f"{g}:", f"{'T':>5} {'mu':>6} {'top1':>5} {'p<=.05':>6}  " + "".join(
+            f"{'P=' + str(p) + ' iid':>17}{'prefix':>15}{'asym':>7}{'renew':>7}" for p in d["P"])]
+        for i, t in enumerate(d["temperatures"]):
+            row = f"{t:>5g} {st['mu'][i]:>6.3f} {st['top1'][i]:>5.3f} {st['near_deterministic'][i]:>6.3f}  "
+            for j in range(len(d["P"])):
+                iid = c["iid"][i][j]
+                row += f"{iid:>9.3f} +-{c['iid_stderr'][i][j]:<5.3f}"
+                row += f"{c['prefix'][i][j]:>9.3f} +-{c['prefix_stderr'][i][j]:<3.2f}"
+                row += f"{(c['asymptotic'][i][j] - iid) / iid:>+7.1%}{(c['renewal_bound'][i][j] - iid) / iid:>+7.1%}"
+            lines.append(row)
+        for r in d["real"].get(g, []):
+            lines.append(f"real trees ({r['results']}, T = {r['T']:g}, {r['contexts']} contexts): " + ", ".join(
+                f"P={p} {a:.3f} +- {s:.3f}" for p, a, s in zip(d["P"], r["accepted"], r["stderr"]) if a is not None))
+        f = d.get("fitted_07", {}).get(g)
+        if f:
+            lines.append("prefix: fitted to the traces sampled at T = 0.7, at 0.7: " + ", ".join(
+                f"P={p} {a:.3f} +- {s:.3f}" for p, a, s in zip(d["P"], f["accepted"], f["stderr"])))
+        b = d.get("breakdown", {}).get(g)
+        if b:
+            for m in ("asymptotic", "renewal_bound"):
+                stops = b[m]["stops_at"]
+                lines.append(f"{m} off the simulated i.i.d. walk by more than {tolerance:.0%} at T <= (highest such "
+                             f"T): " + ", ".join(f"P={p}: {'-' if t is None else format(t, 'g')}"
+                                                 for p, t in stops.items()))
     return "\n".join(lines)
 
 

@@ -729,17 +729,21 @@ class Bounds(Result):
                 if not (f.name == "context_mixture" and self.context_mixture is None)}
 
 
-def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
+def bounds(law, P, *, points: int = DEFAULT_POINTS, T: float = 1.0) -> Bounds:
     """All bounds and predictions of accepted(P) for ``law`` at each of ``P``, without simulation.
 
     Parameters
     ----------
     law : Law or str
-        The step law (or its spec); mu must be finite and > 0, mu2 finite.
+        The step law (or its spec, which may carry ``T=``); mu must be finite and > 0, mu2 finite.
     P : int or sequence of int
         Draft nodes, each >= 1. The renewal bound costs one pass over its grid per P: ask for the P you need.
     points : int, optional
         Grid points of the renewal numerics for a non-lattice spine step (``renewal``).
+    T : float, optional
+        Temper the law by T first (``law.tempered(T)``, theory.md section 7b): mu(T), mu2(T), the bounds, the
+        sharp asymptotic and the renewal numerics of the tempered law. Tempered random laws (dirichlet, gem,
+        gemmix) carry Monte Carlo moments (their ``moment_stderr``); table laws are exact.
 
     Returns
     -------
@@ -748,7 +752,7 @@ def bounds(law, P, *, points: int = DEFAULT_POINTS) -> Bounds:
         bound's bracket, the lattice span, Biggins' (gamma, theta*) and the depth of the P-node tree; for a
         ``ctx:`` law also ``context_mixture`` (one renewal computation per recorded context).
     """
-    law = _law(law)
+    law = _law(parse_law(law).tempered(T))
     Pa = _counts(P)
     lo, hi = renewal_bound_bracket(law, Pa, points=points)
     gamma, theta = biggins_speed(law)

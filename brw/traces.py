@@ -36,7 +36,12 @@ prompt_lengths     int (C,)         tokens of context c that came from the promp
 Optional (imported traces, whose full-vocabulary statistics are only bracketed by the top-k):
 ``entropy_lo``, ``entropy_hi``, ``log_moment2_lo``, ``log_moment2_hi`` (float64, (N,)); ``entropy`` and
 ``log_moment2`` then hold the point the law uses, inside the bracket. ``token_strings`` (str, (V',)): the
-token each id stands for, when ids are not the model's own (imported traces). No other member is allowed.
+token each id stands for, when ids are not the model's own (imported traces). Moments at other temperatures
+(``brw record --moments-at``), a set of three: ``moments_at`` (float64, (M,), increasing temperatures > 0, at
+most ``MAX_MOMENTS``), ``entropy_at`` and ``log_moment2_at`` (float64, (N, M)): the full-vocabulary entropy and
+second log-moment of each row's distribution tempered to moments_at[j] (p^(1/T) renormalised, p the recorded
+row: softmax(logits / (temperature T))), computed from the same logits as the row. Files without them are
+read as before. No other member is allowed.
 
 Reading (one :class:`~brw.errors.BrwError` naming the file and the field): an unreadable, truncated or corrupt
 archive; a member that is not a field of the format (refused by name, unread); pickled object arrays; a member
@@ -68,7 +73,8 @@ from brw.files import check_output, write_npz
 from brw.tailfit import tail_bounds
 
 __all__ = [
-    "SCHEMA_VERSION", "FORMAT", "BRANCH_MODE", "MASS_TOL", "MOMENT_TOL", "BUNDLED", "DATA_DIR", "Trace", "id_dtype",
+    "SCHEMA_VERSION", "FORMAT", "BRANCH_MODE", "MASS_TOL", "MOMENT_TOL", "BUNDLED", "DATA_DIR", "MAX_MOMENTS", "Trace",
+    "id_dtype",
     "make_trace", "save_trace", "resolve_trace", "load_trace",
 ]
 
@@ -85,7 +91,8 @@ MOMENT_TOL = 1e-4
 
 #: Short names of the bundled traces (``trace:code`` ...) and their files in brw/data: SmolLM2-135M-Instruct's
 #: (the plain genre names) and Gemma 3 270M's (``gemma3-``), both recorded by sims/record_traces.py, and each
-#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.real.recording.record_branches`).
+#: one's greedy branches (``-greedy``: the ``run:`` law's ``greedy=`` rows, :func:`brw.real.recording.record_branches`);
+#: SmolLM2's answers to the same prompts sampled at T = 0.7 (``-t07``, and their greedy branches).
 BUNDLED = {
     "code": "smollm2-code.npz",
     "math": "smollm2-math.npz",
@@ -99,6 +106,12 @@ BUNDLED = {
     "gemma3-code-greedy": "gemma3-code-greedy.npz",
     "gemma3-math-greedy": "gemma3-math-greedy.npz",
     "gemma3-chat-greedy": "gemma3-chat-greedy.npz",
+    "code-t07": "smollm2-code-t07.npz",
+    "math-t07": "smollm2-math-t07.npz",
+    "chat-t07": "smollm2-chat-t07.npz",
+    "code-t07-greedy": "smollm2-code-t07-greedy.npz",
+    "math-t07-greedy": "smollm2-math-t07-greedy.npz",
+    "chat-t07-greedy": "smollm2-chat-t07-greedy.npz",
 }
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -106,10 +119,15 @@ _HEADER = ("schema_version", "format", "meta")
 _FLOAT_ROWS = ("entropy", "log_moment2", "tail_mass", "taken_logp")
 _BRACKETS = ("entropy_lo", "entropy_hi", "log_moment2_lo", "log_moment2_hi")
 _INT_ROWS = ("taken", "context", "offset")
+_MOMENTS = ("moments_at", "entropy_at", "log_moment2_at")
 REQUIRED = (*_HEADER, "top_logp", "top_ids", *_FLOAT_ROWS, *_INT_ROWS,
             "context_tokens", "context_offsets", "prompt_lengths")
 #: Every member a trace archive may hold.
-FIELDS = (*REQUIRED, *_BRACKETS, "token_strings")
+FIELDS = (*REQUIRED, *_BRACKETS, "token_strings", *_MOMENTS)
+#: What the float32 rounding of a stored top-k can move its entropy by (about H 6e-8 nats; H < 17 nats).
+_H_ROUNDING = 1e-6
+#: Most temperatures a trace stores moments at.
+MAX_MOMENTS = 64
 #: Largest archive member read (uncompressed bytes): a corrupt header cannot make the loader allocate more.
 MAX_MEMBER_BYTES = 4 << 30
 #: Most tokens one context (prompt + answer, or text window) may hold: longer than any model's context window.
@@ -141,6 +159,9 @@ class Trace:
     brackets: dict = field(default_factory=dict)  # name -> (N,) array, imported traces only
     token_strings: np.ndarray | None = None  # imported traces: the token each id stands for
     path: str | None = None
+    moments_at: np.ndarray | None = None  # temperatures (M,) with stored moments, or None
+    entropy_at: np.ndarray | None = None  # (N, M)
+    log_moment2_at: np.ndarray | None = None  # (N, M)
 
     @property
     def positions(self) -> int:
@@ -163,6 +184,25 @@ class Trace:
     def mu2(self) -> float:
         """Mean recorded full-vocabulary second log-moment over positions."""
         return float(np.mean(self.log_moment2))
+
+    def moments(self, T: float):
+        """The stored full-vocabulary moments of every row tempered to T (``brw record --moments-at``).
+
+        Parameters
+        ----------
+        T : float
+            A temperature relative to the recorded rows (1: the recorded ``entropy`` and ``log_moment2``).
+
+        Returns
+        -------
+        (entropy, log_moment2) : float64 arrays (N,), or None when the trace stores none at T
+        """
+        if T == 1.0:
+            return self.entropy, self.log_moment2
+        if self.moments_at is None or not np.any(self.moments_at == T):
+            return None
+        j = int(np.flatnonzero(self.moments_at == T)[0])
+        return self.entropy_at[:, j], self.log_moment2_at[:, j]
 
     def context_ids(self, c: int) -> np.ndarray:
         """Token ids of context c (prompt then answer)."""
@@ -203,6 +243,8 @@ class Trace:
         if not keep.any():
             raise BrwError(f"fold {fold} of {folds} holds every row of the trace: nothing is left to fit")
         rows = {name: getattr(self, name)[keep] for name in ("top_logp", "top_ids", *_FLOAT_ROWS, *_INT_ROWS)}
+        if self.moments_at is not None:
+            rows.update(entropy_at=self.entropy_at[keep], log_moment2_at=self.log_moment2_at[keep])
         prior = self.meta.get("holdout", [])
         meta = dict(self.meta, holdout=[*(prior if isinstance(prior, list) else [prior]), f"{fold}/{folds}"])
         return replace(self, **rows, meta=meta, brackets={b: a[keep] for b, a in self.brackets.items()},
@@ -223,6 +265,8 @@ class Trace:
         out.update(self.brackets)
         if self.token_strings is not None:
             out["token_strings"] = self.token_strings
+        if self.moments_at is not None:
+            out.update(moments_at=self.moments_at, entropy_at=self.entropy_at, log_moment2_at=self.log_moment2_at)
         return out
 
 
@@ -426,6 +470,10 @@ def _member_limit(key: str, arrays: dict, meta: dict) -> tuple[int, int, str]:
     if key == "context_tokens":
         c = max(arrays["context_offsets"].size - 1, 0)
         return c * MAX_CONTEXT_TOKENS, 16, f"{c} contexts of at most {MAX_CONTEXT_TOKENS} tokens"
+    if key == "moments_at":
+        return MAX_MOMENTS, 16, f"at most {MAX_MOMENTS} temperatures"
+    if key in ("entropy_at", "log_moment2_at"):
+        return n * MAX_MOMENTS, 16, f"{MAX_MOMENTS} temperatures per row, and {rows}"
     if key == "token_strings":
         vocab = meta.get("vocab_size")
         ok = isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0
@@ -546,12 +594,47 @@ def _validate(arrays: dict, where: str) -> Trace:
         _check_moments(f, r, top_mass, vocab)
         tstr, vocab_ids = _check_ids(f, r, vocab)
         toks = _check_contexts(f, r, vocab_ids)
+        moments = _check_moments_at(f, r.top.shape[0], vocab)
     rows = r.rows
     return Trace(top_logp=r.top, top_ids=r.ids, entropy=rows["entropy"], log_moment2=rows["log_moment2"],
                  tail_mass=rows["tail_mass"], taken=rows["taken"], taken_logp=rows["taken_logp"],
                  context=rows["context"], offset=rows["offset"], context_tokens=toks,
                  context_offsets=arrays["context_offsets"], prompt_lengths=arrays["prompt_lengths"], meta=meta,
-                 brackets={b: rows[b] for b in r.brackets}, token_strings=tstr)
+                 brackets={b: rows[b] for b in r.brackets}, token_strings=tstr, **moments)
+
+
+def _check_moments_at(f: _Fields, n: int, vocab: int | None) -> dict:
+    """The moments at other temperatures, when present: all three fields, increasing finite temperatures > 0,
+    (N, M) finite statistics, entropies in [0, log vocab_size] and second log-moments >= entropy^2 (Jensen),
+    within MOMENT_TOL. Returns the Trace fields ({} when absent)."""
+    present = [name for name in _MOMENTS if name in f.arrays]
+    if not present:
+        return {}
+    if len(present) != len(_MOMENTS):
+        raise f.err(present[0], f"moment fields come as a set of three ({', '.join(_MOMENTS)})")
+    temps = f.num("moments_at", "f", 1).astype(np.float64)
+    if temps.size == 0 or temps.size > MAX_MOMENTS:
+        raise f.err("moments_at", f"must hold 1 to {MAX_MOMENTS} temperatures, got {temps.size}")
+    if not np.all(np.isfinite(temps) & (temps > 0)) or np.any(np.diff(temps) <= 0):
+        raise f.err("moments_at", "temperatures must be finite, > 0 and increasing")
+    out = {"moments_at": temps}
+    for name in _MOMENTS[1:]:
+        a = f.num(name, "f", 2).astype(np.float64)
+        if a.shape != (n, temps.size):
+            raise f.err(name, f"has shape {a.shape}, not ({n}, {temps.size}): one value per row and temperature")
+        bad = ~np.isfinite(a) | (a < 0)
+        if bad.any():
+            row, c = (int(x) for x in np.argwhere(bad)[0])
+            raise f.err(name, f"value {float(a[row, c])!r} (column {c}) is not a finite number >= 0", row)
+        out[name] = a
+    h, s = out["entropy_at"], out["log_moment2_at"]
+    top = math.log(vocab) if vocab else math.inf
+    bad = (h > top + MOMENT_TOL) | (s < h**2 - MOMENT_TOL)
+    if bad.any():
+        row, c = (int(x) for x in np.argwhere(bad)[0])
+        raise f.err("entropy_at", f"entropy {h[row, c]!r} and second log-moment {s[row, c]!r} (column {c}) cannot "
+                                  f"come from one distribution (entropy <= log vocab_size, moment >= entropy^2)", row)
+    return out
 
 
 def _check_header(f: _Fields) -> dict:
@@ -655,11 +738,25 @@ def _check_moments(f: _Fields, r: _Rows, top_mass: np.ndarray, vocab: int | None
     MOMENT_TOL; the point inside its bracket, for imported traces."""
     topd, rows = r.topd, r.rows
     h_lo, h_hi, s_lo, s_hi = tail_bounds(topd, vocab)
+    if vocab is not None and vocab > topd.shape[1]:
+        # tail_bounds finds no room for a tail whose mass 1 - top-k, spread over the rest of the vocabulary,
+        # puts more than p_k on a token. On a very peaked row (T < 1) that mass is only the float32 rounding of
+        # the stored top-k (~1e-8) while p_k is ~1e-12: the recorded tail mass, which fits, bounds the tail then.
+        nt = vocab - topd.shape[1]
+        tm = np.clip(rows["tail_mass"], 0.0, None)
+        fits = tm / nt <= np.exp(topd[:, -1]) * (1 + 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lq = np.where(tm > 0, np.log(np.where(tm > 0, tm, 1.0) / nt), 0.0)
+        redo = np.isneginf(h_hi) & fits
+        h_hi = np.where(redo, -tm * lq, h_hi)
+        s_hi = np.where(redo, tm * lq**2, s_hi)
     h_top = -(np.exp(topd) * topd).sum(axis=1)
     s_top = (np.exp(topd) * topd**2).sum(axis=1)
-    # Cauchy-Schwarz on the tail: s >= h^2 / m for the row's own tail entropy h.
+    # Cauchy-Schwarz on the tail: s >= h^2 / m for the row's own tail entropy h. h is the recorded entropy less
+    # the float32 top-k's, which is off by up to ~1e-6 (H 6e-8); divided by a tail mass near 0 (a row peaked at
+    # T < 1: m ~ 1e-12) that rounding alone would refuse the row, so h is taken that much smaller.
     m_top = np.clip(1.0 - top_mass, 0.0, None)
-    h_tail = np.clip(rows["entropy"] - h_top, 0.0, None)
+    h_tail = np.clip(rows["entropy"] - h_top - _H_ROUNDING, 0.0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
         s_lo = np.maximum(s_lo, np.where(m_top > 0, h_tail**2 / np.where(m_top > 0, m_top, 1.0), 0.0))
     for name, base, lo, hi, unit in (("entropy", h_top, h_lo, h_hi, "nats"),

@@ -33,7 +33,7 @@ def main(argv=None):
     for i in (int(t) for t in args.trees.split(",")):
         trace = load_trace(res.sources[a["source"][i]])
         ctx = [int(t) for t in trace.context_ids(int(a["context"][i]))[:int(a["offset"][i])]]
-        ref = expand_naive(lm.model, ctx, args.nodes)
+        ref = expand_naive(lm.model, ctx, args.nodes, temperature=res.temperatures[a["source"][i]])
         same = bool(np.array_equal(ref.token, a["token"][i][:args.nodes])
                     and np.array_equal(ref.parent, a["parent"][i][:args.nodes]))
         diff = float(np.max(np.abs(ref.accepted - a["accepted"][i][:args.nodes])))

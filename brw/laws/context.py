@@ -50,7 +50,7 @@ c % K: :meth:`brw.traces.Trace.without_fold`), for scoring on the held-out fold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -128,10 +128,12 @@ class _ContextRows(EmpiricalRows, Law):
 
     trace_source: str
     holdout: tuple[int, int] | None = None
+    T: float = field(default=1.0, kw_only=True)
 
     def __post_init__(self):
+        self._check_temperature()
         object.__setattr__(self, "holdout", check_holdout(self.holdout, self.name))
-        base = TraceLaw(self.trace_source, self.holdout)
+        base = TraceLaw(self.trace_source, self.holdout, T=self.T)  # the rows tempered before anything is fitted
         order, contexts, offsets, follows = recorded_contexts(base.trace)
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "contexts", contexts)
@@ -142,7 +144,7 @@ class _ContextRows(EmpiricalRows, Law):
         object.__setattr__(self, "_tails", np.ascontiguousarray(base._tails[order]))
 
     def _key(self):
-        return (self.name, self.trace_source, self.holdout)
+        return (self.name, self.trace_source, self.holdout, self.T)
 
     def __eq__(self, other):
         return type(other) is type(self) and self._key() == other._key()
@@ -219,7 +221,7 @@ class ContextTrace(_ContextRows):
         return cls(f["trace"], holdout, context)
 
     @property
-    def spec(self):
+    def base_spec(self):
         one = "" if self.context is None else f",context={self.context}"
         return f"ctx:trace={self.trace_source}{holdout_text(self.holdout)}{one}"
 
@@ -233,7 +235,7 @@ class ContextTrace(_ContextRows):
         """
         if self.context is not None:
             return [self]
-        return [ContextTrace(self.trace_source, self.holdout, int(c)) for c in self.contexts]
+        return [ContextTrace(self.trace_source, self.holdout, int(c), T=self.T) for c in self.contexts]
 
     def kernel_law(self):
         params = np.zeros(4) if self.context is not None else self._context_params(ROWS_CONTEXT)
@@ -256,7 +258,7 @@ class PathTrace(_ContextRows):
         return cls(f["trace"], parse_holdout(f["holdout"], spec) if "holdout" in f else None)
 
     @property
-    def spec(self):
+    def base_spec(self):
         return f"path:trace={self.trace_source}{holdout_text(self.holdout)}"
 
     def kernel_law(self):
@@ -326,7 +328,7 @@ class EdgeTrace(_ContextRows):
         return cls(f["trace"], holdout, regimes)
 
     @property
-    def spec(self):
+    def base_spec(self):
         groups = "" if self.regimes is None else f",regimes={self.regimes}"
         return f"edge:trace={self.trace_source}{groups}{holdout_text(self.holdout)}"
 
@@ -411,7 +413,7 @@ class RunTrace(_ContextRows):
         the rows kept) with branch rows numbered in their kept order."""
         from brw.files import sha256
 
-        g, table, tails, _, _ = fitted_rows(self.greedy, None)
+        g, table, tails, _, _ = fitted_rows(self.greedy, None, self.T)
         meta, where = g.meta, f"{self.name} law: greedy={self.greedy!r}"
         if meta.get("mode") != BRANCH_MODE:
             raise BrwError(f"{where} is not a trace of greedy branches (its mode is {meta.get('mode')!r}, not "
@@ -465,7 +467,7 @@ class RunTrace(_ContextRows):
         return cls(f["trace"], holdout, cap, f.get("greedy"))
 
     @property
-    def spec(self):
+    def base_spec(self):
         greedy = f",greedy={self.greedy}" if self.greedy is not None else ""
         return f"{self.name}:trace={self.trace_source}{greedy},cap={self.cap}{holdout_text(self.holdout)}"
 

@@ -29,6 +29,7 @@ from brw.errors import BrwError, clip
 from brw.kernel_law import KIND_GEM, KIND_TABLE, KernelLaw
 from brw.laws.base import Law, register_law
 from brw.spec import check_holdout, fmt, holdout_text, parse_fields, parse_float, parse_holdout, parse_int
+from brw.laws.rows import STICKS_ABOVE_ONE, SampledRows, sampled_sticks
 from brw.limits import require
 from brw.stats import binned_means, regime_of_rows
 
@@ -70,15 +71,21 @@ def _binary_entropy(s):
 @register_law
 @dataclass(frozen=True, eq=False)
 class GEMMix(Law):
-    """Mixture over components c (weight w_c) of: one atom s_c, and 1 - s_c spread as GEM(theta_c)."""
+    """Mixture over components c (weight w_c) of: one atom s_c, and 1 - s_c spread as GEM(theta_c).
+
+    At T < 1 (T > 1 is refused: the tempered mass of infinitely many unbroken sticks has no bound there) the
+    kernels temper every node's vector on the fly, and mu, mu2, psi and the spine step are Monte Carlo estimates
+    from a fixed sample of tempered vectors (:func:`brw.laws.rows.stick_rows`; ``moment_stderr``)."""
 
     s: tuple[float, ...]
     theta: tuple[float, ...]
     w: tuple[float, ...]
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "gemmix"
     _arr: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        self._check_temperature(1.0, STICKS_ABOVE_ONE)
         try:
             s, th, w = (np.asarray(v, dtype=np.float64) for v in (self.s, self.theta, self.w))
             where = f"gemmix law {clip(self.spec)}"
@@ -98,10 +105,11 @@ class GEMMix(Law):
         object.__setattr__(self, "_arr", (s, th, w))
 
     def __eq__(self, other):
-        return isinstance(other, GEMMix) and (self.s, self.theta, self.w) == (other.s, other.theta, other.w)
+        return isinstance(other, GEMMix) and (self.s, self.theta, self.w, self.T) == (
+            other.s, other.theta, other.w, other.T)
 
     def __hash__(self):
-        return hash((self.s, self.theta, self.w))
+        return hash((self.s, self.theta, self.w, self.T))
 
     @classmethod
     def from_spec_body(cls, body, spec):
@@ -110,8 +118,18 @@ class GEMMix(Law):
         return cls(vals["s"], vals["theta"], vals["w"])
 
     @property
-    def spec(self):
+    def base_spec(self):
         return "gemmix:" + ",".join(f"{k}=" + "/".join(fmt(v) for v in getattr(self, k)) for k in ("s", "theta", "w"))
+
+    @property
+    def _sampled(self) -> SampledRows:
+        """The Monte Carlo sample of tempered vectors (T != 1 only)."""
+        return sampled_sticks(self.s, self.theta, self.w, self.T)
+
+    @property
+    def moment_stderr(self) -> tuple[float, float]:
+        """Standard errors of ``mu`` and ``mu2``: 0 at T = 1 (closed forms), else the Monte Carlo sample's."""
+        return (0.0, 0.0) if self.T == 1.0 else self._sampled.stderr
 
     def _components(self):
         s, th, w = self._arr
@@ -123,17 +141,23 @@ class GEMMix(Law):
 
     @property
     def mu(self):
+        if self.T != 1.0:
+            return self._sampled.mu
         s, th, w, ls, l1s, m, m2 = self._components()
         return float(np.sum(w * (_binary_entropy(s) + (1 - s) * m)))
 
     @property
     def mu2(self):
+        if self.T != 1.0:
+            return self._sampled.mu2
         s, th, w, ls, l1s, m, m2 = self._components()
         # Spike: s (log s)^2. Rest: (1 - s) E[(log(1 - s) + log B)^2].
         comp = s * ls**2 + (1 - s) * (l1s**2 - 2 * l1s * m + m2)
         return float(np.sum(w * comp))
 
     def psi(self, theta):
+        if self.T != 1.0:
+            return self._sampled.psi(theta)
         t = np.asarray(theta, dtype=np.float64)
         s, th, w, ls, l1s, m, m2 = self._components()
         tt = t[..., None]
@@ -143,7 +167,12 @@ class GEMMix(Law):
         comp = np.logaddexp(spike, tt * l1s + gem)
         return special.logsumexp(comp, b=w, axis=-1)
 
+    def spine_atoms(self):
+        return self._sampled.spine_atoms() if self.T != 1.0 else None
+
     def spine_cdf(self, x, *, strict=False):
+        if self.T != 1.0:
+            return super().spine_cdf(x, strict=strict)
         x = np.asarray(x, dtype=np.float64)
         s, th, w, ls, l1s, m, m2 = self._components()
         xx = x[..., None]
@@ -154,6 +183,8 @@ class GEMMix(Law):
         return np.sum(w * (spike + rest), axis=-1)
 
     def spine_sample(self, rng, n):
+        if self.T != 1.0:
+            return super().spine_sample(rng, n)
         s, th, w, *_ = self._components()
         c = rng.choice(s.size, size=n, p=w / w.sum())
         spike = rng.random(n) < s[c]
@@ -166,8 +197,10 @@ class GEMMix(Law):
 
     def kernel_law(self):
         s, th, w = self._arr
-        params = np.concatenate([[float(s.size)], s, th, np.cumsum(w)])
+        tempered = [] if self.T == 1.0 else [1.0 / self.T]  # KIND_GEM's optional last parameter: 1 / T
+        params = np.concatenate([[float(s.size)], s, th, np.cumsum(w), tempered])
         return KernelLaw(KIND_GEM, np.zeros((1, 1)), params, 0)
+
 
 
 def fit_gemmix(trace, components: int = 12) -> GEMMix:
@@ -348,14 +381,16 @@ class MarkovTrace(Law):
     trace_source: str
     regimes: int
     holdout: tuple[int, int] | None = None
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "markov"
 
     def __post_init__(self):
+        self._check_temperature()
         whole_number(self.regimes, "regimes")
         object.__setattr__(self, "holdout", check_holdout(self.holdout, "markov"))
         from brw.laws.trace import TraceLaw  # here: parsing gemmix needs no trace machinery
 
-        base = TraceLaw(self.trace_source, self.holdout)
+        base = TraceLaw(self.trace_source, self.holdout, T=self.T)  # regimes from the tempered rows' entropy
         reg, trans, freq = fit_markov(base.trace, self.regimes)
         order = np.argsort(reg, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(reg, minlength=self.regimes))]).astype(np.int64)
@@ -370,11 +405,11 @@ class MarkovTrace(Law):
         object.__setattr__(self, "_offsets", offsets)
 
     def __eq__(self, other):
-        return isinstance(other, MarkovTrace) and (self.trace_source, self.regimes, self.holdout) == (
-            other.trace_source, other.regimes, other.holdout)
+        return isinstance(other, MarkovTrace) and (self.trace_source, self.regimes, self.holdout, self.T) == (
+            other.trace_source, other.regimes, other.holdout, other.T)
 
     def __hash__(self):
-        return hash(("markov", self.trace_source, self.regimes, self.holdout))
+        return hash(("markov", self.trace_source, self.regimes, self.holdout, self.T))
 
     @classmethod
     def from_spec_body(cls, body, spec):
@@ -383,7 +418,7 @@ class MarkovTrace(Law):
         return cls(f["trace"], parse_int(f["regimes"], "regimes", spec, minimum=1), holdout)
 
     @property
-    def spec(self):
+    def base_spec(self):
         return f"markov:trace={self.trace_source},regimes={self.regimes}{holdout_text(self.holdout)}"
 
     # A node's marginal law is the trace's: the same exact quantities.

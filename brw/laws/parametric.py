@@ -1,5 +1,12 @@
 """The parametric step laws: ``uniform``, ``fixed``, ``zipf``, ``dirichlet`` and ``gem`` (conventions.md, "Law
-specs"; theory.md section 3 for their exact quantities)."""
+specs"; theory.md section 3 for their exact quantities).
+
+At temperature T (``T=``, :meth:`brw.laws.base.Law.tempered`): a law with one vector at every node tempers it
+exactly (``uniform`` is unchanged, ``zipf`` becomes zipf with s / T, ``fixed`` the tempered vector); ``dirichlet``
+and ``gem`` temper each node's vector in the kernels as it is drawn, and their mu, mu2, psi and spine step become
+Monte Carlo estimates from a fixed sample of tempered vectors (:mod:`brw.laws.rows`, ``moment_stderr``). ``gem``
+refuses T > 1 (its infinite vocabulary's tempered mass beyond the broken sticks has no bound there).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from brw.kernel_law import KIND_DIRICHLET, KIND_GEM, KIND_TABLE, KernelLaw
 from brw.limits import require
 from brw.spec import fmt, parse_fields, parse_float, parse_int
 from brw.laws.base import Law, register_law
+from brw.laws.rows import STICKS_ABOVE_ONE, SampledRows, sampled_dirichlet, sampled_sticks
 
 __all__ = ["Uniform", "Fixed", "Zipf", "Dirichlet", "GEM"]
 
@@ -92,9 +100,11 @@ class Uniform(_VectorLaw):
     """p = 1/k at every node: the lattice case, closed forms everywhere (theory.md identity 7)."""
 
     k: int
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "uniform"
 
     def __post_init__(self):
+        self._check_temperature()  # p^(1/T) renormalised is p again: every quantity is T's as it is
         object.__setattr__(self, "k", _whole(self.k, "uniform", "k", 1))
 
     @classmethod
@@ -103,7 +113,7 @@ class Uniform(_VectorLaw):
         return cls(parse_int(f["k"], "k", spec, minimum=1))
 
     @property
-    def spec(self):
+    def base_spec(self):
         return f"uniform:k={self.k}"
 
     @property
@@ -136,23 +146,29 @@ class Fixed(_VectorLaw):
     """The same vector at every node (theory.md identity 8). Entries are sorted; they must sum to 1."""
 
     probs: tuple[float, ...]
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "fixed"
     _p: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        self._check_temperature()
         try:
             p = np.asarray(self.probs, dtype=np.float64)
         except (TypeError, ValueError):
             raise BrwError(f"fixed law needs a vector of probabilities, got p={clip(repr(self.probs), 60)}") from None
         p = _check_vector(p, f"fixed law p={clip(repr(self.probs), 60)}")
-        object.__setattr__(self, "_p", p)
         object.__setattr__(self, "probs", tuple(float(x) for x in p))
+        if self.T != 1.0:  # p^(1/T) / sum p^(1/T), in logs; zeros stay zeros
+            with np.errstate(divide="ignore"):
+                lp = np.log(p) / self.T
+            p = np.exp(lp - special.logsumexp(lp))
+        object.__setattr__(self, "_p", p)
 
     def __eq__(self, other):
-        return isinstance(other, Fixed) and self.probs == other.probs
+        return isinstance(other, Fixed) and (self.probs, self.T) == (other.probs, other.T)
 
     def __hash__(self):
-        return hash(self.probs)
+        return hash((self.probs, self.T))
 
     @classmethod
     def from_spec_body(cls, body, spec):
@@ -164,7 +180,7 @@ class Fixed(_VectorLaw):
             raise BrwError(f"in law spec {spec!r}: {e}") from None
 
     @property
-    def spec(self):
+    def base_spec(self):
         return "fixed:p=" + "/".join(fmt(x) for x in self.probs)
 
     @property
@@ -179,9 +195,11 @@ class Zipf(_VectorLaw):
 
     s: float
     k: int
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "zipf"
 
     def __post_init__(self):
+        self._check_temperature()  # zipf(s) at T is zipf(s / T)
         object.__setattr__(self, "s", _real(self.s, "zipf", "s"))
         object.__setattr__(self, "k", _whole(self.k, "zipf", "k", 1))
         # Every exact quantity computes the whole vector (a few arrays of k floats at once).
@@ -193,25 +211,31 @@ class Zipf(_VectorLaw):
         return cls(parse_float(f["s"], "s", spec, nonnegative=True), parse_int(f["k"], "k", spec, minimum=1))
 
     @property
-    def spec(self):
+    def base_spec(self):
         return f"zipf:s={fmt(self.s)},k={self.k}"
 
     @property
     def p(self):
-        lw = -self.s * np.log(np.arange(1, self.k + 1, dtype=np.float64))
+        s = self.s if self.T == 1.0 else self.s / self.T
+        lw = -s * np.log(np.arange(1, self.k + 1, dtype=np.float64))
         return np.exp(lw - special.logsumexp(lw))
 
 
 @register_law
 @dataclass(frozen=True)
 class Dirichlet(Law):
-    """Symmetric Dirichlet(alpha, ..., alpha) on k tokens, a fresh draw at every node (theory.md identity 9)."""
+    """Symmetric Dirichlet(alpha, ..., alpha) on k tokens, a fresh draw at every node (theory.md identity 9).
+
+    At T != 1 every node's vector is tempered as the kernels draw it, and mu, mu2, psi and the spine step are
+    Monte Carlo estimates from a fixed sample of tempered vectors (``moment_stderr``)."""
 
     alpha: float
     k: int
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "dirichlet"
 
     def __post_init__(self):
+        self._check_temperature()
         object.__setattr__(self, "alpha", _real(self.alpha, "dirichlet", "alpha", positive=True))
         object.__setattr__(self, "k", _whole(self.k, "dirichlet", "k", 1))
 
@@ -221,7 +245,7 @@ class Dirichlet(Law):
         return cls(parse_float(f["alpha"], "alpha", spec, positive=True), parse_int(f["k"], "k", spec, minimum=1))
 
     @property
-    def spec(self):
+    def base_spec(self):
         return f"dirichlet:alpha={fmt(self.alpha)},k={self.k}"
 
     @property
@@ -229,26 +253,52 @@ class Dirichlet(Law):
         return (self.k - 1) * self.alpha
 
     @property
+    def _sampled(self) -> SampledRows:
+        """The Monte Carlo sample of tempered vectors (T != 1 and k > 1 only)."""
+        return sampled_dirichlet(self.alpha, self.k, self.T)
+
+    @property
+    def _exact(self) -> bool:
+        return self.T == 1.0 or self.k == 1
+
+    @property
+    def moment_stderr(self) -> tuple[float, float]:
+        """Standard errors of ``mu`` and ``mu2``: 0 where they are closed forms (T = 1), else the Monte Carlo
+        sample's (:func:`brw.laws.rows.dirichlet_rows`)."""
+        return (0.0, 0.0) if self._exact else self._sampled.stderr
+
+    @property
     def mu(self):
         if self.k == 1:
             return 0.0
+        if self.T != 1.0:
+            return self._sampled.mu
         return float(special.digamma(self.k * self.alpha + 1) - special.digamma(self.alpha + 1))
 
     @property
     def mu2(self):
         if self.k == 1:
             return 0.0
+        if self.T != 1.0:
+            return self._sampled.mu2
         a, ka = self.alpha, self.k * self.alpha
         return float(self.mu**2 + special.polygamma(1, a + 1) - special.polygamma(1, ka + 1))
 
     def psi(self, theta):
+        if not self._exact:
+            return self._sampled.psi(theta)
         theta = np.asarray(theta, dtype=np.float64)
         a, ka = self.alpha, self.k * self.alpha
         # E[p_1^theta] for p_1 ~ Beta(a, (k-1)a), times k.
         return (math.log(self.k) + special.gammaln(a + theta) - special.gammaln(a)
                 + special.gammaln(ka) - special.gammaln(ka + theta))
 
+    def spine_atoms(self):
+        return None if self._exact else self._sampled.spine_atoms()
+
     def spine_cdf(self, x, *, strict=False):
+        if not self._exact:
+            return super().spine_cdf(x, strict=strict)
         x = np.asarray(x, dtype=np.float64)
         if self.k == 1:
             return (x > 0).astype(float) if strict else (x >= 0).astype(float)
@@ -258,6 +308,8 @@ class Dirichlet(Law):
     def spine_sample(self, rng, n):
         if self.k == 1:
             return np.zeros(n)
+        if self.T != 1.0:
+            return super().spine_sample(rng, n)
         return -np.log(rng.beta(self.alpha + 1, self._b, size=n))
 
     @property
@@ -265,7 +317,8 @@ class Dirichlet(Law):
         return math.inf if self.k == 1 else 0.0
 
     def kernel_law(self):
-        return KernelLaw(KIND_DIRICHLET, np.zeros((1, 1)), np.array([self.alpha, self.k, 0.0, 0.0]), self.k)
+        inv_t = 0.0 if self.T == 1.0 else 1.0 / self.T  # params[2]: 1 / T (0: untempered, the old arithmetic)
+        return KernelLaw(KIND_DIRICHLET, np.zeros((1, 1)), np.array([self.alpha, self.k, inv_t, 0.0]), self.k)
 
 
 @register_law
@@ -275,13 +328,16 @@ class GEM(Law):
 
     Size-biased picks of GEM(theta) are Beta(1, theta), so the spine step is -log B with B ~ Beta(1, theta).
     The kernels break sticks until the unbroken mass cannot put a child inside the frontier (they are told
-    the largest position that matters), so no child that could enter is ever lost.
+    the largest position that matters), so no child that could enter is ever lost. At T < 1 they break until
+    the unbroken mass, tempered, cannot reach it; T > 1 is refused (that mass has no bound there).
     """
 
     theta: float
+    T: float = field(default=1.0, kw_only=True)
     name: ClassVar[str] = "gem"
 
     def __post_init__(self):
+        self._check_temperature(1.0, STICKS_ABOVE_ONE)
         object.__setattr__(self, "theta", _real(self.theta, "gem", "theta", positive=True))
 
     @classmethod
@@ -290,29 +346,52 @@ class GEM(Law):
         return cls(parse_float(f["theta"], "theta", spec, positive=True))
 
     @property
-    def spec(self):
+    def base_spec(self):
         return f"gem:theta={fmt(self.theta)}"
 
     @property
+    def _sampled(self) -> SampledRows:
+        """The Monte Carlo sample of tempered vectors (T < 1 only)."""
+        return sampled_sticks((0.0,), (self.theta,), (1.0,), self.T)
+
+    @property
+    def moment_stderr(self) -> tuple[float, float]:
+        """Standard errors of ``mu`` and ``mu2``: 0 at T = 1 (closed forms), else the Monte Carlo sample's."""
+        return (0.0, 0.0) if self.T == 1.0 else self._sampled.stderr
+
+    @property
     def mu(self):
+        if self.T != 1.0:
+            return self._sampled.mu
         return float(special.digamma(self.theta + 1) - special.digamma(1))
 
     @property
     def mu2(self):
+        if self.T != 1.0:
+            return self._sampled.mu2
         return float(self.mu**2 + special.polygamma(1, 1) - special.polygamma(1, self.theta + 1))
 
     def psi(self, theta):
+        if self.T != 1.0:
+            return self._sampled.psi(theta)
         t = np.asarray(theta, dtype=np.float64)
         # E[B^(t-1)] for B ~ Beta(1, theta) = theta Gamma(t) Gamma(theta) / Gamma(t + theta); finite for t > 0.
         th = self.theta
         return math.log(th) + special.gammaln(t) + special.gammaln(th) - special.gammaln(t + th)
 
+    def spine_atoms(self):
+        return None if self.T == 1.0 else self._sampled.spine_atoms()
+
     def spine_cdf(self, x, *, strict=False):
+        if self.T != 1.0:
+            return super().spine_cdf(x, strict=strict)
         x = np.asarray(x, dtype=np.float64)
         # P(-log B <= x) = P(B >= e^-x) = (1 - e^-x)^theta.
         return np.where(x < 0, 0.0, (-np.expm1(-np.maximum(x, 0))) ** self.theta)
 
     def spine_sample(self, rng, n):
+        if self.T != 1.0:
+            return super().spine_sample(rng, n)
         return -np.log(rng.beta(1.0, self.theta, size=n))
 
     @property
@@ -322,4 +401,6 @@ class GEM(Law):
     def kernel_law(self):
         # Buffer: sticks needed until the unbroken mass is below e^-cut: about theta * cut; the kernel
         # receives the cut and the API sizes the buffer (see brw.frontier).
-        return KernelLaw(KIND_GEM, np.zeros((1, 1)), np.array([1.0, 0.0, self.theta, 1.0]), 0)
+        tempered = [] if self.T == 1.0 else [1.0 / self.T]  # KIND_GEM's optional last parameter: 1 / T
+        return KernelLaw(KIND_GEM, np.zeros((1, 1)), np.array([1.0, 0.0, self.theta, 1.0, *tempered]), 0)
+

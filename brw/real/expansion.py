@@ -51,7 +51,8 @@ from brw.checks import whole_number
 from brw.errors import BrwError
 from brw.files import check_output, sha256
 from brw.progress import Progress
-from brw.real.realtree import MAX_P, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize
+from brw.real.realtree import MAX_P, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize, tree_temperatures
+from brw.spec import check_temperature
 
 __all__ = ["RealTree", "expand", "expand_naive", "realtrees", "DEFAULT_BATCH", "DEFAULT_LOOKAHEAD"]
 
@@ -397,7 +398,9 @@ def _source_meta(name: str, trace) -> dict:
 def _check_resume(old: RealTrees | None, fixed: dict, out: Path) -> None:
     if old is None:
         return
-    diff = sorted(key for key in fixed if old.meta.get(key) != fixed[key])
+    diff = sorted(key for key in fixed if key != "temperature" and old.meta.get(key) != fixed[key])
+    if "sources" not in diff and old.temperatures != tree_temperatures(fixed):  # older files: each source's own
+        diff.append("temperature")
     if diff:
         raise BrwError(f"{out} holds real trees made with other settings ({', '.join(diff)} differ); rerun "
                        f"with the same settings to resume, or write to another file")
@@ -419,7 +422,8 @@ def _context_row(lm, trace, source: int, r: int, pmax: int, batch: int, temperat
 
 def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int = 256, batch: int = DEFAULT_BATCH,
               seed: int = 0, device: str | None = "auto", dtype: str = "float32", lookahead: int = DEFAULT_LOOKAHEAD,
-              threads: int | None = None, store_float32: bool = False, progress: bool = True) -> dict:
+              threads: int | None = None, store_float32: bool = False, temperature: float | None = None,
+              progress: bool = True) -> dict:
     """Expand the real optimal tree at answer positions of traces and write the results, resumably.
 
     One context at a time, each saved at once: a rerun with the same settings skips the contexts already in
@@ -450,6 +454,10 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
         torch's CPU threads (None: torch's choice).
     store_float32 : bool
         Store accepted(P) as float32 (a smaller file).
+    temperature : float or None
+        Expand the oracle trees of p_T, softmax(logits / T), and their per-node statistics at T (None: each
+        trace's recorded temperature). The results record it (``meta["temperature"]``, also when every source
+        shares one recorded temperature).
     progress : bool
         Show a progress bar on a terminal.
 
@@ -463,6 +471,8 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     from brw.traces import load_trace
 
     sources, out = _check_run(sources, out, contexts, pmax, batch, lookahead, seed, threads)
+    if temperature is not None:
+        temperature = check_temperature(temperature, "temperature")
     if not isinstance(model, models.LoadedModel):
         models.check_model(model, device, dtype)  # before torch: a mistake shows at once
     traces = [load_trace(s) for s in sources]
@@ -471,6 +481,10 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     acc_dtype = np.float32 if store_float32 else np.float64
     # fixed: what must match to resume; the rest of meta records how this run went
     fixed = {"P": pmax, "seed": seed, "sources": src_meta, "accepted_dtype": np.dtype(acc_dtype).name}
+    own = {s["temperature"] for s in src_meta}
+    if temperature is not None or len(own) == 1:  # the trees' temperature (per source otherwise)
+        fixed["temperature"] = temperature if temperature is not None else own.pop()
+    temps = tree_temperatures(fixed)
     old = load_realtrees(out) if out.exists() else None
     _check_resume(old, fixed, out)  # before loading a model: a mistake shows at once
     models.set_threads(threads)
@@ -490,7 +504,7 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
                   hint="fewer contexts or a smaller P (--contexts, --P); rerun the same command to resume") as bar:
         bar.update(len(plan) - len(todo))
         for i, r in todo:
-            row = _context_row(lm, traces[i], i, r, pmax, batch, src_meta[i]["temperature"], lookahead)
+            row = _context_row(lm, traces[i], i, r, pmax, batch, temps[i], lookahead)
             compute += row["seconds"]
             res = res.with_context(row)
             save_realtrees(res, out)

@@ -675,7 +675,8 @@ class NextTokenStats(NamedTuple):
     """Statistics of next-token distributions softmax(logits / T), one row per distribution, as torch tensors
     on the logits' device: ``logprobs`` (float64, full vocabulary), its top-k ``top_logp`` and ``top_ids``
     (sorted), ``entropy`` -sum p log p, ``moment2`` sum p (log p)^2 and ``tail_mass`` (the mass outside the
-    top k, summed as small numbers: 1 - top-k mass loses digits)."""
+    top k, summed as small numbers: 1 - top-k mass loses digits); with moments at other temperatures T_j,
+    ``entropy_at`` and ``moment2_at`` (B, M): the same two moments of p tempered to T_j (None otherwise)."""
 
     logprobs: object
     top_logp: object
@@ -683,6 +684,8 @@ class NextTokenStats(NamedTuple):
     entropy: object
     moment2: object
     tail_mass: object
+    entropy_at: object = None
+    moment2_at: object = None
 
     def rows(self, sel, taken) -> dict:
         """Selected rows as NumPy arrays, named as trace fields.
@@ -702,13 +705,24 @@ class NextTokenStats(NamedTuple):
         torch = _torch()
         idx = torch.as_tensor(sel, device=self.logprobs.device)
         tk = torch.as_tensor(taken, device=self.logprobs.device)
-        return {"top_logp": self.top_logp[idx].to(torch.float32).cpu().numpy(),
-                "top_ids": self.top_ids[idx].cpu().numpy(), "entropy": self.entropy[idx].cpu().numpy(),
-                "log_moment2": self.moment2[idx].cpu().numpy(), "tail_mass": self.tail_mass[idx].cpu().numpy(),
-                "taken_logp": self.logprobs[idx, tk].cpu().numpy()}
+        out = {"top_logp": self.top_logp[idx].to(torch.float32).cpu().numpy(),
+               "top_ids": self.top_ids[idx].cpu().numpy(), "entropy": self.entropy[idx].cpu().numpy(),
+               "log_moment2": self.moment2[idx].cpu().numpy(), "tail_mass": self.tail_mass[idx].cpu().numpy(),
+               "taken_logp": self.logprobs[idx, tk].cpu().numpy()}
+        if self.entropy_at is not None:
+            out.update(entropy_at=self.entropy_at[idx].cpu().numpy(), log_moment2_at=self.moment2_at[idx].cpu().numpy())
+        return out
 
 
-def next_token_stats(logits, k: int, temperature: float = 1.0) -> NextTokenStats:
+def _moments64(lp):
+    """Entropy -sum p log p and second log-moment sum p (log p)^2 of rows of float64 log-probabilities."""
+    torch = _torch()
+    p = lp.exp()
+    plp = torch.where(p > 0, p * lp, torch.zeros_like(p))
+    return p, -plp.sum(-1), torch.where(p > 0, plp * lp, torch.zeros_like(p)).sum(-1)
+
+
+def next_token_stats(logits, k: int, temperature: float = 1.0, moments_at=()) -> NextTokenStats:
     """Full-vocabulary statistics of next-token distributions, on the logits' device, in float64.
 
     Parameters
@@ -719,6 +733,9 @@ def next_token_stats(logits, k: int, temperature: float = 1.0) -> NextTokenStats
         How many of the largest log-probabilities to keep.
     temperature : float
         The distributions are softmax(logits / temperature).
+    moments_at : sequence of float, optional
+        Temperatures T_j relative to those distributions: also the entropy and second log-moment of each
+        distribution tempered to T_j, softmax(logits / (temperature T_j)), from the same float64 logits.
 
     Returns
     -------
@@ -726,13 +743,12 @@ def next_token_stats(logits, k: int, temperature: float = 1.0) -> NextTokenStats
     """
     torch = _torch()
     lp = _log_softmax64(logits, temperature)
-    p = lp.exp()
-    plp = torch.where(p > 0, p * lp, torch.zeros_like(p))
-    H = -plp.sum(-1)
-    M2 = torch.where(p > 0, plp * lp, torch.zeros_like(p)).sum(-1)
+    p, H, M2 = _moments64(lp)
     top_lp, top_id = torch.topk(lp, k, dim=-1, largest=True, sorted=True)
     rest = p.scatter(1, top_id, 0.0)
-    return NextTokenStats(lp, top_lp, top_id, H, M2, rest.sum(-1))
+    at = [_moments64(_log_softmax64(logits, temperature * t))[1:] for t in moments_at]
+    extra = (torch.stack([h for h, _ in at], -1), torch.stack([m for _, m in at], -1)) if at else ()
+    return NextTokenStats(lp, top_lp, top_id, H, M2, rest.sum(-1), *extra)
 
 
 def token_logprobs(logits, rows, ids, temperature: float = 1.0) -> np.ndarray:

@@ -23,13 +23,16 @@ from brw.stats import SURPRISAL_BINS, binned_means
 from brw.traces import DATA_DIR
 
 __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
+           "tree_temperatures",
            "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
            "ROOT_COVARIATES", "SURPRISAL_BINS",
            "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
 #:   schema_version int64 (); format str () "brw-realtree"; meta str () JSON (model, model_sha256, P, seed,
-#:   sources [{name, file, sha256, temperature}], dtype, device, brw_version, torch);
+#:   sources [{name, file, sha256, temperature}] (temperature: the trace's recorded one), temperature (the
+#:   trees': each node's distribution is softmax(logits / temperature); files without it, and trees expanded at
+#:   each source's own temperature from sources that differ, have each source's), dtype, device, brw_version, torch);
 #:   source int16 (n,) index into meta sources; row int64 (n,) the trace row (its context and offset follow);
 #:   context int32 (n,), offset int32 (n,): the context is trace.context_ids(context)[:offset];
 #:   accepted float64 or float32 (n, PMAX); parent int16, depth int16, token int32 (n, PMAX) as in
@@ -45,10 +48,12 @@ MAX_P = 32767
 #: The bundled real-tree results for the bundled traces (sims/realtrees.py regenerates them).
 BUNDLED_RESULTS = DATA_DIR / "realtrees-smollm2.npz"
 #: Every bundled real-tree results file by name: ``smollm2`` (SmolLM2-135M, P <= 256, the default),
-#: ``smollm2-p1024`` (the same contexts grown to P <= 1024, with per-node statistics) and ``gemma3`` (Gemma 3
-#: 270M on its own traces, P <= 256, with per-node statistics); each file says how many contexts it holds.
+#: ``smollm2-p1024`` (the same contexts grown to P <= 1024, with per-node statistics), ``gemma3`` (Gemma 3
+#: 270M on its own traces, P <= 256, with per-node statistics) and ``smollm2-t07-p1024`` (SmolLM2's trees at
+#: T = 0.7, at answer positions of its traces sampled at 0.7, P <= 1024); each file says how many contexts it holds.
 BUNDLED = {"smollm2": BUNDLED_RESULTS, "smollm2-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-p1024.npz"),
-           "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz")}
+           "gemma3": BUNDLED_RESULTS.with_name("realtrees-gemma3.npz"),
+           "smollm2-t07-p1024": BUNDLED_RESULTS.with_name("realtrees-smollm2-t07-p1024.npz")}
 _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offset": np.int32,
                 "trace_top1": np.float64, "seconds": np.float64, "evaluated": np.int32, "passes": np.int32}
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
@@ -141,6 +146,17 @@ class RealTrees(Result):
         return [s["name"] for s in self.meta["sources"]]
 
     @property
+    def temperatures(self) -> list[float]:
+        """The temperature of each source's trees (:func:`tree_temperatures`)."""
+        return tree_temperatures(self.meta)
+
+    @property
+    def temperature(self) -> float | None:
+        """The trees' temperature when every source's is the same (else None)."""
+        t = set(self.temperatures)
+        return t.pop() if len(t) == 1 else None
+
+    @property
     def pmax(self) -> int:
         """Nodes per context: accepted(P) is known for P = 1 .. pmax."""
         return int(self.meta["P"])
@@ -192,6 +208,26 @@ class RealTrees(Result):
             cols["contexts"] += [n] * P.size
         cols["model"] = [model] * len(cols["P"])
         return cols
+
+
+def tree_temperatures(meta: dict) -> list[float]:
+    """The temperature each source's trees were expanded at: the results' ``temperature`` when they record one,
+    else (older files, or sources of different temperatures) each source trace's recorded temperature.
+
+    Parameters
+    ----------
+    meta : dict
+        A results file's metadata.
+
+    Returns
+    -------
+    list of float
+        One per source.
+    """
+    t = meta.get("temperature")
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return [float(t)] * len(meta["sources"])
+    return [float(src.get("temperature", 1.0)) for src in meta["sources"]]
 
 
 def save_realtrees(res: RealTrees, path) -> None:
@@ -261,6 +297,9 @@ def _read_meta(raw: dict, where: str) -> dict:
     if (not isinstance(sources, list) or not sources
             or not all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in sources)):
         raise BrwError(f"{where}: field 'meta' needs sources, a non-empty list of objects with a string 'name'")
+    temps = [meta.get("temperature", 1.0)] + [x.get("temperature", 1.0) for x in sources]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0 for t in temps):
+        raise BrwError(f"{where}: field 'meta' has a temperature that is not a finite number > 0")
     return meta
 
 

@@ -9,7 +9,9 @@ Two modes, both writing the trace format of :mod:`brw.traces`:
   first is recorded with the token the text actually has next.
 
 Full-vocabulary statistics (entropy, sum p (log p)^2, the mass outside the top k) are computed on the device,
-in float64, from the raw logits (:func:`brw.real.models.next_token_stats`). Prompts are batched (left padding,
+in float64, from the raw logits (:func:`brw.real.models.next_token_stats`); ``moments_at`` (``brw record
+--moments-at 0.5,0.7``) adds, per row, the entropy and second log-moment of the row's distribution tempered to each
+of those temperatures, from the same float64 logits in the same pass (the text sampled is the same as without). Prompts are batched (left padding,
 explicit position ids, a KV cache: :class:`brw.real.models.Decoder`). Models are loaded by
 :func:`brw.real.models.load_model`.
 
@@ -42,9 +44,11 @@ from brw.errors import BrwError, clip
 from brw.files import check_output, write_npz
 from brw.real.models import LoadedModel
 from brw.progress import Progress
-from brw.traces import BRANCH_MODE, Trace, id_dtype, make_trace, save_trace
+from brw.spec import check_temperature
+from brw.traces import BRANCH_MODE, MAX_MOMENTS, Trace, id_dtype, make_trace, save_trace
 
-__all__ = ["record_sampled", "record_teacher_forced", "record", "record_branches", "check_settings", "read_prompts",
+__all__ = ["record_sampled", "record_teacher_forced", "record", "record_branches", "check_settings", "check_moments_at",
+           "read_prompts",
            "read_texts", "encode_prompts", "encode_texts", "branch_points", "DEFAULT_K", "MODES", "BRANCH_MODE"]
 
 DEFAULT_K = 64
@@ -178,9 +182,10 @@ def _batch_seed(seed: int, batch: int) -> int:
     return int(np.random.SeedSequence([seed, batch]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def _empty_rows():
-    return {"top_logp": [], "top_ids": [], "entropy": [], "log_moment2": [], "tail_mass": [], "taken": [],
+def _empty_rows(moments: bool = False):
+    rows = {"top_logp": [], "top_ids": [], "entropy": [], "log_moment2": [], "tail_mass": [], "taken": [],
             "taken_logp": [], "context": [], "offset": []}
+    return {**rows, "entropy_at": [], "log_moment2_at": []} if moments else rows
 
 
 def _append(rows, stats: models.NextTokenStats, taken, sel, contexts, offsets):
@@ -192,17 +197,17 @@ def _append(rows, stats: models.NextTokenStats, taken, sel, contexts, offsets):
 
 
 def _sampled_batch(lm: LoadedModel, prompts: list[list[int]], first_context: int, *, tokens: int,
-                   temperature: float, k: int, seed: int, eos: set[int], pad: int, on_token=None):
+                   temperature: float, k: int, seed: int, eos: set[int], pad: int, on_token=None, moments_at=()):
     """Sample up to ``tokens`` tokens after each prompt; return (rows, contexts as id lists)."""
     B = len(prompts)
     gen = models.generator(lm.device, seed)
-    rows = _empty_rows()
+    rows = _empty_rows(bool(moments_at))
     answers = [[] for _ in range(B)]
     done = [False] * B
     with models.inference():
         dec = models.Decoder(lm.model, prompts, pad, lm.device)
         for _ in range(tokens):
-            stats = models.next_token_stats(dec.logits, k, temperature)
+            stats = models.next_token_stats(dec.logits, k, temperature, moments_at)
             nxt = models.sample(stats.logprobs, gen)
             nxt_l = nxt.cpu().tolist()
             sel = [i for i in range(B) if not done[i]]
@@ -222,9 +227,9 @@ def _sampled_batch(lm: LoadedModel, prompts: list[list[int]], first_context: int
 
 
 def _teacher_batch(lm: LoadedModel, texts: list[list[int]], first_context: int, *, temperature: float, k: int,
-                   pad: int, chunk: int = 256, on_token=None):
+                   pad: int, chunk: int = 256, on_token=None, moments_at=()):
     """Every position of each text (right padded, one pass), with the token that follows it."""
-    rows = _empty_rows()
+    rows = _empty_rows(bool(moments_at))
     with models.inference():
         ids, mask = models.right_padded(texts, pad, lm.device)
         logits, _ = models.forward(lm.model, ids, attention_mask=mask, use_cache=False)
@@ -232,7 +237,7 @@ def _teacher_batch(lm: LoadedModel, texts: list[list[int]], first_context: int, 
             n = len(t) - 1
             for s0 in range(0, n, chunk):
                 s1 = min(n, s0 + chunk)
-                stats = models.next_token_stats(logits[i, s0:s1], k, temperature)
+                stats = models.next_token_stats(logits[i, s0:s1], k, temperature, moments_at)
                 _append(rows, stats, t[s0 + 1:s1 + 1], list(range(s1 - s0)), [first_context + i] * (s1 - s0),
                         list(range(s0 + 1, s1 + 1)))
             if on_token:
@@ -263,7 +268,7 @@ def _read_part(path: Path) -> dict:
 
 
 def check_settings(out, *, mode: str, tokens: int = 200, temperature: float = 1.0, k: int = DEFAULT_K,
-                   batch: int = 8, seed: int = 0, max_len: int | None = None) -> Path:
+                   batch: int = 8, seed: int = 0, max_len: int | None = None, moments_at=None) -> Path:
     """Check a recording's settings before anything is loaded (no model, no torch): what :func:`record` and
     the command line run first, so that a mistake shows at once.
 
@@ -271,7 +276,7 @@ def check_settings(out, *, mode: str, tokens: int = 200, temperature: float = 1.
     ----------
     out : str or Path
         The trace file to write (.npz, in a folder that can take it; it must not exist).
-    mode, tokens, temperature, k, batch, seed : as :func:`record` takes them.
+    mode, tokens, temperature, k, batch, seed, moments_at : as :func:`record` takes them.
     max_len : int or None
         The teacher-forced window (:func:`record_teacher_forced`), when there is one.
 
@@ -293,12 +298,36 @@ def check_settings(out, *, mode: str, tokens: int = 200, temperature: float = 1.
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             math.isfinite(temperature) and temperature > 0):
         raise BrwError(f"temperature must be a finite number > 0, got {clip(repr(temperature), 40)}")
+    check_moments_at(moments_at)
     return out
 
 
+def check_moments_at(moments_at) -> list[float]:
+    """The temperatures of ``record``'s ``moments_at``: a list of finite numbers > 0, none twice, at most
+    ``brw.traces.MAX_MOMENTS`` ([] for None), returned sorted.
+
+    Parameters
+    ----------
+    moments_at : sequence of float or None
+
+    Returns
+    -------
+    list of float
+    """
+    if moments_at is None:
+        return []
+    if isinstance(moments_at, (str, bytes)) or not hasattr(moments_at, "__len__"):
+        raise BrwError(f"moments_at must be a list of temperatures, e.g. [0.5, 0.7], got {clip(repr(moments_at), 40)}")
+    temps = [check_temperature(t, "a temperature of moments_at") for t in moments_at]
+    if not temps or len(temps) > MAX_MOMENTS or len(set(temps)) != len(temps):
+        raise BrwError(f"moments_at must list 1 to {MAX_MOMENTS} different temperatures, got {clip(repr(moments_at), 60)}")
+    return sorted(temps)
+
+
 def _check_record(lm: LoadedModel, inputs, out: Path, mode: str, tokens: int, temperature: float, k: int,
-                  batch: int, seed: int) -> None:
-    check_settings(out, mode=mode, tokens=tokens, temperature=temperature, k=k, batch=batch, seed=seed)
+                  batch: int, seed: int, moments_at=None) -> None:
+    check_settings(out, mode=mode, tokens=tokens, temperature=temperature, k=k, batch=batch, seed=seed,
+                   moments_at=moments_at)
     if k > lm.meta["vocab_size"]:
         raise BrwError(f"k = {k} exceeds the model's vocabulary of {lm.meta['vocab_size']}")
     if not inputs:
@@ -336,13 +365,16 @@ def _open_partial(partial: Path, settings: dict) -> None:
                        f"differ); rerun with the same settings to resume it, or delete it to start over")
 
 
-def _merge(partial: Path, nb: int, batch: int, inputs, prompt_lengths, meta: dict, extra: dict, out: Path):
+def _merge(partial: Path, nb: int, batch: int, inputs, prompt_lengths, meta: dict, extra: dict, out: Path,
+           moments_at=()):
     """The trace of all parts, validated; its metadata ``meta``, the positions recorded, then ``extra``."""
     parts = [_read_part(partial / f"part-{b:05d}.npz") for b in range(nb)]
     for b, part in enumerate(parts):
         if int(part["batch_first_context"]) != b * batch:
             raise BrwError(f"{partial}/part-{b:05d}.npz belongs to another batch; delete {partial} and rerun")
-    fields = {key: np.concatenate([p[key] for p in parts]) for key in _empty_rows()}
+    fields = {key: np.concatenate([p[key] for p in parts]) for key in _empty_rows(bool(moments_at))}
+    if moments_at:
+        fields["moments_at"] = np.asarray(moments_at, dtype=np.float64)
     lens = np.concatenate([p["batch_context_lengths"] for p in parts])
     toks = np.concatenate([p["batch_context_tokens"] for p in parts])
     if lens.shape[0] != len(inputs):
@@ -356,8 +388,10 @@ def _recorded_trace(fields: dict, toks, lens, prompt_lengths, meta: dict, out) -
     """The validated trace of recorded rows (``fields``, named as :func:`_empty_rows`) and contexts (their
     tokens concatenated, and lengths), in the format's dtypes; ``meta`` gains the positions recorded."""
     idt = id_dtype(meta["vocab_size"])
+    moments = {key: np.asarray(fields[key], dtype=np.float64) for key in ("moments_at", "entropy_at", "log_moment2_at")
+               if key in fields}
     return make_trace(
-        meta={**meta, "recorded_positions": int(fields["entropy"].size)}, where=f"recording {out}",
+        meta={**meta, "recorded_positions": int(fields["entropy"].size)}, where=f"recording {out}", **moments,
         top_logp=fields["top_logp"].astype(np.float32), top_ids=fields["top_ids"].astype(idt),
         entropy=fields["entropy"].astype(np.float64), log_moment2=fields["log_moment2"].astype(np.float64),
         tail_mass=fields["tail_mass"].astype(np.float64), taken=fields["taken"].astype(idt),
@@ -370,7 +404,8 @@ def _recorded_trace(fields: dict, toks, lens, prompt_lengths, meta: dict, out) -
 
 def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: int = 200,
            temperature: float = 1.0, k: int = DEFAULT_K, batch: int = 8, seed: int = 0,
-           prompt_lengths: list[int] | None = None, meta: dict | None = None, progress: bool = True) -> dict:
+           prompt_lengths: list[int] | None = None, meta: dict | None = None, progress: bool = True,
+           moments_at=None) -> dict:
     """Record a trace from token-id inputs, resumably (see the module docstring).
 
     Parameters
@@ -399,6 +434,11 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
         Extra metadata for the trace.
     progress : bool
         Show a progress bar on a terminal.
+    moments_at : sequence of float or None
+        Temperatures T_j (relative to the recorded distributions): every row also stores the full-vocabulary
+        entropy and second log-moment of its distribution tempered to T_j (the trace's ``moments_at``,
+        ``entropy_at``, ``log_moment2_at``), from the same logits in the same pass; the sampled text is the
+        same as without them.
 
     Returns
     -------
@@ -409,7 +449,8 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
     from brw._version import __version__
 
     out = Path(out)
-    _check_record(lm, inputs, out, mode, tokens, temperature, k, batch, seed)
+    _check_record(lm, inputs, out, mode, tokens, temperature, k, batch, seed, moments_at)
+    moments_at = check_moments_at(moments_at)
     eos, pad = _eos_and_pad(lm)
     settings = {
         "mode": mode, "tokens": tokens if mode == "sampled" else None, "temperature": temperature, "k": k,
@@ -417,6 +458,7 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
         "model": {key: lm.meta.get(key) for key in ("model_sha256", "model_fingerprint")},
         "inputs_sha256": hashlib.sha256(json.dumps(inputs).encode()).hexdigest(),
         "torch": models.torch_version(),
+        **({"moments_at": moments_at} if moments_at else {}),
     }
     partial = Path(str(out) + ".partial")
     _open_partial(partial, settings)
@@ -433,10 +475,11 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
             chunk = inputs[b * batch:(b + 1) * batch]
             if mode == "sampled":
                 rows, contexts = _sampled_batch(lm, chunk, b * batch, tokens=tokens, temperature=temperature, k=k,
-                                                seed=_batch_seed(seed, b), eos=eos, pad=pad, on_token=bar.update)
+                                                seed=_batch_seed(seed, b), eos=eos, pad=pad, on_token=bar.update,
+                                                moments_at=moments_at)
             else:
                 rows, contexts = _teacher_batch(lm, chunk, b * batch, temperature=temperature, k=k, pad=pad,
-                                                on_token=bar.update)
+                                                on_token=bar.update, moments_at=moments_at)
             arrays = _part_arrays(rows, contexts, b * batch)
             recorded += arrays["entropy"].shape[0]
             write_npz(partial / f"part-{b:05d}.npz", arrays, compressed=False)
@@ -444,9 +487,9 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
 
     # Merge, validate, write whole, then drop the parts.
     full_meta = {**lm.meta, "temperature": temperature, "mode": mode, "k": k, "seed": seed, "batch": batch,
-                 "tokens": tokens if mode == "sampled" else None}
+                 "tokens": tokens if mode == "sampled" else None, **({"moments_at": moments_at} if moments_at else {})}
     extra = {"brw_version": __version__, **(meta or {})}
-    trace = _merge(partial, nb, batch, inputs, prompt_lengths, full_meta, extra, out)
+    trace = _merge(partial, nb, batch, inputs, prompt_lengths, full_meta, extra, out, moments_at)
     save_trace(trace, out)
     shutil.rmtree(partial, ignore_errors=True)
     return {"file": str(out), "positions": trace.positions, "contexts": trace.contexts, "mu": trace.mu,

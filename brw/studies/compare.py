@@ -28,7 +28,13 @@ folds' predictions weighted by their real contexts, so that it predicts the same
 ``folds=1`` fits every law to the whole trace (in sample).
 
 "all" pools the genres: the real curve over every context, the predictions averaged with the genres'
-context counts as weights. ``compare`` returns a :class:`Comparison`; ``brw compare`` prints its table
+context counts as weights.
+
+Temperature (theory.md section 7b): real trees expanded at T (``brw realtree --temperature``, the results' ``temperature``)
+are set only beside laws at the same T: a law fitted to a trace recorded at T_r and tempered by T' (``T`` here,
+``,T=`` on every spec) is at T_r T'. ``traces`` fits a genre's laws to another trace than the one its trees were
+expanded from (the same prompts, as sims/record_traces.py records at every temperature: context c is prompt c, so
+the K folds still hold out the same generations); the root adjustment keeps the trees' own trace. ``compare`` returns a :class:`Comparison`; ``brw compare`` prints its table
 (``brw.tables.compare``) and draws its figure (``brw.figures.compare``).
 """
 
@@ -46,6 +52,7 @@ from brw.limits import require
 from brw.progress import Progress
 from brw.real.realtree import root_adjusted_mean, trace_name
 from brw.results import Result
+from brw.spec import check_temperature, temperature_text
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
 
@@ -218,9 +225,9 @@ def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
 
 
-def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int) -> dict:
+def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int, T: float = 1.0) -> dict:
     """Every simulated law of a genre, fitted to its trace without fold ``fold`` of ``folds`` (None: the
-    whole trace): each simulator's key -> the law (gemmix as a fitted law, the others as specs)."""
+    whole trace) and tempered by T: each simulator's key -> the law (gemmix fitted to the tempered trace)."""
     from brw.laws.fitted import fit_gemmix
     from brw.laws import parse_law
 
@@ -232,13 +239,13 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
              "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
              "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}",
              "prefix": f"prefix:trace={name}{greedy}{hold}"}
-    laws = {key: parse_law(spec) for key, spec in specs.items()}
+    laws = {key: parse_law(spec + temperature_text(T)) for key, spec in specs.items()}
     laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
     return laws
 
 
 def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, replicates: int, seed: int,
-           folds: int, tick=lambda: None) -> Genre:
+           folds: int, root=None, tick=lambda: None) -> Genre:
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
     the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
     from brw import theory
@@ -263,7 +270,7 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, 
         tick()  # one fold of one genre done (its progress)
     m, se = _mean(real)
     trace = whole["empirical"]
-    adj, adj_se = root_adjusted_mean(real, rows, trace.trace, folds)
+    adj, adj_se = root_adjusted_mean(real, rows, trace.trace if root is None else root, folds)
     return Genre(contexts=int(real.shape[0]), mu=trace.mu, mu2=trace.mu2, real=m, real_stderr=se, predictions=pred,
                  real_adjusted=adj, real_adjusted_stderr=adj_se,
                  laws={m: str(whole[m]) for m in SIMULATORS},
@@ -298,8 +305,45 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
                  real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2))
 
 
+def _law_traces(res, names: list, own: dict, traces: dict | None, T: float) -> tuple[dict, dict]:
+    """Each genre's law trace, checked: (genre -> trace name, genre -> the trees' own trace where the laws'
+    differs, for the root adjustment). A law at another temperature than its real trees is refused."""
+    from brw.laws.trace import TraceLaw
+    from brw.traces import load_trace
+
+    traces = dict(traces or {})
+    unknown = sorted(set(traces) - set(res.sources))
+    if unknown:
+        raise BrwError(f"traces names genres {', '.join(map(repr, unknown))} that the real trees do not have "
+                       f"({', '.join(res.sources)})")
+    out, roots = {}, {}
+    for name in names:
+        t_trees = res.temperatures[res.sources.index(name)]
+        source = traces.get(name, own[name])
+        trace = load_trace(source)
+        t_law = float(trace.meta.get("temperature", 1.0)) * T
+        if not math.isclose(t_law, t_trees, rel_tol=1e-9):
+            raise BrwError(f"the real trees of {name!r} are at T={t_trees:g} but laws fitted to trace {source!r} "
+                           f"(recorded at T={t_law / T:g}) tempered by T={T:g} are at T={t_law:g}: temper them "
+                           f"to match (T={t_trees / (t_law / T):g})")
+        if source != own[name]:
+            mine = load_trace(own[name])
+            t_own = float(mine.meta.get("temperature", 1.0))
+            same = trace.contexts == mine.contexts and all(
+                np.array_equal(trace.context_ids(c)[:trace.prompt_lengths[c]], mine.context_ids(c)[:mine.prompt_lengths[c]])
+                for c in range(trace.contexts))
+            if not same:
+                raise BrwError(f"trace {source!r} does not hold the prompts of {own[name]!r} context by context: "
+                               f"the K folds would not hold out the same generations")
+            # the roots' statistics at the trees' temperature: the trees' own trace, tempered as the laws are
+            roots[name] = TraceLaw(own[name], T=t_trees / t_own).trace if t_trees != t_own else mine
+        out[name] = source
+    return out, roots
+
+
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
-            at=None, folds: int = 4, progress: bool = False) -> Comparison:
+            at=None, folds: int = 4, T: float = 1.0, traces: dict | None = None,
+            progress: bool = False) -> Comparison:
     """Real optimal trees against every model of the verifier, per genre and pooled.
 
     Parameters
@@ -319,6 +363,12 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         P values of the table (1..the real trees' Pmax); by default those of ``DEFAULT_AT`` up to Pmax.
     folds : int, optional
         K of the K-fold scoring over recorded generations (1: every law fitted to the whole trace, in sample).
+    T : float, optional
+        Temper every law by T (``,T=`` on its spec). The laws' temperature (their trace's recorded one times T)
+        must be the real trees' (else a BrwError says which T matches).
+    traces : dict, optional
+        Genre -> the trace its laws are fitted to (a bundled name or a file), when not the trace its real trees
+        were expanded from; it must hold the same prompts, context by context.
     progress : bool, optional
         Show progress on stderr, a fold of a genre at a time (``brw.progress``).
 
@@ -346,9 +396,10 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     if any(p < 1 or p > pmax for p in at):
         raise BrwError(f"at values must lie in 1..{pmax} (the real trees' Pmax), got {clip(repr(at), 60)}")
     names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
-    traces = {name: trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
+    own = {name: trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
+    law_traces, roots = _law_traces(res, names, own, traces, check_temperature(T))
     # every fitted law is built once (and its regimes and components checked) before any simulation
-    fits = {name: {fold: _fitted_laws(traces[name], regimes, components, fold, folds)
+    fits = {name: {fold: _fitted_laws(law_traces[name], regimes, components, fold, folds, T)
                    for fold in (None, *(range(folds) if folds > 1 else ()))} for name in names}
     genres = {}
     hint = "fewer replicates (--replicates 200; the default is 2000), or --folds 1 (every law fitted once)"
@@ -358,7 +409,8 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
             if name in names:
                 sel = res.arrays["source"] == j
                 genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel],
-                                      res.arrays["row"][sel], replicates, seed, folds, tick=bar.update)
+                                      res.arrays["row"][sel], replicates, seed, folds, roots.get(name),
+                                      tick=bar.update)
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:

@@ -39,6 +39,7 @@ from brw._version import __version__
 from brw.errors import BrwError, clip
 from brw.results import Result
 from brw.studies.theory_check import FIT_FROM as THEORY_FIT_FROM, FULL as THEORY_FULL
+from brw.studies.temperature import AT as TEMPERATURE_AT, GENRES as TEMPERATURE_GENRES, TEMPERATURES
 
 __all__ = ["reproduce", "Reproduction", "Outcome", "Step", "STEPS", "Settings", "FULL", "QUICK", "COST_CURVE",
            "ROOFLINE", "REPORT", "RESULTS"]
@@ -75,6 +76,7 @@ class Settings:
     compare_models: int | None = None  # real models compared (None: every bundled one; the default verifier first)
     sweep_workers: int | None = None  # brw.sweep's workers (None: its default; 1: every point in this process)
     traces: tuple | None = None  # bundled traces summarised (None: every one)
+    temperature: dict = field(default_factory=dict)  # keywords of brw.studies.temperature.temperature_sweep
 
 
 FULL = Settings(
@@ -82,7 +84,8 @@ FULL = Settings(
     bound_laws=("dirichlet:alpha=0.5,k=8", "zipf:s=1.1,k=50000", "trace:code", "trace:chat"),
     policy_laws=("trace:code", "trace:chat"), policy_log2=8, policy_replicates=400,
     compare_nodes=256 * 256, compare_min_replicates=64, compare_folds=4, speed_replicates=400, bootstrap=1000,
-    bench=dict(pmax=20_000, replicates=4, reference_nodes=2_000, repeats=2))
+    bench=dict(pmax=20_000, replicates=4, reference_nodes=2_000, repeats=2),
+    temperature=dict(genres=TEMPERATURE_GENRES, temperatures=TEMPERATURES, at=TEMPERATURE_AT, replicates=2000))
 #: A smoke check of every step: a deterministic, a random and a recorded law (the cheapest of each kind), P to
 #: 128 (the theory check's least: twice the P where its slope fit starts), a few trees, one real model in sample
 #: and its three traces, every sweep point in this process (no worker processes, each of which would compile
@@ -94,7 +97,8 @@ QUICK = Settings(
     policy_laws=("trace:code",), policy_log2=4, policy_replicates=8,
     compare_nodes=4 * 256, compare_min_replicates=4, compare_folds=1, speed_replicates=8, bootstrap=50,
     bench=dict(pmax=200, replicates=2, reference_nodes=50, repeats=1), check_traces=0, compare_models=1,
-    sweep_workers=1, traces=("code", "math", "chat"))
+    sweep_workers=1, traces=("code", "math", "chat"),
+    temperature=dict(genres=("code",), temperatures=(0.5, 1.0), at=(16, 64), replicates=32, prefix=False))
 #: Drafting policies scored on the simulated trees (figure of policies; the two Sequoia trees for Sequoia's).
 POLICIES = ("chain", "chains:k=4", "kary:k=2", "medusa", "sequoia", "sequoia:depth=6", "specexec:sigma=1",
             "eagle2:k=4,d=6,sigma=1")
@@ -251,6 +255,8 @@ class _Run:
             for n, p in BUNDLED.items():
                 if Path(p).is_file():
                     res = load_realtrees(n)
+                    if res.temperature != 1.0:  # trees at other temperatures: the temperature step
+                        continue
                     model = res.meta.get("model")
                     if model not in deepest or res.pmax > deepest[model][1]:
                         deepest[model] = (n, res.pmax)
@@ -730,6 +736,81 @@ def _bench(run: _Run) -> Outcome:
                           "thread unless the column says otherwise."])
 
 
+# --------------------------------------------------------------------------------------------------------
+# 10. accepted(P) against the sampling temperature
+
+
+#: How far the theory may be from the simulated i.i.d. walk and still count as following it.
+TEMPERATURE_TOLERANCE = 0.05
+
+
+def _temperature(run: _Run) -> Outcome:
+    from brw import figures
+    from brw.studies.temperature import temperature_sweep
+
+    sw = temperature_sweep(**run.s.temperature, seed=SEED)
+    brk = sw.breakdown(TEMPERATURE_TOLERANCE)
+    paths = figures.temperature(sw, run.paths("temperature"))
+    T, P = list(sw.temperatures), list(sw.P)
+    rows = []
+    for g in sw.genres:
+        c, st = sw.curves[g], sw.stats[g]
+        for i, t in enumerate(T):
+            row = [g, t, st["mu"][i], st["top1"][i], st["near_deterministic"][i]]
+            for j in range(len(P)):
+                row += [c["prefix"][i][j], c["iid"][i][j], brk[g]["asymptotic"]["errors"][i][j],
+                        brk[g]["renewal_bound"]["errors"][i][j]]
+            rows.append(row)
+    top, hi = len(P) - 1, T.index(1.0) if 1.0 in T else len(T) - 1
+    lo = T.index(0.7) if 0.7 in T else 0
+    key = "prefix" if np.all(np.isfinite(np.asarray(sw.curves[sw.genres[0]]["prefix"], dtype=float))) else "iid"
+    at1 = [sw.curves[g][key][hi][top] for g in sw.genres]
+    at07 = [sw.curves[g][key][lo][top] for g in sw.genres]
+    atmin = [sw.curves[g][key][0][top] for g in sw.genres]
+    stops = {p: [brk[g]["asymptotic"]["stops_at"][p] for g in sw.genres] for p in P}
+    highest = {p: max((t for t in v if t is not None), default=None) for p, v in stops.items()}
+    worst = {p: max(abs(brk[g]["asymptotic"]["errors"][i][j]) for g in sw.genres for i in range(len(T)))
+             for j, p in enumerate(P)}
+    numbers = {"P_top": P[-1], "T_low": T[lo], "T_high": T[hi], "T_min": T[0], "law": key,
+               "at_high": at1, "at_low": at07, "at_min": atmin, "asymptotic_off_below": highest,
+               "asymptotic_worst": worst, "tolerance": TEMPERATURE_TOLERANCE,
+               "mu_high": [sw.stats[g]["mu"][hi] for g in sw.genres], "mu_min": [sw.stats[g]["mu"][0] for g in sw.genres],
+               "top1_min": [sw.stats[g]["top1"][0] for g in sw.genres]}
+    law = "recorded-prefix law" if key == "prefix" else "i.i.d. walk"
+    caption = (f"Tempering the traces' laws from T = {T[hi]:g} to {T[lo]:g} raises the simulated optimum of the "
+               f"{law} at P = {P[-1]} from {_span(min(at1), max(at1), '.2f')} to "
+               f"{_span(min(at07), max(at07), '.2f')} tokens per step across genres"
+               + (f", and at T = {T[0]:g} to {_span(min(atmin), max(atmin), '.1f')}" if lo > 0 else "")
+               + f" (P = {P[-1]} is the T = 0 limit), as mu falls from "
+               f"{_span(min(numbers['mu_high']), max(numbers['mu_high']), '.2f')} to "
+               f"{_span(min(numbers['mu_min']), max(numbers['mu_min']), '.3f')} nats. ")
+    off = [p for p in P if highest[p] is not None]
+    if off:
+        caption += ("The sharp asymptotic of the tempered i.i.d. walk is off its simulation by more than "
+                    f"{TEMPERATURE_TOLERANCE:.0%} at " + ", ".join(f"P = {p} for T <= {highest[p]:g}" for p in off)
+                    + f" (at worst {max(worst[p] for p in off):.0%}), and within it elsewhere on the grid.")
+    else:
+        caption += (f"The sharp asymptotic of the tempered i.i.d. walk stays within {TEMPERATURE_TOLERANCE:.0%} of "
+                    f"its simulation at every P and T <= 1 of the grid (at worst {max(worst.values()):.1%}).")
+    reals = [(g, r) for g in sw.genres for r in sw.real.get(g, []) if r["T"] != 1.0 and r["accepted"][top] is not None]
+    numbers["real"] = [{"genre": g, "T": r["T"], "accepted": r["accepted"][top], "stderr": r["stderr"][top]}
+                       for g, r in reals]
+    if reals:
+        caption += " Real optimal trees at " + "; ".join(
+            f"T = {r['T']:g} ({g}): {r['accepted'][top]:.2f} +- {r['stderr'][top]:.2f}" for g, r in reals) + \
+            f" at P = {P[-1]}."
+    notes = [f"{sw.replicates} simulated trees per law and temperature (seed {sw.seed}); the i.i.d. walk is "
+             "`trace:GENRE,T=...`, the recorded-prefix law `prefix:trace=GENRE,greedy=GENRE-greedy,T=...`, the T = 1 "
+             "traces tempered exactly (theory.md section 7b); theory of the tempered i.i.d. law.",
+             "Relative errors of the theory are against the simulated i.i.d. walk, the walk the theory describes; "
+             "top1: the mean top probability of a tempered row; p <= 0.05: the spine's share of steps of at most "
+             "0.05 nats (the verifier's top token at >= 95%)."]
+    columns = ["genre", "T", "mu(T)", "top1", "p <= 0.05"] + [
+        x for p in P for x in (f"P = {p} prefix", f"P = {p} i.i.d.", f"P = {p} asymptotic", f"P = {p} renewal")]
+    formats = ["s", "g", ".3f", ".3f", ".3f"] + [x for _ in P for x in (".3f", ".3f", "+.1%", "+.1%")]
+    return Outcome(_rel(paths, run), caption, columns, formats, rows, numbers, notes)
+
+
 def _model(name) -> str:
     """A model's name without its file's details: ``SmolLM2-135M-Instruct (Q4_1 GGUF ...)`` -> ``SmolLM2-135M-Instruct``."""
     return str(name).split(" (")[0] if name else "the verifier"
@@ -756,6 +837,7 @@ STEPS = [
     Step("sequoia", "Sequoia's optimum against the frontier", _sequoia),
     Step("speedup", "Tokens per second against P: the optimal P for a measured cost and a roofline", _speed),
     Step("bench", "The benchmark: brw's kernels beside the reference and the floor", _bench),
+    Step("temperature", "accepted(P) against the sampling temperature, to the greedy limit", _temperature),
 ]
 
 

@@ -156,6 +156,55 @@ cli("compare-results-schema-text", f"compare --results {RESULTS}",
     results_file({**F.results_arrays(), "schema_version": np.array("1")}))
 cli("compare-results-schema-vector", f"compare --results {RESULTS}",
     results_file({**F.results_arrays(), "schema_version": np.array([1, 1])}))
+# Temperature (issue 24): a bad T wherever a law takes one, a law that cannot take it, a temperature that is not
+# one, real trees at one temperature beside laws at another, moments at bad temperatures.
+for bad in ("0", "-0.7", "nan", "inf", "-inf", "warm", "", "1e999"):
+    cli(f"frontier-T-{bad or 'empty'}", ["frontier", "--law", f"{LAW},T={bad}", "--P", "8"], says=["T="])
+    cli(f"theory-trace-T-{bad or 'empty'}", ["theory", "--law", f"trace:chat,T={bad}", "--at", "1,8"], says=["T="])
+cli("frontier-T-twice", ["frontier", "--law", f"{LAW},T=0.5,T=0.7", "--P", "8"], says=["'T' given twice"])
+cli("frontier-gem-T-above-1", "frontier --law gem:theta=2,T=1.5 --P 8", says=["T=1.5"])
+cli("frontier-trace-T-above-1", "frontier --law trace:code,T=1.5 --P 8", says=["T=1.5"])
+cli("theory-gemmix-T-above-1", "theory --law gemmix:s=0.5,theta=2,w=1,T=2 --at 1,8", says=["T=2"])
+cli("policies-drafter-gem-T-above-1", "policies --law dirichlet:alpha=0.5,k=8 --P 8 "
+    "--policies specexec:q=(gem:theta=2,T=3)", says=["T=3"])
+cli("compare-laws-T-beside-trees-T1", "compare --temperature 0.7 --replicates 4", says=["T=0.7", "T=1"])
+for bad in ("0", "-1", "nan", "inf", "warm"):
+    cli(f"compare-temperature-{bad}", ["compare", "--temperature", bad, "--replicates", "4"], says=["temperature"]
+        if bad == "warm" else ["T"])
+    cli(f"realtree-temperature-{bad}", ["realtree", "--trace", "code", "--contexts", "1", "--P", "4", "--out", "r.npz",
+                                        "--temperature", bad], says=["temperature"])
+    cli(f"record-moments-at-{bad}", ["record", "--prompts", "p.txt", "--tokens", "2", "--out", "t.npz",
+                                     "--moments-at", f"0.5,{bad}"], {"p.txt": b"Hello\n"}, says=["moments"])
+_meta = json.loads(str(F.results_arrays()["meta"]))
+cli("compare-trees-T07-beside-traces-T1", f"compare --results {RESULTS} --replicates 4",
+    results_file({**F.results_arrays(), "meta": np.array(json.dumps({**_meta, "temperature": 0.7}))}),
+    says=["T=0.7", "T=1"])
+cli("compare-trees-T-text", f"compare --results {RESULTS} --replicates 4",
+    results_file({**F.results_arrays(), "meta": np.array(json.dumps({**_meta, "temperature": "hot"}))}),
+    says=["temperature"])
+cli("compare-traces-unknown-genre", "compare --traces poetry=chat --replicates 4", says=["poetry"])
+cli("compare-traces-other-prompts", "compare --traces code=math --replicates 4", says=["prompts"])
+cli("record-branches-moments-at", "record --branches code --moments-at 0.5 --out t.npz", says=["--moments-at"])
+api("api-tempered-0", f"brw.parse_law({LAW!r}).tempered(0)", says=["T"])
+api("api-tempered-text", f"brw.parse_law({LAW!r}).tempered('0.5')", says=["T"])
+api("api-gem-tempered-2", "brw.parse_law('gem:theta=2').tempered(2)", says=["T=2"])
+api("api-bounds-T-nan", "brw.theory.bounds('trace:chat', [8], T=float('nan'))", says=["T"])
+api("api-compare-T-0", "from brw.studies import compare\ncompare.compare(T=0)", says=["T"])
+api("api-realtrees-temperature-inf", "from brw.real import expansion\nexpansion.realtrees('code', 'r.npz', "
+    "contexts=1, pmax=4, temperature=float('inf'))", says=["temperature"])
+for name, change in [("negative", lambda a: a["moments_at"].__setitem__(0, -0.5)),
+                     ("unsorted", lambda a: a.__setitem__("moments_at", a["moments_at"][::-1].copy())),
+                     ("nan-entropy", lambda a: a["entropy_at"].__setitem__((0, 0), np.nan)),
+                     ("shape", lambda a: a.__setitem__("entropy_at", a["entropy_at"][:, :1].copy())),
+                     ("alone", lambda a: a.pop("log_moment2_at")),
+                     ("jensen", lambda a: a["log_moment2_at"].__setitem__((0, 0), 0.0))]:
+    _t = F.trace_arrays()
+    _n = _t["entropy"].shape[0]
+    _t.update(moments_at=np.array([0.5, 0.7]), entropy_at=np.tile(_t["entropy"][:, None] * 0.5, (1, 2)),
+              log_moment2_at=np.tile(_t["log_moment2"][:, None], (1, 2)) + 1.0)
+    change(_t)
+    cli(f"trace-info-moments-{name}", f"trace-info {TRACE}", trace_file(_t),
+        says=[{"alone": "set of three", "nan-entropy": "entropy_at", "shape": "entropy_at"}.get(name, "moment")])
 cli("import-logprobs-nested-1e5", "import-logprobs lp.json --vocab-size 100 --out t.npz",
     logprobs_file(F.nested_json(100000)))
 cli("import-logprobs-nested-object-1e5", "import-logprobs lp.json --vocab-size 100 --out t.npz",
