@@ -19,13 +19,24 @@ own prefix was recorded, along the sampled text or, for the bundled traces, the 
 it, takes that row; any other draws as in ``run``).
 
 Beside the plain real mean, the root-adjusted one (``brw.real.realtree.root_adjusted_mean``) corrects it for the luck
-of which answer positions were drawn as roots, and every prediction is also scored against it.
+of which answer positions were drawn as roots, and every prediction is also scored against it. Its control
+variates are each root's recorded statistics and, where the trace's greedy branches are bundled, its greedy
+continuation's (``brw.real.realtree.greedy_covariates``), known for every answer position.
 
 Out of sample: with ``folds`` = K >= 2 the recorded generations (a trace's contexts) fall into K folds
 (generation g in fold g % K); the real trees whose context lies in fold j are predicted by laws fitted to the
 trace without fold j (the ``holdout=j/K`` field of every trace-fitted law), and a genre's prediction is the
 folds' predictions weighted by their real contexts, so that it predicts the same contexts as the real mean.
 ``folds=1`` fits every law to the whole trace (in sample).
+
+Every fold's simulations draw from their own random streams: fold k of genre g (g the genre's place among the
+results' sources) runs ``frontier(law, pmax, replicates, fold_seed(seed, g, k))``, whose seed is derived from
+``SeedSequence(seed, spawn_key=(g, k))`` (:func:`fold_seed`), so the folds' (and the genres') predictions are
+independent and each fold can be replayed alone with ``brw frontier --seed``. A genre's prediction is
+sum_k w_k v_k with standard error sqrt(sum_k w_k^2 se_k^2), right because the folds are independent
+(``sims/seed_check.py`` checks it against the spread over seeds). Every relative error (prediction - real) /
+real carries a 95% interval combining the prediction's standard error and the real curve's (plain or
+adjusted), by the delta method: rel +- 1.96 sqrt((se_pred / real)^2 + (pred se_real / real^2)^2).
 
 "all" pools the genres: the real curve over every context, the predictions averaged with the genres'
 context counts as weights. ``compare`` returns a :class:`Comparison`; ``brw compare`` prints its table
@@ -43,10 +54,13 @@ from brw._version import __version__
 from brw.checks import whole_number
 from brw.errors import BrwError, clip
 from brw.limits import require
-from brw.real.realtree import root_adjusted_mean, trace_name
+from brw.real.realtree import (GREEDY_COVARIATES, ROOT_COVARIATES, greedy_covariates, root_adjusted_mean,
+                               trace_name)
 from brw.results import Result
+from brw.traces import BUNDLED as BUNDLED_TRACES, load_trace
 
-__all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
+__all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT", "fold_seed",
+           "fit_laws", "simulate", "relative_errors", "Z95"]
 
 #: Every model of the verifier, by its key in the results, with its label in tables and figures.
 MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptotic",
@@ -65,6 +79,8 @@ MAX_FOLDS = 40
 SLOPE_FROM = 64
 #: P of the table unless asked otherwise.
 DEFAULT_AT = (1, 4, 16, 64, 256, 1024)
+#: The normal quantile of two-sided 95% intervals.
+Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,9 @@ class Genre:
     ``predictions[m]`` is (accepted, stderr) for each key of ``MODELS``; theory has no standard error (0).
     ``laws`` holds each simulated law's spec as fitted to the whole trace (with K folds, fold j's law adds
     ``holdout=j/K`` to it; gemmix is refitted per fold). A pooled genre has no law of its own: mu and mu2 are
-    NaN, ``laws`` and ``entropy_autocorrelation`` empty.
+    NaN, ``laws`` and ``entropy_autocorrelation`` empty. ``fold_seeds`` and ``fold_weights`` map each fold (0 in
+    sample) to the seed of its simulations (:func:`fold_seed`) and its share of the real contexts;
+    ``adjustment`` names the adjusted real mean's covariates.
     """
 
     contexts: int
@@ -90,6 +108,9 @@ class Genre:
     real_slope: tuple = (math.nan, math.nan)
     real_adjusted: np.ndarray | None = None
     real_adjusted_stderr: np.ndarray | None = None
+    adjustment: tuple = ()
+    fold_seeds: dict = field(default_factory=dict)
+    fold_weights: dict = field(default_factory=dict)
 
     def to_dict(self, at, curves: bool = True) -> dict:
         """Values at the P in ``at``, relative errors (prediction - real) / real, and whole curves if asked."""
@@ -98,11 +119,15 @@ class Genre:
         d = {"contexts": self.contexts, "mu": self.mu, "mu2": self.mu2, "laws": self.laws,
              "entropy_autocorrelation": self.entropy_autocorrelation,
              "entropy_after_surprisal": self.entropy_after_surprisal, "gemmix_mu2": self.gemmix_mu2,
-             "real": real.tolist(), "real_stderr": self.real_stderr[idx].tolist()}
+             "real": real.tolist(), "real_stderr": self.real_stderr[idx].tolist(),
+             "fold_seeds": {str(k): v for k, v in self.fold_seeds.items()},
+             "fold_weights": {str(k): v for k, v in self.fold_weights.items()}}
+        real_se = self.real_stderr[idx]
         adjusted = self.real_adjusted is not None
         if adjusted:
             d["real_adjusted"] = self.real_adjusted[idx].tolist()
             d["real_adjusted_stderr"] = self.real_adjusted_stderr[idx].tolist()
+            d["adjustment"] = list(self.adjustment)
         if curves:
             d["curves"] = {"real": self.real.tolist(), "real_stderr": self.real_stderr.tolist(),
                            **({"real_adjusted": self.real_adjusted.tolist(),
@@ -111,9 +136,11 @@ class Genre:
         d["models"] = {}
         for m in MODELS:
             v, se = self.predictions[m]
-            d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(), **_errors(v[idx], real)}
+            d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(),
+                              **relative_errors(v[idx], se[idx], real, real_se)}
             if adjusted:
-                d["models"][m]["adjusted"] = _errors(v[idx], self.real_adjusted[idx])
+                d["models"][m]["adjusted"] = relative_errors(v[idx], se[idx], self.real_adjusted[idx],
+                                                             self.real_adjusted_stderr[idx])
         d["best_simulator"] = min(SIMULATORS, key=lambda m: d["models"][m]["mean_abs_relative_error"])
         if adjusted:
             d["best_simulator_adjusted"] = min(
@@ -198,23 +225,131 @@ class Comparison(Result):
         return {**cols, "seed": [self.seed] * n, "version": [self.version] * n}
 
 
-def _errors(pred: np.ndarray, real: np.ndarray) -> dict:
-    """Relative errors (prediction - real) / real, their mean and largest absolute value."""
+def relative_errors(pred, pred_se, real, real_se) -> dict:
+    """Relative errors (prediction - real) / real with their 95% intervals, their mean and largest absolute value.
+
+    The interval combines the prediction's and the real curve's standard errors (independent: the simulations
+    never see the real trees) by the delta method, rel +- Z95 sqrt((se_pred / real)^2 + (pred se_real /
+    real^2)^2).
+
+    Parameters
+    ----------
+    pred, pred_se, real, real_se : float arrays (n,)
+        The prediction and the real curve at n values of P, with their standard errors (NaN: unknown).
+
+    Returns
+    -------
+    dict
+        ``relative_error`` (list), ``relative_error_stderr``, ``relative_error_low`` and ``relative_error_high``
+        (the 95% interval's ends), ``mean_abs_relative_error``, ``max_abs_relative_error`` and
+        ``max_abs_interval_end`` (the largest |end| of the intervals: at every P the error lies within +- it
+        with 95% confidence each).
+    """
+    pred, pred_se, real, real_se = (np.asarray(a, dtype=np.float64) for a in (pred, pred_se, real, real_se))
     rel = (pred - real) / real
-    return {"relative_error": rel.tolist(), "mean_abs_relative_error": float(np.mean(np.abs(rel))),
-            "max_abs_relative_error": float(np.max(np.abs(rel)))}
+    se = np.sqrt((pred_se / real) ** 2 + (pred * real_se / real**2) ** 2)
+    low, high = rel - Z95 * se, rel + Z95 * se
+    return {"relative_error": rel.tolist(), "relative_error_stderr": se.tolist(),
+            "relative_error_low": low.tolist(), "relative_error_high": high.tolist(),
+            "mean_abs_relative_error": float(np.mean(np.abs(rel))), "max_abs_relative_error": float(np.max(np.abs(rel))),
+            "max_abs_interval_end": float(np.max(np.maximum(np.abs(low), np.abs(high))))}
 
 
-def _sim(spec, pmax, replicates, seed):
+def fold_seed(seed: int, genre: int, fold: int) -> int:
+    """The seed of one fold's simulations: independent streams per genre and fold, spawned from ``seed``.
+
+    ``SeedSequence(seed, spawn_key=(genre, fold))`` (numpy's spawning: a two-entry key, never one of the
+    one-entry keys ``(j,)`` that seed replicate j of a run), its first 64-bit word shifted right by one, a
+    63-bit seed that ``brw.frontier`` and ``brw frontier --seed`` take: fold k of genre g replays alone as
+    ``frontier(law_k, pmax, replicates, fold_seed(seed, g, k))``.
+
+    Parameters
+    ----------
+    seed : int
+        The comparison's seed.
+    genre : int
+        The genre's place among the results file's sources.
+    fold : int
+        The fold (0 in sample).
+
+    Returns
+    -------
+    int
+    """
+    state = np.random.SeedSequence(whole_number(seed, "seed", 0),
+                                   spawn_key=(whole_number(genre, "genre", 0), whole_number(fold, "fold", 0)))
+    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def simulate(fits: dict, context, pmax: int, replicates: int, seed: int, genre: int, folds: int,
+             models=SIMULATORS) -> tuple[dict, dict, dict]:
+    """The simulated laws' fold-weighted predictions for one genre's real trees, each fold from its own streams.
+
+    Parameters
+    ----------
+    fits : dict
+        :func:`fit_laws` of the genre's trace with ``folds``.
+    context : int array (n,)
+        The real trees' recorded generations (context c lies in fold c % ``folds``).
+    pmax : int
+        P of the simulated trees.
+    replicates : int
+        Simulated trees per law and fold.
+    seed : int
+        The comparison's seed (fold k runs with :func:`fold_seed` (seed, genre, k)).
+    genre : int
+        The genre's place among the results' sources.
+    folds : int
+        K (1: in sample).
+    models : sequence of str, optional
+        Keys of :data:`SIMULATORS`.
+
+    Returns
+    -------
+    (predictions, seeds, weights) : dicts
+        ``predictions[m]`` = (accepted, stderr) at P = 1..pmax, stderr = sqrt(sum_k w_k^2 se_k^2);
+        ``seeds`` and ``weights`` per fold.
+    """
     from brw.solver import frontier
 
-    r = frontier(spec, pmax, replicates, seed)
-    return r.accepted, r.stderr
+    context = np.asarray(context, dtype=np.int64)
+    fold_of = context % folds
+    parts = [(0, None)] if folds == 1 else [(j, j) for j in range(folds) if np.any(fold_of == j)]
+    pred = {m: (np.zeros(pmax), np.zeros(pmax)) for m in models}
+    seeds, weights = {}, {}
+    for k, fold in parts:
+        w = float(np.mean(fold_of == k)) if folds > 1 else 1.0
+        seeds[k], weights[k] = fold_seed(seed, genre, k), w
+        for m in models:
+            r = frontier(fits[fold][m], pmax, replicates, seeds[k])
+            pred[m] = (pred[m][0] + w * r.accepted, np.sqrt(pred[m][1] ** 2 + (w * r.stderr) ** 2))
+    return pred, seeds, weights
 
 
 def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over contexts (rows) and its standard error."""
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
+
+
+def fit_laws(name: str, regimes: int = 4, components: int = 12, folds: int = 4) -> dict:
+    """Every simulated law of a genre, fitted to its whole trace (key None) and, with ``folds`` > 1, without
+    each fold j (key j): what :func:`simulate` takes.
+
+    Parameters
+    ----------
+    name : str
+        The trace (a bundled name or a path).
+    regimes, components : int, optional
+        Of the Markov law and the gemmix fit.
+    folds : int, optional
+
+    Returns
+    -------
+    dict
+        {None or fold: {simulator key: law}}.
+    """
+    return {fold: _fitted_laws(name, regimes, components, fold, folds)
+            for fold in (None, *(range(folds) if folds > 1 else ()))}
 
 
 def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int) -> dict:
@@ -237,9 +372,10 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
 
 
 def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, replicates: int, seed: int,
-           folds: int) -> Genre:
+           folds: int, genre: int, extra: np.ndarray | None) -> Genre:
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
-    the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
+    the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``;
+    ``extra`` holds the greedy covariates of every trace row (None: the root's alone)."""
     from brw import theory
     from brw.laws.fitted import entropy_after_surprisal, entropy_autocorrelation
 
@@ -249,25 +385,34 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, 
     parts = [(None, np.ones(real.shape[0], bool))] if folds == 1 else [
         (j, fold_of == j) for j in range(folds) if np.any(fold_of == j)]
     whole = fits[None]
-    pred = {m: (np.zeros(pmax), np.zeros(pmax)) for m in MODELS}
+    pred, seeds, weights = simulate(fits, context, pmax, replicates, seed, genre, folds)
+    pred.update({m: (np.zeros(pmax), np.zeros(pmax)) for m in THEORY_MODELS})
     for fold, sel in parts:
         w = sel.sum() / real.shape[0]
         laws = fits[fold]
         b = theory.bounds(laws["empirical"], P)
-        got = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS if m != "context_mixture"}
-        got["context_mixture"] = (theory.context_mixture(laws["ctx"], P, prediction="asymptotic"), np.zeros(pmax))
-        got.update({m: _sim(laws[m], pmax, replicates, seed) for m in SIMULATORS})
-        for m, (v, se) in got.items():
-            pred[m] = (pred[m][0] + w * v, np.sqrt(pred[m][1] ** 2 + (w * se) ** 2))
+        got = {m: getattr(b, m) for m in THEORY_MODELS if m != "context_mixture"}
+        got["context_mixture"] = theory.context_mixture(laws["ctx"], P, prediction="asymptotic")
+        for m, v in got.items():
+            pred[m] = (pred[m][0] + w * v, pred[m][1])
+    pred = {m: pred[m] for m in MODELS}
     m, se = _mean(real)
     trace = whole["empirical"]
-    adj, adj_se = root_adjusted_mean(real, rows, trace.trace, folds)
+    adj, adj_se = root_adjusted_mean(real, rows, trace.trace, folds, extra)
     return Genre(contexts=int(real.shape[0]), mu=trace.mu, mu2=trace.mu2, real=m, real_stderr=se, predictions=pred,
                  real_adjusted=adj, real_adjusted_stderr=adj_se,
+                 adjustment=ROOT_COVARIATES + (GREEDY_COVARIATES if extra is not None else ()),
+                 fold_seeds=seeds, fold_weights=weights,
                  laws={m: str(whole[m]) for m in SIMULATORS},
                  entropy_autocorrelation=entropy_autocorrelation(trace.trace, (1, 2, 4)),
                  entropy_after_surprisal=entropy_after_surprisal(trace.trace),
                  gemmix_mu2=whole["gemmix"].mu2, real_slope=_real_slope(real))
+
+
+def _greedy_covariates(name: str) -> np.ndarray | None:
+    """The greedy covariates of every row of a trace whose greedy branches are bundled (None otherwise)."""
+    branches = f"{name}-greedy"
+    return greedy_covariates(load_trace(name), load_trace(branches)) if branches in BUNDLED_TRACES else None
 
 
 def _real_slope(real: np.ndarray) -> tuple[float, float]:
@@ -291,9 +436,10 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
     m, se = _mean(all_real)
     adj = np.array([g.real_adjusted for g in genres.values()])
     adj_se = np.array([g.real_adjusted_stderr for g in genres.values()])
+    how = {g.adjustment for g in genres.values()}
     return Genre(contexts=int(all_real.shape[0]), mu=math.nan, mu2=math.nan, real=m, real_stderr=se,
                  predictions=pred, real_slope=_real_slope(all_real), real_adjusted=w @ adj,
-                 real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2))
+                 real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2), adjustment=how.pop() if len(how) == 1 else ())
 
 
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
@@ -344,14 +490,13 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
     traces = {name: trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
     # every fitted law is built once (and its regimes and components checked) before any simulation
-    fits = {name: {fold: _fitted_laws(traces[name], regimes, components, fold, folds)
-                   for fold in (None, *(range(folds) if folds > 1 else ()))} for name in names}
+    fits = {name: fit_laws(traces[name], regimes, components, folds) for name in names}
     genres = {}
     for j, name in enumerate(res.sources):
         if name in names:
             sel = res.arrays["source"] == j
             genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel], res.arrays["row"][sel],
-                                  replicates, seed, folds)
+                                  replicates, seed, folds, j, _greedy_covariates(traces[name]))
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
