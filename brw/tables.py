@@ -511,6 +511,52 @@ def compare(d: dict) -> str:
     return "\n".join(lines)
 
 
+def transfer(d: dict) -> str:
+    """Laws off their own genre and model (``brw.studies.transfer``): per law, the worst |error| over P <= 256
+    of the law fitted to each source trace on each target's trees; then, per target, the predictors a user can
+    build from the target's own sampled trace (and another genre's greedy branches), every error with its 95%
+    interval.
+
+    Parameters
+    ----------
+    d : dict
+        ``Transfer.to_dict()``.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    from brw.studies.compare import MODELS, SIMULATORS
+    from brw.studies.transfer import TARGET_P
+
+    sources, targets = d["sources"], d["targets"]
+    lines = [f"laws off their own genre and model: each law fitted to a source trace (columns) predicts a target "
+             f"genre's real trees (rows); worst |error| over P <= {TARGET_P} against the target's adjusted real "
+             f"mean ({d['replicates']} trees per law, seed {d['seed']}; own genre: see brw compare)"]
+    width = max(len(s) for s in sources) + 2
+    for m in SIMULATORS:
+        lines += ["", f"{MODELS[m]:36}" + "".join(f"{s:>{width}}" for s in sources)]
+        for t, x in targets.items():
+            lines.append(f"{'  on ' + t:36}" + "".join(
+                f"{'-' if s == t else format(x['worst'][f'{m}:{s}']['max_abs_error'], '.0%'):>{width}}"
+                for s in sources))
+    lines += ["", f"what a user can build (the target's own sampled trace, {d['folds']}-fold out of sample; transfer: "
+              f"times the source's prefix with branches / without): error at each P [95% interval]; worst |error| "
+              f"and worst |interval end| over P <= {TARGET_P}"]
+    for t, x in targets.items():
+        lines += ["", f"{t} ({x['contexts']} contexts; adjusted real " + ", ".join(
+            f"P={p}: {a:.3f} +-{s:.3f}" for p, a, s in zip(x["P"], x["real_adjusted"], x["real_adjusted_stderr"])) + ")"]
+        rows = [(f"own trace: {MODELS[m].split(': ')[-1]}", x["own"][m], x["worst"][f"own:{m}"]) for m in x["own"]]
+        rows += [(f"transfer from {s}", r, x["worst"][f"transfer:{s}"]) for s, r in x["transfer"].items()]
+        for label, r, w in rows:
+            lines.append(f"  {label:40}" + "".join(
+                f"{_interval(e, lo, hi):>20}" for e, lo, hi in zip(r["relative_error"], r["relative_error_low"],
+                                                                   r["relative_error_high"]))
+                + f"{w['max_abs_error']:>8.1%}{w['max_abs_interval_end']:>8.1%}")
+    return "\n".join(lines)
+
+
 def _by_surprisal(bins) -> str:
     """Means per bin of ``brw.real.realtree.SURPRISAL_BINS``: ``[0, 0.05) 0.90, ...``."""
     from brw.real.realtree import SURPRISAL_BINS

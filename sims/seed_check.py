@@ -8,7 +8,7 @@ of both bundled real models at every P of their tables (SmolLM2's P = 1024 trees
 genre and P, the spread (standard deviation) of the prediction over the seeds with the root mean square of the
 reported standard errors. The check holds for any number of trees per fold (the standard error scales as
 1 / sqrt(trees)), so it runs with few trees and many seeds: a standard deviation from n seeds has a relative
-error of about 1 / sqrt(2 (n - 1)) (7% for 100 seeds; 24% for 10).
+error of about 1 / sqrt(2 (n - 1)) (9% for 64 seeds; 24% for 10).
 
 The criterion, stated before the run: for each comparison, the ratio spread / reported standard error and its
 95% interval (percentile bootstrap over seeds, 2000 resamples; and the chi-square interval of a normal sample
@@ -16,7 +16,7 @@ beside it); a reported standard error is right where the interval holds 1. About
 outside by chance alone (they are not independent: the P of one law and genre share their trees), so the script
 reports how many fall outside against that, and the pooled ratio per law (over models, genres and P).
 
-    python sims/seed_check.py                       # 100 seeds x 64 trees: about an hour of one core
+    python sims/seed_check.py                       # 64 seeds x 16 trees: about 20 minutes of one core
     python sims/seed_check.py --seeds 10 --replicates 16 --out out/seed_check_quick    # a quick look
 
 Each seed's predictions are stored in OUT/points/ at once (resumable: a rerun computes only the missing seeds);
@@ -40,8 +40,8 @@ from brw.studies.compare import DEFAULT_AT, SIMULATORS, fit_laws, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ("smollm2-p1024", "gemma3")
-SEEDS = 100
-REPLICATES = 64
+SEEDS = 64
+REPLICATES = 16
 FOLDS = 4
 BOOTSTRAP = 2000
 

@@ -124,7 +124,8 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         mix = theory.context_mixture(f"ctx:trace={name}", at, prediction="asymptotic")
         assert g["models"]["context_mixture"]["accepted"] == pytest.approx(mix.tolist(), rel=1e-12)
         assert g["laws"]["prefix"] == f"prefix:trace={name},greedy={name}-greedy,cap=8"
-        for m in ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix"):
+        assert g["laws"]["prefix_text"] == f"prefix:trace={name},cap=8"
+        for m in ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix", "prefix_text"):
             sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=g["fold_seeds"]["0"])
             assert g["models"][m]["accepted"] == pytest.approx(sim.accepted[idx].tolist(), rel=1e-12)
         top1 = np.exp(parse_law(f"trace:{name}").trace.top_logp[:, 0].astype(np.float64)).mean()

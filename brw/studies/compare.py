@@ -16,7 +16,8 @@ surprising as its own edge) and (j) under greedy-run resampling (``run``: a chil
 token draws a row recorded after as long a run of top tokens as its own path's, any other child one recorded
 after a token that was not the top one) and (k) under recorded-prefix resampling (``prefix``: a child whose
 own prefix was recorded, along the sampled text or, for the bundled traces, the model's greedy branches from
-it, takes that row; any other draws as in ``run``).
+it, takes that row; any other draws as in ``run``) and (l) the same without the greedy branches
+(``prefix_text``: what a user's own sampled trace alone gives).
 
 Beside the plain real mean, the root-adjusted one (``brw.real.realtree.root_adjusted_mean``) corrects it for the luck
 of which answer positions were drawn as roots, and every prediction is also scored against it. Its control
@@ -60,7 +61,7 @@ from brw.results import Result
 from brw.traces import BUNDLED as BUNDLED_TRACES, load_trace
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT", "fold_seed",
-           "fit_laws", "simulate", "relative_errors", "Z95"]
+           "spawn_seed", "fit_laws", "simulate", "relative_errors", "Z95"]
 
 #: Every model of the verifier, by its key in the results, with its label in tables and figures.
 MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptotic",
@@ -69,10 +70,10 @@ MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptoti
           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
           "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths",
           "edge": "(i) sim: edge-conditioned", "run": "(j) sim: greedy runs",
-          "prefix": "(k) sim: recorded prefixes"}
+          "prefix": "(k) sim: recorded prefixes", "prefix_text": "(l) sim: recorded prefixes, text only"}
 #: The models that are formulas of the theory (the rest are simulations).
 THEORY_MODELS = ("paper_bound", "asymptotic", "context_mixture", "renewal_bound")
-SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix")
+SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix", "prefix_text")
 #: Most folds of the K-fold scoring (each fold fits every law once more).
 MAX_FOLDS = 40
 #: The real slope per doubling of P is measured from this P to the trees' Pmax.
@@ -255,6 +256,26 @@ def relative_errors(pred, pred_se, real, real_se) -> dict:
             "max_abs_interval_end": float(np.max(np.maximum(np.abs(low), np.abs(high))))}
 
 
+def spawn_seed(seed: int, *key: int) -> int:
+    """A seed of its own for one part of a study: ``SeedSequence(seed, spawn_key=key)``'s first 64-bit word
+    shifted right by one (63 bits, what ``brw.frontier`` and ``brw frontier --seed`` take).
+
+    Parameters
+    ----------
+    seed : int
+        The study's seed.
+    *key : int
+        The part's spawn key (whole numbers >= 0); keys of different lengths never collide.
+
+    Returns
+    -------
+    int
+    """
+    state = np.random.SeedSequence(whole_number(seed, "seed", 0),
+                                   spawn_key=tuple(whole_number(k, "key", 0) for k in key))
+    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def fold_seed(seed: int, genre: int, fold: int) -> int:
     """The seed of one fold's simulations: independent streams per genre and fold, spawned from ``seed``.
 
@@ -276,9 +297,7 @@ def fold_seed(seed: int, genre: int, fold: int) -> int:
     -------
     int
     """
-    state = np.random.SeedSequence(whole_number(seed, "seed", 0),
-                                   spawn_key=(whole_number(genre, "genre", 0), whole_number(fold, "fold", 0)))
-    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return spawn_seed(seed, whole_number(genre, "genre", 0), whole_number(fold, "fold", 0))
 
 
 def simulate(fits: dict, context, pmax: int, replicates: int, seed: int, genre: int, folds: int,
@@ -365,7 +384,7 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
     specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
              "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
              "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}",
-             "prefix": f"prefix:trace={name}{greedy}{hold}"}
+             "prefix": f"prefix:trace={name}{greedy}{hold}", "prefix_text": f"prefix:trace={name}{hold}"}
     laws = {key: parse_law(spec) for key, spec in specs.items()}
     laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
     return laws
