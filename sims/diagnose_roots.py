@@ -10,6 +10,7 @@ carried by the five trees short by most, and the error of the mean without the r
 trees short by more than SHORT tokens at Pmax.
 
     python sims/diagnose_roots.py --results gemma3 --genre gemma3-math     # about a minute per law
+    python sims/diagnose_roots.py --greedy gemma3-math-greedy32            # prefix: with other branches
 """
 
 import argparse
@@ -60,11 +61,14 @@ def main(argv=None):
     ap.add_argument("--results", default="gemma3")
     ap.add_argument("--genre", default="gemma3-math")
     ap.add_argument("--replicates", type=int, default=REPLICATES)
+    ap.add_argument("--greedy", default=None, help="the greedy branches prefix: takes (a bundled name or a file; "
+                                                   "default: the trace's bundled NAME-greedy)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     res = load_realtrees(args.results)
     name = trace_name(res.meta["sources"][res.sources.index(args.genre)])
-    greedy = f",greedy={name}-greedy" if f"{name}-greedy" in BUNDLED else ""
+    branches = args.greedy or (f"{name}-greedy" if f"{name}-greedy" in BUNDLED else None)
+    greedy = f",greedy={branches}" if branches else ""
     out = [diagnose(args.results, args.genre, spec, args.replicates)
            for spec in (f"run:trace={name}", f"prefix:trace={name}{greedy}")]
     if args.json:

@@ -350,7 +350,7 @@ def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
 
 
-def fit_laws(name: str, regimes: int = 4, components: int = 12, folds: int = 4) -> dict:
+def fit_laws(name: str, regimes: int = 4, components: int = 12, folds: int = 4, greedy: str | None = None) -> dict:
     """Every simulated law of a genre, fitted to its whole trace (key None) and, with ``folds`` > 1, without
     each fold j (key j): what :func:`simulate` takes.
 
@@ -361,17 +361,21 @@ def fit_laws(name: str, regimes: int = 4, components: int = 12, folds: int = 4) 
     regimes, components : int, optional
         Of the Markov law and the gemmix fit.
     folds : int, optional
+    greedy : str, optional
+        The greedy branches ``prefix`` takes (a bundled name or a file); by default the trace's bundled
+        ``NAME-greedy`` where there is one.
 
     Returns
     -------
     dict
         {None or fold: {simulator key: law}}.
     """
-    return {fold: _fitted_laws(name, regimes, components, fold, folds)
+    return {fold: _fitted_laws(name, regimes, components, fold, folds, greedy)
             for fold in (None, *(range(folds) if folds > 1 else ()))}
 
 
-def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int) -> dict:
+def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int,
+                 branches: str | None = None) -> dict:
     """Every simulated law of a genre, fitted to its trace without fold ``fold`` of ``folds`` (None: the
     whole trace): each simulator's key -> the law (gemmix as a fitted law, the others as specs)."""
     from brw.laws.fitted import fit_gemmix
@@ -380,7 +384,9 @@ def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, fol
     from brw.traces import BUNDLED
 
     hold = "" if fold is None else f",holdout={fold}/{folds}"
-    greedy = f",greedy={name}-greedy" if f"{name}-greedy" in BUNDLED else ""  # the bundled traces' branches
+    if branches is None and f"{name}-greedy" in BUNDLED:  # the bundled traces' branches
+        branches = f"{name}-greedy"
+    greedy = f",greedy={branches}" if branches else ""
     specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
              "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
              "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}",
@@ -462,7 +468,7 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
 
 
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
-            at=None, folds: int = 4) -> Comparison:
+            at=None, folds: int = 4, branches: dict | None = None) -> Comparison:
     """Real optimal trees against every model of the verifier, per genre and pooled.
 
     Parameters
@@ -482,6 +488,10 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         P values of the table (1..the real trees' Pmax); by default those of ``DEFAULT_AT`` up to Pmax.
     folds : int, optional
         K of the K-fold scoring over recorded generations (1: every law fitted to the whole trace, in sample).
+    branches : dict, optional
+        {trace name: greedy branches} for ``prefix`` (a bundled name or a file), where another recording than
+        the bundled ``NAME-greedy`` is wanted (deeper branches, say); the adjusted real mean's covariates stay
+        those of the bundled branches.
 
     Returns
     -------
@@ -509,7 +519,8 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     names = [name for name in res.sources if res.accepted(name).shape[0] >= 2]
     traces = {name: trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
     # every fitted law is built once (and its regimes and components checked) before any simulation
-    fits = {name: fit_laws(traces[name], regimes, components, folds) for name in names}
+    branches = dict(branches or {})
+    fits = {name: fit_laws(traces[name], regimes, components, folds, branches.get(traces[name])) for name in names}
     genres = {}
     for j, name in enumerate(res.sources):
         if name in names:
