@@ -391,3 +391,33 @@ def test_greedy_adjusted_mean_is_unbiased_and_its_error_right():
     assert np.all(np.abs(ses.mean(0) / spread - 1) < 0.10)
     with pytest.raises(BrwError, match="one finite row per trace row"):
         root_adjusted_mean(acc[:10], np.arange(10), tr, extra=extra[:-1])
+
+
+def test_greedy_adjusted_mean_on_a_recorded_trace():
+    """On Gemma 3's math trace and its greedy branches, with outcomes known at every answer position that lean
+    on the covariates without being linear in them (the greedy chain's path probability after 8 tokens, what
+    its first 4 accept, its entropy 8 steps on): drawing 256 positions 300 times (seed 4), the adjusted mean's
+    error has mean within 3 standard errors of 0 and its reported standard error matches its spread within 15%
+    (heavy-tailed outcomes, as real trees are)."""
+    from brw.real.realtree import greedy_continuation, greedy_covariates, root_adjusted_mean
+
+    tr, g = load_trace("gemma3-math"), load_trace("gemma3-math-greedy")
+    extra = greedy_covariates(tr, g)
+    top1, ent = greedy_continuation(tr, g, 8)
+    top = np.nan_to_num(top1)
+    y = np.column_stack([top[:, 0], np.prod(top, 1), np.cumprod(top[:, :4], 1).sum(1), np.nan_to_num(ent[:, 8])])
+    answer = np.flatnonzero(tr.offset >= tr.prompt_lengths[tr.context])
+    fold = tr.context % 4
+    rng = np.random.default_rng(4)
+    err, ses = [], []
+    for _ in range(300):
+        rows = np.sort(rng.choice(answer, 256, replace=False))
+        m, se = root_adjusted_mean(y[rows], rows, tr, folds=4, extra=extra)
+        share = np.bincount(fold[rows], minlength=4) / rows.size
+        truth = sum(share[j] * y[answer[fold[answer] == j]].mean(0) for j in range(4))
+        err.append(m[1:] - truth[1:])
+        ses.append(se[1:])
+    err, ses = np.array(err), np.array(ses)
+    spread = err.std(0, ddof=1)
+    assert np.all(np.abs(err.mean(0)) < 3 * spread / np.sqrt(len(err)))
+    assert np.all(np.abs(ses.mean(0) / spread - 1) < 0.15), ses.mean(0) / spread
