@@ -335,12 +335,13 @@ def _add_compare(sub):
                        description="Per genre and overall: the real accepted(P) of optimal trees expanded on a "
                                    "real model, beside the paper's bound, the sharp asymptotic, the renewal bound "
                                    "and the simulator under the empirical, gemmix, Markov-modulated, per-context, "
-                                   "recorded-path and edge-conditioned laws, scored out of sample (K-fold over "
-                                   "recorded generations).")
+                                   "recorded-path, edge-conditioned, greedy-run and recorded-prefix laws (with and "
+                                   "without greedy branches), scored out of sample (K-fold over recorded "
+                                   "generations, each fold from its own random stream), every error with its 95% "
+                                   "interval, against the plain and the adjusted real mean.")
     p.add_argument("--results", default=None,
-                   help="real-tree results file, or a bundled one: smollm2 (the default: 128 contexts per genre, "
-                        "P <= 256), smollm2-p1024 (96 contexts per genre, P <= 1024) or gemma3 (Gemma 3 270M, "
-                        "128 contexts per genre, P <= 256)")
+                   help="real-tree results file, or a bundled one: smollm2 (the default: SmolLM2-135M, P <= 256), "
+                        "smollm2-p1024 (the same positions grown to P <= 1024) or gemma3 (Gemma 3 270M, P <= 256)")
     p.add_argument("--at", type=_whole_list, default=None,
                    help="P values for the table (default 1,4,16,64,256, and 1024 when the trees reach it)")
     p.add_argument("--replicates", type=_whole, default=2000, help="simulated trees per law (default 2000)")
