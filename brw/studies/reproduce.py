@@ -477,7 +477,13 @@ def _real_numbers(c, name: str) -> tuple[list, list, dict]:
                "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates,
                "best_adjusted": MODELS[best_adj].split(": ")[-1], "best_adjusted_error": adj[best_adj],
                "best_adjusted_worst_error": every["models"][best_adj]["adjusted"]["max_abs_relative_error"],
-               "best_adjusted_worst_end": every["models"][best_adj]["adjusted"]["max_abs_interval_end"]}
+               "best_adjusted_worst_end": every["models"][best_adj]["adjusted"]["max_abs_interval_end"],
+               "errors": {genre: {m: [g["models"][m][k] for k in ("relative_error", "relative_error_low",
+                                                                  "relative_error_high")]
+                                  for m in MODELS} for genre, g in d["genres"].items()},
+               "adjusted_errors": {genre: {m: [g["models"][m]["adjusted"][k]
+                                               for k in ("relative_error", "relative_error_low", "relative_error_high")]
+                                           for m in SIMULATORS} for genre, g in d["genres"].items()}}
     return rows, formats, numbers
 
 
