@@ -366,7 +366,8 @@ def _compare_help(p) -> None:
     theory = "; ".join(MODELS[m].split(") ", 1)[1] for m in THEORY_MODELS)
     p.description = (f"Per genre and overall: the real accepted(P) of optimal trees expanded on a real model, beside "
                      f"the theory ({theory}) and the simulator under every fitted law: {sims}; scored out of sample "
-                     f"(K-fold over recorded generations).")
+                     f"(K-fold over recorded generations, each fold from its own random stream), every error with its 95% "
+                     f"interval, against the plain and the adjusted real mean.")
     sizes = []
     for name, path in BUNDLED.items():
         if path.is_file():

@@ -140,9 +140,16 @@ def frontier(result, path, *, bounds: bool = False, title: str | None = None) ->
     return _save(fig, path)
 
 
-def compare(comparison, path) -> str:
-    """One panel per genre of a comparison (``brw compare``): the real curve with its band (2 standard errors),
-    the root-adjusted real curve (``brw.real.realtree.root_adjusted_mean``) dotted, and every model.
+def compare(comparison, path, *, emphasised: int = 2, limit: float = 0.3) -> str:
+    """One panel per genre of a comparison (``brw compare``): each simulated law's relative error against the
+    adjusted real mean (``brw.real.realtree.root_adjusted_mean``; the plain one where there is none), against P,
+    inside the real curve's 95% band.
+
+    The band is the real mean's own 95% interval, +- Z95 se / real: a prediction inside it cannot be told from
+    the real curve. The ``emphasised`` laws with the smallest mean absolute error over the table's P in the
+    pooled genre are drawn thick, with their own 95% band (the prediction's standard error); the other laws thin;
+    the renewal bound (c) dashed. Errors beyond +- ``limit`` are clipped to the frame (the paper's bound and the
+    sharp asymptotics, far off, are in the table only). The legend sits below the panels.
 
     Parameters
     ----------
@@ -150,33 +157,68 @@ def compare(comparison, path) -> str:
         The comparison.
     path : str, os.PathLike or list of them
         Figure file(s) (.png, .pdf or .svg).
+    emphasised : int, optional
+        How many of the best laws to draw thick.
+    limit : float, optional
+        Half the height of the error axis (0.3: +-30%).
 
     Returns
     -------
     str or list of str
         The path(s) written.
     """
-    from brw.studies.compare import MODELS, THEORY_MODELS
+    from brw.studies.compare import MODELS, SIMULATORS, Z95
 
     plt = _pyplot()
     genres = comparison.genres
-    fig, axes = plt.subplots(1, len(genres), figsize=(4.2 * len(genres), 4.2), squeeze=False)
+    d = comparison.to_dict(curves=False)["genres"]
+    pooled = d["all"] if "all" in d else next(iter(d.values()))
+    key = "adjusted" if "real_adjusted" in pooled else None
+    score = {m: (pooled["models"][m][key] if key else pooled["models"][m])["mean_abs_relative_error"]
+             for m in SIMULATORS}
+    best = sorted(SIMULATORS, key=score.get)[:emphasised]
+    ncol = min(len(genres), 4)
+    nrow = math.ceil(len(genres) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.3 * nrow + 0.9), squeeze=False, sharey=True)
     P = np.arange(1, comparison.pmax + 1)
-    for ax, (name, g) in zip(axes[0], genres.items()):
-        ax.plot(P, g.real, color="k", lw=2.2, label="real optimal tree")
-        ax.fill_between(P, g.real - 2 * g.real_stderr, g.real + 2 * g.real_stderr, color="k", alpha=0.18, lw=0)
-        if g.real_adjusted is not None:
-            ax.plot(P, g.real_adjusted, color="k", lw=1.2, ls=":", label="real, root-adjusted")
-        for i, (m, label) in enumerate(MODELS.items()):
-            ax.plot(P, g.predictions[m][0], lw=1.3, ls="--" if m in THEORY_MODELS else "-", color=_COLOURS[i],
-                    label=label)
+    handles = {}
+    for ax, (name, g) in zip(axes.flat, genres.items()):
+        adjusted = g.real_adjusted is not None
+        real, real_se = (g.real_adjusted, g.real_adjusted_stderr) if adjusted else (g.real, g.real_stderr)
+        band = Z95 * np.nan_to_num(real_se) / real
+        handles["band"] = ax.fill_between(P, -band, band, color="0.82", lw=0,
+                                          label=f"real mean's 95% band ({'adjusted' if adjusted else 'plain'})")
+        ax.axhline(0, color="k", lw=0.8)
+        for y in (-0.05, 0.05):
+            handles["five"] = ax.axhline(y, color="k", lw=0.6, ls=":", label="+-5%")
+        v = g.predictions["renewal_bound"][0]
+        handles["renewal_bound"], = ax.plot(P, np.clip(v / real - 1, -limit, limit), color="0.4", lw=1.0, ls="--",
+                                            label=MODELS["renewal_bound"])
+        for i, m in enumerate(SIMULATORS):
+            v, se = g.predictions[m]
+            rel = np.clip(v / real - 1, -limit, limit)
+            if m in best:
+                handles[m], = ax.plot(P, rel, color=_COLOURS[4 + i], lw=2.2, label=MODELS[m] + " (best)", zorder=4)
+                half = Z95 * se / real
+                ax.fill_between(P, np.clip(rel - half, -limit, limit), np.clip(rel + half, -limit, limit),
+                                color=_COLOURS[4 + i], alpha=0.2, lw=0, zorder=3)
+            else:
+                handles[m], = ax.plot(P, rel, color=_COLOURS[4 + i], lw=0.9, alpha=0.75, label=MODELS[m])
         _log2_axis(ax, "P (draft nodes verified per step)")
-        ax.set_ylim(0, max(g.real.max() * 1.6, 1.0))
-        ax.set_title(f"{name} ({g.contexts} contexts)")
-    axes[0][0].set_ylabel("accepted tokens per step")
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Real optimal trees ({_model_name(comparison.model)}) against every model", fontsize=10)
-    fig.tight_layout()
+        ax.set_ylim(-limit, limit)
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:+.0%}"))
+        ax.set_title(f"{name} ({g.contexts} contexts)", fontsize=9)
+    for ax in axes.flat[len(genres):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("(prediction - real) / real")
+    order = ["band", "five", *best, *(m for m in SIMULATORS if m not in best), "renewal_bound"]
+    fig.legend([handles[k] for k in order], [handles[k].get_label() for k in order], loc="lower center",
+               ncol=4, fontsize=7, frameon=False)
+    sample = f", out of sample ({comparison.folds}-fold)" if comparison.folds > 1 else ", in sample"
+    fig.suptitle(f"Real optimal trees ({_model_name(comparison.model)}): each law's error against the "
+                 f"{'adjusted ' if key else ''}real mean{sample}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.8 / (3.3 * nrow + 0.9), 1, 1))
     return _save(fig, path)
 
 

@@ -499,8 +499,14 @@ def bench(d: dict) -> str:
     return "\n".join(lines)
 
 
+def _interval(e: float, lo: float, hi: float) -> str:
+    """A relative error with its 95% interval, in percent: ``-2.8% [-6, +1]``."""
+    return f"{e:+.1%} [{lo * 100:+.0f}, {hi * 100:+.0f}]"
+
+
 def compare(d: dict) -> str:
-    """Real accepted(P) per genre beside each model's prediction and relative error.
+    """Real accepted(P) per genre beside each model's prediction, and each relative error with its 95% interval
+    against the plain and the adjusted real mean.
 
     Parameters
     ----------
@@ -517,8 +523,10 @@ def compare(d: dict) -> str:
     folds = d.get("folds", 1)
     lines = [f"real optimal trees of {d['model']} (P <= {d['pmax']}) against every model, "
              + (f"out of sample ({folds}-fold over recorded generations)" if folds > 1 else "in sample")
-             + f"; simulations: {d['replicates']} trees, seed {d['seed']}, {d['regimes']} Markov regimes, "
-             f"{d['components']} gemmix components"]
+             + f"; simulations: {d['replicates']} trees per law and fold, seed {d['seed']} (each fold its own "
+             f"spawned stream), {d['regimes']} Markov regimes, {d['components']} gemmix components; errors "
+             f"(prediction - real) / real with 95% intervals from both standard errors"]
+    width = 20
     for name, g in d["genres"].items():
         lines.append("")
         head = f"{name}: {g['contexts']} contexts"
@@ -528,25 +536,33 @@ def compare(d: dict) -> str:
             head += ", entropy autocorrelation along the text " + ", ".join(
                 f"lag {k}: {v:.2f}" for k, v in g["entropy_autocorrelation"].items())
         lines.append(head)
-        lines.append(f"{'':32}" + "".join(f"{'P=' + str(p):>16}" for p in d["P"]) + f"{'mean |rel|':>12}"
-                     + f"{'max |rel|':>11}")
-        lines.append(f"{'real accepted':32}" + "".join(
-            f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real"], g["real_stderr"])))
+        lines.append(f"{'accepted':34}" + "".join(f"{'P=' + str(p):>{width}}" for p in d["P"]))
+        lines.append(f"{'real (mean +- standard error)':34}" + "".join(
+            f"{f'{m:.3f} +-{s:.3f}':>{width}}" for m, s in zip(g["real"], g["real_stderr"])))
+        adjusted = "real_adjusted" in g
+        if adjusted:
+            lines.append(f"{'real, adjusted':34}" + "".join(
+                f"{f'{m:.3f} +-{s:.3f}':>{width}}" for m, s in zip(g["real_adjusted"], g["real_adjusted_stderr"]))
+                + ("  (covariates: " + ", ".join(g["adjustment"]) + ")" if g.get("adjustment") else ""))
         for m, label in MODELS.items():
             r = g["models"][m]
-            lines.append(f"{label:32}" + "".join(
-                f"{a:>8.3f} ({e:+5.0%})" for a, e in zip(r["accepted"], r["relative_error"]))
-                + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
-        if "real_adjusted" in g:
-            lines.append(f"{'real, root-adjusted':32}" + "".join(
-                f"{m:>9.3f} +-{s:<5.3f}" for m, s in zip(g["real_adjusted"], g["real_adjusted_stderr"])))
-            for m in SIMULATORS:
-                r = g["models"][m]["adjusted"]
-                lines.append(f"{'  against it: ' + m:32}" + "".join(
-                    f"{'':>8} ({e:+5.0%})" for e in r["relative_error"])
-                    + f"{r['mean_abs_relative_error']:>12.1%}" + f"{r['max_abs_relative_error']:>11.1%}")
+            lines.append(f"{label:34}" + "".join(
+                f"{f'{a:.3f} +-{s:.3f}' if s > 0 else f'{a:.3f}':>{width}}" for a, s in zip(r["accepted"], r["stderr"])))
+        blocks = [("against the real mean", MODELS, lambda r: r)]
+        if adjusted:
+            blocks.append(("against the adjusted real mean", SIMULATORS, lambda r: r["adjusted"]))
+        for title, models, pick in blocks:
+            lines.append(f"{'error ' + title:34}" + "".join(f"{'P=' + str(p):>{width}}" for p in d["P"])
+                         + f"{'mean |err|':>11}{'max |err|':>10}{'max |end|':>10}")
+            for m in models:
+                r = pick(g["models"][m])
+                lines.append(f"{MODELS[m]:34}" + "".join(
+                    f"{_interval(e, lo, hi):>{width}}" for e, lo, hi in zip(
+                        r["relative_error"], r["relative_error_low"], r["relative_error_high"]))
+                    + f"{r['mean_abs_relative_error']:>11.1%}{r['max_abs_relative_error']:>10.1%}"
+                    + f"{r['max_abs_interval_end']:>10.1%}")
         lines.append(f"best simulator: {g['best_simulator']}"
-                     + (f" ({g['best_simulator_adjusted']} against the root-adjusted real)"
+                     + (f" ({g['best_simulator_adjusted']} against the adjusted real)"
                         if "best_simulator_adjusted" in g else "")
                      + (f"; the gemmix fit's mu2 is {g['gemmix_mu2']:.3f}" if math.isfinite(g["gemmix_mu2"]) else ""))
         dec = g.get("decomposition")
@@ -565,6 +581,55 @@ def compare(d: dict) -> str:
         if g.get("entropy_after_surprisal"):
             lines.append("mean entropy after a token of surprisal " + _by_surprisal(g["entropy_after_surprisal"])
                          + " (the recorded text)")
+        if g.get("fold_seeds"):
+            lines.append("fold seeds (brw frontier --seed): " + ", ".join(
+                f"{k}: {v}" for k, v in g["fold_seeds"].items()))
+    return "\n".join(lines)
+
+
+def transfer(d: dict) -> str:
+    """Laws off their own genre and model (``brw.studies.transfer``): per law, the worst |error| over P <= 256
+    of the law fitted to each source trace on each target's trees; then, per target, the predictors a user can
+    build from the target's own sampled trace (and another genre's greedy branches), every error with its 95%
+    interval.
+
+    Parameters
+    ----------
+    d : dict
+        ``Transfer.to_dict()``.
+
+    Returns
+    -------
+    str
+        The table.
+    """
+    from brw.studies.compare import MODELS, SIMULATORS
+    from brw.studies.transfer import TARGET_P
+
+    sources, targets = d["sources"], d["targets"]
+    lines = [f"laws off their own genre and model: each law fitted to a source trace (columns) predicts a target "
+             f"genre's real trees (rows); worst |error| over P <= {TARGET_P} against the target's adjusted real "
+             f"mean ({d['replicates']} trees per law, seed {d['seed']}; own genre: see brw compare)"]
+    width = max(len(s) for s in sources) + 2
+    for m in SIMULATORS:
+        lines += ["", f"{MODELS[m]:36}" + "".join(f"{s:>{width}}" for s in sources)]
+        for t, x in targets.items():
+            lines.append(f"{'  on ' + t:36}" + "".join(
+                f"{'-' if s == t else format(x['worst'][f'{m}:{s}']['max_abs_error'], '.0%'):>{width}}"
+                for s in sources))
+    lines += ["", f"what a user can build (the target's own sampled trace, {d['folds']}-fold out of sample; transfer: "
+              f"times the source's prefix with branches / without): error at each P [95% interval]; worst |error| "
+              f"and worst |interval end| over P <= {TARGET_P}"]
+    for t, x in targets.items():
+        lines += ["", f"{t} ({x['contexts']} contexts; adjusted real " + ", ".join(
+            f"P={p}: {a:.3f} +-{s:.3f}" for p, a, s in zip(x["P"], x["real_adjusted"], x["real_adjusted_stderr"])) + ")"]
+        rows = [(f"own trace: {MODELS[m].split(': ')[-1]}", x["own"][m], x["worst"][f"own:{m}"]) for m in x["own"]]
+        rows += [(f"transfer from {s}", r, x["worst"][f"transfer:{s}"]) for s, r in x["transfer"].items()]
+        for label, r, w in rows:
+            lines.append(f"  {label:40}" + "".join(
+                f"{_interval(e, lo, hi):>20}" for e, lo, hi in zip(r["relative_error"], r["relative_error_low"],
+                                                                   r["relative_error_high"]))
+                + f"{w['max_abs_error']:>8.1%}{w['max_abs_interval_end']:>8.1%}")
     return "\n".join(lines)
 
 

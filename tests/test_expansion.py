@@ -247,6 +247,10 @@ def test_run_resume_and_settings(tiny_run, monkeypatch):
     # more contexts with the same seed extend the same choice
     more = realtrees(str(trace), part, **{**kw, "contexts": 7})
     assert more["resumed_contexts"] == 5 and more["new_contexts"] == 2
+    more = realtrees(str(trace), part, **{**kw, "contexts": [8]})  # one count per trace
+    assert more["resumed_contexts"] == 7 and more["new_contexts"] == 1
+    with pytest.raises(BrwError, match="one count at least 1 per trace"):
+        realtrees(str(trace), part, **{**kw, "contexts": [8, 8]})
     with pytest.raises(BrwError, match="other settings"):
         realtrees(str(trace), part, **{**kw, "pmax": 8})
     with pytest.raises(BrwError, match="other settings"):

@@ -280,3 +280,144 @@ def test_spine_statistics_follow_pop_order_and_the_recorded_text():
 
     text = tables.spine_statistics(got)
     assert text.count("\n") == 5 and f"{s['spine_entropy'][0]:.2f}" in text.splitlines()[2]
+
+
+def _greedy_population(seed=0, contexts=5, per=30, depth=3):
+    """A small trace with contexts of recorded text and, from every position where the text left its top token,
+    a greedy branch of ``depth`` steps (a few cut short), in the layout record_branches writes."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    n = contexts * per
+    ctx, off = np.repeat(np.arange(contexts), per), np.tile(np.arange(per) + 3, contexts)
+    perm = rng.permutation(n)  # recorders interleave contexts: rows in no particular order
+    top_ids = np.tile(np.arange(4), (n, 1))
+    taken = np.where(rng.random(n) < 0.6, 0, 1 + rng.integers(0, 3, n))
+    logp = np.log(np.sort(rng.dirichlet(np.ones(4), n), axis=1)[:, ::-1])
+    tr = SimpleNamespace(context=ctx[perm], offset=off[perm], taken=taken[perm], top_ids=top_ids,
+                         top_logp=logp[perm], entropy=rng.random(n) * 3)
+    departs = [(c, o) for c, o, t in zip(tr.context, tr.offset, tr.taken) if t != 0]
+    bctx, boff, src, start = [], [], [], []
+    for b, (c, o) in enumerate(departs):
+        src.append(int(c))
+        start.append(int(o))
+        for s in range(1, depth + 1 - (b % 5 == 0)):  # every fifth branch one step short
+            bctx.append(b)
+            boff.append(o + s)
+    m = len(bctx)
+    g = SimpleNamespace(context=np.array(bctx), offset=np.array(boff), contexts=len(departs),
+                        top_logp=np.log(np.sort(rng.dirichlet(np.ones(4), m), axis=1)[:, ::-1]),
+                        entropy=rng.random(m) * 3,
+                        meta={"mode": "greedy-branches", "branch_source_context": src, "branch_offset": start})
+    return tr, g
+
+
+def test_greedy_continuation_follows_the_text_then_its_branch():
+    """Against a plain walk: from each row, the text while it took its top token, then the branch from the first
+    row where it did not, step by step; NaN past a text's end or a branch's last step."""
+    from brw.real.realtree import greedy_continuation, greedy_covariates
+
+    tr, g = _greedy_population()
+    depth = 6
+    top1, ent = greedy_continuation(tr, g, depth)
+    text = {(int(c), int(o)): r for r, (c, o) in enumerate(zip(tr.context, tr.offset))}
+    branch = {}
+    for i, (b, o) in enumerate(zip(g.context, g.offset)):
+        branch[(int(b), int(o) - g.meta["branch_offset"][b])] = i
+    leaves = {(c, o): b for b, (c, o) in enumerate(zip(g.meta["branch_source_context"], g.meta["branch_offset"]))}
+    for r in range(tr.context.size):
+        want_t, want_h = [np.exp(tr.top_logp[r, 0])], [tr.entropy[r]]
+        c, o, b, s = int(tr.context[r]), int(tr.offset[r]), None, 0
+        while len(want_t) <= depth:
+            if b is None and tr.taken[text[(c, o)]] == 0 and (c, o + 1) in text:
+                o += 1
+                want_t.append(np.exp(tr.top_logp[text[(c, o)], 0]))
+                want_h.append(tr.entropy[text[(c, o)]])
+                continue
+            if b is None:
+                if tr.taken[text[(c, o)]] == 0:
+                    break  # the text ends on a top token: nothing recorded beyond
+                b = leaves[(c, o)]
+            s += 1
+            if (b, s) not in branch:
+                break
+            want_t.append(np.exp(g.top_logp[branch[(b, s)], 0]))
+            want_h.append(g.entropy[branch[(b, s)]])
+        k = len(want_t)
+        np.testing.assert_allclose(top1[r, :k], want_t, rtol=1e-12)
+        np.testing.assert_allclose(ent[r, :k], want_h, rtol=1e-12)
+        assert np.all(np.isnan(top1[r, k:])) and np.all(np.isnan(ent[r, k:]))
+    cov = greedy_covariates(tr, g, depth)
+    path = np.cumprod(np.nan_to_num(top1[:, :-1]), axis=1).sum(1)
+    np.testing.assert_allclose(cov[:, 0], path, rtol=1e-12)
+    known = ~np.isnan(ent[:, 1:]).all(1)
+    np.testing.assert_allclose(cov[known, 1], np.nanmean(ent[known, 1:], axis=1), rtol=1e-12)
+    np.testing.assert_allclose(cov[~known, 1], ent[~known, 0], rtol=1e-12)
+    with pytest.raises(BrwError, match="greedy branches"):
+        greedy_continuation(tr, _replaced(g, meta={"mode": "sampled"}), depth)
+
+
+def _replaced(ns, **changes):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{**vars(ns), **changes})
+
+
+def test_greedy_adjusted_mean_is_unbiased_and_its_error_right():
+    """With covariates of every position beyond the root's (as the greedy continuation's are), drawing 800 of
+    2000 positions 400 times (seed 2): the adjusted mean's error has mean within 3 standard errors of 0, it
+    spreads less than the root-only adjustment's, and its reported standard error, with the finite-population
+    correction (here 0.78 of the uncorrected), matches its spread within 10%."""
+    from brw.real.realtree import root_adjusted_mean
+
+    tr, acc = _population(seed=2, contexts=20, per=100)
+    rng = np.random.default_rng(3)
+    n = acc.shape[0]
+    chain = rng.gamma(2.0, 1.0, n)  # a per-position covariate the real curve leans on beyond the root
+    extra = np.column_stack([chain, np.sqrt(chain)])
+    acc = acc + np.outer(chain, np.linspace(0.2, 2.0, acc.shape[1])) * (np.arange(acc.shape[1]) > 0)
+    truth = acc.mean(0)
+    err, err_root, ses = [], [], []
+    for _ in range(400):
+        rows = np.sort(rng.choice(n, 800, replace=False))
+        m, se = root_adjusted_mean(acc[rows], rows, tr, folds=4, extra=extra)
+        err.append(m[1:] - truth[1:])
+        ses.append(se[1:])
+        err_root.append(root_adjusted_mean(acc[rows], rows, tr, folds=4)[0][1:] - truth[1:])
+    err, err_root, ses = np.array(err), np.array(err_root), np.array(ses)
+    spread = err.std(0, ddof=1)
+    assert np.all(np.abs(err.mean(0)) < 3 * spread / np.sqrt(len(err)))
+    assert np.all(spread < 0.7 * err_root.std(0, ddof=1))
+    assert np.all(np.abs(ses.mean(0) / spread - 1) < 0.10)
+    with pytest.raises(BrwError, match="one finite row per trace row"):
+        root_adjusted_mean(acc[:10], np.arange(10), tr, extra=extra[:-1])
+
+
+def test_greedy_adjusted_mean_on_a_recorded_trace():
+    """On Gemma 3's math trace and its greedy branches, with outcomes known at every answer position that lean
+    on the covariates without being linear in them (the greedy chain's path probability after 8 tokens, what
+    its first 4 accept, its entropy 8 steps on): drawing 256 positions 300 times (seed 4), the adjusted mean's
+    error has mean within 3 standard errors of 0 and its reported standard error matches its spread within 15%
+    (heavy-tailed outcomes, as real trees are)."""
+    from brw.real.realtree import greedy_continuation, greedy_covariates, root_adjusted_mean
+
+    tr, g = load_trace("gemma3-math"), load_trace("gemma3-math-greedy")
+    extra = greedy_covariates(tr, g)
+    top1, ent = greedy_continuation(tr, g, 8)
+    top = np.nan_to_num(top1)
+    y = np.column_stack([top[:, 0], np.prod(top, 1), np.cumprod(top[:, :4], 1).sum(1), np.nan_to_num(ent[:, 8])])
+    answer = np.flatnonzero(tr.offset >= tr.prompt_lengths[tr.context])
+    fold = tr.context % 4
+    rng = np.random.default_rng(4)
+    err, ses = [], []
+    for _ in range(300):
+        rows = np.sort(rng.choice(answer, 256, replace=False))
+        m, se = root_adjusted_mean(y[rows], rows, tr, folds=4, extra=extra)
+        share = np.bincount(fold[rows], minlength=4) / rows.size
+        truth = sum(share[j] * y[answer[fold[answer] == j]].mean(0) for j in range(4))
+        err.append(m[1:] - truth[1:])
+        ses.append(se[1:])
+    err, ses = np.array(err), np.array(ses)
+    spread = err.std(0, ddof=1)
+    assert np.all(np.abs(err.mean(0)) < 3 * spread / np.sqrt(len(err)))
+    assert np.all(np.abs(ses.mean(0) / spread - 1) < 0.15), ses.mean(0) / spread

@@ -360,8 +360,8 @@ def expand_naive(model, context, pmax: int, temperature: float = 1.0) -> RealTre
 # Real trees for positions of recorded traces, resumably.
 
 
-def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: int, seed: int,
-               threads) -> tuple[list[str], Path]:
+def _check_run(sources, out, contexts, pmax: int, batch: int, lookahead: int, seed: int,
+               threads) -> tuple[list[str], list[int], Path]:
     if isinstance(sources, str):
         sources = [s for s in sources.split(",") if s]
     sources = list(sources)
@@ -372,8 +372,12 @@ def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: in
     def whole(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
-    if not whole(contexts) or contexts < 1:
+    if whole(contexts) and contexts < 1:
         raise BrwError(f"contexts must be at least 1, got {contexts!r}")
+    per = [contexts] * len(sources) if whole(contexts) else contexts
+    if not isinstance(per, (list, tuple)) or len(per) != len(sources) or not all(whole(c) and c >= 1 for c in per):
+        raise BrwError(f"contexts must be at least 1, or one count at least 1 per trace ({len(sources)}), got "
+                       f"{contexts!r}")
     if not whole(pmax) or not 1 <= pmax <= MAX_P:
         raise BrwError(f"pmax must lie in 1..{MAX_P}, got {pmax!r}")
     if not whole(batch) or batch < 1:
@@ -383,7 +387,7 @@ def _check_run(sources, out, contexts: int, pmax: int, batch: int, lookahead: in
     whole_number(seed, "seed", 0)
     if threads is not None:
         whole_number(threads, "threads")
-    return sources, check_output(out, ".npz", exist_ok=True)
+    return sources, list(per), check_output(out, ".npz", exist_ok=True)
 
 
 def _source_meta(name: str, trace) -> dict:
@@ -437,8 +441,9 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
         The results file (.npz, :mod:`brw.real.realtree`); an existing one with the same settings is resumed.
     model : str or LoadedModel
         What :func:`brw.real.models.load_model` takes, or a model already loaded (then device and dtype are its).
-    contexts : int
-        Answer positions per trace (chosen by :func:`brw.real.realtree.pick_rows`).
+    contexts : int or sequence of int
+        Answer positions per trace (chosen by :func:`brw.real.realtree.pick_rows`), or one count per trace (a
+        genre that needs more trees than another extends alone).
     pmax : int
         Nodes per tree, 1..32767.
     batch : int
@@ -470,14 +475,14 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     from brw._version import __version__
     from brw.traces import load_trace
 
-    sources, out = _check_run(sources, out, contexts, pmax, batch, lookahead, seed, threads)
+    sources, contexts, out = _check_run(sources, out, contexts, pmax, batch, lookahead, seed, threads)
     if temperature is not None:
         temperature = check_temperature(temperature, "temperature")
     if not isinstance(model, models.LoadedModel):
         models.check_model(model, device, dtype)  # before torch: a mistake shows at once
     traces = [load_trace(s) for s in sources]
     src_meta = [_source_meta(name, tr) for name, tr in zip(sources, traces)]
-    plan = [(i, int(r)) for i, tr in enumerate(traces) for r in pick_rows(tr, contexts, seed)]
+    plan = [(i, int(r)) for i, tr in enumerate(traces) for r in pick_rows(tr, contexts[i], seed)]
     acc_dtype = np.float32 if store_float32 else np.float64
     # fixed: what must match to resume; the rest of meta records how this run went
     fixed = {"P": pmax, "seed": seed, "sources": src_meta, "accepted_dtype": np.dtype(acc_dtype).name}

@@ -20,12 +20,14 @@ from brw.files import write_npz
 from brw.limits import USABLE, available_memory, format_bytes
 from brw.results import Result
 from brw.stats import SURPRISAL_BINS, binned_means
-from brw.traces import DATA_DIR
+from brw.laws.context import recorded_contexts
+from brw.traces import BRANCH_MODE, DATA_DIR
 
 __all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
            "tree_temperatures",
            "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
-           "ROOT_COVARIATES", "SURPRISAL_BINS",
+           "ROOT_COVARIATES", "SURPRISAL_BINS", "greedy_continuation", "greedy_covariates", "GREEDY_COVARIATES",
+           "GREEDY_DEPTH",
            "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
 #: Results file (schema version 2; version 1, without the per-node statistics, is still read): a NumPy .npz, opened with allow_pickle=False. n contexts, PMAX nodes each.
@@ -415,17 +417,133 @@ def root_covariates(trace, rows) -> np.ndarray:
     return np.column_stack([top[:, 0], top[:, :4].sum(1), np.asarray(trace.entropy[rows], dtype=np.float64)])
 
 
-def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1) -> tuple[np.ndarray, np.ndarray]:
+#: What the greedy continuation adds to the root statistics (:func:`greedy_covariates`), to GREEDY_DEPTH steps.
+GREEDY_COVARIATES = ("greedy_accepted", "greedy_entropy")
+GREEDY_DEPTH = 8
+
+
+def greedy_continuation(trace, greedy, depth: int = GREEDY_DEPTH) -> tuple[np.ndarray, np.ndarray]:
+    """The top probability and the entropy along every trace row's greedy continuation, known for every row.
+
+    A real tree's spine is the model's greedy continuation of its root's context. The recorded text shows it
+    while the text takes its top token; from the first position where it does not, the trace's greedy branches
+    (:func:`brw.real.recording.record_branches`: from every such position, the model's own top tokens for the
+    branches' depth) go on with it. Step 0 is the row itself; step d the distribution after d top tokens.
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+        A recorded trace.
+    greedy : brw.traces.Trace
+        Its greedy branches (mode ``greedy-branches``, recorded from this trace).
+    depth : int, optional
+        Steps of the continuation (default :data:`GREEDY_DEPTH`).
+
+    Returns
+    -------
+    (top1, entropy) : float64 arrays (rows, depth + 1)
+        In the trace's row order; NaN past the end of what was recorded (the end of a text, or of a branch
+        shallower than ``depth``).
+
+    Raises
+    ------
+    BrwError
+        When ``greedy`` is not a trace of greedy branches of ``trace``'s contexts.
+    """
+    depth = whole_number(depth, "depth")
+    meta = greedy.meta
+    src, start = meta.get("branch_source_context"), meta.get("branch_offset")
+    if meta.get("mode") != BRANCH_MODE or not (isinstance(src, list) and isinstance(start, list)
+                                               and len(src) == len(start) == greedy.contexts):
+        raise BrwError("greedy: not a trace of greedy branches (brw record --branches) with one source context "
+                       "and offset per branch")
+    n = int(np.asarray(trace.entropy).size)
+    order, _, _, follows = recorded_contexts(trace)
+    key = np.asarray(trace.context, np.int64) * (1 << 32) + np.asarray(trace.offset, np.int64)
+    took = np.asarray(trace.taken) == np.asarray(trace.top_ids)[:, 0]
+    text_next = np.full(n, -1, np.int64)  # the next text row where the text took its top token
+    sorted_next = np.where(follows, order[np.minimum(np.arange(n) + 1, n - 1)], -1)
+    text_next[order] = np.where(took[order], sorted_next, -1)
+    # branch rows by (branch, step): step 1 leaves from the source row at (context, offset)
+    b = np.asarray(greedy.context, np.int64)
+    src, start = np.asarray(src, np.int64), np.asarray(start, np.int64)
+    step = np.asarray(greedy.offset, np.int64) - start[b]
+    brow = np.lexsort((step, b))
+    same = np.r_[b[brow][1:] == b[brow][:-1], False] & np.r_[np.diff(step[brow]) == 1, False]
+    branch_next = np.full(b.size, -1, np.int64)
+    branch_next[brow] = np.where(same, np.roll(brow, -1), -1)
+    first = brow[step[brow] == 1]
+    where = {int(k): int(r) for r, k in zip(first, src[b[first]] * (1 << 32) + start[b[first]])}
+    branch_first = np.array([where.get(int(k), -1) for k in key], dtype=np.int64)
+    t_top, g_top = (np.exp(np.asarray(t.top_logp[:, 0], np.float64)) for t in (trace, greedy))
+    t_ent, g_ent = (np.asarray(t.entropy, np.float64) for t in (trace, greedy))
+    top1, ent = np.full((n, depth + 1), np.nan), np.full((n, depth + 1), np.nan)
+    top1[:, 0], ent[:, 0] = t_top, t_ent
+    text, branch = np.arange(n), np.full(n, -1, np.int64)  # where each continuation is: a text or a branch row
+    for d in range(1, depth + 1):
+        on_text = text >= 0
+        nxt = np.where(on_text, text_next[np.maximum(text, 0)], -1)
+        leave = on_text & (nxt < 0)
+        branch = np.where(leave, branch_first[np.maximum(text, 0)],
+                          np.where(branch >= 0, branch_next[np.maximum(branch, 0)], -1))
+        text = nxt
+        top1[:, d] = np.where(text >= 0, t_top[np.maximum(text, 0)],
+                              np.where(branch >= 0, g_top[np.maximum(branch, 0)], np.nan))
+        ent[:, d] = np.where(text >= 0, t_ent[np.maximum(text, 0)],
+                             np.where(branch >= 0, g_ent[np.maximum(branch, 0)], np.nan))
+    return top1, ent
+
+
+def greedy_covariates(trace, greedy, depth: int = GREEDY_DEPTH) -> np.ndarray:
+    """:data:`GREEDY_COVARIATES` at every trace row: statistics of its greedy continuation
+    (:func:`greedy_continuation`) that a real tree rooted there leans on.
+
+    ``greedy_accepted`` is what the greedy chain of ``depth`` draft tokens accepts, the sum over d = 1..depth of
+    the product of the top probabilities at steps 0..d-1 (the optimal tree's spine, which carries most of its
+    accepted tokens at small P); ``greedy_entropy`` is the mean entropy at steps 1..depth, how easy the tree's
+    continuation is below the spine's first steps.
+    Where a continuation was recorded to fewer steps, both use the steps recorded (the entropy: the row's own
+    when none was), a fixed function of the recorded data like the rest.
+
+    Parameters
+    ----------
+    trace, greedy : brw.traces.Trace
+        As :func:`greedy_continuation` takes them.
+    depth : int, optional
+
+    Returns
+    -------
+    float64 array (rows, 2)
+    """
+    top1, ent = greedy_continuation(trace, greedy, depth)
+    path = np.cumprod(np.nan_to_num(top1[:, :-1], nan=0.0), axis=1)  # a step past the record adds nothing
+    known = ~np.isnan(ent[:, 1:])
+    count = known.sum(1)
+    mean_ent = np.where(count > 0, np.nansum(np.where(known, ent[:, 1:], 0.0), 1) / np.maximum(count, 1), ent[:, 0])
+    return np.column_stack([path.sum(1), mean_ent])
+
+
+def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1,
+                       extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real accepted(P) averaged over contexts, corrected for the luck of which roots were drawn.
 
-    The contexts are answer positions of the trace drawn uniformly (:func:`pick_rows`), and the trace knows
-    every answer position's root distribution. A regression estimator (control variates) uses that: within
-    each fold of the recorded generations (context c in fold c % ``folds``, as the K-fold scoring forms them),
-    the mean of the contexts' accepted(P) moves by b (population mean - sample mean) of the root statistics
-    :func:`root_covariates`, b the within-fold least-squares slope per P; folds keep their contexts' weights,
-    so the estimate targets what the plain mean targets (what the fold-weighted predictions predict). At P = 1,
-    accepted is the root's top probability, so the estimate there is its exact mean over the folds' answer
-    positions. The standard error is the residuals' (the slope's own error, of order 1/n, is left out).
+    The contexts are answer positions of the trace drawn uniformly without replacement (:func:`pick_rows`), and
+    the trace knows every answer position's root distribution (and, with its greedy branches, its greedy
+    continuation). A regression estimator (control variates) uses that: within each fold of the recorded
+    generations (context c in fold c % ``folds``, as the K-fold scoring forms them), the mean of the contexts'
+    accepted(P) moves by b (population mean - sample mean) of the covariates, the root statistics
+    :func:`root_covariates` and the columns of ``extra`` (e.g. :func:`greedy_covariates`), b the within-fold
+    least-squares slope per P; folds keep their contexts' weights, so the estimate targets what the plain mean
+    targets (what the fold-weighted predictions predict): the mean over the folds' answer positions. At P = 1,
+    accepted is the root's top probability, so the estimate there is its exact mean over those positions.
+
+    The standard error is the residuals' in the leave-one-out (HC3) form, each residual e_i divided by 1 - h_i
+    (h_i its leverage: 1 / n_j of its fold's mean plus its covariates'), with the finite population correction of
+    sampling n_j of the N_j answer positions of fold j without replacement: var = sum_i (1 - n_j / N_j)
+    (e_i / (1 - h_i))^2 / n^2. Real trees are heavy-tailed, and the plain residual variance came out 10-20% low
+    for such outcomes at n = 128 (the estimator's bias is of order 1/n, a tenth of a standard error there).
+    ``tests/test_realtree.py`` checks bias and standard error on synthetic populations and on outcomes known at
+    every position of a recorded trace.
 
     Parameters
     ----------
@@ -436,6 +554,8 @@ def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1
     trace : brw.traces.Trace
         The trace the contexts were drawn from.
     folds : int, optional
+    extra : float array (trace rows, m), optional
+        More covariates, one row per trace row (every answer position's must be finite).
 
     Returns
     -------
@@ -444,26 +564,37 @@ def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1
     real = np.asarray(real, dtype=np.float64)
     rows = np.asarray(rows, dtype=np.int64)
     n = real.shape[0]
-    x = root_covariates(trace, rows)
+    answer = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
+
+    def covariates(at):
+        x = root_covariates(trace, at)
+        return x if extra is None else np.column_stack([x, np.asarray(extra, np.float64)[at]])
+
+    x = covariates(rows)
     if not np.allclose(x[:, 0], real[:, 0], rtol=1e-4, atol=1e-5):
         raise BrwError("the real trees' roots do not match their trace rows (another trace than the one they were "
                        "expanded from?)")
+    if extra is not None and (np.shape(extra)[0] != np.asarray(trace.entropy).size
+                              or not np.all(np.isfinite(covariates(answer)))):
+        raise BrwError("extra covariates need one finite row per trace row")
     fold = np.asarray(trace.context, dtype=np.int64) % folds
-    answer = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
     yc, xc, shift = np.empty_like(real), np.empty_like(x), np.zeros(x.shape[1])
-    groups = 0
+    groups, kept, lev = 0, np.zeros(n), np.zeros(n)  # each context's share of its fold left unsampled, leverage
     for j in np.unique(fold[rows]):
         sel = fold[rows] == j
+        pop = answer[fold[answer] == j]
         yc[sel] = real[sel] - real[sel].mean(0)
         xc[sel] = x[sel] - x[sel].mean(0)
-        shift += sel.sum() / n * (root_covariates(trace, answer[fold[answer] == j]).mean(0) - x[sel].mean(0))
+        shift += sel.sum() / n * (covariates(pop).mean(0) - x[sel].mean(0))
+        kept[sel] = max(0.0, 1.0 - sel.sum() / pop.size)
+        lev[sel] = 1.0 / sel.sum()
         groups += 1
-    dof = n - groups - x.shape[1]
-    if dof < 2:
+    if n - groups - x.shape[1] < 2:
         return real.mean(0), np.full(real.shape[1], np.nan)
-    b = np.linalg.lstsq(xc, yc, rcond=None)[0]
-    resid = yc - xc @ b
-    return real.mean(0) + shift @ b, np.sqrt((resid**2).sum(0) / dof / n)
+    b, pinv = np.linalg.lstsq(xc, yc, rcond=None)[0], np.linalg.pinv(xc)
+    lev += np.einsum("ij,ji->i", xc, pinv)
+    resid = (yc - xc @ b) / np.maximum(1.0 - lev, 1e-3)[:, None]  # HC3: each residual as if left out
+    return real.mean(0) + shift @ b, np.sqrt((kept[:, None] * resid**2).sum(0)) / n
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:

@@ -16,10 +16,13 @@ surprising as its own edge) and (j) under greedy-run resampling (``run``: a chil
 token draws a row recorded after as long a run of top tokens as its own path's, any other child one recorded
 after a token that was not the top one) and (k) under recorded-prefix resampling (``prefix``: a child whose
 own prefix was recorded, along the sampled text or, for the bundled traces, the model's greedy branches from
-it, takes that row; any other draws as in ``run``).
+it, takes that row; any other draws as in ``run``) and (l) the same without the greedy branches
+(``prefix_text``: what a user's own sampled trace alone gives).
 
 Beside the plain real mean, the root-adjusted one (``brw.real.realtree.root_adjusted_mean``) corrects it for the luck
-of which answer positions were drawn as roots, and every prediction is also scored against it.
+of which answer positions were drawn as roots, and every prediction is also scored against it. Its control
+variates are each root's recorded statistics and, where the trace's greedy branches are bundled, its greedy
+continuation's (``brw.real.realtree.greedy_covariates``), known for every answer position.
 
 Out of sample: with ``folds`` = K >= 2 the recorded generations (a trace's contexts) fall into K folds
 (generation g in fold g % K); the real trees whose context lies in fold j are predicted by laws fitted to the
@@ -27,14 +30,24 @@ trace without fold j (the ``holdout=j/K`` field of every trace-fitted law), and 
 folds' predictions weighted by their real contexts, so that it predicts the same contexts as the real mean.
 ``folds=1`` fits every law to the whole trace (in sample).
 
+Every fold's simulations draw from their own random streams: fold k of genre g (g the genre's place among the
+results' sources) runs ``frontier(law, pmax, replicates, fold_seed(seed, g, k))``, whose seed is derived from
+``SeedSequence(seed, spawn_key=(g, k))`` (:func:`fold_seed`), so the folds' (and the genres') predictions are
+independent and each fold can be replayed alone with ``brw frontier --seed``. A genre's prediction is
+sum_k w_k v_k with standard error sqrt(sum_k w_k^2 se_k^2), right because the folds are independent
+(``sims/seed_check.py`` checks it against the spread over seeds). Every relative error (prediction - real) /
+real carries a 95% interval combining the prediction's standard error and the real curve's (plain or
+adjusted), by the delta method: rel +- 1.96 sqrt((se_pred / real)^2 + (pred se_real / real^2)^2).
+
 "all" pools the genres: the real curve over every context, the predictions averaged with the genres'
 context counts as weights.
 
-Temperature (theory.md section 7b): real trees expanded at T (``brw realtree --temperature``, the results' ``temperature``)
-are set only beside laws at the same T: a law fitted to a trace recorded at T_r and tempered by T' (``T`` here,
-``,T=`` on every spec) is at T_r T'. ``traces`` fits a genre's laws to another trace than the one its trees were
-expanded from (the same prompts, as sims/record_traces.py records at every temperature: context c is prompt c, so
-the K folds still hold out the same generations); the root adjustment keeps the trees' own trace. ``compare`` returns a :class:`Comparison`; ``brw compare`` prints its table
+Temperature (theory.md section 7b): real trees expanded at T (``brw realtree --temperature``, the results'
+``temperature``) are set only beside laws at the same T: a law fitted to a trace recorded at T_r and tempered by T'
+(``T`` here, ``,T=`` on every spec) is at T_r T'. ``traces`` fits a genre's laws to another trace than the one its
+trees were expanded from (the same prompts, as sims/record_traces.py records at every temperature: context c is
+prompt c, so the K folds still hold out the same generations); the root adjustment keeps the trees' own trace.
+``compare`` returns a :class:`Comparison`; ``brw compare`` prints its table
 (``brw.tables.compare``) and draws its figure (``brw.figures.compare``).
 """
 
@@ -50,11 +63,14 @@ from brw.checks import whole_number
 from brw.errors import BrwError, clip
 from brw.limits import require
 from brw.progress import Progress
-from brw.real.realtree import root_adjusted_mean, trace_name
+from brw.real.realtree import (GREEDY_COVARIATES, ROOT_COVARIATES, greedy_covariates, root_adjusted_mean,
+                               trace_name)
 from brw.results import Result
 from brw.spec import check_temperature, temperature_text
+from brw.traces import BUNDLED as BUNDLED_TRACES, load_trace
 
-__all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT"]
+__all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT", "fold_seed",
+           "spawn_seed", "fit_laws", "simulate", "relative_errors", "Z95"]
 
 #: Every model of the verifier, by its key in the results, with its label in tables and figures.
 MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptotic",
@@ -63,16 +79,18 @@ MODELS = {"paper_bound": "(a) paper's bound", "asymptotic": "(b) sharp asymptoti
           "gemmix": "(e) sim: gemmix fit", "markov": "(f) sim: Markov regimes",
           "ctx": "(g) sim: per-context law", "path": "(h) sim: recorded paths",
           "edge": "(i) sim: edge-conditioned", "run": "(j) sim: greedy runs",
-          "prefix": "(k) sim: recorded prefixes"}
+          "prefix": "(k) sim: recorded prefixes", "prefix_text": "(l) sim: recorded prefixes, text only"}
 #: The models that are formulas of the theory (the rest are simulations).
 THEORY_MODELS = ("paper_bound", "asymptotic", "context_mixture", "renewal_bound")
-SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix")
+SIMULATORS = ("empirical", "gemmix", "markov", "ctx", "path", "edge", "run", "prefix", "prefix_text")
 #: Most folds of the K-fold scoring (each fold fits every law once more).
 MAX_FOLDS = 40
 #: The real slope per doubling of P is measured from this P to the trees' Pmax.
 SLOPE_FROM = 64
 #: P of the table unless asked otherwise.
 DEFAULT_AT = (1, 4, 16, 64, 256, 1024)
+#: The normal quantile of two-sided 95% intervals.
+Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,9 @@ class Genre:
     ``predictions[m]`` is (accepted, stderr) for each key of ``MODELS``; theory has no standard error (0).
     ``laws`` holds each simulated law's spec as fitted to the whole trace (with K folds, fold j's law adds
     ``holdout=j/K`` to it; gemmix is refitted per fold). A pooled genre has no law of its own: mu and mu2 are
-    NaN, ``laws`` and ``entropy_autocorrelation`` empty.
+    NaN, ``laws`` and ``entropy_autocorrelation`` empty. ``fold_seeds`` and ``fold_weights`` map each fold (0 in
+    sample) to the seed of its simulations (:func:`fold_seed`) and its share of the real contexts;
+    ``adjustment`` names the adjusted real mean's covariates.
     """
 
     contexts: int
@@ -98,6 +118,9 @@ class Genre:
     real_slope: tuple = (math.nan, math.nan)
     real_adjusted: np.ndarray | None = None
     real_adjusted_stderr: np.ndarray | None = None
+    adjustment: tuple = ()
+    fold_seeds: dict = field(default_factory=dict)
+    fold_weights: dict = field(default_factory=dict)
 
     def to_dict(self, at, curves: bool = True) -> dict:
         """Values at the P in ``at``, relative errors (prediction - real) / real, and whole curves if asked."""
@@ -106,11 +129,15 @@ class Genre:
         d = {"contexts": self.contexts, "mu": self.mu, "mu2": self.mu2, "laws": self.laws,
              "entropy_autocorrelation": self.entropy_autocorrelation,
              "entropy_after_surprisal": self.entropy_after_surprisal, "gemmix_mu2": self.gemmix_mu2,
-             "real": real.tolist(), "real_stderr": self.real_stderr[idx].tolist()}
+             "real": real.tolist(), "real_stderr": self.real_stderr[idx].tolist(),
+             "fold_seeds": {str(k): v for k, v in self.fold_seeds.items()},
+             "fold_weights": {str(k): v for k, v in self.fold_weights.items()}}
+        real_se = self.real_stderr[idx]
         adjusted = self.real_adjusted is not None
         if adjusted:
             d["real_adjusted"] = self.real_adjusted[idx].tolist()
             d["real_adjusted_stderr"] = self.real_adjusted_stderr[idx].tolist()
+            d["adjustment"] = list(self.adjustment)
         if curves:
             d["curves"] = {"real": self.real.tolist(), "real_stderr": self.real_stderr.tolist(),
                            **({"real_adjusted": self.real_adjusted.tolist(),
@@ -119,9 +146,11 @@ class Genre:
         d["models"] = {}
         for m in MODELS:
             v, se = self.predictions[m]
-            d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(), **_errors(v[idx], real)}
+            d["models"][m] = {"accepted": v[idx].tolist(), "stderr": se[idx].tolist(),
+                              **relative_errors(v[idx], se[idx], real, real_se)}
             if adjusted:
-                d["models"][m]["adjusted"] = _errors(v[idx], self.real_adjusted[idx])
+                d["models"][m]["adjusted"] = relative_errors(v[idx], se[idx], self.real_adjusted[idx],
+                                                             self.real_adjusted_stderr[idx])
         d["best_simulator"] = min(SIMULATORS, key=lambda m: d["models"][m]["mean_abs_relative_error"])
         if adjusted:
             d["best_simulator_adjusted"] = min(
@@ -206,18 +235,123 @@ class Comparison(Result):
         return {**cols, "seed": [self.seed] * n, "version": [self.version] * n}
 
 
-def _errors(pred: np.ndarray, real: np.ndarray) -> dict:
-    """Relative errors (prediction - real) / real, their mean and largest absolute value."""
+def relative_errors(pred, pred_se, real, real_se) -> dict:
+    """Relative errors (prediction - real) / real with their 95% intervals, their mean and largest absolute value.
+
+    The interval combines the prediction's and the real curve's standard errors (independent: the simulations
+    never see the real trees) by the delta method, rel +- Z95 sqrt((se_pred / real)^2 + (pred se_real /
+    real^2)^2).
+
+    Parameters
+    ----------
+    pred, pred_se, real, real_se : float arrays (n,)
+        The prediction and the real curve at n values of P, with their standard errors (NaN: unknown).
+
+    Returns
+    -------
+    dict
+        ``relative_error`` (list), ``relative_error_stderr``, ``relative_error_low`` and ``relative_error_high``
+        (the 95% interval's ends), ``mean_abs_relative_error``, ``max_abs_relative_error`` and
+        ``max_abs_interval_end`` (the largest |end| of the intervals: at every P the error lies within +- it
+        with 95% confidence each).
+    """
+    pred, pred_se, real, real_se = (np.asarray(a, dtype=np.float64) for a in (pred, pred_se, real, real_se))
     rel = (pred - real) / real
-    return {"relative_error": rel.tolist(), "mean_abs_relative_error": float(np.mean(np.abs(rel))),
-            "max_abs_relative_error": float(np.max(np.abs(rel)))}
+    se = np.sqrt((pred_se / real) ** 2 + (pred * real_se / real**2) ** 2)
+    low, high = rel - Z95 * se, rel + Z95 * se
+    return {"relative_error": rel.tolist(), "relative_error_stderr": se.tolist(),
+            "relative_error_low": low.tolist(), "relative_error_high": high.tolist(),
+            "mean_abs_relative_error": float(np.mean(np.abs(rel))), "max_abs_relative_error": float(np.max(np.abs(rel))),
+            "max_abs_interval_end": float(np.max(np.maximum(np.abs(low), np.abs(high))))}
 
 
-def _sim(spec, pmax, replicates, seed):
+def spawn_seed(seed: int, *key: int) -> int:
+    """A seed of its own for one part of a study: ``SeedSequence(seed, spawn_key=key)``'s first 64-bit word
+    shifted right by one (63 bits, what ``brw.frontier`` and ``brw frontier --seed`` take).
+
+    Parameters
+    ----------
+    seed : int
+        The study's seed.
+    *key : int
+        The part's spawn key (whole numbers >= 0); keys of different lengths never collide.
+
+    Returns
+    -------
+    int
+    """
+    state = np.random.SeedSequence(whole_number(seed, "seed", 0),
+                                   spawn_key=tuple(whole_number(k, "key", 0) for k in key))
+    return int(state.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def fold_seed(seed: int, genre: int, fold: int) -> int:
+    """The seed of one fold's simulations: independent streams per genre and fold, spawned from ``seed``.
+
+    ``SeedSequence(seed, spawn_key=(genre, fold))`` (numpy's spawning: a two-entry key, never one of the
+    one-entry keys ``(j,)`` that seed replicate j of a run), its first 64-bit word shifted right by one, a
+    63-bit seed that ``brw.frontier`` and ``brw frontier --seed`` take: fold k of genre g replays alone as
+    ``frontier(law_k, pmax, replicates, fold_seed(seed, g, k))``.
+
+    Parameters
+    ----------
+    seed : int
+        The comparison's seed.
+    genre : int
+        The genre's place among the results file's sources.
+    fold : int
+        The fold (0 in sample).
+
+    Returns
+    -------
+    int
+    """
+    return spawn_seed(seed, whole_number(genre, "genre", 0), whole_number(fold, "fold", 0))
+
+
+def simulate(fits: dict, context, pmax: int, replicates: int, seed: int, genre: int, folds: int,
+             models=SIMULATORS) -> tuple[dict, dict, dict]:
+    """The simulated laws' fold-weighted predictions for one genre's real trees, each fold from its own streams.
+
+    Parameters
+    ----------
+    fits : dict
+        :func:`fit_laws` of the genre's trace with ``folds``.
+    context : int array (n,)
+        The real trees' recorded generations (context c lies in fold c % ``folds``).
+    pmax : int
+        P of the simulated trees.
+    replicates : int
+        Simulated trees per law and fold.
+    seed : int
+        The comparison's seed (fold k runs with :func:`fold_seed` (seed, genre, k)).
+    genre : int
+        The genre's place among the results' sources.
+    folds : int
+        K (1: in sample).
+    models : sequence of str, optional
+        Keys of :data:`SIMULATORS`.
+
+    Returns
+    -------
+    (predictions, seeds, weights) : dicts
+        ``predictions[m]`` = (accepted, stderr) at P = 1..pmax, stderr = sqrt(sum_k w_k^2 se_k^2);
+        ``seeds`` and ``weights`` per fold.
+    """
     from brw.solver import frontier
 
-    r = frontier(spec, pmax, replicates, seed)
-    return r.accepted, r.stderr
+    context = np.asarray(context, dtype=np.int64)
+    fold_of = context % folds
+    parts = [(0, None)] if folds == 1 else [(j, j) for j in range(folds) if np.any(fold_of == j)]
+    pred = {m: (np.zeros(pmax), np.zeros(pmax)) for m in models}
+    seeds, weights = {}, {}
+    for k, fold in parts:
+        w = float(np.mean(fold_of == k)) if folds > 1 else 1.0
+        seeds[k], weights[k] = fold_seed(seed, genre, k), w
+        for m in models:
+            r = frontier(fits[fold][m], pmax, replicates, seeds[k])
+            pred[m] = (pred[m][0] + w * r.accepted, np.sqrt(pred[m][1] ** 2 + (w * r.stderr) ** 2))
+    return pred, seeds, weights
 
 
 def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,29 +359,62 @@ def _mean(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return real.mean(0), real.std(0, ddof=1) / math.sqrt(real.shape[0])
 
 
-def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int, T: float = 1.0) -> dict:
+def fit_laws(name: str, regimes: int = 4, components: int = 12, folds: int = 4, greedy: str | None = None,
+             T: float = 1.0) -> dict:
+    """Every simulated law of a genre, fitted to its whole trace (key None) and, with ``folds`` > 1, without
+    each fold j (key j): what :func:`simulate` takes.
+
+    Parameters
+    ----------
+    name : str
+        The trace (a bundled name or a path).
+    regimes, components : int, optional
+        Of the Markov law and the gemmix fit.
+    folds : int, optional
+    greedy : str, optional
+        The greedy branches ``prefix`` takes (a bundled name or a file); by default the trace's bundled
+        ``NAME-greedy`` where there is one.
+    T : float, optional
+        Temper every law by T (``,T=`` on its spec; gemmix is fitted to the tempered trace).
+
+    Returns
+    -------
+    dict
+        {None or fold: {simulator key: law}}.
+    """
+    return {fold: _fitted_laws(name, regimes, components, fold, folds, greedy, T)
+            for fold in (None, *(range(folds) if folds > 1 else ()))}
+
+
+def _fitted_laws(name: str, regimes: int, components: int, fold: int | None, folds: int,
+                 branches: str | None = None, T: float = 1.0) -> dict:
     """Every simulated law of a genre, fitted to its trace without fold ``fold`` of ``folds`` (None: the
-    whole trace) and tempered by T: each simulator's key -> the law (gemmix fitted to the tempered trace)."""
+    whole trace) and tempered by T: each simulator's key -> the law (gemmix fitted to the tempered trace, the
+    others as specs)."""
     from brw.laws.fitted import fit_gemmix
     from brw.laws import parse_law
 
     from brw.traces import BUNDLED
 
     hold = "" if fold is None else f",holdout={fold}/{folds}"
-    greedy = f",greedy={name}-greedy" if f"{name}-greedy" in BUNDLED else ""  # the bundled traces' branches
+    if branches is None and f"{name}-greedy" in BUNDLED:  # the bundled traces' branches
+        branches = f"{name}-greedy"
+    greedy = f",greedy={branches}" if branches else ""
     specs = {"empirical": f"trace:{name}{hold}", "markov": f"markov:trace={name},regimes={regimes}{hold}",
              "ctx": f"ctx:trace={name}{hold}", "path": f"path:trace={name}{hold}",
              "edge": f"edge:trace={name}{hold}", "run": f"run:trace={name}{hold}",
-             "prefix": f"prefix:trace={name}{greedy}{hold}"}
+             "prefix": f"prefix:trace={name}{greedy}{hold}", "prefix_text": f"prefix:trace={name}{hold}"}
     laws = {key: parse_law(spec + temperature_text(T)) for key, spec in specs.items()}
     laws["gemmix"] = fit_gemmix(laws["empirical"].trace, components)
     return laws
 
 
 def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, replicates: int, seed: int,
-           folds: int, root=None, tick=lambda: None) -> Genre:
+           folds: int, genre: int, extra: np.ndarray | None, root=None) -> Genre:
     """One genre: per fold, the theory and the simulator under every law fitted without that fold, weighted by
-    the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``."""
+    the fold's real contexts; ``fits`` maps None (the whole trace) and each fold to its ``_fitted_laws``;
+    ``extra`` holds the greedy covariates of every trace row (None: the root's alone); ``root`` the trees' own
+    trace where the laws are fitted to another (None: the laws' trace)."""
     from brw import theory
     from brw.laws.fitted import entropy_after_surprisal, entropy_autocorrelation
 
@@ -257,26 +424,34 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, 
     parts = [(None, np.ones(real.shape[0], bool))] if folds == 1 else [
         (j, fold_of == j) for j in range(folds) if np.any(fold_of == j)]
     whole = fits[None]
-    pred = {m: (np.zeros(pmax), np.zeros(pmax)) for m in MODELS}
+    pred, seeds, weights = simulate(fits, context, pmax, replicates, seed, genre, folds)
+    pred.update({m: (np.zeros(pmax), np.zeros(pmax)) for m in THEORY_MODELS})
     for fold, sel in parts:
         w = sel.sum() / real.shape[0]
         laws = fits[fold]
         b = theory.bounds(laws["empirical"], P)
-        got = {m: (getattr(b, m), np.zeros(pmax)) for m in THEORY_MODELS if m != "context_mixture"}
-        got["context_mixture"] = (theory.context_mixture(laws["ctx"], P, prediction="asymptotic"), np.zeros(pmax))
-        got.update({m: _sim(laws[m], pmax, replicates, seed) for m in SIMULATORS})
-        for m, (v, se) in got.items():
-            pred[m] = (pred[m][0] + w * v, np.sqrt(pred[m][1] ** 2 + (w * se) ** 2))
-        tick()  # one fold of one genre done (its progress)
+        got = {m: getattr(b, m) for m in THEORY_MODELS if m != "context_mixture"}
+        got["context_mixture"] = theory.context_mixture(laws["ctx"], P, prediction="asymptotic")
+        for m, v in got.items():
+            pred[m] = (pred[m][0] + w * v, pred[m][1])
+    pred = {m: pred[m] for m in MODELS}
     m, se = _mean(real)
     trace = whole["empirical"]
-    adj, adj_se = root_adjusted_mean(real, rows, trace.trace if root is None else root, folds)
+    adj, adj_se = root_adjusted_mean(real, rows, trace.trace if root is None else root, folds, extra)
     return Genre(contexts=int(real.shape[0]), mu=trace.mu, mu2=trace.mu2, real=m, real_stderr=se, predictions=pred,
                  real_adjusted=adj, real_adjusted_stderr=adj_se,
+                 adjustment=ROOT_COVARIATES + (GREEDY_COVARIATES if extra is not None else ()),
+                 fold_seeds=seeds, fold_weights=weights,
                  laws={m: str(whole[m]) for m in SIMULATORS},
                  entropy_autocorrelation=entropy_autocorrelation(trace.trace, (1, 2, 4)),
                  entropy_after_surprisal=entropy_after_surprisal(trace.trace),
                  gemmix_mu2=whole["gemmix"].mu2, real_slope=_real_slope(real))
+
+
+def _greedy_covariates(name: str) -> np.ndarray | None:
+    """The greedy covariates of every row of a trace whose greedy branches are bundled (None otherwise)."""
+    branches = f"{name}-greedy"
+    return greedy_covariates(load_trace(name), load_trace(branches)) if branches in BUNDLED_TRACES else None
 
 
 def _real_slope(real: np.ndarray) -> tuple[float, float]:
@@ -300,9 +475,10 @@ def _pool(genres: dict, all_real: np.ndarray) -> Genre:
     m, se = _mean(all_real)
     adj = np.array([g.real_adjusted for g in genres.values()])
     adj_se = np.array([g.real_adjusted_stderr for g in genres.values()])
+    how = {g.adjustment for g in genres.values()}
     return Genre(contexts=int(all_real.shape[0]), mu=math.nan, mu2=math.nan, real=m, real_stderr=se,
                  predictions=pred, real_slope=_real_slope(all_real), real_adjusted=w @ adj,
-                 real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2))
+                 real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2), adjustment=how.pop() if len(how) == 1 else ())
 
 
 def _law_traces(res, names: list, own: dict, traces: dict | None, T: float) -> tuple[dict, dict]:
@@ -342,7 +518,7 @@ def _law_traces(res, names: list, own: dict, traces: dict | None, T: float) -> t
 
 
 def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int = 4, components: int = 12,
-            at=None, folds: int = 4, T: float = 1.0, traces: dict | None = None,
+            at=None, folds: int = 4, branches: dict | None = None, T: float = 1.0, traces: dict | None = None,
             progress: bool = False) -> Comparison:
     """Real optimal trees against every model of the verifier, per genre and pooled.
 
@@ -363,6 +539,10 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         P values of the table (1..the real trees' Pmax); by default those of ``DEFAULT_AT`` up to Pmax.
     folds : int, optional
         K of the K-fold scoring over recorded generations (1: every law fitted to the whole trace, in sample).
+    branches : dict, optional
+        {trace name: greedy branches} for ``prefix`` (a bundled name or a file), where another recording than
+        the bundled ``NAME-greedy`` is wanted (deeper branches, say); the adjusted real mean's covariates stay
+        those of the bundled branches.
     T : float, optional
         Temper every law by T (``,T=`` on its spec). The laws' temperature (their trace's recorded one times T)
         must be the real trees' (else a BrwError says which T matches).
@@ -370,7 +550,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
         Genre -> the trace its laws are fitted to (a bundled name or a file), when not the trace its real trees
         were expanded from; it must hold the same prompts, context by context.
     progress : bool, optional
-        Show progress on stderr, a fold of a genre at a time (``brw.progress``).
+        Show progress on stderr, a genre at a time (``brw.progress``).
 
     Returns
     -------
@@ -399,18 +579,19 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     own = {name: trace_name(src) for name, src in zip(res.sources, res.meta["sources"])}
     law_traces, roots = _law_traces(res, names, own, traces, check_temperature(T))
     # every fitted law is built once (and its regimes and components checked) before any simulation
-    fits = {name: {fold: _fitted_laws(law_traces[name], regimes, components, fold, folds, T)
-                   for fold in (None, *(range(folds) if folds > 1 else ()))} for name in names}
+    branches = dict(branches or {})
+    fits = {name: fit_laws(law_traces[name], regimes, components, folds, branches.get(law_traces[name]), T)
+            for name in names}
     genres = {}
     hint = "fewer replicates (--replicates 200; the default is 2000), or --folds 1 (every law fitted once)"
-    with Progress(len(names) * (folds if folds > 1 else 1), "compare", enabled=progress, unit="folds",
-                  hint=hint) as bar:
+    with Progress(len(names), "compare", enabled=progress, unit="genres", hint=hint) as bar:
         for j, name in enumerate(res.sources):
             if name in names:
                 sel = res.arrays["source"] == j
                 genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel],
-                                      res.arrays["row"][sel], replicates, seed, folds, roots.get(name),
-                                      tick=bar.update)
+                                      res.arrays["row"][sel], replicates, seed, folds, j,
+                                      _greedy_covariates(own[name]), roots.get(name))
+                bar.update()
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:

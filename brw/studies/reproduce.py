@@ -431,7 +431,8 @@ def _real(run: _Run) -> Outcome:
                f"{first['best_worst_error']:.1%} (the i.i.d. empirical law {first['empirical_error']:.1%} on average); "
                f"against the root-adjusted real curve (the luck of which roots were drawn taken out) the best, "
                f"{first['best_adjusted']}, is off by {first['best_adjusted_error']:.1%} on average and at most "
-               f"{first['best_adjusted_worst_error']:.1%} over P.")
+               f"{first['best_adjusted_worst_error']:.1%} over P (95% intervals within "
+               f"+-{first['best_adjusted_worst_end']:.1%}).")
     for o in others:
         caption += (f" On {o['model']} ({o['contexts']} contexts, P <= {o['pmax']}) the renewal bound is "
                     f"{o['renewal_short']:.0%} below the real curve at P = {o['P_top']}, the best simulator, "
@@ -442,18 +443,22 @@ def _real(run: _Run) -> Outcome:
     P = max((n["P"] for n in per.values()), key=len)  # every model's P are the first of the same table's
     notes = [f"Real trees: the bundled `{name}` results of {n['model']} (P <= {n['pmax']}), read, not expanded; "
              f"simulations: {n['replicates']} trees per law and fold." for name, n in per.items()]
-    notes.append("Relative errors (prediction - real) / real; the row 'real accepted' holds the real mean over "
-                 "contexts itself. A model whose trees stop at a smaller P leaves the last columns empty.")
-    notes.append("Root-adjusted: the mean over contexts corrected by regression on each root's recorded top "
-                 "probability, top-4 mass and entropy, whose means over every answer position of the held-out "
-                 "generations the trace knows (control variates, `brw.real.realtree.root_adjusted_mean`); it removes "
-                 "the luck of which positions were drawn, not any model's error.")
-    wide = len(P) + 5  # verifier, genre, prediction, one column per P, mean and worst
-    rows = [r[:-2] + [None] * (wide - len(r)) + r[-2:] for r in rows]
-    formats = [f[:-2] + ["s"] * (wide - len(f)) + f[-2:] for f in formats]
+    notes.append("Relative errors (prediction - real) / real with their 95% intervals, from the prediction's "
+                 "standard error (each fold's simulations from its own spawned stream) and the real curve's; the "
+                 "row 'real accepted' holds the real mean over contexts itself, 'worst end' the largest |end| of the "
+                 "intervals over P. A model whose trees stop at a smaller P leaves the last columns empty.")
+    notes.append("Adjusted: the mean over contexts corrected by regression on each root's recorded top "
+                 "probability, top-4 mass and entropy and on its greedy continuation's (the text where it took its "
+                 "top token, then the recorded greedy branches: what the greedy chain of 8 tokens accepts and its "
+                 "mean entropy), whose means over every answer position of the held-out generations the trace "
+                 "knows (control variates, `brw.real.realtree.root_adjusted_mean`); it removes the luck of which "
+                 "positions were drawn, not any model's error.")
+    wide = len(P) + 6  # verifier, genre, prediction, one column per P, mean, worst and worst end
+    rows = [r[:-3] + [None] * (wide - len(r)) + r[-3:] for r in rows]
+    formats = [f[:-3] + ["s"] * (wide - len(f)) + f[-3:] for f in formats]
     return Outcome(_rel(paths, run), caption,
-                   ["verifier", "genre", "prediction", *(f"P = {p}" for p in P), "mean abs", "worst abs"], formats,
-                   rows, {**first, "models": per}, notes=notes)
+                   ["verifier", "genre", "prediction", *(f"P = {p}" for p in P), "mean abs", "worst abs",
+                    "worst end"], formats, rows, {**first, "models": per}, notes=notes)
 
 
 def _real_numbers(c, name: str) -> tuple[list, list, dict]:
@@ -463,21 +468,22 @@ def _real_numbers(c, name: str) -> tuple[list, list, dict]:
     rows, formats = [], []
     d = c.to_dict(curves=False)
     P, model = d["P"], _model(c.model)
+    def errors(r):
+        return [*(f"{e:+.0%} [{lo * 100:+.0f}, {hi * 100:+.0f}]" for e, lo, hi in zip(
+            r["relative_error"], r["relative_error_low"], r["relative_error_high"])),
+            r["mean_abs_relative_error"], r["max_abs_relative_error"], r["max_abs_interval_end"]]
+
     for genre, g in d["genres"].items():
-        rows.append([model, genre, "real accepted (tokens)", *g["real"], None, None])
-        formats.append(["s", "s", "s", *([".2f"] * len(P)), "s", "s"])
+        rows.append([model, genre, "real accepted (tokens)", *g["real"], None, None, None])
+        formats.append(["s", "s", "s", *([".2f"] * len(P)), "s", "s", "s"])
         for m, label in MODELS.items():
-            r = g["models"][m]
-            rows.append([model, genre, label, *r["relative_error"], r["mean_abs_relative_error"],
-                         r["max_abs_relative_error"]])
-            formats.append(["s", "s", "s", *(["+.0%"] * len(P)), ".1%", ".1%"])
-        rows.append([model, genre, "real, root-adjusted (tokens)", *g["real_adjusted"], None, None])
-        formats.append(["s", "s", "s", *([".2f"] * len(P)), "s", "s"])
+            rows.append([model, genre, label, *errors(g["models"][m])])
+            formats.append(["s", "s", "s", *(["s"] * len(P)), ".1%", ".1%", ".1%"])
+        rows.append([model, genre, "real, adjusted (tokens)", *g["real_adjusted"], None, None, None])
+        formats.append(["s", "s", "s", *([".2f"] * len(P)), "s", "s", "s"])
         for m in SIMULATORS:
-            r = g["models"][m]["adjusted"]
-            rows.append([model, genre, f"{MODELS[m]}, against it", *r["relative_error"],
-                         r["mean_abs_relative_error"], r["max_abs_relative_error"]])
-            formats.append(["s", "s", "s", *(["+.0%"] * len(P)), ".1%", ".1%"])
+            rows.append([model, genre, f"{MODELS[m]}, against it", *errors(g["models"][m]["adjusted"])])
+            formats.append(["s", "s", "s", *(["s"] * len(P)), ".1%", ".1%", ".1%"])
     every = d["genres"]["all"] if "all" in d["genres"] else next(iter(d["genres"].values()))
     err = {m: every["models"][m]["mean_abs_relative_error"] for m in SIMULATORS}
     best = min(err, key=err.get)
@@ -493,7 +499,14 @@ def _real_numbers(c, name: str) -> tuple[list, list, dict]:
                "renewal_short": 1 - renewal_top / real_top, "P_top": P[-1],
                "best_top_error": every["models"][best]["relative_error"][-1], "replicates": c.replicates,
                "best_adjusted": MODELS[best_adj].split(": ")[-1], "best_adjusted_error": adj[best_adj],
-               "best_adjusted_worst_error": every["models"][best_adj]["adjusted"]["max_abs_relative_error"]}
+               "best_adjusted_worst_error": every["models"][best_adj]["adjusted"]["max_abs_relative_error"],
+               "best_adjusted_worst_end": every["models"][best_adj]["adjusted"]["max_abs_interval_end"],
+               "errors": {genre: {m: [g["models"][m][k] for k in ("relative_error", "relative_error_low",
+                                                                  "relative_error_high")]
+                                  for m in MODELS} for genre, g in d["genres"].items()},
+               "adjusted_errors": {genre: {m: [g["models"][m]["adjusted"][k]
+                                               for k in ("relative_error", "relative_error_low", "relative_error_high")]
+                                           for m in SIMULATORS} for genre, g in d["genres"].items()}}
     return rows, formats, numbers
 
 
