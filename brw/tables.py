@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check", "markdown",
-           "reproduce", "reproduce_summary"]
+           "costcurve", "specdecode", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check",
+           "markdown", "reproduce", "reproduce_summary"]
 
 
 def frontier(d: dict) -> str:
@@ -629,6 +629,34 @@ def costcurve(d: dict) -> str:
     for k, s in zip(d["tokens"], d["seconds"]):
         lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")
     lines.append(f"wrote {d['out']}")
+    return "\n".join(lines)
+
+
+def specdecode(d: dict) -> str:
+    """A speculative decoding run: throughput, acceptance and the files written.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw specdecode``'s result (``brw.real.specdecode.run_deployment(...).to_dict()``).
+
+    Returns
+    -------
+    str
+        A header, the run's totals, its per-position acceptance and where the logs went.
+    """
+    lines = [f"{d['model']}: {d['requests']} requests, k = {d['k']}" + (f", drafter {d['drafter']}" if d['drafter']
+                                                                         else " (plain decoding)"),
+             f"{d['tokens']} tokens in {d['rounds']} rounds, {d['decode_seconds']:.2f} s decoding "
+             f"({d['tokens_per_second']:.2f} tokens/s; prefill {d['prefill_seconds']:.2f} s not counted)"]
+    if d["drafts"]:
+        lines.append(f"{d['drafts']} drafts, {d['draft_tokens']} tokens drafted, {d['accepted_tokens']} accepted: "
+                     f"{d['accepted_per_draft']:.3f} accepted per draft (bonus excluded), mean acceptance length "
+                     f"{d['mean_acceptance_length']:.3f} (bonus included)")
+        lines.append("share of drafts accepting at least j tokens: "
+                     + ", ".join(f"{j}: {s:.3f}" for j, s in enumerate(d["survival"], 1)))
+    lines.append(f"warm-up: {d['warmup']}")
+    lines += [f"wrote {f}" for f in d["files"]]
     return "\n".join(lines)
 
 
