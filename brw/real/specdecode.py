@@ -40,7 +40,8 @@ Logs, in the formats vLLM writes (learned from its source and docs; no code copi
   ..., Avg Draft acceptance rate: %.1f%%``: the format of vLLM main as read at commit
   ee4ceaae5953d367d8edd2132fd86d6c42506e1e of github.com/vllm-project/vllm, the one the API reference shows for
   releases 0.11.2 to 0.21.0 (throughputs since vLLM pull request 24127, September 2025; acceptance rate last).
-  Each line carries vLLM's logger prefix ``INFO MM-DD HH:MM:SS [file:line]``. Mean acceptance length =
+  Each line carries vLLM's logger prefix ``INFO MM-DD HH:MM:SS [file:line]``, here ``[specdecode.py:N]`` with N
+  the kind of line (1 start-up, 2 engine, 3 SpecDecoding). Mean acceptance length =
   1 + accepted / drafts (the bonus token included); per-position rate j = drafts accepting at least j tokens /
   drafts. Lines are emitted every ``interval`` seconds (vLLM's default 10) of the run's own clock: prefill and
   round seconds of its requests one after another, so a log written after interleaved timed runs reads as if they
