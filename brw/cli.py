@@ -564,7 +564,7 @@ def _cmd_specdecode(args) -> dict:
     from brw.files import check_output
     from brw.real.models import check_model, load_model, set_threads
     from brw.real.recording import encode_prompts, read_prompts
-    from brw.real.specdecode import log_paths, parse_drafter, run_deployment
+    from brw.real.specdecode import log_paths, parse_drafter, run_requests
 
     # Every setting and the inputs before the model loads.
     drafter = parse_drafter(args.drafter) if args.k > 0 else None
@@ -585,7 +585,7 @@ def _cmd_specdecode(args) -> dict:
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     lm = load_model(args.model, device=args.device, dtype=args.dtype, log=log)
     ids = encode_prompts(lm.tokenizer, prompts, raw=args.raw)
-    run = run_deployment(lm, ids, drafter=drafter, k=args.k, max_tokens=args.tokens, seed=args.seed,
+    run = run_requests(lm, ids, drafter=drafter, k=args.k, max_tokens=args.tokens, seed=args.seed,
                          temperature=args.temperature, out=args.out, interval=args.interval, progress=not args.json)
     return run.to_dict()
 

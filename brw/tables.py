@@ -638,7 +638,7 @@ def specdecode(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw specdecode``'s result (``brw.real.specdecode.run_deployment(...).to_dict()``).
+        ``brw specdecode``'s result (``brw.real.specdecode.run_requests(...).to_dict()``).
 
     Returns
     -------

@@ -169,9 +169,9 @@ def main(argv=None) -> int:
     if todo:
         load0 = os.getloadavg()
         warm = ids[-1]
-        for drafter, k in configs:  # untimed: every shape and code path once
+        for drafter, k in [(None, 0)] + [(d, args.kmax) for d in drafters]:  # untimed: every code path once
             generate(lm.model, warm, drafter=drafter, k=k, max_tokens=4, rng=request_rng(args.seed, 1 << 30), eos=())
-        cost_pass(lm, context, args.kmax, drafters)
+        cost_pass(lm, context, args.kmax, drafters)  # untimed, and it runs every verifier shape once more untimed
         log(f"warmed up; {len(todo)} of {len(blocks)} blocks to do, context {context}")
         longest = 0.0
         for p, r in todo:
@@ -213,8 +213,9 @@ def main(argv=None) -> int:
     meta = {"command": "sims/specdecode.sh (python sims/specdecode.py --max-minutes 13, repeated)",
             "model": lm.meta["model"], "prompts": 3 * args.prompts, "repeats": args.repeats, "tokens": args.tokens,
             "context": context, "threads": args.threads, "genres": list(GENRES),
-            "warmup": "each chunk of the run first decoded 4 tokens untimed in every configuration and ran one "
-                      "untimed cost pass",
+            "warmup": "each chunk of the run (a process; one to three blocks) first decoded 4 tokens untimed "
+                      "plainly and with each drafter at k = kmax, and ran one untimed cost pass (the first three "
+                      "blocks' chunks decoded 4 tokens in every configuration instead)",
             "load": f"{min(x[0] for x in loads):.1f} to {max(x[0] for x in loads):.1f} (1-minute averages at the "
                     "start and end of each chunk)" if loads else "-",
             "seconds": sum(c["seconds"] for c in state["chunks"]), "settings": state["settings"],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sims/specdecode.py in chunks of at most MINUTES minutes (default 13), each with the background real-tree
-# expansions (sims/realtrees.py, if any run) paused by SIGSTOP and always resumed by SIGCONT afterwards, a minute
+# expansions (sims/realtrees.py, if any run) paused by SIGSTOP and always resumed by SIGCONT afterwards, half a minute
 # apart, until every block is done. Arguments go to sims/specdecode.py; PYTHON picks the interpreter.
 #
 #     PYTHON=.venv/bin/python sims/specdecode.sh
@@ -19,5 +19,5 @@ while true; do
     rc=$?
     resume
     if [ "$rc" -ne 3 ]; then exit "$rc"; fi
-    sleep 60
+    sleep 30
 done

@@ -199,41 +199,41 @@ def test_output_is_the_verifiers_distribution(tiny, short_runs, name):
     assert accepted.size >= RUNS and 0 < np.mean(accepted == 0) < 1
 
 
-def test_same_seed_same_tokens_and_requests_replay_alone(tiny, deployments):
+def test_same_seed_same_tokens_and_requests_replay_alone(tiny, long_runs):
     """A request of a run is a function of the prompt, the seed and its number alone."""
-    dep = deployments["early-exit"]
+    run = long_runs["early-exit"]
     for j in (0, 4):
-        g = dep.generations[j]
-        alone = sd.generate(tiny.model, g.prompt, drafter=dep.drafter, k=dep.k, max_tokens=dep.max_tokens,
-                            rng=sd.request_rng(dep.seed, j))
+        g = run.generations[j]
+        alone = sd.generate(tiny.model, g.prompt, drafter=run.drafter, k=run.k, max_tokens=run.max_tokens,
+                            rng=sd.request_rng(run.seed, j))
         np.testing.assert_array_equal(alone.tokens, g.tokens)
         np.testing.assert_array_equal(alone.accepted, g.accepted)
         np.testing.assert_array_equal(alone.accept_probability, g.accept_probability)
-        assert g.tokens.size == dep.max_tokens and g.finish_reason == "length"
+        assert g.tokens.size == run.max_tokens and g.finish_reason == "length"
 
 
 @pytest.fixture(scope="module")
-def deployments(tiny, tmp_path_factory):
-    """Longer requests (24 tokens, k = 3) through run_deployment, with their logs."""
+def long_runs(tiny, tmp_path_factory):
+    """Longer requests (24 tokens, k = 3) through run_requests, with their logs."""
     folder = tmp_path_factory.mktemp("logs")
     rng = np.random.default_rng(5)
     prompts = [[1] + rng.integers(3, VOCAB, size=int(rng.integers(2, 6))).tolist() for _ in range(6)]
     out = {}
     for name, drafter in (("early-exit", "early-exit:layers=1"), ("ngram", "ngram:min=1,max=2")):
-        out[name] = sd.run_deployment(tiny, prompts, drafter=drafter, k=3, max_tokens=24, seed=3,
+        out[name] = sd.run_requests(tiny, prompts, drafter=drafter, k=3, max_tokens=24, seed=3,
                                       out=folder / f"{name}.log", interval=1e-9, warmup_tokens=2,
                                       stop_at_eos=False)
-    out["plain"] = sd.run_deployment(tiny, prompts[:2], k=0, max_tokens=8, seed=3, out=folder / "plain.log",
+    out["plain"] = sd.run_requests(tiny, prompts[:2], k=0, max_tokens=8, seed=3, out=folder / "plain.log",
                                      warmup_tokens=0)
     return out
 
 
 @pytest.mark.parametrize("name", ["early-exit", "ngram"])
-def test_recorded_acceptance_probabilities_match_a_forward_without_cache(tiny, deployments, name):
+def test_recorded_acceptance_probabilities_match_a_forward_without_cache(tiny, long_runs, name):
     """Every kept draft's min(1, p/q), recomputed from one cache-free forward of the whole output: the KV caches
     held the committed tokens and nothing of the rejected drafts."""
     checked = 0
-    for g in deployments[name].generations:
+    for g in long_runs[name].generations:
         ids = g.prompt.tolist() + g.tokens.tolist()
         p = verifier_probs(tiny.model, ids)
         q = exit_probs(tiny.model, ids, 1) if name == "early-exit" else None
@@ -257,11 +257,11 @@ def _round_probability(g, pos: int, i: int) -> float:
 
 
 @pytest.mark.parametrize("name", ["early-exit", "ngram"])
-def test_per_position_acceptance_agrees_with_the_theory(deployments, short_runs, name):
+def test_per_position_acceptance_agrees_with_the_theory(long_runs, short_runs, name):
     """P(accept >= j) = E[prod over positions i <= j of min(1, p_i(x_i) / q_i(x_i))] along the drafted path: each
     round's indicator minus its predicted probability has mean 0 (a martingale difference), so their mean lies
     within SE standard errors of 0 at every position."""
-    gens = list(deployments[name].generations) + list(short_runs[name][1])
+    gens = list(long_runs[name].generations) + list(short_runs[name][1])
     for j in (1, 2):
         diffs = np.concatenate([(g.accepted[g.drafted >= j] >= j)
                                 - np.prod(g.accept_probability[g.drafted >= j, :j], axis=1) for g in gens])
@@ -293,9 +293,9 @@ def test_ngram_proposal_follows_vllm_rule():
         assert sd.ngram_proposal(t, k, lo, hi).tolist() == want
 
 
-def test_decoder_drafts_the_ngram_proposal(deployments):
+def test_decoder_drafts_the_ngram_proposal(long_runs):
     """In every round, the n-gram drafter proposed ngram_proposal(context) and the kept tokens are its head."""
-    for g in deployments["ngram"].generations:
+    for g in long_runs["ngram"].generations:
         ctx = g.prompt.tolist()
         out = g.tokens.tolist()
         for d, a, e in zip(g.drafted, g.accepted, g.emitted):
@@ -304,7 +304,7 @@ def test_decoder_drafts_the_ngram_proposal(deployments):
             kept = out[len(ctx) - g.prompt.size:][:e]
             assert kept[:min(a, e)] == proposal[:min(a, e)]
             ctx += kept
-    gens = deployments["ngram"].generations
+    gens = long_runs["ngram"].generations
     assert sum(int(g.accepted[g.drafted > 0].sum()) for g in gens) > 0 and any((g.drafted > 0).any() for g in gens)
 
 
@@ -327,13 +327,13 @@ def _parse_log(path):
 
 
 @pytest.mark.parametrize("name", ["early-exit", "ngram"])
-def test_logs_parse_back(deployments, name):
-    dep = deployments[name]
-    log, requests, rounds = (sd.log_paths(dep.files[0]))
+def test_logs_parse_back(long_runs, name):
+    run = long_runs[name]
+    log, requests, rounds = (sd.log_paths(run.files[0]))
     msgs, spec = _parse_log(log)
     assert "speculative_config=SpeculativeConfig(method=" in msgs[0] and "num_spec_tokens=3" in msgs[0]
     assert any(m.startswith("Engine 000: Avg prompt throughput:") for m in msgs)
-    gens = dep.generations
+    gens = run.generations
     drafted = np.concatenate([g.drafted for g in gens])
     accepted = np.concatenate([g.accepted for g in gens])
     has = drafted > 0
@@ -365,18 +365,18 @@ def test_logs_parse_back(deployments, name):
         assert rec["drafted"] == g.drafted.tolist() and sum(rec["emitted"]) == rec["new_tokens"] == g.tokens.size
         assert [len(x) for x in rec["accept_probability"]] == g.drafted.tolist()
     # The run's summary says the same.
-    d = dep.to_dict()
+    d = run.to_dict()
     assert d["drafts"] == has.sum() and d["accepted_tokens"] == accepted[has].sum()
     assert d["survival"][0] == pytest.approx(np.mean(accepted[has] >= 1))
 
 
-def test_plain_decoding_logs_no_spec_lines(deployments):
-    dep = deployments["plain"]
-    msgs, spec = _parse_log(sd.log_paths(dep.files[0])[0])
+def test_plain_decoding_logs_no_spec_lines(long_runs):
+    run = long_runs["plain"]
+    msgs, spec = _parse_log(sd.log_paths(run.files[0])[0])
     assert not spec and "speculative_config=None" in msgs[0]
-    reqs = [json.loads(x) for x in sd.log_paths(dep.files[0])[1].read_text().splitlines()]
+    reqs = [json.loads(x) for x in sd.log_paths(run.files[0])[1].read_text().splitlines()]
     assert all(r["metrics"]["speculative_decoding"] is None for r in reqs)
-    assert all((g.drafted == 0).all() and (g.emitted == 1).all() for g in dep.generations)
+    assert all((g.drafted == 0).all() and (g.emitted == 1).all() for g in run.generations)
 
 
 def test_log_lines_follow_the_interval():
@@ -435,3 +435,51 @@ def test_cli_refuses_before_loading(tmp_path, capsys, monkeypatch, argv, what):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and what in err[0]
     assert list(tmp_path.iterdir()) == [tmp_path / "p.json"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# The study's stated model (brw.studies.specdecode).
+
+
+def test_survival_extrapolation_and_predicted_tokens_per_second_exact():
+    from brw.studies.specdecode import extrapolate_survival, predict
+
+    np.testing.assert_allclose(extrapolate_survival([0.5, 0.25], 5), [0.5, 0.25, 0.125, 0.0625, 0.03125], rtol=1e-15)
+    np.testing.assert_allclose(extrapolate_survival([0.6], 3), [0.6, 0.36, 0.216], rtol=1e-15)
+    np.testing.assert_allclose(extrapolate_survival([0.6, 0.3, 0.2], 2), [0.6, 0.3], rtol=1e-15)
+    V = [1.0, 1.5, 2.0]
+    # f = 1: (1 + E[accepted | k]) / (k c + V(k + 1)); k = 0 is 1 / V(1).
+    np.testing.assert_allclose(predict([0.5, 0.25], 1.0, V, 0.5, 2), [1.0, 1.5 / 2.0, 1.75 / 3.0], rtol=1e-15)
+    # Half the rounds draft: the others cost V(1) and make one token.
+    np.testing.assert_allclose(predict([0.5, 0.25], 0.5, V, 0.0, 2), [1.0, 1.25 / 1.25, 1.375 / 1.5], rtol=1e-15)
+
+
+def _record(drafter, k, prompt, rounds, seconds, accepted, drafted=None):
+    drafted = [k] * rounds if drafted is None else drafted
+    probs = [[0.5] * d + [None] * (k - d) for d in drafted]
+    return {"drafter": drafter, "k": k, "prompt": prompt, "repeat": 0, "request": prompt, "prompt_ids": [1, 2],
+            "token_ids": [3] * sum(a + 1 for a in accepted), "drafted": drafted, "accepted": accepted,
+            "emitted": [a + 1 for a in accepted], "seconds": [seconds] * rounds, "context": list(range(rounds)),
+            "accept_probability": probs, "overlap": probs, "prefill_seconds": 0.1, "finish_reason": "length"}
+
+
+def test_analyse_reads_measured_rates_and_picks_the_predicted_best_k():
+    from brw.studies.specdecode import analyse
+
+    # Two blocks; k = 0 makes 1 token per 1 s; a drafter with s_1 = 1/2, s_2 = 1/4 (half the rounds keep one token,
+    # a quarter keep two) at V = (1, 1.2, 1.3) and no drafting cost.
+    recs, costs = [], [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
+    for p in (0, 1):
+        recs.append(_record(None, 0, p, 4, 1.0, [0] * 4))
+        recs.append(_record("ngram", 1, p, 4, 1.2, [1, 1, 0, 0]))
+        recs.append(_record("ngram", 2, p, 4, 1.3, [2, 1, 0, 0]))
+    res = analyse(recs, costs, drafters=["ngram"], kmax=2, boot=50, seed=0)
+    d = res["drafters"][0]
+    assert [m["tokens_per_second"] for m in d["measured"]] == pytest.approx([1.0, 1.5 / 1.2, 1.75 / 1.3])
+    assert [s["measured"] for s in d["survival"]] == pytest.approx([0.5, 0.25])
+    assert [s["exact"] for s in d["survival"]] == pytest.approx([0.5, 0.25])
+    p2 = d["predictions"][1]
+    assert p2["k0"] == 2 and p2["predicted"] == pytest.approx([1.0, 1.5 / 1.2, 1.75 / 1.3])
+    assert p2["recommended_k"] == 2 and p2["target_i"] and p2["target_ii"] and p2["max_error"] == pytest.approx(0)
+    # From the k = 1 log alone, s_2 is extrapolated as s_1^2 = 1/4: the same here.
+    assert d["predictions"][0]["survival_used"] == pytest.approx([0.5, 0.25])

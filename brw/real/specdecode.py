@@ -79,7 +79,7 @@ from brw.progress import Progress
 from brw.results import Result
 
 __all__ = ["DrafterSpec", "parse_drafter", "ngram_proposal", "acceptance_probability", "residual",
-           "sample_token", "verify_chain", "Generation", "generate", "Deployment", "run_deployment",
+           "sample_token", "verify_chain", "Generation", "generate", "SpeculativeRun", "run_requests",
            "vllm_log_lines", "vllm_request", "rounds_record", "write_logs", "log_paths", "request_rng", "eos_ids",
            "DRAFTER_NAMES",
            "NGRAM_DEFAULT", "LOG_INTERVAL"]
@@ -736,7 +736,7 @@ def write_logs(log, generations, k: int, *, model: str = "", drafter: str = "", 
 
 
 @dataclass(frozen=True)
-class Deployment(Result):
+class SpeculativeRun(Result):
     """Requests decoded one after another with one drafter and one k: what a serving engine's log covers.
 
     Attributes
@@ -847,9 +847,9 @@ def eos_ids(lm) -> set[int]:
     return out
 
 
-def run_deployment(lm, prompts, *, drafter=None, k: int = 0, max_tokens: int = 64, seed: int | None = 0,
+def run_requests(lm, prompts, *, drafter=None, k: int = 0, max_tokens: int = 64, seed: int | None = 0,
                    temperature: float = 1.0, out=None, interval: float = LOG_INTERVAL, warmup_tokens: int = 8,
-                   stop_at_eos: bool = True, progress: bool = False) -> Deployment:
+                   stop_at_eos: bool = True, progress: bool = False) -> SpeculativeRun:
     """Decode requests one after another with one drafter and k, and write vLLM-format logs of the run.
 
     Parameters
@@ -881,7 +881,7 @@ def run_deployment(lm, prompts, *, drafter=None, k: int = 0, max_tokens: int = 6
 
     Returns
     -------
-    Deployment
+    SpeculativeRun
     """
     prompts = [[int(t) for t in p] for p in prompts]
     if not prompts or any(not p for p in prompts):
@@ -920,4 +920,4 @@ def run_deployment(lm, prompts, *, drafter=None, k: int = 0, max_tokens: int = 6
                                                   texts=texts, interval=interval))
     warm = (f"one untimed request of {warmup_tokens} tokens on the first prompt before the timed ones"
             if warmup_tokens else "none")
-    return Deployment(model_name, dspec, k, seed, float(temperature), max_tokens, tuple(gens), warm, files)
+    return SpeculativeRun(model_name, dspec, k, seed, float(temperature), max_tokens, tuple(gens), warm, files)
