@@ -516,6 +516,8 @@ def _add_costcurve(sub):
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
     p.add_argument("--threads", type=_whole, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--chain", action="store_true", help="time a chain of k tokens under the causal mask (what a "
+                                                        "chain drafter's verification runs) instead of a tree")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -523,7 +525,7 @@ def _cmd_costcurve(args) -> dict:
     from brw.real.costcurve import cost_curve
 
     curve = cost_curve(args.model, args.context, args.P, args.repeats, device=args.device, dtype=args.dtype,
-                       threads=args.threads, out=args.out, progress=not args.json)
+                       threads=args.threads, out=args.out, progress=not args.json, chain=args.chain)
     return {**curve.to_dict(), "out": args.out}
 
 

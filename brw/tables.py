@@ -623,8 +623,9 @@ def costcurve(d: dict) -> str:
     str
         A header, one row per token count, and where the table was written.
     """
+    shape = "in a chain" if d.get("mask") == "chain" else "in a tree"
     lines = [f"{d['model']} on {d['device']} ({d['dtype']}, {d['threads']} threads): one forward over k new tokens "
-             f"after {d['context']} cached, median of {d['repeats']}",
+             f"{shape} after {d['context']} cached, median of {d['repeats']}",
              f"{'tokens':>7} {'seconds':>11} {'x 1 token':>10}"]
     for k, s in zip(d["tokens"], d["seconds"]):
         lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")

@@ -5,8 +5,9 @@ Every drafter (default: prompt lookup `ngram:min=1,max=3` and the early exit aft
 `early-exit:layers=26`, the cheapest of sims/real_drafter.py's) at k = 1..8, and plain decoding (k = 0), on the first
 PROMPTS prompts of each genre of sims/prompts/ (code, math, chat), REPEATS times, up to TOKENS tokens each, at
 temperature 1, one torch thread. A block is one prompt and one repeat: every configuration once, in a seeded
-random order, then one pass of the cost curve (verifier over 1..9 new tokens after the mean context; each early
-exit over one token). Each run of the script first warms up untimed (a short request per configuration and one
+random order, then one pass of the cost curves (verifier over 1..9 new tokens after the mean context, each early
+exit over one token; as a chain under the causal mask, what the decoder runs, 3 repeats, and under brw costcurve's
+tree mask, 2 repeats). Each run of the script first warms up untimed (a short request per configuration and one
 cost pass), then does blocks until done or --max-minutes, saving them to --state after each block (rerun to
 resume). When every block is done it writes the logs of every configuration in vLLM's formats
 (figures/specdecode-logs/DRAFTER-kK.log, .requests.jsonl, .rounds.jsonl) and figures/specdecode.{json,md}.
@@ -210,12 +211,12 @@ def main(argv=None) -> int:
                            texts=text)
         files += [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
     loads = [c["load_start"] for c in state["chunks"]] + [c["load_end"] for c in state["chunks"]]
-    meta = {"command": "sims/specdecode.sh (python sims/specdecode.py --max-minutes 13, repeated)",
+    meta = {"command": "PYTHON=.venv/bin/python sims/specdecode.sh (python sims/specdecode.py --max-minutes 13, repeated)",
             "model": lm.meta["model"], "prompts": 3 * args.prompts, "repeats": args.repeats, "tokens": args.tokens,
             "context": context, "threads": args.threads, "genres": list(GENRES),
             "warmup": "each chunk of the run (a process; one to three blocks) first decoded 4 tokens untimed "
-                      "plainly and with each drafter at k = kmax, and ran one untimed cost pass (the first three "
-                      "blocks' chunks decoded 4 tokens in every configuration instead)",
+                      "plainly and with each drafter at k = kmax, and ran one untimed cost pass (every cost curve "
+                      "also runs each shape once untimed before timing it)",
             "load": f"{min(x[0] for x in loads):.1f} to {max(x[0] for x in loads):.1f} (1-minute averages at the "
                     "start and end of each chunk)" if loads else "-",
             "seconds": sum(c["seconds"] for c in state["chunks"]), "settings": state["settings"],

@@ -363,6 +363,7 @@ def test_logs_parse_back(long_runs, name):
     for rec, g in zip(recs, gens):
         assert rec["accept_lengths"] == (g.accepted + 1).tolist()
         assert rec["drafted"] == g.drafted.tolist() and sum(rec["emitted"]) == rec["new_tokens"] == g.tokens.size
+        assert all(0 <= d <= s for d, s in zip(rec["draft_seconds"], rec["round_seconds"]))
         assert [len(x) for x in rec["accept_probability"]] == g.drafted.tolist()
     # The run's summary says the same.
     d = run.to_dict()
@@ -384,8 +385,8 @@ def test_log_lines_follow_the_interval():
     def gen(seconds):
         n = len(seconds)
         return sd.Generation(np.array([1, 2]), np.zeros(n, np.int64), 2, np.full(n, 2), np.ones(n, np.int64),
-                             np.full(n, 2), np.array(seconds, float), np.arange(n), np.ones((n, 2)), np.ones((n, 2)),
-                             0.5, "length")
+                             np.full(n, 2), np.array(seconds, float), np.zeros(n), np.arange(n), np.ones((n, 2)),
+                             np.ones((n, 2)), 0.5, "length")
 
     lines = sd.vllm_log_lines([gen([1.0] * 5), gen([1.0] * 5)], 2, interval=4.0)
     spec = [x for x in lines if "SpecDecoding metrics:" in x]

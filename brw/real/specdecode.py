@@ -55,7 +55,8 @@ Logs, in the formats vLLM writes (learned from its source and docs; no code copi
   are not spec steps (as in vLLM); null for plain decoding (k = 0).
 - ``FILE.rounds.jsonl``: one line per request, every round of it: ``accept_lengths`` (tokens committed per round,
   the bonus token included, as EAGLE's and Spec-Bench's answer files count them), ``accepted`` and ``drafted``
-  (bonus excluded; rounds without a draft included, with drafted 0), ``round_seconds``, ``prefill_seconds``,
+  (bonus excluded; rounds without a draft included, with drafted 0), ``round_seconds``, ``draft_seconds`` (the
+  part of each round spent drafting), ``prefill_seconds``,
   ``context`` (tokens in the verifier's cache at each round's start) and ``accept_probability`` (per drafted
   position, min(1, p/q) of the drafted token).
 """
@@ -394,6 +395,8 @@ class Generation(Result):
         this round added to the output (accepted + 1, less what ran past max_tokens or an end-of-sequence token).
     seconds : numpy.ndarray
         Per round, seconds of the whole round.
+    draft_seconds : numpy.ndarray
+        Per round, the seconds of it spent drafting (from the round's start until the draft was made).
     context : numpy.ndarray
         Per round, the tokens in the verifier's KV cache when it started.
     accept_probability : numpy.ndarray
@@ -413,6 +416,7 @@ class Generation(Result):
     accepted: np.ndarray
     emitted: np.ndarray
     seconds: np.ndarray
+    draft_seconds: np.ndarray
     context: np.ndarray
     accept_probability: np.ndarray
     overlap: np.ndarray
@@ -473,7 +477,8 @@ def generate(model, prompt, *, drafter=None, k: int = 0, max_tokens: int = 64, r
     spec = parse_drafter(drafter) if k > 0 else None
     eos = {int(e) for e in eos}
     committed = list(prompt)
-    rows = {"drafted": [], "accepted": [], "emitted": [], "seconds": [], "context": [], "r": [], "b": []}
+    rows = {"drafted": [], "accepted": [], "emitted": [], "seconds": [], "draft_seconds": [], "context": [], "r": [],
+            "b": []}
     out: list[int] = []
     finish = "length"
     with models.inference():
@@ -489,6 +494,7 @@ def generate(model, prompt, *, drafter=None, k: int = 0, max_tokens: int = 64, r
             t0 = timer()
             n = len(committed)
             draft, qs = work.propose(committed, k, rng) if work is not None else ([], None)
+            drafting = timer() - t0
             d = len(draft)
             logits, cache = models.forward(model, [[committed[-1]] + draft], cache=cache)
             lg = logits[0].float().cpu().numpy()
@@ -518,13 +524,14 @@ def generate(model, prompt, *, drafter=None, k: int = 0, max_tokens: int = 64, r
                 r[i] = acceptance_probability(pi, None if qs is None else qs[i], x)
                 b[i] = pi[x] if qs is None else float(np.minimum(pi, qs[i]).sum())
             for key, v in (("drafted", d), ("accepted", a), ("emitted", len(take)), ("seconds", seconds),
-                           ("context", n - 1), ("r", r), ("b", b)):
+                           ("draft_seconds", drafting), ("context", n - 1), ("r", r), ("b", b)):
                 rows[key].append(v)
     if len(out) >= max_tokens and finish != "stop":
         finish = "length"
     ints = {key: np.asarray(rows[key], dtype=np.int64) for key in ("drafted", "accepted", "emitted", "context")}
     return Generation(np.asarray(prompt, np.int64), np.asarray(out, np.int64), k, ints["drafted"], ints["accepted"],
-                      ints["emitted"], np.asarray(rows["seconds"], dtype=np.float64), ints["context"],
+                      ints["emitted"], np.asarray(rows["seconds"], dtype=np.float64),
+                      np.asarray(rows["draft_seconds"], dtype=np.float64), ints["context"],
                       np.asarray(rows["r"], dtype=np.float64).reshape(len(rows["r"]), k),
                       np.asarray(rows["b"], dtype=np.float64).reshape(len(rows["b"]), k), float(prefill), finish)
 
@@ -663,15 +670,17 @@ def rounds_record(g: Generation, index: int, *, model: str = "", drafter: str = 
     -------
     dict
         ``request_id``, ``model``, ``drafter``, ``k``, ``accept_lengths`` (accepted + 1 per round: the bonus
-        token included), ``accepted``, ``drafted``, ``emitted``, ``round_seconds``, ``prefill_seconds``,
-        ``context``, ``accept_probability`` (per round, its drafted positions), ``new_tokens``, ``wall_time``
+        token included), ``accepted``, ``drafted``, ``emitted``, ``round_seconds``, ``draft_seconds``,
+        ``prefill_seconds``, ``context``, ``accept_probability`` (per round, its drafted positions), ``new_tokens``, ``wall_time``
         (decoding seconds, prefill excluded), ``finish_reason``.
     """
     probs = [[round(float(x), 6) for x in row[:d]] for row, d in zip(g.accept_probability, g.drafted)]
     return {"request_id": f"cmpl-brw-{index}", "model": model, "drafter": drafter if g.k > 0 else None, "k": g.k,
             "accept_lengths": (g.accepted + 1).tolist(), "accepted": g.accepted.tolist(),
             "drafted": g.drafted.tolist(), "emitted": g.emitted.tolist(),
-            "round_seconds": [round(float(s), 6) for s in g.seconds], "prefill_seconds": round(g.prefill_seconds, 6),
+            "round_seconds": [round(float(s), 6) for s in g.seconds],
+            "draft_seconds": [round(float(s), 6) for s in g.draft_seconds],
+            "prefill_seconds": round(g.prefill_seconds, 6),
             "context": g.context.tolist(), "accept_probability": probs, "new_tokens": int(g.tokens.size),
             "wall_time": round(g.decode_seconds, 6), "finish_reason": g.finish_reason}
 

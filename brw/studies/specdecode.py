@@ -15,8 +15,10 @@ k0 the conditional acceptance stays at its last measured value, s_j = s_k0 rho^(
 
     tokens/s(k) = (1 + f E[accepted | k]) / (f (k c + V(k + 1)) + (1 - f) V(1)),    tokens/s(0) = 1 / V(1),
 
-with V(n) the verifier's forward over n new tokens after the mean context (the cost curve's median) and c the
-drafter's cost per drafted token (an early exit's one-token forward; 0 for prompt lookup). For an early-exit
+with V(n) the verifier's forward over n new tokens after the mean context and c the drafter's cost per drafted
+token (an early exit's one-token forward; 0 for prompt lookup), both medians of the cost passes, timed as the
+decoder runs them: a chain under the causal mask (``cost_curve(..., chain=True)``). The same prediction with
+``brw costcurve``'s tree-masked curve is reported beside it. For an early-exit
 drafter f = 1 and this is (E[accepted | k] + 1) / (draft cost(k) + verify cost(k + 1)). It assumes drafts of full
 length k whenever a draft is made and f independent of k, and it leaves out what a round costs beyond the forward
 passes (sampling, the softmax over the vocabulary, the n-gram search, Python), which the measured rounds include.
@@ -61,6 +63,7 @@ def record_of(g, drafter, k: int, prompt: int, repeat: int, request: int) -> dic
     return {"drafter": drafter, "k": k, "prompt": prompt, "repeat": repeat, "request": request,
             "prompt_ids": g.prompt.tolist(), "token_ids": g.tokens.tolist(), "drafted": g.drafted.tolist(),
             "accepted": g.accepted.tolist(), "emitted": g.emitted.tolist(), "seconds": g.seconds.tolist(),
+            "draft_seconds": g.draft_seconds.tolist(),
             "context": g.context.tolist(), "accept_probability": rows(g.accept_probability),
             "overlap": rows(g.overlap), "prefill_seconds": g.prefill_seconds, "finish_reason": g.finish_reason}
 
@@ -87,7 +90,9 @@ def generation_of(rec: dict):
     ints = {key: np.asarray(rec[key], dtype=np.int64) for key in ("prompt_ids", "token_ids", "drafted", "accepted",
                                                                   "emitted", "context")}
     return Generation(ints["prompt_ids"], ints["token_ids"], k, ints["drafted"], ints["accepted"], ints["emitted"],
-                      np.asarray(rec["seconds"], dtype=np.float64), ints["context"], rows(rec["accept_probability"]),
+                      np.asarray(rec["seconds"], dtype=np.float64),
+                      np.asarray(rec.get("draft_seconds", [0.0] * len(rec["seconds"])), dtype=np.float64),
+                      ints["context"], rows(rec["accept_probability"]),
                       rows(rec["overlap"]), float(rec["prefill_seconds"]), rec["finish_reason"])
 
 
@@ -128,8 +133,11 @@ def run_block(lm, prompt_ids, prompt: int, repeat: int, request: int, configs, *
     return out
 
 
-def cost_pass(lm, context: int, kmax: int, drafters) -> dict:
-    """One pass of the cost curve: the verifier over 1..kmax + 1 new tokens, and each early exit over one token.
+def cost_pass(lm, context: int, kmax: int, drafters, repeats: int = 3) -> dict:
+    """One pass of the cost curves: the verifier over 1..kmax + 1 new tokens, and each early exit over one token.
+
+    Each is timed as the decoder runs it, a chain under the causal mask (``cost_curve(..., chain=True)``), and, for
+    comparison, as ``brw costcurve`` times a tree, under a tree mask.
 
     Parameters
     ----------
@@ -139,27 +147,34 @@ def cost_pass(lm, context: int, kmax: int, drafters) -> dict:
     kmax : int
     drafters : sequence of str
         Drafter specs; each early exit's one-token forward is timed (prompt lookup costs no forward).
+    repeats : int
+        Timed passes of the chain curves per call (median kept); the tree curves take one fewer, at least one.
 
     Returns
     -------
     dict
-        ``verify`` (seconds for 1..kmax + 1 tokens), ``draft`` (spec -> seconds per drafted token), ``time``.
+        ``verify`` (chain: seconds for 1..kmax + 1 tokens), ``verify_tree``, ``draft`` (spec -> seconds per drafted
+        token, chain), ``draft_tree``, ``time``.
     """
     from brw.real import models
     from brw.real.costcurve import cost_curve
     from brw.real.specdecode import parse_drafter
 
-    verify = cost_curve(lm, context=context, pmax=kmax, repeats=1)
-    draft = {}
+    tree_repeats = max(1, repeats - 1)
+    out = {"verify": cost_curve(lm, context=context, pmax=kmax, repeats=repeats, chain=True).seconds.tolist(),
+           "verify_tree": cost_curve(lm, context=context, pmax=kmax, repeats=tree_repeats).seconds.tolist(),
+           "draft": {}, "draft_tree": {}}
     for spec in drafters:
         d = parse_drafter(spec)
         if d.name == "early-exit":
             cut = models.LoadedModel(models.early_exit(lm.model, d.layers), lm.tokenizer, lm.device, lm.dtype,
                                      {**lm.meta, "model": f"{lm.meta.get('model')} early exit {d.layers}"}, 0.0)
-            draft[d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=1).seconds[0])
+            out["draft"][d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=repeats, chain=True).seconds[0])
+            out["draft_tree"][d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=tree_repeats).seconds[0])
         else:
-            draft[d.spec] = 0.0
-    return {"verify": verify.seconds.tolist(), "draft": draft, "time": time.time()}
+            out["draft"][d.spec] = out["draft_tree"][d.spec] = 0.0
+    out["time"] = time.time()
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -235,7 +250,8 @@ def _block_sums(records, drafters, kmax: int):
     z = {key: {"tokens": np.zeros(n), "seconds": np.zeros(n), "rounds": np.zeros(n), "drafts": np.zeros(n),
                "draft_tokens": np.zeros(n), "accepted": np.zeros(n), "atleast": np.zeros((kmax, n)),
                "full": np.zeros((kmax, n)), "exact": np.zeros((kmax, n)), "overlap": np.zeros((kmax, n)),
-               "plain_seconds": np.zeros(n), "plain_rounds": np.zeros(n), "requests": np.zeros(n)}
+               "plain_seconds": np.zeros(n), "plain_rounds": np.zeros(n), "requests": np.zeros(n),
+               "draft_seconds": np.zeros(n)}
          for key in keys}
     for r in records:
         key = (r["drafter"], int(r["k"]))
@@ -254,6 +270,7 @@ def _block_sums(records, drafters, kmax: int):
         c["draft_tokens"][b] += d.sum()
         c["accepted"][b] += a[has].sum()
         c["plain_seconds"][b] += s[~has].sum()
+        c["draft_seconds"][b] += np.asarray(r.get("draft_seconds", np.zeros(d.size)))[has].sum()
         c["plain_rounds"][b] += (~has).sum()
         k = key[1]
         if k:
@@ -314,11 +331,17 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     rng = np.random.default_rng(seed)
     W = rng.multinomial(n, np.full(n, 1.0 / n), size=boot).astype(np.float64)  # block weights per resample
     W = np.vstack([np.ones(n), W])  # row 0: the data themselves
-    Vs = np.array([c["verify"] for c in costs])  # (passes, kmax + 1)
     ci = rng.integers(0, len(costs), size=(boot, len(costs)))
-    Vb = np.vstack([np.median(Vs, axis=0)[None], np.median(Vs[ci], axis=1)])  # (boot + 1, kmax + 1)
-    Db = {d: np.concatenate([[np.median([c["draft"][d] for c in costs])],
-                             np.median(np.array([c["draft"][d] for c in costs])[ci], axis=1)]) for d in drafters}
+
+    def medians(rows):  # the median over cost passes, then per resample of the passes
+        rows = np.asarray(rows, dtype=np.float64)
+        return np.concatenate([np.median(rows, axis=0)[None], np.median(rows[ci], axis=1)])
+
+    curves = {"chain": ("verify", "draft"), "tree": ("verify_tree", "draft_tree")}
+    curves = {name: keys for name, keys in curves.items() if all(keys[0] in c for c in costs)}
+    Vset = {name: medians([c[v] for c in costs]) for name, (v, _) in curves.items()}  # (boot + 1, kmax + 1)
+    Dset = {name: {d: medians([c[dk][d] for c in costs]) for d in drafters} for name, (_, dk) in curves.items()}
+    Vb, Db = Vset["chain"], Dset["chain"]
 
     def tot(key, name):
         a = z[key][name]
@@ -332,7 +355,9 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
            "cost": {"passes": len(costs), "verify": Vb[0].tolist(),
                     "verify_ci": [_interval(Vb[1:, i]) for i in range(kmax + 1)],
                     "draft": {d: float(Db[d][0]) for d in drafters},
-                    "draft_ci": {d: _interval(Db[d][1:]) for d in drafters}},
+                    "draft_ci": {d: _interval(Db[d][1:]) for d in drafters},
+                    "verify_tree": Vset["tree"][0].tolist() if "tree" in Vset else None,
+                    "draft_tree": {d: float(Dset["tree"][d][0]) for d in drafters} if "tree" in Dset else None},
            "plain": {"tokens_per_second": float(plain[0]), "ci": _interval(plain[1:]),
                      "round_seconds": float(z[(None, 0)]["seconds"].sum() / z[(None, 0)]["rounds"].sum()),
                      "requests": int(z[(None, 0)]["requests"].sum())},
@@ -351,13 +376,28 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
             surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]), "measured_ci": _interval(m[1:]),
                          "exact": float(e[0]), "exact_minus_measured_ci": _interval((e - m)[1:]),
                          "overlap_product": float(o[0]), "overlap_minus_measured_ci": _interval((o - m)[1:])})
+        # Where a round's seconds go, against the model's k c and V(k + 1).
+        rounds_cost = []
+        for k in range(1, kmax + 1):
+            r = tot((d, k), "rounds")[0]
+            dr = tot((d, k), "drafts")[0]
+            ds = tot((d, k), "draft_seconds")[0]
+            rounds_cost.append({"k": k, "draft_seconds_per_draft": float(ds / max(dr, 1)),
+                                "model_draft_seconds": float(k * Db[d][0]),
+                                "verify_seconds_per_draft": float((tot((d, k), "seconds")[0]
+                                                                   - tot((d, k), "plain_seconds")[0] - ds) / max(dr, 1)),
+                                "model_verify_seconds": float(Vb[0, k]),
+                                "plain_round_seconds": float(tot((d, k), "plain_seconds")[0]
+                                                             / max(tot((d, k), "plain_rounds")[0], 1)),
+                                "rounds": int(r)})
         shares = [float(tot((d, k), "drafts")[0] / tot((d, k), "rounds")[0]) for k in range(1, kmax + 1)]
         lengths = [float(tot((d, k), "draft_tokens")[0] / max(tot((d, k), "drafts")[0], 1)) for k in range(1, kmax + 1)]
         entry = {"drafter": d, "draft_cost": float(Db[d][0]),
                  "measured": [{"k": k, "tokens_per_second": float(meas[0, k]), "ci": _interval(meas[1:, k]),
                                "requests": int(z[(None, 0) if k == 0 else (d, k)]["requests"].sum())}
                               for k in range(kmax + 1)],
-                 "best_measured_k": int(np.argmax(meas[0])), "survival": surv, "draft_share": shares,
+                 "best_measured_k": int(np.argmax(meas[0])), "survival": surv, "round_cost": rounds_cost,
+                 "draft_share": shares,
                  "mean_draft_length": lengths, "predictions": []}
         for k0 in k0s:
             key = (d, k0)
@@ -381,6 +421,15 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
                 "target_i": bool(gain[0] >= 0.95), "max_error": float(worst[0]), "max_error_ci": _interval(worst[1:]),
                 "target_ii": bool(worst[0] <= 0.10)})
         entry["headline"] = next((p for p in entry["predictions"] if p["k0"] == headline_k0), entry["predictions"][0])
+        if "tree" in Vset:  # the same prediction with brw costcurve's tree-masked curve instead of the chain's
+            h = entry["headline"]
+            key = (d, h["k0"])
+            drafts, rounds = tot(key, "drafts")[0], tot(key, "rounds")[0]
+            s0 = tot(key, "atleast")[0, :h["k0"]] / max(drafts, 1)
+            pred = predict(extrapolate_survival(s0, kmax), drafts / rounds, Vset["tree"][0], Dset["tree"][d][0], kmax)
+            entry["tree_curve"] = {"k0": h["k0"], "predicted": pred.tolist(), "ratio": (pred / meas[0]).tolist(),
+                                   "recommended_k": int(np.argmax(pred)),
+                                   "max_error": float(np.abs(pred / meas[0] - 1).max())}
         out["drafters"].append(entry)
     return out
 
@@ -414,15 +463,18 @@ def markdown(res: dict, meta: dict) -> str:
              "(prefill excluded), pooled over requests. Intervals: 95% block bootstrap "
              f"({res['boot']} resamples; cost passes resampled beside the blocks). Load average while it ran: "
              f"{meta['load']}.", "",
-             "## Cost curve (median of the passes)", "",
-             "| tokens | verifier seconds | 95% interval |", "|---|---|---|"]
-    for i, (v, iv) in enumerate(zip(c["verify"], c["verify_ci"])):
-        lines.append(f"| {i + 1} | {v:.4f} | [{iv[0]:.4f}, {iv[1]:.4f}] |")
-    lines += ["", "Drafter cost per drafted token: " + ", ".join(
-        f"`{d}` {v:.4f} s" for d, v in c["draft"].items()) + ".", "",
+             f"## Cost curves (median of {c['passes']} passes)", "",
+             "| tokens | verifier seconds, chain (causal mask) | 95% interval | tree mask (`brw costcurve`) |",
+             "|---|---|---|---|"]
+    tree = c.get("verify_tree") or [None] * len(c["verify"])
+    for i, (v, iv, t) in enumerate(zip(c["verify"], c["verify_ci"], tree)):
+        lines.append(f"| {i + 1} | {v:.4f} | [{iv[0]:.4f}, {iv[1]:.4f}] | {_f(t, '.4f')} |")
+    lines += ["", "Drafter cost per drafted token (chain; tree mask in parentheses): " + ", ".join(
+        f"`{d}` {v:.4f} s ({_f((c.get('draft_tree') or {}).get(d), '.4f')})" for d, v in c["draft"].items()) + ".", "",
               f"Plain decoding: {res['plain']['tokens_per_second']:.3f} tokens/s [{res['plain']['ci'][0]:.3f}, "
               f"{res['plain']['ci'][1]:.3f}]; its mean round {res['plain']['round_seconds']:.4f} s is "
-              f"{100 * res['plain']['overhead']:+.1f}% over the cost curve's V(1) (sampling, softmax, Python).", ""]
+              f"{100 * res['plain']['overhead']:+.1f}% off the chain curve's V(1) (the round also samples, takes a "
+              "softmax over the vocabulary and runs Python).", ""]
     for d in res["drafters"]:
         h = d["headline"]
         lines += [f"## Drafter `{d['drafter']}`", "",
@@ -445,6 +497,19 @@ def markdown(res: dict, meta: dict) -> str:
         for m, p, pc, r, rc in zip(d["measured"], h["predicted"], h["predicted_ci"], h["ratio"], h["ratio_ci"]):
             lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
                          f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
+        lines += ["", "Where a drafting round's seconds went (means per round that drafted), beside the model's k c "
+                      "and V(k + 1):", "",
+                  "| k | rounds | drafting s | model k c | verifying and the rest s | model V(k + 1) |",
+                  "|---|---|---|---|---|---|"]
+        for rc in d["round_cost"]:
+            lines.append(f"| {rc['k']} | {rc['rounds']} | {rc['draft_seconds_per_draft']:.4f} | "
+                         f"{rc['model_draft_seconds']:.4f} | {rc['verify_seconds_per_draft']:.4f} | "
+                         f"{rc['model_verify_seconds']:.4f} |")
+        if d.get("tree_curve"):
+            t = d["tree_curve"]
+            lines += ["", f"With `brw costcurve`'s tree-masked curve instead (k0 = {t['k0']}): predicted / measured "
+                          f"{', '.join(f'{x:.3f}' for x in t['ratio'])} (k = 0..{res['kmax']}); largest error "
+                          f"{t['max_error']:.3f}; recommended k = {t['recommended_k']}."]
         lines += ["", f"Recommended k = {h['recommended_k']} (the same k in {100 * h['recommended_share']:.0f}% of "
                       f"resamples); best measured k = {d['best_measured_k']}. Target (i), measured tokens/s at the "
                       f"recommended k over the best measured: {h['recommended_over_best']:.3f} "
