@@ -392,10 +392,20 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
                                 "rounds": int(r)})
         shares = [float(tot((d, k), "drafts")[0] / tot((d, k), "rounds")[0]) for k in range(1, kmax + 1)]
         lengths = [float(tot((d, k), "draft_tokens")[0] / max(tot((d, k), "drafts")[0], 1)) for k in range(1, kmax + 1)]
-        entry = {"drafter": d, "draft_cost": float(Db[d][0]),
-                 "measured": [{"k": k, "tokens_per_second": float(meas[0, k]), "ci": _interval(meas[1:, k]),
-                               "requests": int(z[(None, 0) if k == 0 else (d, k)]["requests"].sum())}
-                              for k in range(kmax + 1)],
+        measured = []
+        for k in range(kmax + 1):
+            key = (None, 0) if k == 0 else (d, k)
+            m = {"k": k, "tokens_per_second": float(meas[0, k]), "ci": _interval(meas[1:, k]),
+                 "requests": int(z[key]["requests"].sum()), "tokens": int(z[key]["tokens"].sum()),
+                 "rounds": int(z[key]["rounds"].sum())}
+            if k:
+                drafts = tot(key, "drafts")
+                mal = 1 + tot(key, "accepted") / np.maximum(drafts, 1)
+                rates = tot(key, "atleast")[:, :k] / np.maximum(drafts, 1)[:, None]
+                m.update(drafts=int(drafts[0]), mean_acceptance_length=float(mal[0]), mal_ci=_interval(mal[1:]),
+                         per_position=rates[0].tolist(), per_position_ci=[_interval(rates[1:, j]) for j in range(k)])
+            measured.append(m)
+        entry = {"drafter": d, "draft_cost": float(Db[d][0]), "measured": measured,
                  "best_measured_k": int(np.argmax(meas[0])), "survival": surv, "round_cost": rounds_cost,
                  "draft_share": shares,
                  "mean_draft_length": lengths, "predictions": []}
@@ -490,6 +500,14 @@ def markdown(res: dict, meta: dict) -> str:
             lines.append(f"| {s['position']} | {s['rounds']} | {s['measured']:.3f} [{_f(s['measured_ci'][0])}, "
                          f"{_f(s['measured_ci'][1])}] | {s['exact']:.3f} | [{_f(e[0])}, {_f(e[1])}] | "
                          f"{s['overlap_product']:.3f} | [{_f(o[0])}, {_f(o[1])}] |")
+        lines += ["", "Each run on its own (what its vLLM log says): mean acceptance length (1 + accepted / drafts, the "
+                      "bonus token included) and per-position acceptance rate (drafts accepting at least j / drafts):",
+                  "", "| k | requests | tokens | drafts | mean acceptance length (95%) | per-position acceptance rate |",
+                  "|---|---|---|---|---|---|"]
+        for m in d["measured"][1:]:
+            lines.append(f"| {m['k']} | {m['requests']} | {m['tokens']} | {m['drafts']} | "
+                         f"{m['mean_acceptance_length']:.3f} [{_f(m['mal_ci'][0])}, {_f(m['mal_ci'][1])}] | "
+                         + ", ".join(f"{x:.3f}" for x in m["per_position"]) + " |")
         lines += ["", f"Predicted from the run at k0 = {h['k0']} alone (s_1..s_{h['k0']} = "
                       f"{', '.join(f'{x:.3f}' for x in h['survival_k0'])}, f = {h['draft_share']:.3f}; extrapolated "
                       f"s = {', '.join(f'{x:.3f}' for x in h['survival_used'])}):", "",
