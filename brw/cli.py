@@ -642,6 +642,8 @@ def _add_costcurve(sub):
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
     p.add_argument("--threads", type=_whole, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--chain", action="store_true", help="time a chain of k tokens under the causal mask (what a "
+                                                        "chain drafter's verification runs) instead of a tree")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
@@ -649,8 +651,71 @@ def _cmd_costcurve(args) -> dict:
     from brw.real.costcurve import cost_curve
 
     curve = cost_curve(args.model, args.context, args.P, args.repeats, device=args.device, dtype=args.dtype,
-                       threads=args.threads, out=args.out, progress=not args.json)
+                       threads=args.threads, out=args.out, progress=not args.json, chain=args.chain)
     return {**curve.to_dict(), "out": args.out}
+
+
+# --------------------------------------------------------------------------------------------------------
+# brw specdecode (brw/real/specdecode.py)
+
+
+def _add_specdecode(sub):
+    p = sub.add_parser("specdecode", help="a real speculative decoder: chain drafts, speculative sampling, vLLM logs",
+                       description="Decode the prompts one after another with a real verifier and a drafter (chain "
+                                   "drafts of k tokens, speculative sampling: lossless at temperature T), timed, and "
+                                   "write the run's metrics as vLLM logs them: OUT.log (the engine's SpecDecoding "
+                                   "metrics lines), OUT.requests.jsonl (per-request JSON, vLLM's detailed form) and "
+                                   "OUT.rounds.jsonl (every round's accept_lengths), for brw deployment to read.")
+    p.add_argument("--model", default="smollm2",
+                   help="smollm2 (default), gemma3, a Hugging Face folder or a .gguf file")
+    p.add_argument("--prompts", required=True, help="prompt file (.json list, or text with one prompt per line)")
+    p.add_argument("--drafter", default="ngram", help="ngram (vLLM's prompt lookup, n = 5), ngram:min=N,max=M or "
+                                                     "early-exit:layers=L (default ngram)")
+    p.add_argument("--k", type=_whole, required=True, help="tokens drafted per round (num_speculative_tokens; 0: plain "
+                                                           "decoding)")
+    p.add_argument("--out", required=True,
+                   help="the log to write (.log); .requests.jsonl and .rounds.jsonl go beside it")
+    p.add_argument("--tokens", type=_whole, default=128, help="tokens per prompt at most (default 128)")
+    p.add_argument("--temperature", type=_number, default=1.0, help="sampling temperature T (default 1)")
+    p.add_argument("--seed", type=_whole, default=0, help="seed: request j draws from SeedSequence(seed, (j,)) "
+                                                          "(default 0)")
+    p.add_argument("--interval", type=_number, default=10.0, help="seconds between log lines (default 10, vLLM's)")
+    p.add_argument("--raw", action="store_true", help="feed prompts as plain text, without the chat template")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", help="model weights: float32 (default), bfloat16, float16")
+    p.add_argument("--threads", type=_whole, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _cmd_specdecode(args) -> dict:
+    from brw.checks import check_count, check_seed, whole_number
+    from brw.files import check_output
+    from brw.real.models import check_model, load_model, set_threads
+    from brw.real.recording import encode_prompts, read_prompts
+    from brw.real.specdecode import log_paths, parse_drafter, run_requests
+
+    # Every setting and the inputs before the model loads.
+    drafter = parse_drafter(args.drafter) if args.k > 0 else None
+    check_count(args.k, "k", 0)
+    whole_number(args.tokens, "tokens")
+    check_seed(args.seed)
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise BrwError(f"temperature must be a finite number > 0, got {args.temperature}")
+    if not (math.isfinite(args.interval) and args.interval > 0):
+        raise BrwError(f"interval must be a number of seconds > 0, got {args.interval}")
+    for path in log_paths(args.out):
+        check_output(path, path.suffix)
+    check_model(args.model, args.device, args.dtype)
+    if args.threads is not None:
+        whole_number(args.threads, "threads")
+    prompts = read_prompts(args.prompts)
+    set_threads(args.threads)
+    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    lm = load_model(args.model, device=args.device, dtype=args.dtype, log=log)
+    ids = encode_prompts(lm.tokenizer, prompts, raw=args.raw)
+    run = run_requests(lm, ids, drafter=drafter, k=args.k, max_tokens=args.tokens, seed=args.seed,
+                         temperature=args.temperature, out=args.out, interval=args.interval, progress=not args.json)
+    return run.to_dict()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -695,6 +760,7 @@ COMMANDS = {
     "deployment": (_add_deployment, _cmd_deployment, "deployment"),
     "sweep": (_add_sweep, _cmd_sweep, "sweep"),
     "costcurve": (_add_costcurve, _cmd_costcurve, "costcurve"),
+    "specdecode": (_add_specdecode, _cmd_specdecode, "specdecode"),
     "reproduce": (_add_reproduce, _cmd_reproduce, "reproduce_summary"),
 }
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["frontier", "theory", "realtree", "record", "trace_info", "import_logprobs", "policies", "sequoia", "speedup",
-           "deployment", "costcurve", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare", "theory_check",
-           "markdown", "reproduce", "reproduce_summary", "temperature"]
+           "deployment", "costcurve", "specdecode", "sweep", "sweep_bench", "sweep_slopes", "bench", "compare",
+           "theory_check", "markdown", "reproduce", "reproduce_summary", "temperature"]
 
 
 def frontier(d: dict) -> str:
@@ -764,8 +764,9 @@ def costcurve(d: dict) -> str:
     str
         A header, one row per token count, and where the table was written.
     """
+    shape = "in a chain" if d.get("mask") == "chain" else "in a tree"
     lines = [f"{d['model']} on {d['device']} ({d['dtype']}, {d['threads']} threads): one forward over k new tokens "
-             f"after {d['context']} cached, median of {d['repeats']}",
+             f"{shape} after {d['context']} cached, median of {d['repeats']}",
              f"{'tokens':>7} {'seconds':>11} {'x 1 token':>10}"]
     for k, s in zip(d["tokens"], d["seconds"]):
         lines.append(f"{k:>7} {s:>11.4g} {s / d['seconds'][0]:>10.2f}")
@@ -817,6 +818,34 @@ def temperature(d: dict, tolerance: float = 0.05) -> str:
                 lines.append(f"{m} off the simulated i.i.d. walk by more than {tolerance:.0%} at T <= (highest such "
                              f"T): " + ", ".join(f"P={p}: {'-' if t is None else format(t, 'g')}"
                                                  for p, t in stops.items()))
+    return "\n".join(lines)
+
+
+def specdecode(d: dict) -> str:
+    """A speculative decoding run: throughput, acceptance and the files written.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw specdecode``'s result (``brw.real.specdecode.run_requests(...).to_dict()``).
+
+    Returns
+    -------
+    str
+        A header, the run's totals, its per-position acceptance and where the logs went.
+    """
+    lines = [f"{d['model']}: {d['requests']} requests, k = {d['k']}" + (f", drafter {d['drafter']}" if d['drafter']
+                                                                         else " (plain decoding)"),
+             f"{d['tokens']} tokens in {d['rounds']} rounds, {d['decode_seconds']:.2f} s decoding "
+             f"({d['tokens_per_second']:.2f} tokens/s; prefill {d['prefill_seconds']:.2f} s not counted)"]
+    if d["drafts"]:
+        lines.append(f"{d['drafts']} drafts, {d['draft_tokens']} tokens drafted, {d['accepted_tokens']} accepted: "
+                     f"{d['accepted_per_draft']:.3f} accepted per draft (bonus excluded), mean acceptance length "
+                     f"{d['mean_acceptance_length']:.3f} (bonus included)")
+        lines.append("share of drafts accepting at least j tokens: "
+                     + ", ".join(f"{j}: {s:.3f}" for j, s in enumerate(d["survival"], 1)))
+    lines.append(f"warm-up: {d['warmup']}")
+    lines += [f"wrote {f}" for f in d["files"]]
     return "\n".join(lines)
 
 

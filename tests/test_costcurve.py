@@ -74,6 +74,20 @@ def test_timed_pass_is_the_tree_forward(tiny):
             np.testing.assert_allclose(logits[0, i].numpy(), full.numpy(), rtol=1e-10, atol=1e-10)
 
 
+def test_timed_chain_pass_is_the_causal_forward(tiny):
+    """The chain pass (no mask given, positions from the cache) gives every new token the logits of an uncached
+    forward over the context and the chain up to it."""
+    net = tiny.model
+    ctx, new = [5, 17, 42, 8, 99], list(range(20, 29))
+    with models.inference():
+        _, cache = models.forward(net, [ctx], keep=1)
+        logits, _ = models.forward(net, [new], cache=cache)
+        full = net(input_ids=torch.tensor([ctx + new])).logits[0, len(ctx):]
+    np.testing.assert_allclose(logits[0].numpy(), full.numpy(), rtol=1e-5, atol=1e-5)
+    curve = cost_curve(tiny, context=12, pmax=8, repeats=1, chain=True)
+    assert curve.mask == "chain" and curve.tokens.tolist() == list(range(1, 10)) and np.all(curve.seconds > 0)
+
+
 def test_cost_curve_on_a_tiny_model(tiny, tmp_path):
     out = tmp_path / "cost.txt"
     curve = cost_curve(tiny, context=12, pmax=20, repeats=2, out=out)
@@ -83,7 +97,8 @@ def test_cost_curve_on_a_tiny_model(tiny, tmp_path):
     assert table.tokens.tolist() == curve.tokens.tolist()
     np.testing.assert_allclose(table.table_seconds, curve.seconds, rtol=1e-15)
     assert speedup("fixed:p=0.7/0.3", out, replicates=1).pmax == 20
-    assert "tiny" in out.read_text().splitlines()[0]
+    assert "tiny" in out.read_text().splitlines()[0] and "a tree under a tree mask" in out.read_text()
+    assert curve.mask == "tree"
     assert list(curve.to_pandas()["tokens"]) == curve.tokens.tolist()
 
 

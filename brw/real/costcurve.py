@@ -11,6 +11,10 @@ to the context after every pass, so every pass sees the same L cached tokens.
 The tree is 4-ary in breadth-first order: a dense tree mask costs the same whatever the tree's shape, and
 positions (L - 1 + depth) stay near the context's end. The context is pseudo-random token ids (seeded): a
 forward's cost does not depend on which tokens it reads. A pass ends when its last logit is on the host.
+
+``chain=True`` times a chain instead: the k new tokens under the model's own causal attention, with no mask
+given (the pass a chain drafter's verification runs, :mod:`brw.real.specdecode`). On a CPU it is cheaper than the
+tree-masked pass of the same k at small k, where attention with an explicit mask takes a slower kernel.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class CostCurve(Result):
     highest: np.ndarray  # slowest repeat
     threads: int
     torch_version: str
+    mask: str = "tree"  # "tree": a tree under a tree mask; "chain": a chain under the causal mask
     version: str = __version__
 
     def table(self) -> CostTable:
@@ -130,7 +135,7 @@ def check_count(value, name: str) -> int:
 
 def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: int = 5, *, device: str = "auto",
                dtype: str = "float32", seed: int = 0, threads: int | None = None, out=None,
-               progress: bool = False) -> CostCurve:
+               progress: bool = False, chain: bool = False) -> CostCurve:
     """Time one tree-masked verifier forward over k = 1..pmax + 1 new tokens after a context of L tokens.
 
     Parameters
@@ -156,6 +161,8 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
         refused).
     progress : bool
         Show a progress bar.
+    chain : bool
+        Time k new tokens in a chain under the causal mask (no mask given) instead of a tree under a tree mask.
 
     Returns
     -------
@@ -187,8 +194,11 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
             attend, pos = masks[j]
             k = int(grid[j])
             t0 = time.perf_counter()
-            logits, _ = models.forward(net, [ids[context:context + k].tolist()], attend=attend,
-                                       positions=[pos.tolist()], cache=cache)
+            if chain:  # positions follow the cache; the model's own causal mask
+                logits, _ = models.forward(net, [ids[context:context + k].tolist()], cache=cache)
+            else:
+                logits, _ = models.forward(net, [ids[context:context + k].tolist()], attend=attend,
+                                           positions=[pos.tolist()], cache=cache)
             float(logits[0, -1, 0])  # the pass is over once its last logit is on the host
             seconds = time.perf_counter() - t0
             cache.crop(-k)  # drop the k new slots (a negative count: transformers 4 and 5 agree)
@@ -205,12 +215,13 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
                 bar.update(1)
     curve = CostCurve(lm.meta["model"], lm.device, lm.dtype, context, repeats, int(seed), grid,
                       np.median(times, axis=0), times.min(axis=0), times.max(axis=0), models.thread_count(),
-                      models.torch_version())
+                      models.torch_version(), "chain" if chain else "tree")
     if out is not None:
         write_cost_table(out, curve.tokens, curve.seconds, [
             f"verifier cost curve: {curve.model} on {curve.device} ({curve.dtype}, {curve.threads} threads, "
             f"torch {curve.torch_version}, brw {curve.version})",
-            f"one forward over k new tokens (a tree under a tree mask) after {context} cached tokens; median of "
+            f"one forward over k new tokens ({'a chain under the causal mask' if chain else 'a tree under a tree mask'})"
+            f" after {context} cached tokens; median of "
             f"{repeats} repeats",
         ])
     return curve

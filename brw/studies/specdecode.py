@@ -1,0 +1,547 @@
+"""The proof on a real decoder: which k is fastest, predicted from one log and the cost curve, against measurement.
+
+A real speculative decoder (:mod:`brw.real.specdecode`) runs on SmolLM2-135M-Instruct on the CPU for every drafter
+and every k = 0 (plain decoding), 1, ..., kmax, on the project's prompts, timed; the verifier's cost curve
+(:func:`brw.real.costcurve.cost_curve`) and each early-exit drafter's cost per drafted token are measured in the
+same process, between the same blocks. The runs are interleaved: a block is one prompt and one repeat, and within a
+block every configuration runs once, in a seeded random order, followed by one pass of the cost curve, so drift in
+the machine's speed spreads over all k alike and shows up as spread.
+
+The stated model (what a reader of one deployment's log can compute): from the run at one k0, the per-position
+acceptance s_j = drafts accepting at least j tokens / drafts (vLLM's per-position rate), j = 1..k0, and the draft
+share f = drafts / rounds (rounds = generated tokens - accepted tokens, which vLLM's two log lines give); beyond
+k0 the conditional acceptance stays at its last measured value, s_j = s_k0 rho^(j - k0) with rho = s_k0 / s_(k0 - 1)
+(s_0 = 1). Then E[accepted | k] = s_1 + ... + s_k and
+
+    tokens/s(k) = (1 + f E[accepted | k]) / (f (k c + V(k + 1)) + (1 - f) V(1)),    tokens/s(0) = 1 / V(1),
+
+with V(n) the verifier's forward over n new tokens after the mean context and c the drafter's cost per drafted
+token (an early exit's one-token forward; 0 for prompt lookup), both medians of the cost passes, timed as the
+decoder runs them: a chain under the causal mask (``cost_curve(..., chain=True)``). The same prediction with
+``brw costcurve``'s tree-masked curve is reported beside it. For an early-exit
+drafter f = 1 and this is (E[accepted | k] + 1) / (draft cost(k) + verify cost(k + 1)). It assumes drafts of full
+length k whenever a draft is made and f independent of k, and it leaves out what a round costs beyond the forward
+passes (sampling, the softmax over the vocabulary, the n-gram search, Python), which the measured rounds include.
+
+Uncertainty: block bootstrap (blocks resampled with replacement, the cost curve's passes resampled beside them),
+95% percentile intervals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from brw.errors import BrwError
+
+__all__ = ["record_of", "generation_of", "run_block", "cost_pass", "extrapolate_survival", "predict",
+           "analyse", "markdown"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Measuring.
+
+
+def record_of(g, drafter, k: int, prompt: int, repeat: int, request: int) -> dict:
+    """A generation as a JSON-able record (what the study keeps between its resumable chunks).
+
+    Parameters
+    ----------
+    g : brw.real.specdecode.Generation
+    drafter : str or None
+    k, prompt, repeat, request : int
+
+    Returns
+    -------
+    dict
+    """
+    def rows(a):
+        return [[None if not math.isfinite(x) else round(float(x), 7) for x in row] for row in a]
+
+    return {"drafter": drafter, "k": k, "prompt": prompt, "repeat": repeat, "request": request,
+            "prompt_ids": g.prompt.tolist(), "token_ids": g.tokens.tolist(), "drafted": g.drafted.tolist(),
+            "accepted": g.accepted.tolist(), "emitted": g.emitted.tolist(), "seconds": g.seconds.tolist(),
+            "draft_seconds": g.draft_seconds.tolist(),
+            "context": g.context.tolist(), "accept_probability": rows(g.accept_probability),
+            "overlap": rows(g.overlap), "prefill_seconds": g.prefill_seconds, "finish_reason": g.finish_reason}
+
+
+def generation_of(rec: dict):
+    """The generation a record holds.
+
+    Parameters
+    ----------
+    rec : dict
+        From :func:`record_of`.
+
+    Returns
+    -------
+    brw.real.specdecode.Generation
+    """
+    from brw.real.specdecode import Generation
+
+    k = int(rec["k"])
+
+    def rows(a):
+        return np.array([[np.nan if x is None else x for x in row] for row in a], dtype=np.float64).reshape(len(a), k)
+
+    ints = {key: np.asarray(rec[key], dtype=np.int64) for key in ("prompt_ids", "token_ids", "drafted", "accepted",
+                                                                  "emitted", "context")}
+    return Generation(ints["prompt_ids"], ints["token_ids"], k, ints["drafted"], ints["accepted"], ints["emitted"],
+                      np.asarray(rec["seconds"], dtype=np.float64),
+                      np.asarray(rec.get("draft_seconds", [0.0] * len(rec["seconds"])), dtype=np.float64),
+                      ints["context"], rows(rec["accept_probability"]),
+                      rows(rec["overlap"]), float(rec["prefill_seconds"]), rec["finish_reason"])
+
+
+def run_block(lm, prompt_ids, prompt: int, repeat: int, request: int, configs, *, tokens: int, seed: int,
+              eos=()) -> list[dict]:
+    """One block: every configuration once on one prompt, in a random order seeded by (seed, prompt, repeat).
+
+    Parameters
+    ----------
+    lm : brw.real.models.LoadedModel
+    prompt_ids : list of int
+    prompt, repeat : int
+        The block's prompt number and repeat.
+    request : int
+        The request number: every configuration of the block draws from ``request_rng(seed, request)``.
+    configs : sequence of (str or None, int)
+        (drafter spec, k) pairs; (None, 0) is plain decoding.
+    tokens : int
+        Tokens per request at most.
+    seed : int
+    eos : collection of int
+
+    Returns
+    -------
+    list of dict
+        One record per configuration (:func:`record_of`), in the order they ran.
+    """
+    from brw.real.specdecode import generate, request_rng
+
+    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1 << 20, prompt, repeat))).permutation(
+        len(configs))
+    out = []
+    for i in order:
+        drafter, k = configs[int(i)]
+        g = generate(lm.model, prompt_ids, drafter=drafter, k=k, max_tokens=tokens, rng=request_rng(seed, request),
+                     eos=eos)
+        out.append(record_of(g, drafter, k, prompt, repeat, request))
+    return out
+
+
+def cost_pass(lm, context: int, kmax: int, drafters, repeats: int = 3) -> dict:
+    """One pass of the cost curves: the verifier over 1..kmax + 1 new tokens, and each early exit over one token.
+
+    Each is timed as the decoder runs it, a chain under the causal mask (``cost_curve(..., chain=True)``), and, for
+    comparison, as ``brw costcurve`` times a tree, under a tree mask.
+
+    Parameters
+    ----------
+    lm : brw.real.models.LoadedModel
+    context : int
+        Cached context tokens.
+    kmax : int
+    drafters : sequence of str
+        Drafter specs; each early exit's one-token forward is timed (prompt lookup costs no forward).
+    repeats : int
+        Timed passes of the chain curves per call (median kept); the tree curves take one fewer, at least one.
+
+    Returns
+    -------
+    dict
+        ``verify`` (chain: seconds for 1..kmax + 1 tokens), ``verify_tree``, ``draft`` (spec -> seconds per drafted
+        token, chain), ``draft_tree``, ``time``.
+    """
+    from brw.real import models
+    from brw.real.costcurve import cost_curve
+    from brw.real.specdecode import parse_drafter
+
+    tree_repeats = max(1, repeats - 1)
+    out = {"verify": cost_curve(lm, context=context, pmax=kmax, repeats=repeats, chain=True).seconds.tolist(),
+           "verify_tree": cost_curve(lm, context=context, pmax=kmax, repeats=tree_repeats).seconds.tolist(),
+           "draft": {}, "draft_tree": {}}
+    for spec in drafters:
+        d = parse_drafter(spec)
+        if d.name == "early-exit":
+            cut = models.LoadedModel(models.early_exit(lm.model, d.layers), lm.tokenizer, lm.device, lm.dtype,
+                                     {**lm.meta, "model": f"{lm.meta.get('model')} early exit {d.layers}"}, 0.0)
+            out["draft"][d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=repeats, chain=True).seconds[0])
+            out["draft_tree"][d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=tree_repeats).seconds[0])
+        else:
+            out["draft"][d.spec] = out["draft_tree"][d.spec] = 0.0
+    out["time"] = time.time()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# The model.
+
+
+def extrapolate_survival(measured, kmax: int) -> np.ndarray:
+    """s_1..s_kmax from s_1..s_k0: beyond k0, s_j = s_k0 rho^(j - k0) with rho = s_k0 / s_(k0 - 1), s_0 = 1.
+
+    Parameters
+    ----------
+    measured : sequence of float
+        s_1..s_k0 (non-increasing shares in [0, 1]).
+    kmax : int
+
+    Returns
+    -------
+    numpy.ndarray
+        kmax values.
+    """
+    s = np.asarray(measured, dtype=np.float64)
+    if s.size == 0:
+        raise BrwError("extrapolation needs at least one measured position")
+    k0 = s.size
+    prev = s[-2] if k0 >= 2 else 1.0
+    rho = s[-1] / prev if prev > 0 else 0.0
+    out = np.empty(kmax)
+    out[:min(k0, kmax)] = s[:kmax]
+    for j in range(k0, kmax):
+        out[j] = s[-1] * rho ** (j + 1 - k0)
+    return out
+
+
+def predict(survival, share: float, verify, draft_cost: float, kmax: int) -> np.ndarray:
+    """Predicted tokens per second at k = 0..kmax (the module's stated model).
+
+    Parameters
+    ----------
+    survival : sequence of float
+        s_1..s_kmax.
+    share : float
+        f, the share of rounds that draft.
+    verify : sequence of float
+        V(1)..V(kmax + 1), seconds.
+    draft_cost : float
+        c, seconds per drafted token.
+    kmax : int
+
+    Returns
+    -------
+    numpy.ndarray
+        kmax + 1 values.
+    """
+    s = np.asarray(survival, dtype=np.float64)[:kmax]
+    V = np.asarray(verify, dtype=np.float64)
+    out = np.empty(kmax + 1)
+    out[0] = 1.0 / V[0]
+    for k in range(1, kmax + 1):
+        out[k] = (1 + share * s[:k].sum()) / (share * (k * draft_cost + V[k]) + (1 - share) * V[0])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Analysis.
+
+
+def _block_sums(records, drafters, kmax: int):
+    """Per configuration and block: sums the estimates are ratios of."""
+    blocks = sorted({(r["prompt"], r["repeat"]) for r in records})
+    index = {b: i for i, b in enumerate(blocks)}
+    keys = [(None, 0)] + [(d, k) for d in drafters for k in range(1, kmax + 1)]
+    n = len(blocks)
+    z = {key: {"tokens": np.zeros(n), "seconds": np.zeros(n), "rounds": np.zeros(n), "drafts": np.zeros(n),
+               "draft_tokens": np.zeros(n), "accepted": np.zeros(n), "atleast": np.zeros((kmax, n)),
+               "full": np.zeros((kmax, n)), "exact": np.zeros((kmax, n)), "overlap": np.zeros((kmax, n)),
+               "plain_seconds": np.zeros(n), "plain_rounds": np.zeros(n), "requests": np.zeros(n),
+               "draft_seconds": np.zeros(n)}
+         for key in keys}
+    for r in records:
+        key = (r["drafter"], int(r["k"]))
+        if key not in z:
+            continue
+        c, b = z[key], index[(r["prompt"], r["repeat"])]
+        d = np.asarray(r["drafted"])
+        a = np.asarray(r["accepted"])
+        s = np.asarray(r["seconds"])
+        c["tokens"][b] += sum(r["emitted"])
+        c["seconds"][b] += s.sum()
+        c["rounds"][b] += d.size
+        c["requests"][b] += 1
+        has = d > 0
+        c["drafts"][b] += has.sum()
+        c["draft_tokens"][b] += d.sum()
+        c["accepted"][b] += a[has].sum()
+        c["plain_seconds"][b] += s[~has].sum()
+        c["draft_seconds"][b] += np.asarray(r.get("draft_seconds", np.zeros(d.size)))[has].sum()
+        c["plain_rounds"][b] += (~has).sum()
+        k = key[1]
+        if k:
+            ratio = np.array([[np.nan if x is None else x for x in row] for row in r["accept_probability"]]).reshape(-1, k)
+            over = np.array([[np.nan if x is None else x for x in row] for row in r["overlap"]]).reshape(-1, k)
+            for j in range(1, k + 1):
+                c["atleast"][j - 1, b] += (a[has] >= j).sum()
+                full = d >= j
+                c["full"][j - 1, b] += full.sum()
+                c["exact"][j - 1, b] += np.prod(ratio[full, :j], axis=1).sum()
+                c["overlap"][j - 1, b] += np.prod(over[full, :j], axis=1).sum()
+    return blocks, keys, z
+
+
+def _interval(samples) -> list:
+    s = np.asarray(samples, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    return [float(np.percentile(s, 2.5)), float(np.percentile(s, 97.5))] if s.size else [None, None]
+
+
+def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: int = 4, boot: int = 1000,
+            seed: int = 0) -> dict:
+    """Measured tokens per second, per-position acceptance against the theory, and the two proof targets.
+
+    Parameters
+    ----------
+    records : list of dict
+        :func:`record_of` records of every configuration.
+    costs : list of dict
+        :func:`cost_pass` results.
+    drafters : sequence of str
+        Drafter specs (in the order to report).
+    kmax : int
+    k0s : sequence of int, optional
+        The k whose single run predicts every k (default 1..kmax).
+    headline_k0 : int
+        The k0 reported first.
+    boot : int
+        Bootstrap resamples.
+    seed : int
+        The bootstrap's seed.
+
+    Returns
+    -------
+    dict
+        ``blocks``, ``cost`` (median verifier and drafter costs with intervals), ``plain`` (k = 0 measured), and
+        per drafter (``drafters``): ``measured`` (tokens/s per k with intervals), ``survival`` (per position:
+        measured, the exact prediction E[prod min(1, p/q)] and the overlap product E[prod sum min(p, q)], with the
+        differences' intervals), ``draft_share``, ``mean_draft_length`` and ``predictions`` (per k0: predicted
+        tokens/s per k, predicted / measured with intervals, the recommended k, target (i) and target (ii)).
+    """
+    drafters = list(drafters)
+    k0s = list(range(1, kmax + 1)) if k0s is None else [int(x) for x in k0s]
+    blocks, keys, z = _block_sums(records, drafters, kmax)
+    n = len(blocks)
+    if n == 0 or not costs:
+        raise BrwError("analyse needs records and cost passes")
+    rng = np.random.default_rng(seed)
+    W = rng.multinomial(n, np.full(n, 1.0 / n), size=boot).astype(np.float64)  # block weights per resample
+    W = np.vstack([np.ones(n), W])  # row 0: the data themselves
+    ci = rng.integers(0, len(costs), size=(boot, len(costs)))
+
+    def medians(rows):  # the median over cost passes, then per resample of the passes
+        rows = np.asarray(rows, dtype=np.float64)
+        return np.concatenate([np.median(rows, axis=0)[None], np.median(rows[ci], axis=1)])
+
+    curves = {"chain": ("verify", "draft"), "tree": ("verify_tree", "draft_tree")}
+    curves = {name: keys for name, keys in curves.items() if all(keys[0] in c for c in costs)}
+    Vset = {name: medians([c[v] for c in costs]) for name, (v, _) in curves.items()}  # (boot + 1, kmax + 1)
+    Dset = {name: {d: medians([c[dk][d] for c in costs]) for d in drafters} for name, (_, dk) in curves.items()}
+    Vb, Db = Vset["chain"], Dset["chain"]
+
+    def tot(key, name):
+        a = z[key][name]
+        return W @ a.T if a.ndim == 2 else W @ a  # (boot + 1,) or (boot + 1, kmax)
+
+    def tps(key):
+        return tot(key, "tokens") / tot(key, "seconds")
+
+    plain = tps((None, 0))
+    out = {"blocks": n, "kmax": kmax, "boot": boot, "seed": seed,
+           "cost": {"passes": len(costs), "verify": Vb[0].tolist(),
+                    "verify_ci": [_interval(Vb[1:, i]) for i in range(kmax + 1)],
+                    "draft": {d: float(Db[d][0]) for d in drafters},
+                    "draft_ci": {d: _interval(Db[d][1:]) for d in drafters},
+                    "verify_tree": Vset["tree"][0].tolist() if "tree" in Vset else None,
+                    "draft_tree": {d: float(Dset["tree"][d][0]) for d in drafters} if "tree" in Dset else None},
+           "plain": {"tokens_per_second": float(plain[0]), "ci": _interval(plain[1:]),
+                     "round_seconds": float(z[(None, 0)]["seconds"].sum() / z[(None, 0)]["rounds"].sum()),
+                     "requests": int(z[(None, 0)]["requests"].sum())},
+           "drafters": []}
+    out["plain"]["overhead"] = out["plain"]["round_seconds"] / out["cost"]["verify"][0] - 1.0
+    for d in drafters:
+        meas = np.stack([plain] + [tps((d, k)) for k in range(1, kmax + 1)], axis=1)  # (boot + 1, kmax + 1)
+        # Per-position acceptance, pooled over every k >= j, against the theory.
+        surv = []
+        for j in range(1, kmax + 1):
+            full = sum(tot((d, k), "full")[:, j - 1] for k in range(j, kmax + 1))
+            hit = sum(tot((d, k), "atleast")[:, j - 1] for k in range(j, kmax + 1))
+            exact = sum(tot((d, k), "exact")[:, j - 1] for k in range(j, kmax + 1))
+            over = sum(tot((d, k), "overlap")[:, j - 1] for k in range(j, kmax + 1))
+            m, e, o = hit / full, exact / full, over / full
+            surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]), "measured_ci": _interval(m[1:]),
+                         "exact": float(e[0]), "exact_minus_measured_ci": _interval((e - m)[1:]),
+                         "overlap_product": float(o[0]), "overlap_minus_measured_ci": _interval((o - m)[1:])})
+        # Where a round's seconds go, against the model's k c and V(k + 1).
+        rounds_cost = []
+        for k in range(1, kmax + 1):
+            r = tot((d, k), "rounds")[0]
+            dr = tot((d, k), "drafts")[0]
+            ds = tot((d, k), "draft_seconds")[0]
+            rounds_cost.append({"k": k, "draft_seconds_per_draft": float(ds / max(dr, 1)),
+                                "model_draft_seconds": float(k * Db[d][0]),
+                                "verify_seconds_per_draft": float((tot((d, k), "seconds")[0]
+                                                                   - tot((d, k), "plain_seconds")[0] - ds) / max(dr, 1)),
+                                "model_verify_seconds": float(Vb[0, k]),
+                                "plain_round_seconds": float(tot((d, k), "plain_seconds")[0]
+                                                             / max(tot((d, k), "plain_rounds")[0], 1)),
+                                "rounds": int(r)})
+        shares = [float(tot((d, k), "drafts")[0] / tot((d, k), "rounds")[0]) for k in range(1, kmax + 1)]
+        lengths = [float(tot((d, k), "draft_tokens")[0] / max(tot((d, k), "drafts")[0], 1)) for k in range(1, kmax + 1)]
+        measured = []
+        for k in range(kmax + 1):
+            key = (None, 0) if k == 0 else (d, k)
+            m = {"k": k, "tokens_per_second": float(meas[0, k]), "ci": _interval(meas[1:, k]),
+                 "requests": int(z[key]["requests"].sum()), "tokens": int(z[key]["tokens"].sum()),
+                 "rounds": int(z[key]["rounds"].sum())}
+            if k:
+                drafts = tot(key, "drafts")
+                mal = 1 + tot(key, "accepted") / np.maximum(drafts, 1)
+                rates = tot(key, "atleast")[:, :k] / np.maximum(drafts, 1)[:, None]
+                m.update(drafts=int(drafts[0]), mean_acceptance_length=float(mal[0]), mal_ci=_interval(mal[1:]),
+                         per_position=rates[0].tolist(), per_position_ci=[_interval(rates[1:, j]) for j in range(k)])
+            measured.append(m)
+        entry = {"drafter": d, "draft_cost": float(Db[d][0]), "measured": measured,
+                 "best_measured_k": int(np.argmax(meas[0])), "survival": surv, "round_cost": rounds_cost,
+                 "draft_share": shares,
+                 "mean_draft_length": lengths, "predictions": []}
+        for k0 in k0s:
+            key = (d, k0)
+            drafts, rounds = tot(key, "drafts"), tot(key, "rounds")
+            s0 = tot(key, "atleast")[:, :k0] / np.maximum(drafts, 1)[:, None]
+            f = drafts / rounds
+            pred = np.array([predict(extrapolate_survival(s0[b], kmax), f[b], Vb[b], Db[d][b], kmax)
+                             for b in range(boot + 1)])
+            ratio = pred / meas
+            rec = np.argmax(pred, axis=1)  # the recommended k, per resample
+            best = meas.max(axis=1)
+            gain = meas[np.arange(boot + 1), rec] / best
+            worst = np.abs(ratio - 1).max(axis=1)
+            entry["predictions"].append({
+                "k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
+                "survival_used": extrapolate_survival(s0[0], kmax).tolist(),
+                "predicted": pred[0].tolist(), "predicted_ci": [_interval(pred[1:, k]) for k in range(kmax + 1)],
+                "ratio": ratio[0].tolist(), "ratio_ci": [_interval(ratio[1:, k]) for k in range(kmax + 1)],
+                "recommended_k": int(rec[0]), "recommended_share": float(np.mean(rec[1:] == rec[0])),
+                "recommended_over_best": float(gain[0]), "recommended_over_best_ci": _interval(gain[1:]),
+                "target_i": bool(gain[0] >= 0.95), "max_error": float(worst[0]), "max_error_ci": _interval(worst[1:]),
+                "target_ii": bool(worst[0] <= 0.10)})
+        entry["headline"] = next((p for p in entry["predictions"] if p["k0"] == headline_k0), entry["predictions"][0])
+        if "tree" in Vset:  # the same prediction with brw costcurve's tree-masked curve instead of the chain's
+            h = entry["headline"]
+            key = (d, h["k0"])
+            drafts, rounds = tot(key, "drafts")[0], tot(key, "rounds")[0]
+            s0 = tot(key, "atleast")[0, :h["k0"]] / max(drafts, 1)
+            pred = predict(extrapolate_survival(s0, kmax), drafts / rounds, Vset["tree"][0], Dset["tree"][d][0], kmax)
+            entry["tree_curve"] = {"k0": h["k0"], "predicted": pred.tolist(), "ratio": (pred / meas[0]).tolist(),
+                                   "recommended_k": int(np.argmax(pred)),
+                                   "max_error": float(np.abs(pred / meas[0] - 1).max())}
+        out["drafters"].append(entry)
+    return out
+
+
+def _f(x, spec=".3f"):
+    return "-" if x is None else format(x, spec)
+
+
+def markdown(res: dict, meta: dict) -> str:
+    """The study as a page of tables (figures/specdecode.md).
+
+    Parameters
+    ----------
+    res : dict
+        :func:`analyse`'s result.
+    meta : dict
+        What ran: ``command``, ``model``, ``prompts``, ``tokens``, ``repeats``, ``context``, ``threads``,
+        ``warmup``, ``load``, ``seconds``.
+
+    Returns
+    -------
+    str
+    """
+    c = res["cost"]
+    lines = [f"# A real speculative decoder on {meta['model']}, CPU: measured against the stated model", "",
+             f"`{meta['command']}`", "",
+             f"{res['blocks']} blocks ({meta['prompts']} prompts x {meta['repeats']} repeats), up to {meta['tokens']} "
+             f"tokens per request, temperature 1, {meta['threads']} torch thread; in every block each configuration "
+             f"runs once in a seeded random order, then one pass of the cost curve at context {meta['context']}. "
+             f"Warm-up: {meta['warmup']}. Tokens per second = tokens emitted / seconds of the decoding rounds "
+             "(prefill excluded), pooled over requests. Intervals: 95% block bootstrap "
+             f"({res['boot']} resamples; cost passes resampled beside the blocks). Load average while it ran: "
+             f"{meta['load']}.", "",
+             f"## Cost curves (median of {c['passes']} passes)", "",
+             "| tokens | verifier seconds, chain (causal mask) | 95% interval | tree mask (`brw costcurve`) |",
+             "|---|---|---|---|"]
+    tree = c.get("verify_tree") or [None] * len(c["verify"])
+    for i, (v, iv, t) in enumerate(zip(c["verify"], c["verify_ci"], tree)):
+        lines.append(f"| {i + 1} | {v:.4f} | [{iv[0]:.4f}, {iv[1]:.4f}] | {_f(t, '.4f')} |")
+    lines += ["", "Drafter cost per drafted token (chain; tree mask in parentheses): " + ", ".join(
+        f"`{d}` {v:.4f} s ({_f((c.get('draft_tree') or {}).get(d), '.4f')})" for d, v in c["draft"].items()) + ".", "",
+              f"Plain decoding: {res['plain']['tokens_per_second']:.3f} tokens/s [{res['plain']['ci'][0]:.3f}, "
+              f"{res['plain']['ci'][1]:.3f}]; its mean round {res['plain']['round_seconds']:.4f} s is "
+              f"{100 * res['plain']['overhead']:+.1f}% off the chain curve's V(1) (the round also samples, takes a "
+              "softmax over the vocabulary and runs Python).", ""]
+    for d in res["drafters"]:
+        h = d["headline"]
+        lines += [f"## Drafter `{d['drafter']}`", "",
+                  f"Draft share f by k: {', '.join(f'{x:.3f}' for x in d['draft_share'])}; mean draft length by k: "
+                  f"{', '.join(f'{x:.2f}' for x in d['mean_draft_length'])}.", "",
+                  "Per-position acceptance, pooled over every run with k >= j (rounds that drafted at least j): "
+                  "measured share accepting at least j, the exact prediction E[prod_{i<=j} min(1, p_i(x_i)/q_i(x_i))] "
+                  "along the drafted path, and the product of overlaps E[prod_{i<=j} sum_x min(p_i, q_i)]:", "",
+                  "| j | rounds | measured | exact prediction | exact - measured (95%) | overlap product "
+                  "| overlap - measured (95%) |", "|---|---|---|---|---|---|---|"]
+        for s in d["survival"]:
+            e, o = s["exact_minus_measured_ci"], s["overlap_minus_measured_ci"]
+            lines.append(f"| {s['position']} | {s['rounds']} | {s['measured']:.3f} [{_f(s['measured_ci'][0])}, "
+                         f"{_f(s['measured_ci'][1])}] | {s['exact']:.3f} | [{_f(e[0])}, {_f(e[1])}] | "
+                         f"{s['overlap_product']:.3f} | [{_f(o[0])}, {_f(o[1])}] |")
+        lines += ["", "Each run on its own (what its vLLM log says): mean acceptance length (1 + accepted / drafts, the "
+                      "bonus token included) and per-position acceptance rate (drafts accepting at least j / drafts):",
+                  "", "| k | requests | tokens | drafts | mean acceptance length (95%) | per-position acceptance rate |",
+                  "|---|---|---|---|---|---|"]
+        for m in d["measured"][1:]:
+            lines.append(f"| {m['k']} | {m['requests']} | {m['tokens']} | {m['drafts']} | "
+                         f"{m['mean_acceptance_length']:.3f} [{_f(m['mal_ci'][0])}, {_f(m['mal_ci'][1])}] | "
+                         + ", ".join(f"{x:.3f}" for x in m["per_position"]) + " |")
+        lines += ["", f"Predicted from the run at k0 = {h['k0']} alone (s_1..s_{h['k0']} = "
+                      f"{', '.join(f'{x:.3f}' for x in h['survival_k0'])}, f = {h['draft_share']:.3f}; extrapolated "
+                      f"s = {', '.join(f'{x:.3f}' for x in h['survival_used'])}):", "",
+                  "| k | measured tokens/s (95%) | predicted (95%) | predicted / measured (95%) |", "|---|---|---|---|"]
+        for m, p, pc, r, rc in zip(d["measured"], h["predicted"], h["predicted_ci"], h["ratio"], h["ratio_ci"]):
+            lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
+                         f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
+        lines += ["", "Where a drafting round's seconds went (means per round that drafted), beside the model's k c "
+                      "and V(k + 1):", "",
+                  "| k | rounds | drafting s | model k c | verifying and the rest s | model V(k + 1) |",
+                  "|---|---|---|---|---|---|"]
+        for rc in d["round_cost"]:
+            lines.append(f"| {rc['k']} | {rc['rounds']} | {rc['draft_seconds_per_draft']:.4f} | "
+                         f"{rc['model_draft_seconds']:.4f} | {rc['verify_seconds_per_draft']:.4f} | "
+                         f"{rc['model_verify_seconds']:.4f} |")
+        if d.get("tree_curve"):
+            t = d["tree_curve"]
+            lines += ["", f"With `brw costcurve`'s tree-masked curve instead (k0 = {t['k0']}): predicted / measured "
+                          f"{', '.join(f'{x:.3f}' for x in t['ratio'])} (k = 0..{res['kmax']}); largest error "
+                          f"{t['max_error']:.3f}; recommended k = {t['recommended_k']}."]
+        lines += ["", f"Recommended k = {h['recommended_k']} (the same k in {100 * h['recommended_share']:.0f}% of "
+                      f"resamples); best measured k = {d['best_measured_k']}. Target (i), measured tokens/s at the "
+                      f"recommended k over the best measured: {h['recommended_over_best']:.3f} "
+                      f"[{_f(h['recommended_over_best_ci'][0])}, {_f(h['recommended_over_best_ci'][1])}] "
+                      f"({'met' if h['target_i'] else 'missed'}: >= 0.95). Target (ii), the largest |predicted / "
+                      f"measured - 1| over k = 0..{res['kmax']}: {h['max_error']:.3f} [{_f(h['max_error_ci'][0])}, "
+                      f"{_f(h['max_error_ci'][1])}] ({'met' if h['target_ii'] else 'missed'}: <= 0.10).", "",
+                  "Every k0 (a log at k0 predicting every k):", "",
+                  "| k0 | recommended k | recommended / best measured (95%) | target (i) | max error (95%) "
+                  "| target (ii) |", "|---|---|---|---|---|---|"]
+        for p in d["predictions"]:
+            g, w = p["recommended_over_best_ci"], p["max_error_ci"]
+            lines.append(f"| {p['k0']} | {p['recommended_k']} | {p['recommended_over_best']:.3f} [{_f(g[0])}, "
+                         f"{_f(g[1])}] | {'met' if p['target_i'] else 'missed'} | {p['max_error']:.3f} [{_f(w[0])}, "
+                         f"{_f(w[1])}] | {'met' if p['target_ii'] else 'missed'} |")
+        lines.append("")
+    return "\n".join(lines)
