@@ -1,5 +1,6 @@
-"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true); the heaviest test files
-run first; shared fixtures."""
+"""Shared test settings: hypothesis never times examples, and is derandomized in CI (CI=true) and under pytest-xdist
+(every worker must collect the same generated cases of tests/hostile/cases.py); the heaviest test files run first;
+shared fixtures."""
 
 import os
 
@@ -13,7 +14,8 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=60)
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+_derandomized = os.environ.get("CI") or os.environ.get("PYTEST_XDIST_WORKER")
+settings.load_profile("ci" if _derandomized else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 if os.environ.get("BRW_TEST_OTHER_LIBM"):  # the suite as on another CPU (tests/other_libm.py)
     import other_libm

@@ -77,6 +77,7 @@ class Settings:
     sweep_workers: int | None = None  # brw.sweep's workers (None: its default; 1: every point in this process)
     traces: tuple | None = None  # bundled traces summarised (None: every one)
     temperature: dict = field(default_factory=dict)  # keywords of brw.studies.temperature.temperature_sweep
+    sampled: dict = field(default_factory=dict)  # keywords of brw.studies.sampled.sampled_study
 
 
 FULL = Settings(
@@ -85,7 +86,8 @@ FULL = Settings(
     policy_laws=("trace:code", "trace:chat"), policy_log2=8, policy_replicates=400,
     compare_nodes=256 * 256, compare_min_replicates=64, compare_folds=4, speed_replicates=400, bootstrap=1000,
     bench=dict(pmax=20_000, replicates=4, reference_nodes=2_000, repeats=2),
-    temperature=dict(genres=TEMPERATURE_GENRES, temperatures=TEMPERATURES, at=TEMPERATURE_AT, replicates=2000))
+    temperature=dict(genres=TEMPERATURE_GENRES, temperatures=TEMPERATURES, at=TEMPERATURE_AT, replicates=2000),
+    sampled=dict(replicates=200))
 #: A smoke check of every step: a deterministic, a random and a recorded law (the cheapest of each kind), P to
 #: 128 (the theory check's least: twice the P where its slope fit starts), a few trees, one real model in sample
 #: and its three traces, every sweep point in this process (no worker processes, each of which would compile
@@ -98,7 +100,8 @@ QUICK = Settings(
     compare_nodes=4 * 256, compare_min_replicates=4, compare_folds=1, speed_replicates=8, bootstrap=50,
     bench=dict(pmax=200, replicates=2, reference_nodes=50, repeats=1), check_traces=0, compare_models=1,
     sweep_workers=1, traces=("code", "math", "chat"),
-    temperature=dict(genres=("code",), temperatures=(0.5, 1.0), at=(16, 64), replicates=32, prefix=False))
+    temperature=dict(genres=("code",), temperatures=(0.5, 1.0), at=(16, 64), replicates=32, prefix=False),
+    sampled=dict(laws=("trace:code",), drafters=("sigma=0.5", "sigma=2"), at=(4, 16), replicates=8, nodes=500))
 #: Drafting policies scored on the simulated trees (figure of policies; the two Sequoia trees for Sequoia's).
 POLICIES = ("chain", "chains:k=4", "kary:k=2", "medusa", "sequoia", "sequoia:depth=6", "specexec:sigma=1",
             "eagle2:k=4,d=6,sigma=1")
@@ -824,6 +827,48 @@ def _temperature(run: _Run) -> Outcome:
     return Outcome(_rel(paths, run), caption, columns, formats, rows, numbers, notes)
 
 
+def _sampled(run: _Run) -> Outcome:
+    from brw.studies.sampled import figure, sampled_study
+
+    st = sampled_study(seed=SEED, **run.s.sampled)
+    paths = run.paths("sampled")
+    for path in paths:
+        figure(st, path)
+    top = max(st.at)
+    rows = [[r["law"], r["drafter"], r["tv"], r["P"], r["frontier"], r["specexec"], r["best"], r["best_scheme"],
+             r["best_minus_frontier"], r["best_minus_frontier_se"]] for r in st.rows]
+    crossed = [c for c in st.crossings if c["tv"] is not None]
+    at_top = [r for r in st.rows if r["P"] == top]
+    beats = [r for r in at_top if r["best_minus_frontier"] - 1.96 * r["best_minus_frontier_se"] > 0]
+    gains = [g["relative"] for g in st.gain]
+    numbers = {"P_top": top, "crossing_tv": [c["tv"] for c in crossed], "crossing_P": [c["P"] for c in crossed],
+               "beats_at_top": [[r["law"], r["drafter"], r["tv"]] for r in beats],
+               "block_gain": gains, "gamma": st.gain[0]["k"] if st.gain else None,
+               "tv": [q["tv"] for q in st.quality]}
+    tvs = numbers["tv"]
+    caption = (f"Sampled drafts verified losslessly (speculative sampling, block verification, SpecInfer, RSD, "
+               f"traversal verification) are outside the speed of light, which bounds committed trees: for drafters "
+               f"of mean TV {_span(min(tvs), max(tvs), '.2f')} from the verifier, the best sampled scheme beats the "
+               f"speed of light at P = {top} (by more than 1.96 paired standard errors) for {len(beats)} of "
+               f"{len(at_top)} law-drafter pairs. ")
+    if crossed:
+        caption += (f"It crosses below the speed of light at a drafter TV of "
+                    f"{_span(min(numbers['crossing_tv']), max(numbers['crossing_tv']), '.2f')} (P = "
+                    f"{_span(min(numbers['crossing_P']), max(numbers['crossing_P']), 'd')}). ")
+    if gains:
+        caption += (f"Block verification of a sampled chain of {numbers['gamma']} tokens accepts "
+                    f"{_span(min(gains), max(gains), '+.1%')} more than token-by-token verification of the same "
+                    f"chain.")
+    notes = [f"{st.replicates} replicate trees per law (seed {st.seed}), the same trees for every drafter and scheme; "
+             "drafters: the verifier's logits plus sigma x N(0, 1), tempered by T; differences paired, with their "
+             "standard errors.",
+             "The SmolLM2 early-exit chains are in sims/sampled.py --real (figures/sampled-real.json)."]
+    columns = ["law", "drafter", "TV", "P", "speed of light", "SpecExec (committed)", "best sampled", "scheme",
+               "best - speed of light", "paired s.e."]
+    formats = ["s", "s", ".3f", "d", ".3f", ".3f", ".3f", "s", "+.3f", ".3f"]
+    return Outcome(_rel(paths, run), caption, columns, formats, rows, numbers, notes)
+
+
 def _model(name) -> str:
     """A model's name without its file's details: ``SmolLM2-135M-Instruct (Q4_1 GGUF ...)`` -> ``SmolLM2-135M-Instruct``."""
     return str(name).split(" (")[0] if name else "the verifier"
@@ -851,6 +896,7 @@ STEPS = [
     Step("speedup", "Tokens per second against P: the optimal P for a measured cost and a roofline", _speed),
     Step("bench", "The benchmark: brw's kernels beside the reference and the floor", _bench),
     Step("temperature", "accepted(P) against the sampling temperature, to the greedy limit", _temperature),
+    Step("sampled", "Sampled drafts with lossless verification beside the speed of light", _sampled),
 ]
 
 
