@@ -117,6 +117,8 @@ def main(argv=None) -> int:
                     help="start no block that would end (at the longest block's pace so far) after this many minutes")
     ap.add_argument("--out", type=Path, default=ROOT / "figures", help="writes specdecode.json and specdecode.md")
     ap.add_argument("--logs", type=Path, default=ROOT / "figures" / "specdecode-logs", help="folder of the vLLM logs")
+    ap.add_argument("--partial", action="store_true",
+                    help="write the logs and the report from the blocks done so far (the report says how many)")
     ap.add_argument("--lossless", type=int, default=0,
                     help="only run the tiny-model chi-square with this many runs per drafter, into --lossless-file")
     ap.add_argument("--lossless-file", type=Path, default=ROOT / "out" / "specdecode-lossless.json",
@@ -167,7 +169,7 @@ def main(argv=None) -> int:
     blocks = [(p, r) for r in range(args.repeats) for p in range(len(ids))]
     done = {(x["prompt"], x["repeat"]) for x in state["records"]}
     todo = [b for b in blocks if b not in done]
-    if todo:
+    if todo and not args.partial:
         load0 = os.getloadavg()
         warm = ids[-1]
         for drafter, k in [(None, 0)] + [(d, args.kmax) for d in drafters]:  # untimed: every code path once
@@ -193,10 +195,10 @@ def main(argv=None) -> int:
                                 "load_end": os.getloadavg()})
         _save(args.state, state)
     done = {(x["prompt"], x["repeat"]) for x in state["records"]}
-    if any(b not in done for b in blocks):
+    if any(b not in done for b in blocks) and not args.partial:
         log(f"{len(done)} of {len(blocks)} blocks done; rerun to go on")
         return 3
-    log("all blocks done: writing logs and the report")
+    log(f"{len(done)} of {len(blocks)} blocks done: writing logs and the report")
     res = analyse(state["records"], state["costs"], drafters=drafters, kmax=args.kmax, headline_k0=args.k0,
                   boot=args.boot, seed=args.seed)
     args.logs.mkdir(parents=True, exist_ok=True)
@@ -220,6 +222,7 @@ def main(argv=None) -> int:
             "load": f"{min(x[0] for x in loads):.1f} to {max(x[0] for x in loads):.1f} (1-minute averages at the "
                     "start and end of each chunk)" if loads else "-",
             "seconds": sum(c["seconds"] for c in state["chunks"]), "settings": state["settings"],
+            "blocks_done": len(done), "blocks": len(blocks),
             "torch_threads": args.threads, "torch_version": models.torch_version(), "logs": files}
     lossless = json.loads(args.lossless_file.read_text()) if args.lossless_file.exists() else None
     report = {"meta": meta, "results": res, "lossless": lossless}

@@ -38,7 +38,7 @@ from brw.files import hash_file, sha256
 
 __all__ = ["LoadedModel", "ModelSource", "NextTokenStats", "Decoder", "load_model", "find_model", "cache_dir",
            "check_model", "pick_device", "set_threads", "thread_count", "torch_version", "inference", "forward",
-           "right_padded", "full_cache", "sliding_window", "generator", "sample", "next_token_stats", "top_logprobs", "token_logprobs", "early_exit",
+           "right_padded", "full_cache", "sliding_window", "generator", "sample", "next_token_stats", "probabilities64", "top_logprobs", "token_logprobs", "early_exit",
            "layer_count", "DTYPES", "SMOLLM2_GGUF", "GEMMA3_GGUF", "NAMED_MODELS", "NamedModel"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -661,6 +661,21 @@ def sample(logprobs, gen):
 
 # --------------------------------------------------------------------------------------------------------
 # Next-token statistics, in float64.
+
+
+def probabilities64(logits):
+    """softmax(logits) over the last axis in float64, as a numpy array (on the CPU).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    torch = _torch()
+    return torch.softmax(logits.to(torch.float64), dim=-1).cpu().numpy()
 
 
 def _log_softmax64(logits, temperature: float):

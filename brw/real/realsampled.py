@@ -343,11 +343,8 @@ def context_chains(model, ids, layers, k: int = DEFAULT_K, tau: float = DEFAULT_
 def _dists(model, logits, hidden):
     """(p, [q per drafter]): float64 probabilities of the verifier's logits and of each drafter's, read off its
     hidden state through the verifier's final norm and head."""
-    import torch
+    from brw.real.models import probabilities64
 
-    def probs(lg):
-        return torch.softmax(lg.to(torch.float64), dim=-1).cpu().numpy()
-
-    p = probs(logits)
-    qs = [probs(model.lm_head(model.model.norm(h))) for h in hidden]
+    p = probabilities64(logits)
+    qs = [probabilities64(model.lm_head(model.model.norm(h))) for h in hidden]
     return p, qs

@@ -461,7 +461,7 @@ def _real(run: _Run) -> Outcome:
     formats = [f[:-3] + ["s"] * (wide - len(f)) + f[-3:] for f in formats]
     return Outcome(_rel(paths, run), caption,
                    ["verifier", "genre", "prediction", *(f"P = {p}" for p in P), "mean abs", "worst abs",
-                    "worst end"], formats, rows, {**first, "models": per}, notes=notes)
+                    "worst end"], formats, rows, {**first, "models": per, "interval": 0.95}, notes=notes)
 
 
 def _real_numbers(c, name: str) -> tuple[list, list, dict]:

@@ -365,71 +365,15 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     out["plain"]["overhead"] = out["plain"]["round_seconds"] / out["cost"]["verify"][0] - 1.0
     for d in drafters:
         meas = np.stack([plain] + [tps((d, k)) for k in range(1, kmax + 1)], axis=1)  # (boot + 1, kmax + 1)
-        # Per-position acceptance, pooled over every k >= j, against the theory.
-        surv = []
-        for j in range(1, kmax + 1):
-            full = sum(tot((d, k), "full")[:, j - 1] for k in range(j, kmax + 1))
-            hit = sum(tot((d, k), "atleast")[:, j - 1] for k in range(j, kmax + 1))
-            exact = sum(tot((d, k), "exact")[:, j - 1] for k in range(j, kmax + 1))
-            over = sum(tot((d, k), "overlap")[:, j - 1] for k in range(j, kmax + 1))
-            m, e, o = hit / full, exact / full, over / full
-            surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]), "measured_ci": _interval(m[1:]),
-                         "exact": float(e[0]), "exact_minus_measured_ci": _interval((e - m)[1:]),
-                         "overlap_product": float(o[0]), "overlap_minus_measured_ci": _interval((o - m)[1:])})
-        # Where a round's seconds go, against the model's k c and V(k + 1).
-        rounds_cost = []
-        for k in range(1, kmax + 1):
-            r = tot((d, k), "rounds")[0]
-            dr = tot((d, k), "drafts")[0]
-            ds = tot((d, k), "draft_seconds")[0]
-            rounds_cost.append({"k": k, "draft_seconds_per_draft": float(ds / max(dr, 1)),
-                                "model_draft_seconds": float(k * Db[d][0]),
-                                "verify_seconds_per_draft": float((tot((d, k), "seconds")[0]
-                                                                   - tot((d, k), "plain_seconds")[0] - ds) / max(dr, 1)),
-                                "model_verify_seconds": float(Vb[0, k]),
-                                "plain_round_seconds": float(tot((d, k), "plain_seconds")[0]
-                                                             / max(tot((d, k), "plain_rounds")[0], 1)),
-                                "rounds": int(r)})
+        surv, rounds_cost = _positions(d, tot, Vb, Db, kmax)
         shares = [float(tot((d, k), "drafts")[0] / tot((d, k), "rounds")[0]) for k in range(1, kmax + 1)]
         lengths = [float(tot((d, k), "draft_tokens")[0] / max(tot((d, k), "drafts")[0], 1)) for k in range(1, kmax + 1)]
-        measured = []
-        for k in range(kmax + 1):
-            key = (None, 0) if k == 0 else (d, k)
-            m = {"k": k, "tokens_per_second": float(meas[0, k]), "ci": _interval(meas[1:, k]),
-                 "requests": int(z[key]["requests"].sum()), "tokens": int(z[key]["tokens"].sum()),
-                 "rounds": int(z[key]["rounds"].sum())}
-            if k:
-                drafts = tot(key, "drafts")
-                mal = 1 + tot(key, "accepted") / np.maximum(drafts, 1)
-                rates = tot(key, "atleast")[:, :k] / np.maximum(drafts, 1)[:, None]
-                m.update(drafts=int(drafts[0]), mean_acceptance_length=float(mal[0]), mal_ci=_interval(mal[1:]),
-                         per_position=rates[0].tolist(), per_position_ci=[_interval(rates[1:, j]) for j in range(k)])
-            measured.append(m)
+        measured = _measured(d, tot, meas, z, kmax)
         entry = {"drafter": d, "draft_cost": float(Db[d][0]), "measured": measured,
                  "best_measured_k": int(np.argmax(meas[0])), "survival": surv, "round_cost": rounds_cost,
                  "draft_share": shares,
                  "mean_draft_length": lengths, "predictions": []}
-        for k0 in k0s:
-            key = (d, k0)
-            drafts, rounds = tot(key, "drafts"), tot(key, "rounds")
-            s0 = tot(key, "atleast")[:, :k0] / np.maximum(drafts, 1)[:, None]
-            f = drafts / rounds
-            pred = np.array([predict(extrapolate_survival(s0[b], kmax), f[b], Vb[b], Db[d][b], kmax)
-                             for b in range(boot + 1)])
-            ratio = pred / meas
-            rec = np.argmax(pred, axis=1)  # the recommended k, per resample
-            best = meas.max(axis=1)
-            gain = meas[np.arange(boot + 1), rec] / best
-            worst = np.abs(ratio - 1).max(axis=1)
-            entry["predictions"].append({
-                "k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
-                "survival_used": extrapolate_survival(s0[0], kmax).tolist(),
-                "predicted": pred[0].tolist(), "predicted_ci": [_interval(pred[1:, k]) for k in range(kmax + 1)],
-                "ratio": ratio[0].tolist(), "ratio_ci": [_interval(ratio[1:, k]) for k in range(kmax + 1)],
-                "recommended_k": int(rec[0]), "recommended_share": float(np.mean(rec[1:] == rec[0])),
-                "recommended_over_best": float(gain[0]), "recommended_over_best_ci": _interval(gain[1:]),
-                "target_i": bool(gain[0] >= 0.95), "max_error": float(worst[0]), "max_error_ci": _interval(worst[1:]),
-                "target_ii": bool(worst[0] <= 0.10)})
+        entry["predictions"] = _predictions(d, tot, meas, Vb, Db, k0s, kmax, boot)
         entry["headline"] = next((p for p in entry["predictions"] if p["k0"] == headline_k0), entry["predictions"][0])
         if "tree" in Vset:  # the same prediction with brw costcurve's tree-masked curve instead of the chain's
             h = entry["headline"]
@@ -441,6 +385,83 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
                                    "recommended_k": int(np.argmax(pred)),
                                    "max_error": float(np.abs(pred / meas[0] - 1).max())}
         out["drafters"].append(entry)
+    return out
+
+
+def _positions(d, tot, Vb, Db, kmax: int) -> tuple[list, list]:
+    """Per position, the measured acceptance pooled over every k >= j against the theory; per k, where a round's
+    seconds go against the model's k c and V(k + 1)."""
+    # Per-position acceptance, pooled over every k >= j, against the theory.
+    surv = []
+    for j in range(1, kmax + 1):
+        full = sum(tot((d, k), "full")[:, j - 1] for k in range(j, kmax + 1))
+        hit = sum(tot((d, k), "atleast")[:, j - 1] for k in range(j, kmax + 1))
+        exact = sum(tot((d, k), "exact")[:, j - 1] for k in range(j, kmax + 1))
+        over = sum(tot((d, k), "overlap")[:, j - 1] for k in range(j, kmax + 1))
+        m, e, o = hit / full, exact / full, over / full
+        surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]), "measured_ci": _interval(m[1:]),
+                     "exact": float(e[0]), "exact_minus_measured_ci": _interval((e - m)[1:]),
+                     "overlap_product": float(o[0]), "overlap_minus_measured_ci": _interval((o - m)[1:])})
+    # Where a round's seconds go, against the model's k c and V(k + 1).
+    rounds_cost = []
+    for k in range(1, kmax + 1):
+        r = tot((d, k), "rounds")[0]
+        dr = tot((d, k), "drafts")[0]
+        ds = tot((d, k), "draft_seconds")[0]
+        rounds_cost.append({"k": k, "draft_seconds_per_draft": float(ds / max(dr, 1)),
+                            "model_draft_seconds": float(k * Db[d][0]),
+                            "verify_seconds_per_draft": float((tot((d, k), "seconds")[0]
+                                                               - tot((d, k), "plain_seconds")[0] - ds) / max(dr, 1)),
+                            "model_verify_seconds": float(Vb[0, k]),
+                            "plain_round_seconds": float(tot((d, k), "plain_seconds")[0]
+                                                         / max(tot((d, k), "plain_rounds")[0], 1)),
+                            "rounds": int(r)})
+    return surv, rounds_cost
+
+
+def _measured(d, tot, meas, z, kmax: int) -> list:
+    """Per k, what the run measured: tokens per second, and what its vLLM log says (mean acceptance length and
+    per-position rates), with intervals."""
+    measured = []
+    for k in range(kmax + 1):
+        key = (None, 0) if k == 0 else (d, k)
+        m = {"k": k, "tokens_per_second": float(meas[0, k]), "ci": _interval(meas[1:, k]),
+             "requests": int(z[key]["requests"].sum()), "tokens": int(z[key]["tokens"].sum()),
+             "rounds": int(z[key]["rounds"].sum())}
+        if k:
+            drafts = tot(key, "drafts")
+            mal = 1 + tot(key, "accepted") / np.maximum(drafts, 1)
+            rates = tot(key, "atleast")[:, :k] / np.maximum(drafts, 1)[:, None]
+            m.update(drafts=int(drafts[0]), mean_acceptance_length=float(mal[0]), mal_ci=_interval(mal[1:]),
+                     per_position=rates[0].tolist(), per_position_ci=[_interval(rates[1:, j]) for j in range(k)])
+        measured.append(m)
+    return measured
+
+
+def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int) -> list:
+    """Per k0, the stated model's prediction of tokens per second at every k from the run at k0 alone."""
+    out = []
+    for k0 in k0s:
+        key = (d, k0)
+        drafts, rounds = tot(key, "drafts"), tot(key, "rounds")
+        s0 = tot(key, "atleast")[:, :k0] / np.maximum(drafts, 1)[:, None]
+        f = drafts / rounds
+        pred = np.array([predict(extrapolate_survival(s0[b], kmax), f[b], Vb[b], Db[d][b], kmax)
+                         for b in range(boot + 1)])
+        ratio = pred / meas
+        rec = np.argmax(pred, axis=1)  # the recommended k, per resample
+        best = meas.max(axis=1)
+        gain = meas[np.arange(boot + 1), rec] / best
+        worst = np.abs(ratio - 1).max(axis=1)
+        out.append({
+            "k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
+            "survival_used": extrapolate_survival(s0[0], kmax).tolist(),
+            "predicted": pred[0].tolist(), "predicted_ci": [_interval(pred[1:, k]) for k in range(kmax + 1)],
+            "ratio": ratio[0].tolist(), "ratio_ci": [_interval(ratio[1:, k]) for k in range(kmax + 1)],
+            "recommended_k": int(rec[0]), "recommended_share": float(np.mean(rec[1:] == rec[0])),
+            "recommended_over_best": float(gain[0]), "recommended_over_best_ci": _interval(gain[1:]),
+            "target_i": bool(gain[0] >= 0.95), "max_error": float(worst[0]), "max_error_ci": _interval(worst[1:]),
+            "target_ii": bool(worst[0] <= 0.10)})
     return out
 
 
@@ -472,7 +493,9 @@ def markdown(res: dict, meta: dict) -> str:
              f"Warm-up: {meta['warmup']}. Tokens per second = tokens emitted / seconds of the decoding rounds "
              "(prefill excluded), pooled over requests. Intervals: 95% block bootstrap "
              f"({res['boot']} resamples; cost passes resampled beside the blocks). Load average while it ran: "
-             f"{meta['load']}.", "",
+             f"{meta['load']}." + (f" **Partial run: {meta['blocks_done']} of the {meta['blocks']} planned blocks** "
+                                   "(the first repeat of the first prompts; the rest were not run)."
+                                   if meta.get("blocks_done", 0) < meta.get("blocks", 0) else ""), "",
              f"## Cost curves (median of {c['passes']} passes)", "",
              "| tokens | verifier seconds, chain (causal mask) | 95% interval | tree mask (`brw costcurve`) |",
              "|---|---|---|---|"]
