@@ -844,7 +844,7 @@ def _sampled(run: _Run) -> Outcome:
     numbers = {"P_top": top, "crossing_tv": [c["tv"] for c in crossed], "crossing_P": [c["P"] for c in crossed],
                "beats_at_top": [[r["law"], r["drafter"], r["tv"]] for r in beats],
                "block_gain": gains, "gamma": st.gain[0]["k"] if st.gain else None,
-               "tv": [q["tv"] for q in st.quality]}
+               "tv": [q["tv"] for q in st.quality], "z": 1.96}
     tvs = numbers["tv"]
     caption = (f"Sampled drafts verified losslessly (speculative sampling, block verification, SpecInfer, RSD, "
                f"traversal verification) are outside the speed of light, which bounds committed trees: for drafters "
