@@ -69,7 +69,19 @@ class EmpiricalRows:
     def rows(self) -> int:
         return self._law_rows()[0].shape[0]
 
+    def _cached(self, name: str, make):
+        """``make()`` once per law and rows (theory evaluates psi and mu thousands of times on the same rows)."""
+        table, tails = self._law_rows()
+        key = (name, id(table), id(tails))
+        cache = self.__dict__.setdefault("_rows_cache", {})
+        if key not in cache:
+            cache[key] = (table, tails, make())  # holding the arrays keeps their ids unique while cached
+        return cache[key][2]
+
     def _row_moments(self):
+        return self._cached("moments", self._row_moments_now)
+
+    def _row_moments_now(self):
         table, tails = self._law_rows()
         p = np.exp(table)
         th, ts = tail_moments(tails)
@@ -98,12 +110,15 @@ class EmpiricalRows:
 
     def psi(self, theta):
         theta = np.asarray(theta, dtype=np.float64)
-        lp, lc = self._atoms()
-        keep = np.isfinite(lc)
-        lp, lc = lp[keep], lc[keep]
+        lp, lc = self._cached("finite_atoms", self._finite_atoms)
         # One theta at a time: the atoms number rows * (k + 3), too many to broadcast against a grid of thetas.
         out = np.array([special.logsumexp(t * lp + lc) for t in theta.ravel()]) - math.log(self.rows)
         return out.reshape(theta.shape) if theta.ndim else float(out[0])
+
+    def _finite_atoms(self):
+        lp, lc = self._atoms()
+        keep = np.isfinite(lc)
+        return lp[keep], lc[keep]
 
     def spine_atoms(self):
         lp, lc = self._atoms()
