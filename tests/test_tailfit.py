@@ -36,7 +36,7 @@ def test_fit_tails_exact_on_lm_like_rows():
     assert np.all(np.diff(np.where(cnt > 0, lq, -1e300), axis=1) <= 0)
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=100)
 @given(pk=st.floats(1e-9, 0.3), groups=st.lists(st.tuples(st.floats(1e-7, 1.0), st.integers(10, 10**7)),
                                                   min_size=1, max_size=4))
 @pytest.mark.slow

@@ -247,9 +247,10 @@ P_GRID = np.unique(np.round(np.logspace(0, 12, 60, base=2)).astype(int))
 
 @functools.lru_cache(maxsize=None)
 def _simulated(spec: str):
-    """One simulation per random law, shared by the tests below: 2000 trees, every P <= 4096 (standard errors
-    0.004 to 0.01 at P = 4096)."""
-    return frontier(spec, 4096, replicates=2000, seed=3)
+    """One simulation per random law, shared by the tests below: 1000 trees, every P <= 4096 (standard errors
+    0.006 to 0.015 at P = 4096). The quick slice of the theory check: sims/verify_theory.py runs the same
+    comparisons on 24 laws to P = 2^16 (figures/theory_check.md)."""
+    return frontier(spec, 4096, replicates=1000, seed=3)
 
 
 @pytest.mark.parametrize("spec", ["fixed:p=0.7/0.3", "fixed:p=0.5/0.25/0.25", "uniform:k=8", "zipf:s=1.2,k=40",
@@ -372,9 +373,9 @@ def test_lattice_asymptotic_fixed_vector():
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", RANDOM)
 def test_smooth_asymptotic_random_laws(spec):
-    """The sharp asymptotic against 2000 simulated trees: within 4.5 standard errors, 0.02 to 0.045 nats."""
+    """The sharp asymptotic against 1000 simulated trees: within 4.5 standard errors, 0.03 to 0.07 nats."""
     acc, se = _simulated(spec).at([256, 4096])
-    assert np.all(se < 0.011)
+    assert np.all(se < 0.016)
     assert np.all(np.abs(T.asymptotic(spec, [256, 4096]) - acc) < Z * se)
 
 
