@@ -1,6 +1,7 @@
 """SmolLM2's real optimal trees at T = 0.7, scored out of sample: writes figures/compare-t07.{json,md,png}.
 
-The bundled trees ``smollm2-t07-p1024`` (128 answer positions per genre of the traces sampled at T = 0.7, P <= 1024)
+The bundled trees ``smollm2-t07-p1024`` (24 to 26 answer positions per genre of the traces sampled at T = 0.7,
+P <= 1024; the expansion stopped there for time, and extends with sims/realtrees.py --temperature 0.7)
 are scored by ``brw compare`` exactly as the trees at T = 1 are (4-fold over recorded generations, against the plain
 and the root-adjusted real means), twice:
 
