@@ -793,13 +793,13 @@ def _temperature(run: _Run) -> Outcome:
                "mu_high": [sw.stats[g]["mu"][hi] for g in sw.genres], "mu_min": [sw.stats[g]["mu"][0] for g in sw.genres],
                "top1_min": [sw.stats[g]["top1"][0] for g in sw.genres]}
     law = "recorded-prefix law" if key == "prefix" else "i.i.d. walk"
+    per = ", ".join(f"{a:.2f} to {b:.2f} ({g})" for g, a, b in zip(sw.genres, at1, at07))
     caption = (f"Tempering the traces' laws from T = {T[hi]:g} to {T[lo]:g} raises the simulated optimum of the "
-               f"{law} at P = {P[-1]} from {_span(min(at1), max(at1), '.2f')} to "
-               f"{_span(min(at07), max(at07), '.2f')} tokens per step across genres"
-               + (f", and at T = {T[0]:g} to {_span(min(atmin), max(atmin), '.1f')}" if lo > 0 else "")
+               f"{law} at P = {P[-1]} from {per} tokens per step"
+               + (f", and at T = {T[0]:g} to " + ", ".join(f"{a:.1f}" for a in atmin) if lo > 0 else "")
                + f" (P = {P[-1]} is the T = 0 limit), as mu falls from "
-               f"{_span(min(numbers['mu_high']), max(numbers['mu_high']), '.2f')} to "
-               f"{_span(min(numbers['mu_min']), max(numbers['mu_min']), '.3f')} nats. ")
+               + ", ".join(f"{a:.2f} to {b:.3f}" for a, b in zip(numbers["mu_high"], numbers["mu_min"]))
+               + " nats. ")
     off = [p for p in P if highest[p] is not None]
     if off:
         caption += ("The sharp asymptotic of the tempered i.i.d. walk is off its simulation by more than "
@@ -812,7 +812,7 @@ def _temperature(run: _Run) -> Outcome:
     numbers["real"] = [{"genre": g, "T": r["T"], "accepted": r["accepted"][top], "stderr": r["stderr"][top]}
                        for g, r in reals]
     if reals:
-        caption += " Real optimal trees at " + "; ".join(
+        caption += " Real optimal trees (mean +- standard error) at " + "; ".join(
             f"T = {r['T']:g} ({g}): {r['accepted'][top]:.2f} +- {r['stderr'][top]:.2f}" for g, r in reals) + \
             f" at P = {P[-1]}."
     notes = [f"{sw.replicates} simulated trees per law and temperature (seed {sw.seed}); the i.i.d. walk is "
