@@ -150,32 +150,32 @@ def test_compare_out_of_sample(capsys):
     from brw.real.realtree import load_realtrees
     from brw.studies.compare import fold_seed
 
-    at = [1, 64, 256]
-    code, out, err = run(capsys, "compare", "--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", "3",
+    at, K = [1, 64, 256], 2
+    code, out, err = run(capsys, "compare", "--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", str(K),
                          "--json")
     assert code == 0, err
     d = json.loads(out)
-    assert d["folds"] == 3
+    assert d["folds"] == K
     trees = load_realtrees()
     idx = np.array(at) - 1
     g = d["genres"]["math"]
-    fold = trees.arrays["context"][trees.arrays["source"] == trees.sources.index("math")] % 3
-    w = np.bincount(fold, minlength=3) / fold.size
+    fold = trees.arrays["context"][trees.arrays["source"] == trees.sources.index("math")] % K
+    w = np.bincount(fold, minlength=K) / fold.size
     for m, spec in (("empirical", "trace:math"), ("markov", "markov:trace=math,regimes=4"),
                     ("ctx", "ctx:trace=math"), ("path", "path:trace=math"), ("run", "run:trace=math,cap=8"),
                     ("prefix", "prefix:trace=math,greedy=math-greedy,cap=8")):
         assert g["laws"][m] == spec
-        sims = [frontier(f"{spec},holdout={j}/3", trees.pmax, 10, g["fold_seeds"][str(j)]) for j in range(3)]
-        want = sum(w[j] * sims[j].accepted[idx] for j in range(3))
-        se = np.sqrt(sum((w[j] * sims[j].stderr[idx]) ** 2 for j in range(3)))
+        sims = [frontier(f"{spec},holdout={j}/{K}", trees.pmax, 10, g["fold_seeds"][str(j)]) for j in range(K)]
+        want = sum(w[j] * sims[j].accepted[idx] for j in range(K))
+        se = np.sqrt(sum((w[j] * sims[j].stderr[idx]) ** 2 for j in range(K)))
         assert g["models"][m]["accepted"] == pytest.approx(want.tolist(), rel=1e-12), m
         assert g["models"][m]["stderr"] == pytest.approx(se.tolist(), rel=1e-12), m
-    seeds = [g["fold_seeds"][str(j)] for j in range(3)]
-    assert seeds == [fold_seed(2, trees.sources.index("math"), j) for j in range(3)] and len(set(seeds)) == 3
+    seeds = [g["fold_seeds"][str(j)] for j in range(K)]
+    assert seeds == [fold_seed(2, trees.sources.index("math"), j) for j in range(K)] and len(set(seeds)) == K
     # numpy's spawning, written out: the key (genre, fold) below the comparison's seed, 63 bits of its first word
     state = np.random.SeedSequence(2, spawn_key=(trees.sources.index("math"), 1)).generate_state(1, np.uint64)
     assert seeds[1] == int(state[0]) >> 1
-    want = sum(w[j] * theory.bounds(f"trace:math,holdout={j}/3", at).renewal_bound for j in range(3))
+    want = sum(w[j] * theory.bounds(f"trace:math,holdout={j}/{K}", at).renewal_bound for j in range(K))
     assert g["models"]["renewal_bound"]["accepted"] == pytest.approx(want.tolist(), rel=1e-12)
     for name, g in d["genres"].items():
         dec = g["decomposition"]

@@ -75,7 +75,10 @@ def test_real_trees_at_07():
         tr = load_trace(name)
         sel = a["source"] == j
         assert sel.sum() >= 4
+        # The trace's row and the tree's root come from two float32 forward passes of different batch shapes (the
+        # recording's and the expansion's), whose logits agree to a few 1e-6 in absolute terms, so exp of them to
+        # about 1e-5 relative: 2e-4, the tolerance of the recorder's own test against a plain forward pass.
         np.testing.assert_allclose(a["accepted"][sel, 0], np.exp(tr.top_logp[a["row"][sel], 0].astype(np.float64)),
-                                   rtol=1e-5)
+                                   rtol=2e-4)
     assert a["accepted"].dtype == np.float32
     assert REAL["smollm2-t07-p1024"].stat().st_size < 1.5 * REAL["smollm2-p1024"].stat().st_size
