@@ -30,11 +30,28 @@ from hostile.runner import BATCH, ENTRY, ROOT, _env, fresh_cases, run_all
 QUICK = fresh_cases(CASES) | {c.id for c in [c for c in CASES if c.code is not None][:BATCH]}
 
 
+def _warm_kernels() -> None:
+    """Compile the kernels the corpus's cases reach, once, into Numba's on-disk cache (``cache=True``). On a fresh
+    clone a case would otherwise compile them in its own process and run over its CPU limit (a cold
+    ``brw.frontier('uniform:k=2', 4)`` costs 10 to 25 CPU seconds); loading them from the cache costs a case
+    little. Every kind of law the kernels draw, each path (walk, best-first, threshold, policies)."""
+    import brw
+
+    for law in ("uniform:k=2", "fixed:p=0.7/0.3", "gem:theta=2", "dirichlet:alpha=0.5,k=8",
+                "gemmix:s=0.9,theta=2,w=1", "trace:code", "markov:trace=chat,regimes=3"):
+        brw.frontier(law, 8, replicates=2, seed=0)
+        brw.frontier_tree(law, 8, seed=0)
+        brw.threshold(law, [1.0], replicates=2, seed=0)
+    brw.policies("dirichlet:alpha=0.5,k=8", 8, ("chain", "specexec:sigma=1", "specsample:k=4,sigma=1"), replicates=2,
+                 seed=0)
+
+
 @pytest.fixture(scope="module")
 def problems(request):
     """Problems of the cases selected in this session (all of them unless -m or -k leaves some out)."""
     wanted = {item.callspec.params["case"].id for item in request.session.items
               if getattr(item, "originalname", "") == "test_hostile_input_is_refused"}
+    _warm_kernels()
     return run_all([c for c in CASES if c.id in wanted])
 
 

@@ -126,6 +126,8 @@ LAWS = ["fixed:p=0.7/0.3", "fixed:p=0.999/0.001", "uniform:k=3", "zipf:s=1.2,k=4
         "edge:trace=code", "edge:trace=chat,holdout=1/4", "run:trace=code", "run:trace=chat,cap=3,holdout=1/4",
         TableLaw(contexts="prefix"), "prefix:trace=chat,cap=3,holdout=1/4",
         "prefix:trace=code,greedy=code-greedy,holdout=2/4"]
+#: The quick tier (-m "not slow") keeps the synthetic laws of every kind; the recorded ones run in the full suite.
+LAWS = [pytest.param(law, marks=pytest.mark.slow) if isinstance(law, str) and "trace" in law else law for law in LAWS]
 #: Laws whose positions never tie (random continuous vectors): the deepest node of a frontier is unique.
 CONTINUOUS = {"dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.05,k=30", "gem:theta=2", MIX}
 
