@@ -9,6 +9,15 @@ import os
 # Set before any test module imports Numba; subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Each pytest-xdist worker keeps Numba's compiled kernels in a cache folder of its own. Numba's on-disk cache is
+# not safe for two processes compiling the same functions at once (each numbers the data files of its new
+# signatures afresh, so one can overwrite the other's and the index then points at the wrong code): on a fresh
+# clone the two workers crashed with a segmentation fault in a policies kernel. Subprocesses of a test inherit
+# the folder (the hostile corpus passes it on, tests/hostile/runner.py), so they load what their worker compiled.
+if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                 ".pytest_cache", "numba-" + os.environ["PYTEST_XDIST_WORKER"])
+
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 

@@ -77,7 +77,8 @@ def _limits(address_space: int, cpu: float):
 
 
 def _env(extra: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON", "BRW_", "COV"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON", "BRW_", "COV"))
+           or k == "NUMBA_CACHE_DIR"}  # the compiled kernels of this test process (tests/conftest.py)
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the working folder must stay as it was; bytecode goes nowhere
     env.update(extra)
