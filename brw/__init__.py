@@ -32,9 +32,9 @@ _LAZY = {
     "threshold_tree": "brw.solver",
     "kernel_threads": "brw.solver",
     "root_keys": "brw.solver",
-    "sweep": "brw.sweep",
-    "policies": "brw.policies",
-    "PoliciesResult": "brw.policies",
+    "sweep": "brw.sweeps",
+    "policies": "brw.drafting",
+    "PoliciesResult": "brw.drafting",
 }
 
 __all__ = ["__version__", "BrwError", *_LAZY]

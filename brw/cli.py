@@ -432,7 +432,7 @@ def _cmd_compare(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
-# brw policies (brw/policies.py)
+# brw policies (brw/drafting.py)
 
 
 def _add_policies(sub):
@@ -445,7 +445,7 @@ def _add_policies(sub):
     p.add_argument("--P", dest="P", required=True, type=_whole, help="largest number of draft nodes (PMAX)")
     p.add_argument("--policies", default=None, metavar="LIST",
                    help="policy specs separated by commas, e.g. chain,chains:k=4,kary:k=2,d=5,specexec:T=1.5 "
-                        "(default: brw.policies.DEFAULT_POLICIES)")
+                        "(default: brw.drafting.DEFAULT_POLICIES)")
     p.add_argument("--at", type=_whole_list, default=None, help="P values to report (default: powers of 2, PMAX)")
     p.add_argument("--replicates", type=_whole, default=100, help="independent trees (default 100)")
     p.add_argument("--seed", type=_whole, default=0, help="random seed (default 0)")
@@ -454,7 +454,7 @@ def _add_policies(sub):
 
 
 def _cmd_policies(args) -> dict:
-    from brw.policies import DEFAULT_POLICIES, policies
+    from brw.drafting import DEFAULT_POLICIES, policies
 
     res = policies(args.law, args.P, args.policies or DEFAULT_POLICIES, args.replicates, args.seed, at=args.at,
                    threads=args.threads, progress=not args.json)
@@ -598,7 +598,7 @@ def _cmd_deployment(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
-# brw sweep (brw/sweep.py)
+# brw sweep (brw/sweeps.py)
 
 
 def _add_sweep(sub):
@@ -617,7 +617,7 @@ def _add_sweep(sub):
 
 
 def _cmd_sweep(args) -> dict:
-    from brw.sweep import sweep
+    from brw.sweeps import sweep
 
     df = sweep(args.config, out=args.out, client=args.scheduler, dask_local=args.dask_local,
                progress=not args.json)

@@ -16,7 +16,7 @@ the share s_j of steps that accepted at least j of them) and reports, at the dep
    k + 1 nodes worth it, and which shape. A chain measures its drafter's first choice only (the constant
    rank-1 acceptance a with a + a^2 + ... + a^k = accepted_per_step); ranks 2..W are not in any chain's log,
    so they are filled by a stated model: with a law, the mass the drafter's first choice misses is spread over
-   ranks 2..W in the proportions of the verifier's own ranks (``brw.policies.rank_accuracy``); without one, the
+   ranks 2..W in the proportions of the verifier's own ranks (``brw.drafting.rank_accuracy``); without one, the
    most favourable vector the first rank allows (p_r <= a, sum <= 1), an upper bound on what a tree can gain
    under Sequoia's model;
 4. with a verifier cost (``cost``: a ``brw costcurve`` table, a table of one's own or
@@ -54,7 +54,7 @@ from brw.errors import BrwError, clip
 from brw.solver import frontier, kernel_threads, root_keys
 from brw.kernel_law import KIND_TABLE, gem_cut, kernel_args
 from brw.laws import parse_law
-from brw.policies import rank_accuracy
+from brw.drafting import rank_accuracy
 from brw.results import Result
 from brw.sequoia import sequoia_tree
 from brw.speedup import parse_cost, step_seconds
@@ -490,7 +490,7 @@ def _sequoia(m: Measurement, law, seed: int) -> dict:
         p = np.concatenate([[a], np.minimum(rest, 1.0)])
         model = ("rank 1: the constant acceptance a that gives the measured accepted per step on a chain; ranks "
                  f"2..{W}: the mass a misses, spread in the proportions of the verifier's own ranks 2..{W} "
-                 "(brw.policies.rank_accuracy on the law)")
+                 "(brw.drafting.rank_accuracy on the law)")
     else:
         p = [a]
         left = 1.0 - a

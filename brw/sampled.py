@@ -54,7 +54,7 @@ from brw.solver import kernel_threads, root_keys
 from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
 from brw.limits import require
-from brw.policies import CALIBRATION_NODES, Drafter
+from brw.drafting import CALIBRATION_NODES, Drafter
 from brw.results import Result
 
 __all__ = ["node_vectors", "NodeVectors", "drafter_quality", "DrafterQuality", "chain_values", "ChainValues",
@@ -111,7 +111,7 @@ def _setup(law, drafter, pmax: int = 256):
     law = parse_law(law)
     drafter = Drafter() if drafter is None else drafter
     if not isinstance(drafter, Drafter):
-        raise BrwError(f"drafter must be a brw.policies.Drafter, got {drafter!r}")
+        raise BrwError(f"drafter must be a brw.drafting.Drafter, got {drafter!r}")
     cut = gem_cut(law, pmax)
     args = kernel_args(law, cut)
     dargs, owidth = drafter_args(law, drafter, cut)

@@ -346,7 +346,7 @@ def speedup(law, cost, pmax: int | None = None, replicates: int = 100, seed: int
         pmax = max(1, int(top))
     T = step_seconds(cost, pmax, draft_step, draft_token)  # checks pmax and the drafting costs before any work
     if policies:
-        from brw.policies import policies as score
+        from brw.drafting import policies as score
 
         res = score(law, pmax, policies, replicates, seed, threads=threads, progress=progress)
         front, front_se, names = res.frontier, res.frontier_stderr, res.policies

@@ -186,7 +186,7 @@ def policies(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw policies``'s result (``brw.policies.policies(...).to_dict()``).
+        ``brw policies``'s result (``brw.drafting.policies(...).to_dict()``).
 
     Returns
     -------
@@ -336,7 +336,7 @@ def sweep(d: dict) -> str:
     Parameters
     ----------
     d : dict
-        ``brw sweep``'s summary (``brw.sweep.sweep(...).attrs["sweep"]``).
+        ``brw sweep``'s summary (``brw.sweeps.sweep(...).attrs["sweep"]``).
 
     Returns
     -------

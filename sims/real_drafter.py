@@ -39,7 +39,7 @@ SHOW_P = (1, 4, 16, 64, 256)
 
 def main(argv=None):
     from brw.real import models
-    from brw.policies import Drafter, rank_accuracy
+    from brw.drafting import Drafter, rank_accuracy
     from brw.real.realdrafter import (BUNDLED_RESULTS, answer_positions, fit_drafter, real_drafter_trees, simulated_gaps,
                                  with_fits)
     from brw.traces import load_trace

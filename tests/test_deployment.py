@@ -18,7 +18,7 @@ from brw.errors import BrwError
 from brw.solver import frontier, root_keys
 from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
-from brw.policies import policies
+from brw.drafting import policies
 from brw.reference import child_key, children
 from brw.sequoia import sequoia_tree
 

@@ -188,6 +188,11 @@ def test_import_brw_is_light_and_the_function_owns_its_name():
         assert callable(frontier) and callable(brw.frontier) and frontier is brw.solver.frontier
         frontier("uniform:k=2", 2, replicates=1)  # the solver loads Numba on first use
         assert "numba" in sys.modules
+        # The other public functions own their names whatever was imported first (brw.sampled imports the
+        # policies' module; a module named like its function would rebind brw.policies to itself).
+        import brw.sampled, brw.sweeps, brw.drafting
+        assert brw.policies is brw.drafting.policies and brw.sweep is brw.sweeps.sweep
+        assert all(callable(getattr(brw, name)) for name in ("frontier", "frontier_tree", "threshold", "policies", "sweep"))
     """)
     assert done.returncode == 0, done.stderr
 

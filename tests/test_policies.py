@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from brw import BrwError
 from brw.cli import main
 from brw.solver import frontier
-from brw.policies import (DEFAULT_POLICIES, Drafter, Policy, parse_policies, parse_policy, policies,
+from brw.drafting import (DEFAULT_POLICIES, Drafter, Policy, parse_policies, parse_policy, policies,
                           rank_accuracy)
 
 ALL = ["chain", "chains:k=3", "kary:k=2", "kary:k=3,d=2", "medusa", "sequoia:depth=3", "specexec",
@@ -286,7 +286,7 @@ def test_cli_bad_policy_exits_2(capsys):
 
 def test_drafter_keys_print_back():
     """A policy with drafter keys prints back to its spec (the spec names each result's policy)."""
-    from brw.policies import parse_policies
+    from brw.drafting import parse_policies
 
     for spec in ("specexec:sigma=1", "specexec:T=1.5", "medusa:sigma=0.5"):
         assert [p.spec for p in parse_policies(spec)] == [spec]

@@ -419,7 +419,7 @@ def test_regime_transitions_of_simulated_trees_are_the_given_ones():
 def test_drafted_best_first_with_the_verifier_as_drafter_is_the_frontier_on_regime_laws(law):
     """The policies' best-first kernel (specexec, the verifier drafting for itself) walks the frontier's own
     trees, the root's regime drawn from the initial law like every other walk's: equal curves on 40 trees."""
-    from brw.policies import policies
+    from brw.drafting import policies
 
     res = policies(law, 60, ["specexec"], replicates=40, seed=6)
     ref = frontier(law, 60, replicates=40, seed=6)

@@ -11,7 +11,7 @@ import pytest
 from brw import BrwError
 from brw.cli import main
 from brw.solver import root_keys
-from brw.policies import CHAIN_TAU, SAMPLED_DRAWS, Drafter, parse_policies, parse_policy, policies
+from brw.drafting import CHAIN_TAU, SAMPLED_DRAWS, Drafter, parse_policies, parse_policy, policies
 from brw.sampled import (TinyTree, block_iid, chain_drafts, chain_exact, chain_levels, conditional_value,
                          draw_values, drafter_quality, expected_accepted, node_vectors, output_law, ratio_steps,
                          target_law, tree_drafts, tree_values, verify_chain, verify_tree)

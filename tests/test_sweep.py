@@ -18,7 +18,7 @@ import brw
 from brw import theory
 from brw.cli import main
 from brw.errors import BrwError
-from brw.sweep import Point, expand_spec, load_config, point_seed, sweep
+from brw.sweeps import Point, expand_spec, load_config, point_seed, sweep
 
 ROOT = Path(brw.__file__).resolve().parent.parent
 LAWS = ["dirichlet:alpha={0.5,1},k={4,8}", "gem:theta=2", "fixed:p=0.7/0.3"]
@@ -81,7 +81,7 @@ def test_theory_points_equal_the_theory_at_their_P():
 
 
 def test_policy_points_have_a_row_per_P_and_policy_that_replays_with_brw_policies():
-    from brw.policies import policies
+    from brw.drafting import policies
 
     df = sweep(laws="dirichlet:alpha=0.5,k=8", P=[8, 32], kind=["policies", "frontier"],
                policies=["chain", "specexec:T=2"], replicates=4, seed=1, workers=1)
@@ -195,7 +195,7 @@ def test_points_of_another_version_or_torn_files_are_computed_again(tmp_path, mo
     df = sweep(**GRID, out=tmp_path, workers=1)
     assert df.attrs["sweep"]["computed"] == 1 and json.loads(files[0].read_text())["rows"]  # whole again
     same(df, table)
-    monkeypatch.setattr(sys.modules["brw.sweep"], "__version__", "9.9.9")
+    monkeypatch.setattr(sys.modules["brw.sweeps"], "__version__", "9.9.9")
     assert sweep(**GRID, out=tmp_path, workers=1).attrs["sweep"]["computed"] == 6
 
 

@@ -9,7 +9,7 @@ accepted(P) is the running sum of the verifier's path probabilities in the draft
 P <= pmax. Beside it stands the real optimal tree's accepted(P) on the same contexts (the verifier as its own
 drafter, :mod:`brw.real.expansion`), read from a real-tree results file (:mod:`brw.real.realtree`).
 
-The simulator's imperfect drafter (:class:`brw.policies.Drafter`: log q = log p / T + sigma z, normalised) is
+The simulator's imperfect drafter (:class:`brw.drafting.Drafter`: log q = log p / T + sigma z, normalised) is
 fitted from the two models' next-token distributions at recorded positions (:func:`fit_drafter`): at each
 position, over the verifier's top-K tokens, the drafter's log-probabilities regressed on the verifier's with a
 free intercept per position; the slope is 1/T and the residual standard deviation sigma.
@@ -520,7 +520,7 @@ def answer_positions(trace, contexts: int) -> list[tuple[list[int], np.ndarray]]
 def simulated_gaps(res: RealDrafter, replicates: int = 400, seed: int = 0) -> dict:
     """What the simulator predicts for each fitted drafter, beside what the real drafter did.
 
-    For each source s and each drafter's fit (T, sigma), :func:`brw.policies.policies` scores the drafter's
+    For each source s and each drafter's fit (T, sigma), :func:`brw.drafting.policies` scores the drafter's
     best-first tree (``specexec:T=..,sigma=..``) on the trees of the law ``trace:s`` (the recorded vectors,
     independent along the tree) against the frontier on the same trees; sources are pooled with the weights of
     the real contexts.
@@ -541,7 +541,7 @@ def simulated_gaps(res: RealDrafter, replicates: int = 400, seed: int = 0) -> di
         real ``optimal``, ``accepted``, ``gap``, ``gap_stderr``; simulated ``sim_frontier``, ``sim_accepted``,
         ``sim_gap``, ``sim_gap_stderr`` (lists over P).
     """
-    from brw.policies import Drafter, Policy, policies
+    from brw.drafting import Drafter, Policy, policies
 
     fits = {int(f["layers"]): f for f in res.meta.get("fits", [])}
     if set(fits) != set(res.layers):

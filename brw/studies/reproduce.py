@@ -214,7 +214,7 @@ class _Run:
     def sweep(self, name: str, **grid):
         """A sweep into ``DIR/.sweep/NAME`` (resumable), its table kept for the other steps."""
         if name not in self.cache:
-            from brw.sweep import sweep
+            from brw.sweeps import sweep
 
             df = sweep(out=self.sweeps / name, workers=self.s.sweep_workers, **grid)
             failed = df.attrs["sweep"]["failed"]
@@ -629,7 +629,7 @@ def _policies(run: _Run) -> Outcome:
 
 def _sequoia(run: _Run) -> Outcome:
     from brw import figures
-    from brw.policies import rank_accuracy
+    from brw.drafting import rank_accuracy
     from brw.sequoia import best_first, sequoia_tree
 
     df = run.policy_table()

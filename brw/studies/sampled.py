@@ -1,7 +1,7 @@
 """Sampled drafts beside committed trees and the speed of light: does sampling a drafter's drafts beat committing
 to its top choices, and can it beat the deterministic speed of light at the same node budget?
 
-For drafters of measured quality (the simulator's drafter, ``brw.policies.Drafter``: the verifier's logits moved
+For drafters of measured quality (the simulator's drafter, ``brw.drafting.Drafter``: the verifier's logits moved
 by Gaussian noise of scale sigma and tempered by T; its mean TV, KL and Bhattacharyya coefficient to the verifier
 measured by ``brw.sampled.drafter_quality``) on the bundled trace laws, at each node budget P, on the same replicate
 trees (paired):
@@ -31,7 +31,7 @@ import numpy as np
 from brw._version import __version__
 from brw.errors import BrwError
 from brw.solver import root_keys
-from brw.policies import CHAIN_TAU, parse_policy, policies
+from brw.drafting import CHAIN_TAU, parse_policy, policies
 from brw.results import Result
 from brw.sampled import chain_levels, drafter_quality
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from brw._version import __version__
 from brw.results import Result
-from brw.sweep import compute, plan, sweep
+from brw.sweeps import compute, plan, sweep
 
 __all__ = ["sweep_bench", "SweepBenchmark", "TARGETS"]
 

@@ -301,7 +301,7 @@ def theory_check(*, quick: bool = False, laws=None, P_max: int | None = None, re
     -------
     TheoryCheck
     """
-    from brw.sweep import sweep
+    from brw.sweeps import sweep
 
     pmax = P_max if P_max is not None else 2**12 if quick else 2**16
     if isinstance(pmax, bool) or not isinstance(pmax, (int, np.integer)) or pmax < 2 * FIT_FROM or (

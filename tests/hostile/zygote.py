@@ -34,8 +34,8 @@ STARTUP = ["numpy", "scipy.special", "scipy.optimize", "scipy.stats", "numba", "
 #: Loaded too, to spare the children their import, but not charged: brw's own modules (a refusal that needs
 #: one of them pays its import in a fresh interpreter, and is charged the start-up above in its place) and
 #: matplotlib (commands that draw).
-PRELOAD = ["brw.laws", "brw.solver", "brw.theory", "brw.traces", "brw.trace_summary", "brw.policies",
-           "brw.sequoia", "brw.speedup", "brw.sweep", "brw.results", "brw.figures", "brw.studies.compare",
+PRELOAD = ["brw.laws", "brw.solver", "brw.theory", "brw.traces", "brw.trace_summary", "brw.drafting",
+           "brw.sequoia", "brw.speedup", "brw.sweeps", "brw.results", "brw.figures", "brw.studies.compare",
            "brw.studies.bench", "matplotlib.pyplot"]
 
 

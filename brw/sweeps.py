@@ -163,7 +163,7 @@ def _run_theory(law, point: Point, Ps: tuple[int, ...], threads: int):
 
 
 def _run_policies(law, point: Point, Ps: tuple[int, ...], threads: int):
-    from brw.policies import DEFAULT_POLICIES, policies
+    from brw.drafting import DEFAULT_POLICIES, policies
 
     res = policies(law, Ps[-1], dict(point.options).get("policies", DEFAULT_POLICIES), point.replicates,
                    point.seed, at=Ps, threads=threads)
@@ -175,7 +175,7 @@ def _run_policies(law, point: Point, Ps: tuple[int, ...], threads: int):
 
 
 def _policy_specs(value, where) -> tuple[str, ...]:
-    from brw.policies import parse_policies
+    from brw.drafting import parse_policies
 
     try:
         return tuple(str(p) for p in parse_policies(value))
@@ -691,7 +691,7 @@ def _process_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["brw.sweep", "brw.solver", "brw.laws", "brw.theory"])
+    ctx.set_forkserver_preload(["brw.sweeps", "brw.solver", "brw.laws", "brw.theory"])
     return ctx
 
 
@@ -857,7 +857,7 @@ def sweep(config=None, *, laws=None, P=None, kind=None, replicates=None, seed=No
         Show a progress bar on stderr (only on a terminal).
     **options
         Options of the kinds of point (``Kind.options``): ``policies``, the policies a ``policies`` point
-        scores (specs as for ``brw policies``; default ``brw.policies.DEFAULT_POLICIES``); ``slope_from``, a
+        scores (specs as for ``brw policies``; default ``brw.drafting.DEFAULT_POLICIES``); ``slope_from``, a
         whole number P0: frontier rows at P = 2 P0, 4 P0, ... hold the least-squares slope of accepted against
         log P over P0, 2 P0, ..., P fitted to each replicate, its mean (``slope``) and standard error
         (``slope_stderr``).
