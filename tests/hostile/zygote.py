@@ -8,7 +8,7 @@ would be: its own working folder, environment, stdin/stdout/stderr files, proces
 (address space, CPU time, file size), exit status and CPU account, and the interpreter's own exit (``SystemExit``,
 an uncaught exception's traceback, atexit handlers) since the child leaves the server's loop before it runs the
 case. What a child cannot see afresh is the import of those modules: the runner adds the CPU seconds they took
-here (``startup``, interpreter included) to every case's own, so that "at most 6 CPU seconds, start-up
+here (``startup``, interpreter included) to every case's own, so that "at most 10 CPU seconds, start-up
 included" still holds a refusal to what a fresh interpreter would have spent. Cases that set environment
 variables read at import (``NUMBA_NUM_THREADS``) run in fresh interpreters instead (runner.py).
 
