@@ -237,13 +237,7 @@ def gem_fill(key, params, cut, buf):
     ncomp = np.int64(params[0])
     if params.shape[0] > 1 + 3 * ncomp:
         return _gem_fill_tempered(key, params, cut, buf, ncomp, params[1 + 3 * ncomp])
-    c = 0
-    if ncomp > 1:
-        v = _hash_uniform(key, _COMPONENT)
-        while c < ncomp - 1 and v >= params[1 + 2 * ncomp + c]:
-            c += 1
-    spike = params[1 + c]
-    theta = params[1 + ncomp + c]
+    spike, theta = _gem_component(key, params, ncomp)
     s = stream_start(key)
     lrem = 0.0
     n = 0
@@ -261,17 +255,22 @@ def gem_fill(key, params, cut, buf):
     return n, lrem
 
 
-@njit(cache=True)
-def _gem_fill_tempered(key, params, cut, buf, ncomp, a):
-    """gem_fill at temperature 1 / a: the same sticks from the same stream, broken until a log R - log Z <= -cut,
-    then each atom's a log q - log Z."""
+@njit(cache=True, inline="always")
+def _gem_component(key, params, ncomp):
+    """(spike, theta) of the mixture component a node's key picks (the only one when ncomp is 1)."""
     c = 0
     if ncomp > 1:
         v = _hash_uniform(key, _COMPONENT)
         while c < ncomp - 1 and v >= params[1 + 2 * ncomp + c]:
             c += 1
-    spike = params[1 + c]
-    theta = params[1 + ncomp + c]
+    return params[1 + c], params[1 + ncomp + c]
+
+
+@njit(cache=True)
+def _gem_fill_tempered(key, params, cut, buf, ncomp, a):
+    """gem_fill at temperature 1 / a: the same sticks from the same stream, broken until a log R - log Z <= -cut,
+    then each atom's a log q - log Z."""
+    spike, theta = _gem_component(key, params, ncomp)
     s = stream_start(key)
     lrem = 0.0
     lz = _NEG_INF  # log of the tempered mass broken so far

@@ -832,8 +832,7 @@ def _sampled(run: _Run) -> Outcome:
 
     st = sampled_study(seed=SEED, **run.s.sampled)
     paths = run.paths("sampled")
-    for path in paths:
-        figure(st, path)
+    figure(st, paths)
     top = max(st.at)
     rows = [[r["law"], r["drafter"], r["tv"], r["P"], r["frontier"], r["specexec"], r["best"], r["best_scheme"],
              r["best_minus_frontier"], r["best_minus_frontier_se"]] for r in st.rows]

@@ -23,6 +23,7 @@ real trees. ``figure`` draws the finding; ``table`` writes it as Markdown.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -341,8 +342,8 @@ def figure(study: SampledStudy, path) -> None:
     Parameters
     ----------
     study : SampledStudy
-    path : str or Path
-        .png, .pdf or .svg.
+    path : str, os.PathLike or list of them
+        .png, .pdf or .svg (one drawing, saved to each).
     """
     import matplotlib
 
@@ -424,5 +425,6 @@ def figure(study: SampledStudy, path) -> None:
     fig.suptitle("Sampled drafts (lossless verification) against committed trees and the speed of light",
                  fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    for one in ([path] if isinstance(path, (str, os.PathLike)) else path):
+        fig.savefig(one, dpi=130)
     plt.close(fig)
