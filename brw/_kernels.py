@@ -763,7 +763,6 @@ def _threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width
 
 
 threshold_batch = njit(cache=True, parallel=True)(_threshold_batch)
-threshold_batch_serial = njit(cache=True)(_threshold_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1046,7 +1045,6 @@ def _frontier_batch(kind, table, tails, params, cut, keys, pmax, width, x0, acc,
 
 
 frontier_batch = njit(cache=True, parallel=True)(_frontier_batch)
-frontier_batch_serial = njit(cache=True)(_frontier_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1074,7 +1072,6 @@ def _floor_batch(kind, table, params, cut, keys, n, width, out):
 
 
 floor_batch = njit(cache=True, parallel=True)(_floor_batch)
-floor_batch_serial = njit(cache=True)(_floor_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------

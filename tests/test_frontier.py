@@ -126,7 +126,7 @@ def test_threshold_counts_against_tree():
 
 
 @pytest.mark.parametrize("law", ["dirichlet:alpha=0.5,k=8", "gem:theta=2", RowsLaw()], ids=str)
-def test_same_bits_for_any_thread_count_and_kernel_twin(law):
+def test_same_bits_for_any_thread_count_and_the_batch_kernels(law):
     a = frontier(law, 2000, replicates=9, seed=4, threads=1)
     b = frontier(law, 2000, replicates=9, seed=4, threads=2)
     assert np.array_equal(a.accepted, b.accepted)
@@ -135,23 +135,20 @@ def test_same_bits_for_any_thread_count_and_kernel_twin(law):
     ta = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=1)
     tb = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=2)
     assert np.array_equal(ta.count, tb.count) and np.array_equal(ta.mass, tb.mass)
-    # The serial twins of the batch kernels (what the benchmark times) walk the same trees.
+    # The batch kernels called directly (as the benchmark times them, its 1-thread rates under kernel_threads(1))
+    # walk the same trees as the public functions.
     args = kernel_args(parse_law(law), gem_cut(parse_law(law), 2000))
-    keys = root_keys(4, 9)
-    x0 = frontier_start(parse_law(law), 2000)
-    out = [(np.empty((9, 2000)), np.empty(9, dtype=np.int64), np.empty(9)) for _ in range(2)]
-    for batch, (acc, deepest, last) in zip((K.frontier_batch, K.frontier_batch_serial), out):
-        with kernel_threads(2):
-            batch(*args.vector_args, keys, 2000, args.width, x0, acc, deepest, last)
-    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[1][1], a.deepest)
+    acc, deepest, last = np.empty((9, 2000)), np.empty(9, dtype=np.int64), np.empty(9)
+    with kernel_threads(1):
+        K.frontier_batch(*args.vector_args, root_keys(4, 9), 2000, args.width, frontier_start(parse_law(law), 2000),
+                         acc, deepest, last)
+    # the curve: the same per-replicate values, averaged in another order (Welford there), so equal to rounding
+    assert np.allclose(acc.mean(axis=0), a.accepted, rtol=1e-12, atol=0) and np.array_equal(deepest, a.deepest)
     targs = kernel_args(parse_law(law), 5.0)
-    counts = []
-    for batch in (K.threshold_batch, K.threshold_batch_serial):
-        count, mass = np.zeros((6, 2), dtype=np.int64), np.zeros((6, 2))
-        batch(*targs.vector_args, root_keys(4, 6), np.array([3.0, 5.0]), 10**9, targs.width, count, mass,
-              np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.int64))
-        counts.append(np.cumsum(count, axis=1))
-    assert np.array_equal(counts[0], ta.count) and np.array_equal(counts[1], ta.count)
+    count, mass = np.zeros((6, 2), dtype=np.int64), np.zeros((6, 2))
+    K.threshold_batch(*targs.vector_args, root_keys(4, 6), np.array([3.0, 5.0]), 10**9, targs.width, count, mass,
+                      np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.int64))
+    assert np.array_equal(np.cumsum(count, axis=1), ta.count)
 
 
 def test_replicate_replays_alone_and_pmax_extends_the_same_tree():

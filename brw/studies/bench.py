@@ -155,14 +155,14 @@ class _Runner:
         self.out = np.empty((replicates, 1024))
         self.reference_nodes = 0
 
-    def frontier(self, parallel=True):
-        f = K.frontier_batch if parallel else K.frontier_batch_serial
+    def frontier(self):
+        f = K.frontier_batch
         t0 = time.perf_counter()
         f(self.kind, self.table, self.tails, self.params, self.cut, self.keys, self.pmax, self.width, self.x0, self.acc,
           self.deepest, self.last)
         return time.perf_counter() - t0, self.replicates * self.pmax
 
-    def best_first(self, parallel=True):
+    def best_first(self):
         """The best-first heap kernel (what frontier_tree runs), on replicate 0 alone."""
         n = self.pmax
         t0 = time.perf_counter()
@@ -170,8 +170,8 @@ class _Runner:
                        np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n), np.empty(max(self.width, 1)))
         return time.perf_counter() - t0, n
 
-    def threshold(self, parallel=True):
-        f = K.threshold_batch if parallel else K.threshold_batch_serial
+    def threshold(self):
+        f = K.threshold_batch
         self.count[:] = 0
         self.mass[:] = 0
         t0 = time.perf_counter()
@@ -179,17 +179,15 @@ class _Runner:
           self.count, self.mass, self.visited, self.tdeep)
         return time.perf_counter() - t0, int(self.visited.sum())
 
-    def floor(self, parallel=True):
-        f = K.floor_batch if parallel else K.floor_batch_serial
+    def floor(self):
+        f = K.floor_batch
         t0 = time.perf_counter()
         f(self.kind, self.table, self.params, self.cut, self.keys, self.pmax, self.width, self.out)
         return time.perf_counter() - t0, self.replicates * self.pmax
 
     def warm_up(self):
-        for name in ("frontier", "threshold", "floor"):
-            for parallel in (True, False):
-                getattr(self, name)(parallel)
-        self.best_first()
+        for name in ("frontier", "threshold", "floor", "best_first"):
+            getattr(self, name)()
 
 
 def _rate(best):
@@ -221,7 +219,7 @@ def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
         for nt in threads:
             with kernel_threads(nt):
                 for name in ("frontier", "threshold", "floor"):
-                    keep(f"{name}@{nt}", *_timed(getattr(run, name), True))
+                    keep(f"{name}@{nt}", *_timed(getattr(run, name)))
         with kernel_threads(1):
             keep("best_first@1", *_timed(run.best_first))
         if reference_note is None:
