@@ -743,6 +743,33 @@ def _cmd_reproduce(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
+# brw compile (brw/studies/warmup.py)
+
+
+def _add_compile(sub):
+    from brw.studies.warmup import JOBS
+
+    p = sub.add_parser("compile", help="compile the kernels into Numba's cache once, on every core at once",
+                       description="A kernel is compiled the first time a process runs it and loaded from Numba's "
+                                   "on-disk cache after that. On a fresh machine that first compilation is most of "
+                                   "the first commands' time (about 100 s of one core for brw reproduce --quick); "
+                                   "this command does it in worker processes side by side, each compiling into a "
+                                   "cache folder of its own, and moves what they compiled into the cache. Jobs: "
+                                   + "; ".join(f"{k} ({v[0]})" for k, v in JOBS.items()) + ".")
+    p.add_argument("--jobs", type=lambda t: [j.strip() for j in t.split(",") if j.strip()], default=None,
+                   metavar="J,J", help=f"jobs to run, separated by commas (default all: {','.join(JOBS)})")
+    p.add_argument("--processes", type=_whole, default=None,
+                   help="worker processes (default: the cores this process may use, at most one per job)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+
+def _cmd_compile(args) -> dict:
+    from brw.studies.warmup import compile_kernels
+
+    return compile_kernels(args.jobs, args.processes, progress=not args.json).to_dict()
+
+
+# --------------------------------------------------------------------------------------------------------
 
 #: name -> (declare its arguments, run it to a JSON-ready dict, the name of its table in ``brw.tables``).
 COMMANDS = {
@@ -762,6 +789,7 @@ COMMANDS = {
     "costcurve": (_add_costcurve, _cmd_costcurve, "costcurve"),
     "specdecode": (_add_specdecode, _cmd_specdecode, "specdecode"),
     "reproduce": (_add_reproduce, _cmd_reproduce, "reproduce_summary"),
+    "compile": (_add_compile, _cmd_compile, "compiled"),
 }
 
 

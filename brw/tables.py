@@ -934,3 +934,24 @@ def reproduce_summary(d: dict) -> str:
     lines = [f"{s['number']}. {s['title']}: {', '.join(s['figures'])} ({s['seconds']:.1f} s)" for s in d["steps"]]
     lines.append(f"report: {d['report']} ({d['seconds']:.1f} s in all)")
     return "\n".join(lines)
+
+
+def compiled(d: dict) -> str:
+    """What ``brw compile`` did: each job's seconds, the functions moved into the cache, the wall time.
+
+    Parameters
+    ----------
+    d : dict
+        ``brw.studies.warmup.Compiled.to_dict()``.
+
+    Returns
+    -------
+    str
+    """
+    jobs = ", ".join(f"{j} {d['seconds'][j]:.1f} s" for j in d["jobs"] if j in d["seconds"])
+    lines = [f"compiled in {d['processes']} process{'es' if d['processes'] > 1 else ''}: {jobs}"]
+    if d["processes"] > 1:
+        lines.append(f"{d['functions']} functions moved into the cache, {d['kept']} already there (kept)")
+    lines += [f"cache: {c}" for c in d["cache"]]
+    lines.append(f"{d['wall']:.1f} s in all")
+    return "\n".join(lines)

@@ -311,6 +311,10 @@ for args in ["--P 0", "--replicates 0", "--reference-P 0", "--repeats 0", "--big
              "--P 1000000000000 --no-cold-start --no-startup", "--replicates 1000000000000 --no-cold-start",
              "--big 1000000000000 --no-cold-start --no-startup", "--reference-P 1000000000000 --no-cold-start"]:
     cli(f"bench {args}", f"bench {args}")
+for args, says in [("--processes 0", ["processes"]), ("--processes -1", ["processes"]),
+                   ("--processes 1.5", ["processes"]), ("--jobs nope", ["nope"]), ("--jobs ,", ["no jobs"]),
+                   ("--jobs frontier,nope", ["nope"])]:
+    cli(f"compile {args}", f"compile {args}", says=says)
 for args in ["--contexts 0", "--contexts -1", "--contexts 1000000000", "--P 0", "--P 40000", "--batch 0",
              "--lookahead -1", "--threads 0", "--trace nosuch", "--trace code,code", "--trace ''",
              "--device tpu", "--dtype float8", "--model /nonexistent/model", "--seed -1"]:
