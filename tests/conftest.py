@@ -42,6 +42,38 @@ HEAVIEST_FIRST = ["test_theory.py", "test_hostile.py", "test_reproduce.py", "tes
                   "test_sweep.py", "test_fitted.py", "test_frontier.py"]
 
 
+def _workers(config) -> int:
+    """pytest-xdist workers this run will start (0: one process)."""
+    n = getattr(config.option, "numprocesses", None)
+    if not n or getattr(config.option, "dist", "no") == "no":
+        return 0
+    if n in ("auto", "logical"):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(n)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, before the workers start: compile the kernels once, in as many processes as there are
+    workers (``brw compile``), into every worker's cache folder. Each worker would otherwise compile all of them
+    itself, the same work once per worker (on a fresh clone about 2 minutes of each core). With a warm cache this
+    takes a few seconds; BRW_TEST_COMPILE=0 skips it."""
+    n = _workers(config)
+    if os.environ.get("PYTEST_XDIST_WORKER") or n < 2 or os.environ.get("BRW_TEST_COMPILE") == "0":
+        return
+    from brw.studies.warmup import compile_kernels
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache")
+    done = compile_kernels(processes=n, targets=[os.path.join(root, f"numba-gw{i}") for i in range(n)])
+    config._brw_compiled = done
+
+
+def pytest_report_header(config):
+    done = getattr(config, "_brw_compiled", None)
+    if done is not None:
+        return (f"brw compile: {done.functions} functions compiled into the workers' caches, {done.kept} cached "
+                f"already, {done.wall:.1f} s")
+
+
 def pytest_collection_modifyitems(items):
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: the files in the order given (sims/mutation.py
         return  # lists the quickest discriminating tests first)
