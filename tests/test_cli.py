@@ -119,9 +119,11 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         if name == "all":
             continue
         assert g["fold_seeds"] == {"0": fold_seed(5, trees.sources.index(name), 0)} and g["fold_weights"] == {"0": 1.0}
-        b = theory.bounds(f"trace:{name}", at)
+        # each formula of theory.bounds by itself: bounds() would also compute Biggins' speed (1-2 s for a trace
+        # law, not compared here); test_theory.py checks that bounds() gathers these very functions
         for m in ("paper_bound", "asymptotic", "renewal_bound"):
-            assert g["models"][m]["accepted"] == pytest.approx(getattr(b, m).tolist(), rel=1e-12)
+            want = getattr(theory, m)(f"trace:{name}", at)
+            assert g["models"][m]["accepted"] == pytest.approx(want.tolist(), rel=1e-12)
         mix = theory.context_mixture(f"ctx:trace={name}", at, prediction="asymptotic")
         assert g["models"]["context_mixture"]["accepted"] == pytest.approx(mix.tolist(), rel=1e-12)
         assert g["laws"]["prefix"] == f"prefix:trace={name},greedy={name}-greedy,cap=8"
@@ -141,20 +143,41 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     assert code == 2 and "at values must lie in 1..256" in err
 
 
+#: A fresh process that imports the real-tree results module, summarizes the bundled real trees and runs
+#: ``brw compare`` ARGV, then prints its status, what it printed and which of torch and transformers it loaded.
+WITHOUT_TORCH = """
+import contextlib, io, json, sys
+import brw.real.realtree
+from brw.cli import main
+res = brw.real.realtree.load_realtrees()
+brw.real.realtree.summarize(res)
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    code = main(["compare"] + sys.argv[1:])
+print(json.dumps({"code": code, "out": buf.getvalue(),
+                  "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+"""
+
+
 @pytest.mark.slow
-def test_compare_out_of_sample(capsys):
+def test_compare_out_of_sample(capsys, tmp_path):
     """K-fold: the real trees whose recorded generation lies in fold j are predicted by laws fitted without
     fold j, and a genre's prediction weights the folds by their real contexts; the decomposition of the gap
-    over the i.i.d. walk adds up."""
+    over the i.i.d. walk adds up. Run in a fresh process, which also shows that importing the real-tree results
+    module and running brw compare (held-out laws included) loads no torch (it was tests/test_models.py's
+    test_realtree_results_and_compare_run_without_torch, a second compare of its own: 15 CPU seconds)."""
     from brw import frontier, theory
     from brw.real.realtree import load_realtrees
     from brw.studies.compare import fold_seed
 
     at, K = [1, 64, 256], 2
-    code, out, err = run(capsys, "compare", "--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", str(K),
-                         "--json")
-    assert code == 0, err
-    d = json.loads(out)
+    argv = ["--replicates", "10", "--seed", "2", "--at", "1,64,256", "--folds", str(K), "--json"]
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["code"] == 0 and got["loaded"] == [], got["loaded"]
+    d = json.loads(got["out"])
     assert d["folds"] == K
     trees = load_realtrees()
     idx = np.array(at) - 1
@@ -175,7 +198,7 @@ def test_compare_out_of_sample(capsys):
     # numpy's spawning, written out: the key (genre, fold) below the comparison's seed, 63 bits of its first word
     state = np.random.SeedSequence(2, spawn_key=(trees.sources.index("math"), 1)).generate_state(1, np.uint64)
     assert seeds[1] == int(state[0]) >> 1
-    want = sum(w[j] * theory.bounds(f"trace:math,holdout={j}/{K}", at).renewal_bound for j in range(K))
+    want = sum(w[j] * theory.renewal_bound(f"trace:math,holdout={j}/{K}", at) for j in range(K))  # as bounds() has it
     assert g["models"]["renewal_bound"]["accepted"] == pytest.approx(want.tolist(), rel=1e-12)
     for name, g in d["genres"].items():
         dec = g["decomposition"]

