@@ -41,14 +41,17 @@ def _frontier():
     for law in ("uniform:k=2", "dirichlet:alpha=0.5,k=8", "trace:code"):
         brw.frontier(law, 8, replicates=2, seed=0)
     brw.policies("dirichlet:alpha=0.5,k=8", 8, DEFAULT_POLICIES, replicates=2, seed=0)
+    brw.policies("dirichlet:alpha=0.5,k=8", 8, ("specexec", "eagle2:k=2,d=2"), replicates=2, seed=0)  # q = p
 
 
 def _tree():
     import brw
+    from brw.deployment import best_chain
 
     brw.frontier_tree("uniform:k=2", 8, seed=0)
     brw.threshold("uniform:k=2", [1.0], replicates=2, seed=0)
     brw.threshold_tree("uniform:k=2", 1.0, seed=0)
+    best_chain("dirichlet:alpha=0.5,k=8", 4, replicates=2, seed=0)
 
 
 def _sampled():
@@ -80,7 +83,8 @@ JOBS = {
                  "on its trees (brw.policies)", _frontier, 72),
     "sampled": ("sampled drafts and their lossless verification (brw.sampled)", _sampled, 44),
     "bench": ("the benchmark's serial kernels and the floor (brw bench)", _bench, 18),
-    "tree": ("best-first (brw.frontier_tree) and the threshold walk (brw.threshold)", _tree, 5),
+    "tree": ("best-first (brw.frontier_tree), the threshold walk (brw.threshold) and the best chain (brw deployment)",
+             _tree, 8),
 }
 
 
