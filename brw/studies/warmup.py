@@ -233,7 +233,8 @@ def compile_kernels(jobs=None, processes: int | None = None, targets=None, progr
         in this process and Numba writes its cache as usual.
     targets : sequence of path, optional
         Cache folders (``NUMBA_CACHE_DIR`` values) to fill, for processes that will run with such a setting (the
-        test suite gives each pytest-xdist worker its own); default: the cache this process reads.
+        test suite gives each pytest-xdist worker its own); default: the cache this process reads. The workers
+        start from a copy of the first; every target receives what the workers compiled.
     progress : bool
         A line on stderr per job.
 
