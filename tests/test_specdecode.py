@@ -453,6 +453,13 @@ def test_survival_extrapolation_and_predicted_tokens_per_second_exact():
     np.testing.assert_allclose(predict([0.5, 0.25], 1.0, V, 0.5, 2), [1.0, 1.5 / 2.0, 1.75 / 3.0], rtol=1e-15)
     # Half the rounds draft: the others cost V(1) and make one token.
     np.testing.assert_allclose(predict([0.5, 0.25], 0.5, V, 0.0, 2), [1.0, 1.25 / 1.25, 1.375 / 1.5], rtol=1e-15)
+    # A round overhead o = 0.25 s on every round, plain decoding's included; recovered from a run's seconds per round.
+    np.testing.assert_allclose(predict([0.5, 0.25], 0.5, V, 0.0, 2, overhead=0.25),
+                               [1 / 1.25, 1.25 / 1.5, 1.375 / 1.75], rtol=1e-15)
+    from brw.studies.specdecode import round_overhead
+
+    assert round_overhead(1.75, 0.5, V, 0.0, 2) == pytest.approx(0.25, rel=1e-15)
+    assert round_overhead(3.25, 1.0, V, 0.5, 2) == pytest.approx(0.25, rel=1e-15)  # 2 c + V(3) = 3
 
 
 def _record(drafter, k, prompt, rounds, seconds, accepted, drafted=None):
@@ -482,5 +489,8 @@ def test_analyse_reads_measured_rates_and_picks_the_predicted_best_k():
     p2 = d["predictions"][1]
     assert p2["k0"] == 2 and p2["predicted"] == pytest.approx([1.0, 1.5 / 1.2, 1.75 / 1.3])
     assert p2["recommended_k"] == 2 and p2["target_i"] and p2["target_ii"] and p2["max_error"] == pytest.approx(0)
+    # The rounds took exactly the model's seconds: no overhead, the same prediction.
+    w = p2["with_overhead"]
+    assert w["overhead"] == pytest.approx(0, abs=1e-12) and w["predicted"] == pytest.approx(p2["predicted"])
     # From the k = 1 log alone, s_2 is extrapolated as s_1^2 = 1/4: the same here.
     assert d["predictions"][0]["survival_used"] == pytest.approx([0.5, 0.25])

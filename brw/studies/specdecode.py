@@ -22,6 +22,9 @@ decoder runs them: a chain under the causal mask (``cost_curve(..., chain=True)`
 drafter f = 1 and this is (E[accepted | k] + 1) / (draft cost(k) + verify cost(k + 1)). It assumes drafts of full
 length k whenever a draft is made and f independent of k, and it leaves out what a round costs beyond the forward
 passes (sampling, the softmax over the vocabulary, the n-gram search, Python), which the measured rounds include.
+Beside it (``with_overhead``), the same model with a round overhead o added to every round, plain decoding's
+included: the k0 run's measured seconds per round less the model's (:func:`round_overhead`), what a deployment's
+own throughput at k0 gives; it reproduces the k0 run exactly and predicts every other k.
 
 Uncertainty: block bootstrap (blocks resampled with replacement, the cost curve's passes resampled beside them),
 95% percentile intervals.
@@ -37,7 +40,7 @@ import numpy as np
 from brw.errors import BrwError
 
 __all__ = ["record_of", "generation_of", "run_block", "cost_pass", "extrapolate_survival", "predict",
-           "analyse", "markdown"]
+           "round_overhead", "analyse", "markdown"]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -208,7 +211,7 @@ def extrapolate_survival(measured, kmax: int) -> np.ndarray:
     return out
 
 
-def predict(survival, share: float, verify, draft_cost: float, kmax: int) -> np.ndarray:
+def predict(survival, share: float, verify, draft_cost: float, kmax: int, overhead: float = 0.0) -> np.ndarray:
     """Predicted tokens per second at k = 0..kmax (the module's stated model).
 
     Parameters
@@ -222,6 +225,8 @@ def predict(survival, share: float, verify, draft_cost: float, kmax: int) -> np.
     draft_cost : float
         c, seconds per drafted token.
     kmax : int
+    overhead : float
+        o, seconds of every round beyond its forward passes (0: the stated model; see :func:`round_overhead`).
 
     Returns
     -------
@@ -231,10 +236,32 @@ def predict(survival, share: float, verify, draft_cost: float, kmax: int) -> np.
     s = np.asarray(survival, dtype=np.float64)[:kmax]
     V = np.asarray(verify, dtype=np.float64)
     out = np.empty(kmax + 1)
-    out[0] = 1.0 / V[0]
+    out[0] = 1.0 / (V[0] + overhead)
     for k in range(1, kmax + 1):
-        out[k] = (1 + share * s[:k].sum()) / (share * (k * draft_cost + V[k]) + (1 - share) * V[0])
+        out[k] = (1 + share * s[:k].sum()) / (share * (k * draft_cost + V[k]) + (1 - share) * V[0] + overhead)
     return out
+
+
+def round_overhead(round_seconds: float, share: float, verify, draft_cost: float, k0: int) -> float:
+    """o, a round's seconds beyond its forward passes, from one run's mean round at k0: its measured seconds per
+    round less the model's f (k0 c + V(k0 + 1)) + (1 - f) V(1). With o added to every round (plain decoding's
+    included), the model reproduces the k0 run's tokens per second exactly and predicts every other k.
+
+    Parameters
+    ----------
+    round_seconds : float
+        The k0 run's seconds per round (decoding rounds, prefill excluded).
+    share, verify, draft_cost
+        As in :func:`predict`.
+    k0 : int
+        The run's k (>= 1).
+
+    Returns
+    -------
+    float
+    """
+    V = np.asarray(verify, dtype=np.float64)
+    return float(round_seconds - (share * (k0 * draft_cost + V[k0]) + (1 - share) * V[0]))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -438,30 +465,39 @@ def _measured(d, tot, meas, z, kmax: int) -> list:
     return measured
 
 
+def _scored(pred, meas, boot: int) -> dict:
+    """A prediction per resample (boot + 1, kmax + 1) against the measurement: ratio, recommended k, targets."""
+    ratio = pred / meas
+    rec = np.argmax(pred, axis=1)  # the recommended k, per resample
+    best = meas.max(axis=1)
+    gain = meas[np.arange(boot + 1), rec] / best
+    worst = np.abs(ratio - 1).max(axis=1)
+    return {"predicted": pred[0].tolist(), "predicted_ci": [_interval(pred[1:, k]) for k in range(pred.shape[1])],
+            "ratio": ratio[0].tolist(), "ratio_ci": [_interval(ratio[1:, k]) for k in range(pred.shape[1])],
+            "recommended_k": int(rec[0]), "recommended_share": float(np.mean(rec[1:] == rec[0])),
+            "recommended_over_best": float(gain[0]), "recommended_over_best_ci": _interval(gain[1:]),
+            "target_i": bool(gain[0] >= 0.95), "max_error": float(worst[0]), "max_error_ci": _interval(worst[1:]),
+            "target_ii": bool(worst[0] <= 0.10)}
+
+
 def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int) -> list:
-    """Per k0, the stated model's prediction of tokens per second at every k from the run at k0 alone."""
+    """Per k0, the stated model's prediction of tokens per second at every k from the run at k0 alone; and the
+    same with the k0 run's round overhead o carried to every k (``with_overhead``)."""
     out = []
     for k0 in k0s:
         key = (d, k0)
         drafts, rounds = tot(key, "drafts"), tot(key, "rounds")
         s0 = tot(key, "atleast")[:, :k0] / np.maximum(drafts, 1)[:, None]
         f = drafts / rounds
-        pred = np.array([predict(extrapolate_survival(s0[b], kmax), f[b], Vb[b], Db[d][b], kmax)
-                         for b in range(boot + 1)])
-        ratio = pred / meas
-        rec = np.argmax(pred, axis=1)  # the recommended k, per resample
-        best = meas.max(axis=1)
-        gain = meas[np.arange(boot + 1), rec] / best
-        worst = np.abs(ratio - 1).max(axis=1)
-        out.append({
-            "k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
-            "survival_used": extrapolate_survival(s0[0], kmax).tolist(),
-            "predicted": pred[0].tolist(), "predicted_ci": [_interval(pred[1:, k]) for k in range(kmax + 1)],
-            "ratio": ratio[0].tolist(), "ratio_ci": [_interval(ratio[1:, k]) for k in range(kmax + 1)],
-            "recommended_k": int(rec[0]), "recommended_share": float(np.mean(rec[1:] == rec[0])),
-            "recommended_over_best": float(gain[0]), "recommended_over_best_ci": _interval(gain[1:]),
-            "target_i": bool(gain[0] >= 0.95), "max_error": float(worst[0]), "max_error_ci": _interval(worst[1:]),
-            "target_ii": bool(worst[0] <= 0.10)})
+        per_round = tot(key, "seconds") / rounds
+        surv = [extrapolate_survival(s0[b], kmax) for b in range(boot + 1)]
+        pred = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax) for b in range(boot + 1)])
+        o = np.array([round_overhead(per_round[b], f[b], Vb[b], Db[d][b], k0) for b in range(boot + 1)])
+        pred_o = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax, o[b]) for b in range(boot + 1)])
+        out.append({"k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
+                    "survival_used": surv[0].tolist(), **_scored(pred, meas, boot),
+                    "with_overhead": {"overhead": float(o[0]), "overhead_ci": _interval(o[1:]),
+                                      **_scored(pred_o, meas, boot)}})
     return out
 
 
@@ -546,6 +582,15 @@ def markdown(res: dict, meta: dict) -> str:
             lines.append(f"| {rc['k']} | {rc['rounds']} | {rc['draft_seconds_per_draft']:.4f} | "
                          f"{rc['model_draft_seconds']:.4f} | {rc['verify_seconds_per_draft']:.4f} | "
                          f"{rc['model_verify_seconds']:.4f} |")
+        w = h["with_overhead"]
+        lines += ["", f"With the k0 = {h['k0']} run's round overhead carried to every k (o = {w['overhead']:.4f} s "
+                      f"[{_f(w['overhead_ci'][0], '.4f')}, {_f(w['overhead_ci'][1], '.4f')}] per round: its measured "
+                      "seconds per round less the model's, added to every round, plain decoding's included):", "",
+                  "| k | measured tokens/s (95%) | predicted with o (95%) | predicted / measured (95%) |",
+                  "|---|---|---|---|"]
+        for m, p, pc, r, rc in zip(d["measured"], w["predicted"], w["predicted_ci"], w["ratio"], w["ratio_ci"]):
+            lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
+                         f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
         if d.get("tree_curve"):
             t = d["tree_curve"]
             lines += ["", f"With `brw costcurve`'s tree-masked curve instead (k0 = {t['k0']}): predicted / measured "
@@ -557,14 +602,21 @@ def markdown(res: dict, meta: dict) -> str:
                       f"[{_f(h['recommended_over_best_ci'][0])}, {_f(h['recommended_over_best_ci'][1])}] "
                       f"({'met' if h['target_i'] else 'missed'}: >= 0.95). Target (ii), the largest |predicted / "
                       f"measured - 1| over k = 0..{res['kmax']}: {h['max_error']:.3f} [{_f(h['max_error_ci'][0])}, "
-                      f"{_f(h['max_error_ci'][1])}] ({'met' if h['target_ii'] else 'missed'}: <= 0.10).", "",
+                      f"{_f(h['max_error_ci'][1])}] ({'met' if h['target_ii'] else 'missed'}: <= 0.10). With the "
+                      f"round overhead: recommended k = {w['recommended_k']}, target (i) {w['recommended_over_best']:.3f} "
+                      f"({'met' if w['target_i'] else 'missed'}), target (ii) {w['max_error']:.3f} "
+                      f"[{_f(w['max_error_ci'][0])}, {_f(w['max_error_ci'][1])}] "
+                      f"({'met' if w['target_ii'] else 'missed'}).", "",
                   "Every k0 (a log at k0 predicting every k):", "",
                   "| k0 | recommended k | recommended / best measured (95%) | target (i) | max error (95%) "
-                  "| target (ii) |", "|---|---|---|---|---|---|"]
+                  "| target (ii) | with o: recommended k | max error (95%) | target (ii) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for p in d["predictions"]:
-            g, w = p["recommended_over_best_ci"], p["max_error_ci"]
+            g, e, o = p["recommended_over_best_ci"], p["max_error_ci"], p["with_overhead"]
             lines.append(f"| {p['k0']} | {p['recommended_k']} | {p['recommended_over_best']:.3f} [{_f(g[0])}, "
-                         f"{_f(g[1])}] | {'met' if p['target_i'] else 'missed'} | {p['max_error']:.3f} [{_f(w[0])}, "
-                         f"{_f(w[1])}] | {'met' if p['target_ii'] else 'missed'} |")
+                         f"{_f(g[1])}] | {'met' if p['target_i'] else 'missed'} | {p['max_error']:.3f} [{_f(e[0])}, "
+                         f"{_f(e[1])}] | {'met' if p['target_ii'] else 'missed'} | {o['recommended_k']} | "
+                         f"{o['max_error']:.3f} [{_f(o['max_error_ci'][0])}, {_f(o['max_error_ci'][1])}] | "
+                         f"{'met' if o['target_ii'] else 'missed'} |")
         lines.append("")
     return "\n".join(lines)
