@@ -65,6 +65,7 @@ def test_console_script_exit_status(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_frontier_bounds_columns(capsys):
     """--bounds prints, at every P of the table, the theory's values for the law (theory.bounds)."""
     from brw import theory

@@ -55,6 +55,7 @@ def _text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", path.read_text()))
 
 
+@pytest.mark.slow
 def test_the_site_builds_strict_and_renders_offline(site):
     assert (site / "index.html").is_file() and (site / "search" / "search_index.json").is_file()
     # No page loads a font, a style or a script from the network.
@@ -65,12 +66,14 @@ def test_the_site_builds_strict_and_renders_offline(site):
     assert re.search(r"^\s+font: false", config, re.M) and "inventories" not in config and "import:" not in config
 
 
+@pytest.mark.slow
 def test_the_home_page_is_the_readme(site):
     home = _text(site / "index.html")
     assert "the speed of light of speculative decoding" in home
     assert (site / "figures" / "real.png").is_file()
 
 
+@pytest.mark.slow
 def test_the_command_line_reference_has_every_command_and_option(site):
     page = (site / "cli" / "index.html").read_text()
     parser = build_parser()
@@ -83,6 +86,7 @@ def test_the_command_line_reference_has_every_command_and_option(site):
                     assert f"<code>{flag}</code>" in page, (name, flag)
 
 
+@pytest.mark.slow
 def test_the_api_reference_has_every_public_module(site):
     hooks = _hooks()
     modules = [m for layer in hooks.layers() for m in layer["modules"] if hooks.public(m) and m != "brw"]
@@ -93,6 +97,7 @@ def test_the_api_reference_has_every_public_module(site):
     assert 'id="brw.solver.frontier"' in pages and 'id="brw.theory.bounds"' in pages
 
 
+@pytest.mark.slow
 def test_the_findings_embed_the_report(site):
     steps = json.loads((ROOT / "figures" / "results.json").read_text())["steps"]
     findings = " ".join(_text(p) for p in (site / "findings").rglob("*.html"))
@@ -103,6 +108,7 @@ def test_the_findings_embed_the_report(site):
     assert (site / "figures" / "REPORT" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_the_first_tutorial_prints_what_it_shows(tmp_path):
     records = _tutorials().run_file(ROOT / "docs" / "tutorials" / "simulate.md", tmp_path, check=True,
                                     log=lambda s: None, inprocess=True)

@@ -15,6 +15,7 @@ from brw.progress import Progress
 MAGIC = {".png": b"\x89PNG", ".pdf": b"%PDF", ".svg": b"<?xml"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", figures.SUFFIXES)
 def test_frontier_plot_in_every_format_and_a_new_folder(capsys, tmp_path, suffix):
     path = tmp_path / "new" / "deeper" / f"f{suffix}"

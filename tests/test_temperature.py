@@ -302,6 +302,7 @@ def test_tempered_random_moments_against_the_kernels_vectors(spec):
 # The study: accepted(P) against T.
 
 
+@pytest.mark.slow
 def test_temperature_sweep_is_the_laws_own_numbers(tmp_path):
     """A tiny sweep: its i.i.d. curve is frontier() of trace:code at T, its theory bounds() of that law, its
     statistics the tempered law's; it survives a round trip through JSON; its figure and table are written."""

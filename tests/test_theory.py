@@ -422,6 +422,7 @@ def test_predicted_depth(spec):
 # bounds(): every formula at once, under the conventions' names.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["dirichlet:alpha=0.5,k=8", "uniform:k=8"])
 def test_bounds_gathers_every_formula(spec):
     P = [1, 64, 4096]
@@ -455,6 +456,7 @@ def test_bounds_input_errors():
 # The command line.
 
 
+@pytest.mark.slow
 def test_cli_theory_json(capsys):
     assert main(["theory", "--law", "dirichlet:alpha=0.5,k=8", "--at", "1,64,65536", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -15,6 +15,7 @@ def small():
     return transfer(("gemma3",), replicates=4, seed=3, folds=2)
 
 
+@pytest.mark.slow
 def test_every_number_is_the_simulation_it_names(small):
     from brw.real.realtree import load_realtrees
 
@@ -51,6 +52,7 @@ def test_every_number_is_the_simulation_it_names(small):
                                          for x in d["targets"].values())
 
 
+@pytest.mark.slow
 def test_table_names_every_source(small):
     from brw import tables
 
