@@ -82,7 +82,7 @@ JOBS = {
     "frontier": ("the pruned walk behind brw.frontier (table, Dirichlet and trace laws) and the drafting policies "
                  "on its trees (brw.policies)", _frontier, 72),
     "sampled": ("sampled drafts and their lossless verification (brw.sampled)", _sampled, 44),
-    "bench": ("the benchmark's serial kernels and the floor (brw bench)", _bench, 18),
+    "bench": ("the benchmark's floor loop and what it times beside it (brw bench)", _bench, 10),
     "tree": ("best-first (brw.frontier_tree), the threshold walk (brw.threshold) and the best chain (brw deployment)",
              _tree, 8),
 }
