@@ -67,8 +67,9 @@ def pytest_configure(config):
 
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache")
     try:  # a speed-up only: if it fails, each worker compiles what it needs, as without it (test_warmup tests it)
-        config._brw_compiled = compile_kernels(processes=n, targets=[os.path.join(root, f"numba-gw{i}")
-                                                                      for i in range(n)])
+        targets = [os.environ["NUMBA_CACHE_DIR"]] if "NUMBA_CACHE_DIR" in os.environ else \
+            [os.path.join(root, f"numba-gw{i}") for i in range(n)]  # where the workers will read (above)
+        config._brw_compiled = compile_kernels(processes=n, targets=targets)
     except BrwError as e:
         warnings.warn(f"brw compile before the workers failed, each worker compiles for itself: {e}")
 
