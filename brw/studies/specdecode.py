@@ -505,6 +505,86 @@ def _f(x, spec=".3f"):
     return "-" if x is None else format(x, spec)
 
 
+def _drafter_lines(d: dict, res: dict) -> list:
+    """One drafter's section of :func:`markdown`."""
+    lines: list = []
+    h = d["headline"]
+    lines += [f"## Drafter `{d['drafter']}`", "",
+              f"Draft share f by k: {', '.join(f'{x:.3f}' for x in d['draft_share'])}; mean draft length by k: "
+              f"{', '.join(f'{x:.2f}' for x in d['mean_draft_length'])}.", "",
+              "Per-position acceptance, pooled over every run with k >= j (rounds that drafted at least j): "
+              "measured share accepting at least j, the exact prediction E[prod_{i<=j} min(1, p_i(x_i)/q_i(x_i))] "
+              "along the drafted path, and the product of overlaps E[prod_{i<=j} sum_x min(p_i, q_i)]:", "",
+              "| j | rounds | measured | exact prediction | exact - measured (95%) | overlap product "
+              "| overlap - measured (95%) |", "|---|---|---|---|---|---|---|"]
+    for s in d["survival"]:
+        e, o = s["exact_minus_measured_ci"], s["overlap_minus_measured_ci"]
+        lines.append(f"| {s['position']} | {s['rounds']} | {s['measured']:.3f} [{_f(s['measured_ci'][0])}, "
+                     f"{_f(s['measured_ci'][1])}] | {s['exact']:.3f} | [{_f(e[0])}, {_f(e[1])}] | "
+                     f"{s['overlap_product']:.3f} | [{_f(o[0])}, {_f(o[1])}] |")
+    lines += ["", "Each run on its own (what its vLLM log says): mean acceptance length (1 + accepted / drafts, the "
+                  "bonus token included) and per-position acceptance rate (drafts accepting at least j / drafts):",
+              "", "| k | requests | tokens | drafts | mean acceptance length (95%) | per-position acceptance rate |",
+              "|---|---|---|---|---|---|"]
+    for m in d["measured"][1:]:
+        lines.append(f"| {m['k']} | {m['requests']} | {m['tokens']} | {m['drafts']} | "
+                     f"{m['mean_acceptance_length']:.3f} [{_f(m['mal_ci'][0])}, {_f(m['mal_ci'][1])}] | "
+                     + ", ".join(f"{x:.3f}" for x in m["per_position"]) + " |")
+    lines += ["", f"Predicted from the run at k0 = {h['k0']} alone (s_1..s_{h['k0']} = "
+                  f"{', '.join(f'{x:.3f}' for x in h['survival_k0'])}, f = {h['draft_share']:.3f}; extrapolated "
+                  f"s = {', '.join(f'{x:.3f}' for x in h['survival_used'])}):", "",
+              "| k | measured tokens/s (95%) | predicted (95%) | predicted / measured (95%) |", "|---|---|---|---|"]
+    for m, p, pc, r, rc in zip(d["measured"], h["predicted"], h["predicted_ci"], h["ratio"], h["ratio_ci"]):
+        lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
+                     f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
+    lines += ["", "Where a drafting round's seconds went (means per round that drafted), beside the model's k c "
+                  "and V(k + 1):", "",
+              "| k | rounds | drafting s | model k c | verifying and the rest s | model V(k + 1) |",
+              "|---|---|---|---|---|---|"]
+    for rc in d["round_cost"]:
+        lines.append(f"| {rc['k']} | {rc['rounds']} | {rc['draft_seconds_per_draft']:.4f} | "
+                     f"{rc['model_draft_seconds']:.4f} | {rc['verify_seconds_per_draft']:.4f} | "
+                     f"{rc['model_verify_seconds']:.4f} |")
+    w = h["with_overhead"]
+    lines += ["", f"With the k0 = {h['k0']} run's round overhead carried to every k (o = {w['overhead']:.4f} s "
+                  f"[{_f(w['overhead_ci'][0], '.4f')}, {_f(w['overhead_ci'][1], '.4f')}] per round: its measured "
+                  "seconds per round less the model's, added to every round, plain decoding's included):", "",
+              "| k | measured tokens/s (95%) | predicted with o (95%) | predicted / measured (95%) |",
+              "|---|---|---|---|"]
+    for m, p, pc, r, rc in zip(d["measured"], w["predicted"], w["predicted_ci"], w["ratio"], w["ratio_ci"]):
+        lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
+                     f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
+    if d.get("tree_curve"):
+        t = d["tree_curve"]
+        lines += ["", f"With `brw costcurve`'s tree-masked curve instead (k0 = {t['k0']}): predicted / measured "
+                      f"{', '.join(f'{x:.3f}' for x in t['ratio'])} (k = 0..{res['kmax']}); largest error "
+                      f"{t['max_error']:.3f}; recommended k = {t['recommended_k']}."]
+    lines += ["", f"Recommended k = {h['recommended_k']} (the same k in {100 * h['recommended_share']:.0f}% of "
+                  f"resamples); best measured k = {d['best_measured_k']}. Target (i), measured tokens/s at the "
+                  f"recommended k over the best measured: {h['recommended_over_best']:.3f} "
+                  f"[{_f(h['recommended_over_best_ci'][0])}, {_f(h['recommended_over_best_ci'][1])}] "
+                  f"({'met' if h['target_i'] else 'missed'}: >= 0.95). Target (ii), the largest |predicted / "
+                  f"measured - 1| over k = 0..{res['kmax']}: {h['max_error']:.3f} [{_f(h['max_error_ci'][0])}, "
+                  f"{_f(h['max_error_ci'][1])}] ({'met' if h['target_ii'] else 'missed'}: <= 0.10). With the "
+                  f"round overhead: recommended k = {w['recommended_k']}, target (i) {w['recommended_over_best']:.3f} "
+                  f"({'met' if w['target_i'] else 'missed'}), target (ii) {w['max_error']:.3f} "
+                  f"[{_f(w['max_error_ci'][0])}, {_f(w['max_error_ci'][1])}] "
+                  f"({'met' if w['target_ii'] else 'missed'}).", "",
+              "Every k0 (a log at k0 predicting every k):", "",
+              "| k0 | recommended k | recommended / best measured (95%) | target (i) | max error (95%) "
+              "| target (ii) | with o: recommended k | max error (95%) | target (ii) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for p in d["predictions"]:
+        g, e, o = p["recommended_over_best_ci"], p["max_error_ci"], p["with_overhead"]
+        lines.append(f"| {p['k0']} | {p['recommended_k']} | {p['recommended_over_best']:.3f} [{_f(g[0])}, "
+                     f"{_f(g[1])}] | {'met' if p['target_i'] else 'missed'} | {p['max_error']:.3f} [{_f(e[0])}, "
+                     f"{_f(e[1])}] | {'met' if p['target_ii'] else 'missed'} | {o['recommended_k']} | "
+                     f"{o['max_error']:.3f} [{_f(o['max_error_ci'][0])}, {_f(o['max_error_ci'][1])}] | "
+                     f"{'met' if o['target_ii'] else 'missed'} |")
+    lines.append("")
+    return lines
+
+
 def markdown(res: dict, meta: dict) -> str:
     """The study as a page of tables (figures/specdecode.md).
 
@@ -545,78 +625,5 @@ def markdown(res: dict, meta: dict) -> str:
               f"{100 * res['plain']['overhead']:+.1f}% off the chain curve's V(1) (the round also samples, takes a "
               "softmax over the vocabulary and runs Python).", ""]
     for d in res["drafters"]:
-        h = d["headline"]
-        lines += [f"## Drafter `{d['drafter']}`", "",
-                  f"Draft share f by k: {', '.join(f'{x:.3f}' for x in d['draft_share'])}; mean draft length by k: "
-                  f"{', '.join(f'{x:.2f}' for x in d['mean_draft_length'])}.", "",
-                  "Per-position acceptance, pooled over every run with k >= j (rounds that drafted at least j): "
-                  "measured share accepting at least j, the exact prediction E[prod_{i<=j} min(1, p_i(x_i)/q_i(x_i))] "
-                  "along the drafted path, and the product of overlaps E[prod_{i<=j} sum_x min(p_i, q_i)]:", "",
-                  "| j | rounds | measured | exact prediction | exact - measured (95%) | overlap product "
-                  "| overlap - measured (95%) |", "|---|---|---|---|---|---|---|"]
-        for s in d["survival"]:
-            e, o = s["exact_minus_measured_ci"], s["overlap_minus_measured_ci"]
-            lines.append(f"| {s['position']} | {s['rounds']} | {s['measured']:.3f} [{_f(s['measured_ci'][0])}, "
-                         f"{_f(s['measured_ci'][1])}] | {s['exact']:.3f} | [{_f(e[0])}, {_f(e[1])}] | "
-                         f"{s['overlap_product']:.3f} | [{_f(o[0])}, {_f(o[1])}] |")
-        lines += ["", "Each run on its own (what its vLLM log says): mean acceptance length (1 + accepted / drafts, the "
-                      "bonus token included) and per-position acceptance rate (drafts accepting at least j / drafts):",
-                  "", "| k | requests | tokens | drafts | mean acceptance length (95%) | per-position acceptance rate |",
-                  "|---|---|---|---|---|---|"]
-        for m in d["measured"][1:]:
-            lines.append(f"| {m['k']} | {m['requests']} | {m['tokens']} | {m['drafts']} | "
-                         f"{m['mean_acceptance_length']:.3f} [{_f(m['mal_ci'][0])}, {_f(m['mal_ci'][1])}] | "
-                         + ", ".join(f"{x:.3f}" for x in m["per_position"]) + " |")
-        lines += ["", f"Predicted from the run at k0 = {h['k0']} alone (s_1..s_{h['k0']} = "
-                      f"{', '.join(f'{x:.3f}' for x in h['survival_k0'])}, f = {h['draft_share']:.3f}; extrapolated "
-                      f"s = {', '.join(f'{x:.3f}' for x in h['survival_used'])}):", "",
-                  "| k | measured tokens/s (95%) | predicted (95%) | predicted / measured (95%) |", "|---|---|---|---|"]
-        for m, p, pc, r, rc in zip(d["measured"], h["predicted"], h["predicted_ci"], h["ratio"], h["ratio_ci"]):
-            lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
-                         f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
-        lines += ["", "Where a drafting round's seconds went (means per round that drafted), beside the model's k c "
-                      "and V(k + 1):", "",
-                  "| k | rounds | drafting s | model k c | verifying and the rest s | model V(k + 1) |",
-                  "|---|---|---|---|---|---|"]
-        for rc in d["round_cost"]:
-            lines.append(f"| {rc['k']} | {rc['rounds']} | {rc['draft_seconds_per_draft']:.4f} | "
-                         f"{rc['model_draft_seconds']:.4f} | {rc['verify_seconds_per_draft']:.4f} | "
-                         f"{rc['model_verify_seconds']:.4f} |")
-        w = h["with_overhead"]
-        lines += ["", f"With the k0 = {h['k0']} run's round overhead carried to every k (o = {w['overhead']:.4f} s "
-                      f"[{_f(w['overhead_ci'][0], '.4f')}, {_f(w['overhead_ci'][1], '.4f')}] per round: its measured "
-                      "seconds per round less the model's, added to every round, plain decoding's included):", "",
-                  "| k | measured tokens/s (95%) | predicted with o (95%) | predicted / measured (95%) |",
-                  "|---|---|---|---|"]
-        for m, p, pc, r, rc in zip(d["measured"], w["predicted"], w["predicted_ci"], w["ratio"], w["ratio_ci"]):
-            lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
-                         f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
-        if d.get("tree_curve"):
-            t = d["tree_curve"]
-            lines += ["", f"With `brw costcurve`'s tree-masked curve instead (k0 = {t['k0']}): predicted / measured "
-                          f"{', '.join(f'{x:.3f}' for x in t['ratio'])} (k = 0..{res['kmax']}); largest error "
-                          f"{t['max_error']:.3f}; recommended k = {t['recommended_k']}."]
-        lines += ["", f"Recommended k = {h['recommended_k']} (the same k in {100 * h['recommended_share']:.0f}% of "
-                      f"resamples); best measured k = {d['best_measured_k']}. Target (i), measured tokens/s at the "
-                      f"recommended k over the best measured: {h['recommended_over_best']:.3f} "
-                      f"[{_f(h['recommended_over_best_ci'][0])}, {_f(h['recommended_over_best_ci'][1])}] "
-                      f"({'met' if h['target_i'] else 'missed'}: >= 0.95). Target (ii), the largest |predicted / "
-                      f"measured - 1| over k = 0..{res['kmax']}: {h['max_error']:.3f} [{_f(h['max_error_ci'][0])}, "
-                      f"{_f(h['max_error_ci'][1])}] ({'met' if h['target_ii'] else 'missed'}: <= 0.10). With the "
-                      f"round overhead: recommended k = {w['recommended_k']}, target (i) {w['recommended_over_best']:.3f} "
-                      f"({'met' if w['target_i'] else 'missed'}), target (ii) {w['max_error']:.3f} "
-                      f"[{_f(w['max_error_ci'][0])}, {_f(w['max_error_ci'][1])}] "
-                      f"({'met' if w['target_ii'] else 'missed'}).", "",
-                  "Every k0 (a log at k0 predicting every k):", "",
-                  "| k0 | recommended k | recommended / best measured (95%) | target (i) | max error (95%) "
-                  "| target (ii) | with o: recommended k | max error (95%) | target (ii) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for p in d["predictions"]:
-            g, e, o = p["recommended_over_best_ci"], p["max_error_ci"], p["with_overhead"]
-            lines.append(f"| {p['k0']} | {p['recommended_k']} | {p['recommended_over_best']:.3f} [{_f(g[0])}, "
-                         f"{_f(g[1])}] | {'met' if p['target_i'] else 'missed'} | {p['max_error']:.3f} [{_f(e[0])}, "
-                         f"{_f(e[1])}] | {'met' if p['target_ii'] else 'missed'} | {o['recommended_k']} | "
-                         f"{o['max_error']:.3f} [{_f(o['max_error_ci'][0])}, {_f(o['max_error_ci'][1])}] | "
-                         f"{'met' if o['target_ii'] else 'missed'} |")
-        lines.append("")
+        lines += _drafter_lines(d, res)
     return "\n".join(lines)
