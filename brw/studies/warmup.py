@@ -42,6 +42,7 @@ def _frontier():
         brw.frontier(law, 8, replicates=2, seed=0)
     brw.policies("dirichlet:alpha=0.5,k=8", 8, DEFAULT_POLICIES, replicates=2, seed=0)
     brw.policies("dirichlet:alpha=0.5,k=8", 8, ("specexec", "eagle2:k=2,d=2"), replicates=2, seed=0)  # q = p
+    _bench()  # its floor and threshold kernels beside the walk (a job of its own would compile the walk again)
 
 
 def _tree():
@@ -75,16 +76,15 @@ def _bench():
     bench(["fixed:p=0.7/0.3"], pmax=16, replicates=2, reference_nodes=4, repeats=1, big_nodes=0, startup_runs=False)
 
 
-#: name -> (what it reaches, the calls, its compile seconds on a fresh cache, measured on one core here). The
-#: drafting policies start from the frontier's walk, so the two are one job: split, two workers would both compile
-#: the walk.
+#: name -> (what it reaches, the calls, its compile seconds on a fresh cache, measured on one core here). Jobs that
+#: share a kernel are one job: split, two workers would both compile it (the drafting policies and the benchmark
+#: both start from the frontier's walk).
 JOBS = {
-    "frontier": ("the pruned walk behind brw.frontier (table, Dirichlet and trace laws) and the drafting policies "
-                 "on its trees (brw.policies)", _frontier, 72),
+    "frontier": ("the pruned walk behind brw.frontier (table, Dirichlet and trace laws), the drafting policies on "
+                 "its trees (brw.policies) and the benchmark's floor loop (brw bench)", _frontier, 75),
     "sampled": ("sampled drafts and their lossless verification (brw.sampled)", _sampled, 44),
-    "bench": ("the benchmark's floor loop and what it times beside it (brw bench)", _bench, 10),
     "tree": ("best-first (brw.frontier_tree), the threshold walk (brw.threshold) and the best chain (brw deployment)",
-             _tree, 8),
+             _tree, 10),
 }
 
 
