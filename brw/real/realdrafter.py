@@ -440,6 +440,9 @@ def real_drafter_trees(out, layers, *, realtrees=None, contexts: int = 8, model=
         if diff:
             raise BrwError(f"{out} holds results made with other settings ({', '.join(diff)} differ); rerun with "
                            "the same settings to resume, or write to another file")
+    if old is not None and {(int(src[i]), int(rt.arrays["row"][i])) for i in plan} <= set(
+            zip(old.arrays["source"].tolist(), old.arrays["row"].tolist())):
+        return old  # every planned context is done: nothing to load the model for
     models.set_threads(threads)
     lm = model if isinstance(model, models.LoadedModel) else models.load_model(model, device="cpu",
                                                                               dtype=rt.meta.get("dtype", "float32"))
