@@ -213,7 +213,8 @@ def main(argv=None) -> int:
                            texts=text)
         files += [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
     loads = [c["load_start"] for c in state["chunks"]] + [c["load_end"] for c in state["chunks"]]
-    meta = {"command": "PYTHON=.venv/bin/python sims/specdecode.sh (python sims/specdecode.py --max-minutes 13, repeated)",
+    meta = {"command": "python sims/specdecode.py (resumable: rerun until it says done; sims/specdecode.sh runs it in "
+                       "chunks of 13 minutes)",
             "model": lm.meta["model"], "prompts": 3 * args.prompts, "repeats": args.repeats, "tokens": args.tokens,
             "context": context, "threads": args.threads, "genres": list(GENRES),
             "warmup": "each chunk of the run (a process; one to three blocks) first decoded 4 tokens untimed "

@@ -462,6 +462,40 @@ def test_survival_extrapolation_and_predicted_tokens_per_second_exact():
     assert round_overhead(3.25, 1.0, V, 0.5, 2) == pytest.approx(0.25, rel=1e-15)  # 2 c + V(3) = 3
 
 
+def test_the_model_as_the_decoder_spends_a_round_exact():
+    from brw.studies.specdecode import predict, round_overhead
+
+    V, s = [1.0, 1.5, 2.0], [0.5, 0.25]
+    # An early exit (f = 1): k D(1) + s_k (D(2) - D(1)) of forwards (after a round that kept all k its first forward
+    # takes two tokens), k h of its own softmaxes and draws, and h per emitted token (1 + A_k) for the verifier.
+    D, h = [0.5, 0.75], 0.125
+    k1 = (1 + 0.5) / (0.5 + 0.5 * 0.25 + 1 * h + 1.5 + h * 1.5)
+    k2 = (1 + 0.75) / (2 * 0.5 + 0.25 * 0.25 + 2 * h + 2.0 + h * 1.75)
+    np.testing.assert_allclose(predict(s, 1.0, V, 0.5, 2, draft_curve=D, host=h, draft_host=h),
+                               [1 / (1.0 + h), k1, k2], rtol=1e-15)
+    # Prompt lookup: half the rounds draft, its search g costs every round, no drafter forward or softmax.
+    g = 0.0625
+    k1 = (1 + 0.25) / (g + 0.5 * 1.5 + 0.5 * 1.0 + h * 1.25)
+    k2 = (1 + 0.375) / (g + 0.5 * 2.0 + 0.5 * 1.0 + h * 1.375)
+    np.testing.assert_allclose(predict(s, 0.5, V, 0.0, 2, host=h, search=g), [1 / (1.0 + h), k1, k2], rtol=1e-15)
+    # The overhead is what the round took beyond that model.
+    spent = 2 * 0.5 + 0.25 * 0.25 + 2 * h + 2.0 + h * 1.75
+    assert round_overhead(spent + 0.25, 1.0, V, 0.5, 2, s, draft_curve=D, host=h, draft_host=h) == pytest.approx(
+        0.25, rel=1e-14)
+
+
+def test_cost_pass_times_each_part_on_a_tiny_model(tiny):
+    from brw.studies.specdecode import cost_pass
+
+    c = cost_pass(tiny, 8, 2, ["ngram", "early-exit:layers=1"], repeats=1)
+    assert len(c["verify"]) == len(c["verify_tree"]) == 3
+    assert c["draft"]["ngram"] == 0.0 and c["draft_curve"]["ngram"] is None
+    assert c["draft_search"]["ngram"] > 0 and c["draft_search"]["early-exit:layers=1"] == 0.0
+    curve = c["draft_curve"]["early-exit:layers=1"]
+    assert len(curve) == 2 and curve[0] == c["draft"]["early-exit:layers=1"] and min(curve) > 0
+    assert 0 < c["host"] < 1 and all(v > 0 for v in c["verify"])
+
+
 def _record(drafter, k, prompt, rounds, seconds, accepted, drafted=None):
     drafted = [k] * rounds if drafted is None else drafted
     probs = [[0.5] * d + [None] * (k - d) for d in drafted]
@@ -494,3 +528,29 @@ def test_analyse_reads_measured_rates_and_picks_the_predicted_best_k():
     assert w["overhead"] == pytest.approx(0, abs=1e-12) and w["predicted"] == pytest.approx(p2["predicted"])
     # From the k = 1 log alone, s_2 is extrapolated as s_1^2 = 1/4: the same here.
     assert d["predictions"][0]["survival_used"] == pytest.approx([0.5, 0.25])
+
+
+def test_analyse_predicts_from_the_rounds_as_spent():
+    from brw.studies.specdecode import analyse
+
+    # An early exit whose rounds took exactly the as-spent model's seconds: k D(1) + s_k (D(2) - D(1)) + k h
+    # + V(k + 1) + h (1 + A_k); plain rounds V(1) + h. The prediction from either k0 is then exact, and the
+    # forward passes alone run high.
+    V, D, h = [1.0, 1.2, 1.3], [0.25, 0.375], 0.0625
+    s1, s2 = 0.5, 0.25
+    spent = {1: 0.25 + s1 * 0.125 + h + 1.2 + h * 1.5, 2: 0.5 + s2 * 0.125 + 2 * h + 1.3 + h * 1.75}
+    ee = "early-exit:layers=1"
+    costs = [{"verify": V, "draft": {ee: D[0]}, "draft_curve": {ee: D}, "draft_search": {ee: 0.0}, "host": h}] * 3
+    recs = []
+    for p in (0, 1):
+        recs.append(_record(None, 0, p, 4, 1.0 + h, [0] * 4))
+        recs.append(_record(ee, 1, p, 4, spent[1], [1, 1, 0, 0]))
+        recs.append(_record(ee, 2, p, 4, spent[2], [2, 1, 0, 0]))
+    res = analyse(recs, costs, drafters=[ee], kmax=2, boot=50, seed=0)
+    assert res["cost"]["model"] == "as spent"
+    d = res["drafters"][0]
+    for p in d["predictions"]:
+        assert p["predicted"] == pytest.approx([m["tokens_per_second"] for m in d["measured"]], rel=1e-12)
+        assert p["max_error"] == pytest.approx(0, abs=1e-12) and p["with_overhead"]["overhead"] == pytest.approx(
+            0, abs=1e-12)
+        assert p["forwards_only"]["ratio"][1] > 1.05

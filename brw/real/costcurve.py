@@ -135,7 +135,7 @@ def check_count(value, name: str) -> int:
 
 def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: int = 5, *, device: str = "auto",
                dtype: str = "float32", seed: int = 0, threads: int | None = None, out=None,
-               progress: bool = False, chain: bool = False) -> CostCurve:
+               progress: bool = False, chain: bool = False, keep: int | None = None) -> CostCurve:
     """Time one tree-masked verifier forward over k = 1..pmax + 1 new tokens after a context of L tokens.
 
     Parameters
@@ -163,6 +163,9 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
         Show a progress bar.
     chain : bool
         Time k new tokens in a chain under the causal mask (no mask given) instead of a tree under a tree mask.
+    keep : int, optional
+        Compute the logits of the last ``keep`` positions only, as a drafter does (default: every position's, as a
+        verifier does).
 
     Returns
     -------
@@ -171,6 +174,7 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
     context = check_count(context, "context")
     pmax = check_count(pmax, "pmax")
     repeats = check_count(repeats, "repeats")
+    keep = None if keep is None else check_count(keep, "keep")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BrwError(f"seed must be a whole number >= 0, got {seed!r}")
     if out is not None:
@@ -195,10 +199,10 @@ def cost_curve(model="smollm2", context: int = 512, pmax: int = 256, repeats: in
             k = int(grid[j])
             t0 = time.perf_counter()
             if chain:  # positions follow the cache; the model's own causal mask
-                logits, _ = models.forward(net, [ids[context:context + k].tolist()], cache=cache)
+                logits, _ = models.forward(net, [ids[context:context + k].tolist()], cache=cache, keep=keep)
             else:
                 logits, _ = models.forward(net, [ids[context:context + k].tolist()], attend=attend,
-                                           positions=[pos.tolist()], cache=cache)
+                                           positions=[pos.tolist()], cache=cache, keep=keep)
             float(logits[0, -1, 0])  # the pass is over once its last logit is on the host
             seconds = time.perf_counter() - t0
             cache.crop(-k)  # drop the k new slots (a negative count: transformers 4 and 5 agree)

@@ -7,21 +7,26 @@ same process, between the same blocks. The runs are interleaved: a block is one 
 block every configuration runs once, in a seeded random order, followed by one pass of the cost curve, so drift in
 the machine's speed spreads over all k alike and shows up as spread.
 
-The stated model (what a reader of one deployment's log can compute): from the run at one k0, the per-position
-acceptance s_j = drafts accepting at least j tokens / drafts (vLLM's per-position rate), j = 1..k0, and the draft
-share f = drafts / rounds (rounds = generated tokens - accepted tokens, which vLLM's two log lines give); beyond
-k0 the conditional acceptance stays at its last measured value, s_j = s_k0 rho^(j - k0) with rho = s_k0 / s_(k0 - 1)
-(s_0 = 1). Then E[accepted | k] = s_1 + ... + s_k and
+The stated model (what a reader of one deployment's log can compute, with the machine's costs): from the run at one
+k0, the per-position acceptance s_j = drafts accepting at least j tokens / drafts (vLLM's per-position rate),
+j = 1..k0, and the draft share f = drafts / rounds (rounds = generated tokens - accepted tokens, which vLLM's two log
+lines give); beyond k0 the conditional acceptance stays at its last measured value, s_j = s_k0 rho^(j - k0) with
+rho = s_k0 / s_(k0 - 1) (s_0 = 1). Then E[accepted | k] = s_1 + ... + s_k = A_k and
 
-    tokens/s(k) = (1 + f E[accepted | k]) / (f (k c + V(k + 1)) + (1 - f) V(1)),    tokens/s(0) = 1 / V(1),
+    tokens/s(k) = (1 + f A_k) / (g + f (F(k) + k h_q + V(k + 1)) + (1 - f) V(1) + h (1 + f A_k)),
+    tokens/s(0) = 1 / (V(1) + h),
 
-with V(n) the verifier's forward over n new tokens after the mean context and c the drafter's cost per drafted
-token (an early exit's one-token forward; 0 for prompt lookup), both medians of the cost passes, timed as the
-decoder runs them: a chain under the causal mask (``cost_curve(..., chain=True)``). The same prediction with
-``brw costcurve``'s tree-masked curve is reported beside it. For an early-exit
-drafter f = 1 and this is (E[accepted | k] + 1) / (draft cost(k) + verify cost(k + 1)). It assumes drafts of full
-length k whenever a draft is made and f independent of k, and it leaves out what a round costs beyond the forward
-passes (sampling, the softmax over the vocabulary, the n-gram search, Python), which the measured rounds include.
+each round's costs as the decoder spends them (``as spent``), all medians of the cost passes: V(n) the verifier's
+forward over n new tokens after the mean context, timed as the decoder runs it (a chain under the causal mask,
+``cost_curve(..., chain=True)``); F(k) a drafting round's forwards, for an early exit k D(1) + s_k (D(2) - D(1)),
+D(n) its forward over n tokens with the logits of the last only (it feeds every draft it sampled but the last, so
+after a round that kept all k its first forward takes two tokens); h the host's work per token (a float64 softmax
+over the vocabulary and a draw: once per emitted token for the verifier, and h_q = h per drafted token for a
+drafter with a distribution); g prompt lookup's search, every round. For prompt lookup F = h_q = 0; for an early
+exit f = 1 and g = 0. ``forwards_only`` is the model of the forward passes alone (F(k) = k D(1), h = g = 0), which
+the first full run used. It assumes drafts of full length k whenever a draft is made and f independent of k, and it
+leaves out the rest of a round (the residual on a rejection, the KV caches' bookkeeping, Python), which the measured
+rounds include. The same prediction with ``brw costcurve``'s tree-masked curve is reported beside it.
 Beside it (``with_overhead``), the same model with a round overhead o added to every round, plain decoding's
 included: the k0 run's measured seconds per round less the model's (:func:`round_overhead`), what a deployment's
 own throughput at k0 gives; it reproduces the k0 run exactly and predicts every other k.
@@ -39,8 +44,8 @@ import numpy as np
 
 from brw.errors import BrwError
 
-__all__ = ["record_of", "generation_of", "run_block", "cost_pass", "extrapolate_survival", "predict",
-           "round_overhead", "analyse", "markdown"]
+__all__ = ["record_of", "generation_of", "run_block", "host_seconds", "search_seconds", "cost_pass",
+           "extrapolate_survival", "predict", "round_overhead", "analyse", "markdown"]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -136,11 +141,69 @@ def run_block(lm, prompt_ids, prompt: int, repeat: int, request: int, configs, *
     return out
 
 
-def cost_pass(lm, context: int, kmax: int, drafters, repeats: int = 3) -> dict:
-    """One pass of the cost curves: the verifier over 1..kmax + 1 new tokens, and each early exit over one token.
+def host_seconds(vocab: int, repeats: int = 25, seed: int = 0, temperature: float = 1.0) -> float:
+    """h: the host's work for one emitted or drafted token as the decoder does it, timed: a row of float32 logits
+    over the vocabulary to float64 probabilities (``softmax(logits / T)``) and one draw from them.
 
-    Each is timed as the decoder runs it, a chain under the causal mask (``cost_curve(..., chain=True)``), and, for
-    comparison, as ``brw costcurve`` times a tree, under a tree mask.
+    Parameters
+    ----------
+    vocab : int
+        Vocabulary size.
+    repeats : int
+        Timed repeats (median kept), after one untimed.
+    seed : int
+    temperature : float
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    from brw.real.specdecode import _softmax64, sample_token
+
+    rng = np.random.default_rng(seed)
+    row = rng.normal(0.0, 3.0, size=int(vocab)).astype(np.float32)
+    times = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        sample_token(_softmax64(row, temperature), rng)
+        if r:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def search_seconds(context: int, k: int, repeats: int = 25, seed: int = 0, nmin: int = 1, nmax: int = 3) -> float:
+    """g: prompt lookup's search for a draft of k tokens in ``context`` pseudo-random tokens, timed (median).
+
+    Parameters
+    ----------
+    context, k : int
+    repeats, seed : int
+    nmin, nmax : int
+        The n-gram lengths.
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    from brw.real.specdecode import ngram_proposal
+
+    tokens = np.random.default_rng(seed).integers(0, 2000, size=int(context)).tolist()
+    times = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        ngram_proposal(tokens, k, nmin, nmax)
+        if r:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def cost_pass(lm, context: int, kmax: int, drafters, repeats: int = 3) -> dict:
+    """One pass of the cost curves: the verifier over 1..kmax + 1 new tokens, each drafter's work, and the host's.
+
+    Each forward is timed as the decoder runs it, a chain under the causal mask (``cost_curve(..., chain=True)``),
+    and, for comparison, as ``brw costcurve`` times a tree, under a tree mask.
 
     Parameters
     ----------
@@ -149,15 +212,18 @@ def cost_pass(lm, context: int, kmax: int, drafters, repeats: int = 3) -> dict:
         Cached context tokens.
     kmax : int
     drafters : sequence of str
-        Drafter specs; each early exit's one-token forward is timed (prompt lookup costs no forward).
+        Drafter specs. An early exit's forward is timed over one and two tokens with the logits of the last only (as
+        it drafts); prompt lookup's search is timed (:func:`search_seconds`).
     repeats : int
         Timed passes of the chain curves per call (median kept); the tree curves take one fewer, at least one.
 
     Returns
     -------
     dict
-        ``verify`` (chain: seconds for 1..kmax + 1 tokens), ``verify_tree``, ``draft`` (spec -> seconds per drafted
-        token, chain), ``draft_tree``, ``time``.
+        ``verify`` (chain: seconds for 1..kmax + 1 tokens), ``verify_tree``, ``draft`` (spec -> seconds of a drafter's
+        one-token forward, chain; 0 for prompt lookup), ``draft_tree``, ``draft_curve`` (spec -> the drafter's
+        forward over 1 and 2 tokens, or None for prompt lookup), ``draft_search`` (spec -> seconds of one
+        search, 0 for an early exit), ``host`` (:func:`host_seconds`), ``time``.
     """
     from brw.real import models
     from brw.real.costcurve import cost_curve
@@ -166,16 +232,22 @@ def cost_pass(lm, context: int, kmax: int, drafters, repeats: int = 3) -> dict:
     tree_repeats = max(1, repeats - 1)
     out = {"verify": cost_curve(lm, context=context, pmax=kmax, repeats=repeats, chain=True).seconds.tolist(),
            "verify_tree": cost_curve(lm, context=context, pmax=kmax, repeats=tree_repeats).seconds.tolist(),
-           "draft": {}, "draft_tree": {}}
+           "draft": {}, "draft_tree": {}, "draft_curve": {}, "draft_search": {}}
     for spec in drafters:
         d = parse_drafter(spec)
         if d.name == "early-exit":
             cut = models.LoadedModel(models.early_exit(lm.model, d.layers), lm.tokenizer, lm.device, lm.dtype,
                                      {**lm.meta, "model": f"{lm.meta.get('model')} early exit {d.layers}"}, 0.0)
-            out["draft"][d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=repeats, chain=True).seconds[0])
+            curve = cost_curve(cut, context=context, pmax=1, repeats=repeats, chain=True, keep=1).seconds
+            out["draft"][d.spec] = float(curve[0])
+            out["draft_curve"][d.spec] = curve.tolist()
             out["draft_tree"][d.spec] = float(cost_curve(cut, context=context, pmax=1, repeats=tree_repeats).seconds[0])
+            out["draft_search"][d.spec] = 0.0
         else:
             out["draft"][d.spec] = out["draft_tree"][d.spec] = 0.0
+            out["draft_curve"][d.spec] = None
+            out["draft_search"][d.spec] = search_seconds(context, kmax, nmin=d.nmin, nmax=d.nmax)
+    out["host"] = host_seconds(lm.meta["vocab_size"])
     out["time"] = time.time()
     return out
 
@@ -211,7 +283,21 @@ def extrapolate_survival(measured, kmax: int) -> np.ndarray:
     return out
 
 
-def predict(survival, share: float, verify, draft_cost: float, kmax: int, overhead: float = 0.0) -> np.ndarray:
+def _round_seconds(s, share: float, V, draft_cost: float, k: int, draft_curve, host: float, draft_host: float,
+                   search: float) -> float:
+    """The model's mean seconds of a round at k >= 1 (no overhead), s = s_1..s_k."""
+    s = np.asarray(s, dtype=np.float64)[:k]
+    if draft_curve is None:
+        forwards = k * draft_cost
+    else:  # after a round that kept all k drafts (share s_k), the first forward also feeds the last draft
+        D = np.asarray(draft_curve, dtype=np.float64)
+        forwards = k * D[0] + (s[k - 1] if k <= s.size else 0.0) * (D[1] - D[0])
+    drafting = forwards + k * draft_host
+    return (search + share * (drafting + V[k]) + (1 - share) * V[0] + host * (1 + share * s.sum()))
+
+
+def predict(survival, share: float, verify, draft_cost: float, kmax: int, overhead: float = 0.0, *,
+            draft_curve=None, host: float = 0.0, draft_host: float = 0.0, search: float = 0.0) -> np.ndarray:
     """Predicted tokens per second at k = 0..kmax (the module's stated model).
 
     Parameters
@@ -223,10 +309,22 @@ def predict(survival, share: float, verify, draft_cost: float, kmax: int, overhe
     verify : sequence of float
         V(1)..V(kmax + 1), seconds.
     draft_cost : float
-        c, seconds per drafted token.
+        c, seconds per drafted token (used when ``draft_curve`` is None).
     kmax : int
     overhead : float
-        o, seconds of every round beyond its forward passes (0: the stated model; see :func:`round_overhead`).
+        o, seconds of every round beyond the model (0: the stated model; see :func:`round_overhead`).
+    draft_curve : sequence of float, optional
+        D(1), D(2): the drafter's forward over one and two tokens (the logits of the last only). With it a drafting
+        round's forwards cost k D(1) + s_k (D(2) - D(1)) instead of k c: the drafter feeds each draft it sampled to
+        get the next, but not the last, so after a round that kept all k (share s_k; every round drafting) its first
+        forward takes two tokens, that draft and the verifier's.
+    host : float
+        h, the host's seconds per emitted token (a softmax over the vocabulary and a draw: the verifier reads one row
+        per emitted token); a round adds h (1 + f E[accepted | k]).
+    draft_host : float
+        The drafter's host seconds per drafted token (h for a drafter with a distribution; 0 for a point mass).
+    search : float
+        g, seconds of every round at k >= 1 spent looking for a draft (prompt lookup).
 
     Returns
     -------
@@ -236,16 +334,19 @@ def predict(survival, share: float, verify, draft_cost: float, kmax: int, overhe
     s = np.asarray(survival, dtype=np.float64)[:kmax]
     V = np.asarray(verify, dtype=np.float64)
     out = np.empty(kmax + 1)
-    out[0] = 1.0 / (V[0] + overhead)
+    out[0] = 1.0 / (V[0] + host + overhead)
     for k in range(1, kmax + 1):
-        out[k] = (1 + share * s[:k].sum()) / (share * (k * draft_cost + V[k]) + (1 - share) * V[0] + overhead)
+        out[k] = (1 + share * s[:k].sum()) / (_round_seconds(s, share, V, draft_cost, k, draft_curve, host,
+                                                             draft_host, search) + overhead)
     return out
 
 
-def round_overhead(round_seconds: float, share: float, verify, draft_cost: float, k0: int) -> float:
-    """o, a round's seconds beyond its forward passes, from one run's mean round at k0: its measured seconds per
-    round less the model's f (k0 c + V(k0 + 1)) + (1 - f) V(1). With o added to every round (plain decoding's
-    included), the model reproduces the k0 run's tokens per second exactly and predicts every other k.
+def round_overhead(round_seconds: float, share: float, verify, draft_cost: float, k0: int, survival=None, *,
+                   draft_curve=None, host: float = 0.0, draft_host: float = 0.0, search: float = 0.0) -> float:
+    """o, a round's seconds beyond the model, from one run's mean round at k0: its measured seconds per round less
+    the model's (:func:`predict`'s round at k0; f (k0 c + V(k0 + 1)) + (1 - f) V(1) with the defaults). With o added
+    to every round (plain decoding's included), the model reproduces the k0 run's tokens per second exactly and
+    predicts every other k.
 
     Parameters
     ----------
@@ -255,13 +356,18 @@ def round_overhead(round_seconds: float, share: float, verify, draft_cost: float
         As in :func:`predict`.
     k0 : int
         The run's k (>= 1).
+    survival : sequence of float, optional
+        s_1..s_k0 (needed with ``draft_curve`` or ``host``).
+    draft_curve, host, draft_host, search
+        As in :func:`predict`.
 
     Returns
     -------
     float
     """
     V = np.asarray(verify, dtype=np.float64)
-    return float(round_seconds - (share * (k0 * draft_cost + V[k0]) + (1 - share) * V[0]))
+    s = np.zeros(k0) if survival is None else np.asarray(survival, dtype=np.float64)
+    return float(round_seconds - _round_seconds(s, share, V, draft_cost, k0, draft_curve, host, draft_host, search))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -369,6 +475,21 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     Vset = {name: medians([c[v] for c in costs]) for name, (v, _) in curves.items()}  # (boot + 1, kmax + 1)
     Dset = {name: {d: medians([c[dk][d] for c in costs]) for d in drafters} for name, (_, dk) in curves.items()}
     Vb, Db = Vset["chain"], Dset["chain"]
+    from brw.real.specdecode import parse_drafter
+
+    spent = all("host" in c and "draft_curve" in c and "draft_search" in c for c in costs)
+    zero = np.zeros(boot + 1)
+    Hb = medians([[c["host"]] for c in costs])[:, 0] if spent else zero
+    Cb = {d: medians([c["draft_curve"][d] for c in costs]) if spent and costs[0]["draft_curve"].get(d) is not None
+          else None for d in drafters}
+    Sb = {d: medians([[c["draft_search"][d]] for c in costs])[:, 0] if spent else zero for d in drafters}
+    own_q = {d: parse_drafter(d).name == "early-exit" for d in drafters}  # a drafter with a distribution
+
+    def spend(d, b: int, forwards_only: bool = False) -> dict:  # predict()'s keywords for drafter d, resample b
+        if forwards_only or not spent:
+            return {}
+        return {"draft_curve": None if Cb[d] is None else Cb[d][b], "host": Hb[b],
+                "draft_host": Hb[b] if own_q[d] else 0.0, "search": Sb[d][b]}
 
     def tot(key, name):
         a = z[key][name]
@@ -384,7 +505,11 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
                     "draft": {d: float(Db[d][0]) for d in drafters},
                     "draft_ci": {d: _interval(Db[d][1:]) for d in drafters},
                     "verify_tree": Vset["tree"][0].tolist() if "tree" in Vset else None,
-                    "draft_tree": {d: float(Dset["tree"][d][0]) for d in drafters} if "tree" in Dset else None},
+                    "draft_tree": {d: float(Dset["tree"][d][0]) for d in drafters} if "tree" in Dset else None,
+                    "model": "as spent" if spent else "forwards only",
+                    "host": float(Hb[0]) if spent else None, "host_ci": _interval(Hb[1:]) if spent else None,
+                    "draft_curve": {d: None if Cb[d] is None else Cb[d][0].tolist() for d in drafters},
+                    "draft_search": {d: float(Sb[d][0]) for d in drafters} if spent else None},
            "plain": {"tokens_per_second": float(plain[0]), "ci": _interval(plain[1:]),
                      "round_seconds": float(z[(None, 0)]["seconds"].sum() / z[(None, 0)]["rounds"].sum()),
                      "requests": int(z[(None, 0)]["requests"].sum())},
@@ -392,7 +517,7 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     out["plain"]["overhead"] = out["plain"]["round_seconds"] / out["cost"]["verify"][0] - 1.0
     for d in drafters:
         meas = np.stack([plain] + [tps((d, k)) for k in range(1, kmax + 1)], axis=1)  # (boot + 1, kmax + 1)
-        surv, rounds_cost = _positions(d, tot, Vb, Db, kmax)
+        surv, rounds_cost = _positions(d, tot, Vb, Db, kmax, spend(d, 0))
         shares = [float(tot((d, k), "drafts")[0] / tot((d, k), "rounds")[0]) for k in range(1, kmax + 1)]
         lengths = [float(tot((d, k), "draft_tokens")[0] / max(tot((d, k), "drafts")[0], 1)) for k in range(1, kmax + 1)]
         measured = _measured(d, tot, meas, z, kmax)
@@ -400,14 +525,15 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
                  "best_measured_k": int(np.argmax(meas[0])), "survival": surv, "round_cost": rounds_cost,
                  "draft_share": shares,
                  "mean_draft_length": lengths, "predictions": []}
-        entry["predictions"] = _predictions(d, tot, meas, Vb, Db, k0s, kmax, boot)
+        entry["predictions"] = _predictions(d, tot, meas, Vb, Db, k0s, kmax, boot, spend)
         entry["headline"] = next((p for p in entry["predictions"] if p["k0"] == headline_k0), entry["predictions"][0])
         if "tree" in Vset:  # the same prediction with brw costcurve's tree-masked curve instead of the chain's
             h = entry["headline"]
             key = (d, h["k0"])
             drafts, rounds = tot(key, "drafts")[0], tot(key, "rounds")[0]
             s0 = tot(key, "atleast")[0, :h["k0"]] / max(drafts, 1)
-            pred = predict(extrapolate_survival(s0, kmax), drafts / rounds, Vset["tree"][0], Dset["tree"][d][0], kmax)
+            pred = predict(extrapolate_survival(s0, kmax), drafts / rounds, Vset["tree"][0], Dset["tree"][d][0], kmax,
+                           **spend(d, 0))
             entry["tree_curve"] = {"k0": h["k0"], "predicted": pred.tolist(), "ratio": (pred / meas[0]).tolist(),
                                    "recommended_k": int(np.argmax(pred)),
                                    "max_error": float(np.abs(pred / meas[0] - 1).max())}
@@ -415,9 +541,9 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     return out
 
 
-def _positions(d, tot, Vb, Db, kmax: int) -> tuple[list, list]:
+def _positions(d, tot, Vb, Db, kmax: int, spent: dict) -> tuple[list, list]:
     """Per position, the measured acceptance pooled over every k >= j against the theory; per k, where a round's
-    seconds go against the model's k c and V(k + 1)."""
+    seconds go against the model's drafting and verifying seconds (``spent``: :func:`predict`'s keywords)."""
     # Per-position acceptance, pooled over every k >= j, against the theory.
     surv = []
     for j in range(1, kmax + 1):
@@ -435,11 +561,15 @@ def _positions(d, tot, Vb, Db, kmax: int) -> tuple[list, list]:
         r = tot((d, k), "rounds")[0]
         dr = tot((d, k), "drafts")[0]
         ds = tot((d, k), "draft_seconds")[0]
+        sk = tot((d, k), "atleast")[0, :k] / max(dr, 1)  # this run's own survival
+        host = spent.get("host", 0.0) * (1 + sk.sum())
+        drafting = _round_seconds(sk, 1.0, np.zeros(kmax + 1), Db[d][0], k, spent.get("draft_curve"), 0.0,
+                                  spent.get("draft_host", 0.0), spent.get("search", 0.0))
         rounds_cost.append({"k": k, "draft_seconds_per_draft": float(ds / max(dr, 1)),
-                            "model_draft_seconds": float(k * Db[d][0]),
+                            "model_draft_seconds": float(drafting),
                             "verify_seconds_per_draft": float((tot((d, k), "seconds")[0]
                                                                - tot((d, k), "plain_seconds")[0] - ds) / max(dr, 1)),
-                            "model_verify_seconds": float(Vb[0, k]),
+                            "model_verify_seconds": float(Vb[0, k] + host),
                             "plain_round_seconds": float(tot((d, k), "plain_seconds")[0]
                                                          / max(tot((d, k), "plain_rounds")[0], 1)),
                             "rounds": int(r)})
@@ -480,9 +610,10 @@ def _scored(pred, meas, boot: int) -> dict:
             "target_ii": bool(worst[0] <= 0.10)}
 
 
-def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int) -> list:
-    """Per k0, the stated model's prediction of tokens per second at every k from the run at k0 alone; and the
-    same with the k0 run's round overhead o carried to every k (``with_overhead``)."""
+def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int, spend) -> list:
+    """Per k0, the stated model's prediction of tokens per second at every k from the run at k0 alone; the same
+    with the forward passes only (``forwards_only``: k c for the drafter, nothing for the host); and with the k0
+    run's round overhead o carried to every k (``with_overhead``)."""
     out = []
     for k0 in k0s:
         key = (d, k0)
@@ -491,11 +622,15 @@ def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int) -> list:
         f = drafts / rounds
         per_round = tot(key, "seconds") / rounds
         surv = [extrapolate_survival(s0[b], kmax) for b in range(boot + 1)]
-        pred = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax) for b in range(boot + 1)])
-        o = np.array([round_overhead(per_round[b], f[b], Vb[b], Db[d][b], k0) for b in range(boot + 1)])
-        pred_o = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax, o[b]) for b in range(boot + 1)])
+        pred = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax, **spend(d, b)) for b in range(boot + 1)])
+        bare = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax) for b in range(boot + 1)])
+        o = np.array([round_overhead(per_round[b], f[b], Vb[b], Db[d][b], k0, surv[b][:k0], **spend(d, b))
+                      for b in range(boot + 1)])
+        pred_o = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax, o[b], **spend(d, b))
+                           for b in range(boot + 1)])
         out.append({"k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
                     "survival_used": surv[0].tolist(), **_scored(pred, meas, boot),
+                    "forwards_only": _scored(bare, meas, boot),
                     "with_overhead": {"overhead": float(o[0]), "overhead_ci": _interval(o[1:]),
                                       **_scored(pred_o, meas, boot)}})
     return out
@@ -533,13 +668,20 @@ def _drafter_lines(d: dict, res: dict) -> list:
     lines += ["", f"Predicted from the run at k0 = {h['k0']} alone (s_1..s_{h['k0']} = "
                   f"{', '.join(f'{x:.3f}' for x in h['survival_k0'])}, f = {h['draft_share']:.3f}; extrapolated "
                   f"s = {', '.join(f'{x:.3f}' for x in h['survival_used'])}):", "",
-              "| k | measured tokens/s (95%) | predicted (95%) | predicted / measured (95%) |", "|---|---|---|---|"]
-    for m, p, pc, r, rc in zip(d["measured"], h["predicted"], h["predicted_ci"], h["ratio"], h["ratio_ci"]):
+              "| k | measured tokens/s (95%) | predicted (95%) | predicted / measured (95%) "
+              "| forwards only: predicted / measured (95%) |", "|---|---|---|---|---|"]
+    b = h["forwards_only"]
+    for m, p, pc, r, rc, r0, rc0 in zip(d["measured"], h["predicted"], h["predicted_ci"], h["ratio"], h["ratio_ci"],
+                                        b["ratio"], b["ratio_ci"]):
         lines.append(f"| {m['k']} | {m['tokens_per_second']:.3f} [{_f(m['ci'][0])}, {_f(m['ci'][1])}] | "
-                     f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] |")
-    lines += ["", "Where a drafting round's seconds went (means per round that drafted), beside the model's k c "
-                  "and V(k + 1):", "",
-              "| k | rounds | drafting s | model k c | verifying and the rest s | model V(k + 1) |",
+                     f"{p:.3f} [{_f(pc[0])}, {_f(pc[1])}] | {r:.3f} [{_f(rc[0])}, {_f(rc[1])}] | "
+                     f"{r0:.3f} [{_f(rc0[0])}, {_f(rc0[1])}] |")
+    lines += ["", f"The model is `{res['cost']['model']}`; the last column is the forward passes alone (k c and "
+                  f"V(k + 1), no host work, no catching up): largest error {b['max_error']:.3f} "
+                  f"[{_f(b['max_error_ci'][0])}, {_f(b['max_error_ci'][1])}], recommended k = {b['recommended_k']}.",
+              "", "Where a drafting round's seconds went (means per round that drafted), beside the model's, with "
+                  "this run's own acceptance:", "",
+              "| k | rounds | drafting s | model drafting s | verifying and the rest s | model verifying s |",
               "|---|---|---|---|---|---|"]
     for rc in d["round_cost"]:
         lines.append(f"| {rc['k']} | {rc['rounds']} | {rc['draft_seconds_per_draft']:.4f} | "
@@ -618,8 +760,18 @@ def markdown(res: dict, meta: dict) -> str:
     tree = c.get("verify_tree") or [None] * len(c["verify"])
     for i, (v, iv, t) in enumerate(zip(c["verify"], c["verify_ci"], tree)):
         lines.append(f"| {i + 1} | {v:.4f} | [{iv[0]:.4f}, {iv[1]:.4f}] | {_f(t, '.4f')} |")
-    lines += ["", "Drafter cost per drafted token (chain; tree mask in parentheses): " + ", ".join(
-        f"`{d}` {v:.4f} s ({_f((c.get('draft_tree') or {}).get(d), '.4f')})" for d, v in c["draft"].items()) + ".", "",
+    lines += ["", "Drafter cost of a one-token forward (chain; tree mask in parentheses): " + ", ".join(
+        f"`{d}` {v:.4f} s ({_f((c.get('draft_tree') or {}).get(d), '.4f')})" for d, v in c["draft"].items()) + "."]
+    for d, curve in (c.get("draft_curve") or {}).items():
+        if curve is not None:
+            lines += ["", f"`{d}`'s forward over 1 and 2 tokens (logits of the last only, as it drafts; after a round "
+                          "that kept every draft its first forward takes two): "
+                          + ", ".join(f"{x:.4f}" for x in curve) + " s."]
+    if c.get("host") is not None:
+        lines += ["", f"Host work per token (a float64 softmax over the vocabulary and one draw), h = {c['host']:.5f} s "
+                      f"[{_f(c['host_ci'][0], '.5f')}, {_f(c['host_ci'][1], '.5f')}]; prompt lookup's search per "
+                      "round: " + ", ".join(f"`{d}` {v:.5f} s" for d, v in c["draft_search"].items() if v) + "."]
+    lines += ["",
               f"Plain decoding: {res['plain']['tokens_per_second']:.3f} tokens/s [{res['plain']['ci'][0]:.3f}, "
               f"{res['plain']['ci'][1]:.3f}]; its mean round {res['plain']['round_seconds']:.4f} s is "
               f"{100 * res['plain']['overhead']:+.1f}% off the chain curve's V(1) (the round also samples, takes a "
