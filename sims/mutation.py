@@ -156,8 +156,15 @@ def run_module(work: Path, name: str, sample: int | None, seed: int) -> dict:
     return res
 
 
-def recheck(work: Path, previous: dict) -> dict:
-    """Run every survivor of a previous report again, against the tests as they are now: which ones die."""
+#: The README's test command (what CI runs: every test, slow ones included, on two pytest-xdist workers), for
+#: ``--recheck --suite``; -x (in _PYTEST) stops it at the first failure.
+SUITE = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
+SUITE_TIMEOUT = 1200
+
+
+def recheck(work: Path, previous: dict, suite: bool = False) -> dict:
+    """Run every survivor of a previous report again, against the tests as they are now: which ones die. With
+    ``suite``, against the whole suite (``SUITE``) instead of the module's fast tests, the kernels compiled."""
     from cosmic_ray.mutating import mutate_and_test
     from cosmic_ray.work_item import MutationSpec, TestOutcome
 
@@ -167,6 +174,8 @@ def recheck(work: Path, previous: dict) -> dict:
     try:
         for name, res in previous["modules"].items():
             module, tests, env, timeout = MODULES[name]
+            if suite:
+                tests, env, timeout = SUITE, {}, SUITE_TIMEOUT
             command = _command(work, tests, env)
             rows = []
             for sv in res["survivors"]:
@@ -201,6 +210,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None, help="scratch copy of the tree (default: a temporary directory)")
     ap.add_argument("--recheck", default=None, metavar="REPORT",
                     help="instead of a run: mutate-and-test again every survivor listed in REPORT (a previous --out)")
+    ap.add_argument("--suite", action="store_true",
+                    help="with --recheck: test each survivor against the whole suite (the README's test command, -x) "
+                         "instead of its module's fast tests")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.modules.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODULES]
@@ -215,7 +227,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.recheck:
         previous = json.loads(Path(args.recheck).read_text())
-        out.write_text(json.dumps({"recheck_of": args.recheck, "modules": recheck(work, previous)}, indent=1) + "\n")
+        out.write_text(json.dumps({"recheck_of": args.recheck, "suite": args.suite,
+                                   "modules": recheck(work, previous, args.suite)}, indent=1) + "\n")
         print(f"wrote {out}")
         return 0
     report = {"seed": args.seed, "sample": samples, "operators": sorted(OPERATORS), "modules": {}}
