@@ -554,3 +554,5 @@ def test_analyse_predicts_from_the_rounds_as_spent():
         assert p["max_error"] == pytest.approx(0, abs=1e-12) and p["with_overhead"]["overhead"] == pytest.approx(
             0, abs=1e-12)
         assert p["forwards_only"]["ratio"][1] > 1.05
+        assert p["plain_scaled"]["scale"] == pytest.approx(1, rel=1e-12)
+        assert p["plain_scaled"]["predicted"] == pytest.approx(p["predicted"], rel=1e-12)

@@ -612,8 +612,10 @@ def _scored(pred, meas, boot: int) -> dict:
 
 def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int, spend) -> list:
     """Per k0, the stated model's prediction of tokens per second at every k from the run at k0 alone; the same
-    with the forward passes only (``forwards_only``: k c for the drafter, nothing for the host); and with the k0
-    run's round overhead o carried to every k (``with_overhead``)."""
+    with the forward passes only (``forwards_only``: k c for the drafter, nothing for the host); with every cost
+    scaled by one factor so that plain decoding's prediction is its measured rate (``plain_scaled``: what a
+    deployment's own speed without speculation gives); and with the k0 run's round overhead o carried to every k
+    (``with_overhead``)."""
     out = []
     for k0 in k0s:
         key = (d, k0)
@@ -628,9 +630,13 @@ def _predictions(d, tot, meas, Vb, Db, k0s, kmax: int, boot: int, spend) -> list
                       for b in range(boot + 1)])
         pred_o = np.array([predict(surv[b], f[b], Vb[b], Db[d][b], kmax, o[b], **spend(d, b))
                            for b in range(boot + 1)])
+        scaled = pred * (meas[:, :1] / pred[:, :1])  # every cost scaled so that plain decoding is as measured
         out.append({"k0": k0, "survival_k0": s0[0].tolist(), "draft_share": float(f[0]),
                     "survival_used": surv[0].tolist(), **_scored(pred, meas, boot),
                     "forwards_only": _scored(bare, meas, boot),
+                    "plain_scaled": {"scale": float(pred[0, 0] / meas[0, 0]),
+                                     "scale_ci": _interval(pred[1:, 0] / meas[1:, 0]),
+                                     **_scored(scaled, meas, boot)},
                     "with_overhead": {"overhead": float(o[0]), "overhead_ci": _interval(o[1:]),
                                       **_scored(pred_o, meas, boot)}})
     return out
@@ -679,6 +685,12 @@ def _drafter_lines(d: dict, res: dict) -> list:
     lines += ["", f"The model is `{res['cost']['model']}`; the last column is the forward passes alone (k c and "
                   f"V(k + 1), no host work, no catching up): largest error {b['max_error']:.3f} "
                   f"[{_f(b['max_error_ci'][0])}, {_f(b['max_error_ci'][1])}], recommended k = {b['recommended_k']}.",
+              "", f"Scaled by plain decoding (every cost times {h['plain_scaled']['scale']:.3f} "
+                  f"[{_f(h['plain_scaled']['scale_ci'][0])}, {_f(h['plain_scaled']['scale_ci'][1])}], the model's "
+                  "plain rate over the measured one, so that k = 0 is as measured): predicted / measured "
+                  + ", ".join(f"{x:.3f}" for x in h["plain_scaled"]["ratio"]) + f" (k = 0..{res['kmax']}); largest "
+                  f"error {h['plain_scaled']['max_error']:.3f} [{_f(h['plain_scaled']['max_error_ci'][0])}, "
+                  f"{_f(h['plain_scaled']['max_error_ci'][1])}], recommended k = {h['plain_scaled']['recommended_k']}.",
               "", "Where a drafting round's seconds went (means per round that drafted), beside the model's, with "
                   "this run's own acceptance:", "",
               "| k | rounds | drafting s | model drafting s | verifying and the rest s | model verifying s |",
@@ -714,13 +726,15 @@ def _drafter_lines(d: dict, res: dict) -> list:
                   f"({'met' if w['target_ii'] else 'missed'}).", "",
               "Every k0 (a log at k0 predicting every k):", "",
               "| k0 | recommended k | recommended / best measured (95%) | target (i) | max error (95%) "
-              "| target (ii) | with o: recommended k | max error (95%) | target (ii) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| target (ii) | scaled by plain: max error (95%) | with o: recommended k | max error (95%) "
+              "| target (ii) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in d["predictions"]:
-        g, e, o = p["recommended_over_best_ci"], p["max_error_ci"], p["with_overhead"]
+        g, e, o, ps = p["recommended_over_best_ci"], p["max_error_ci"], p["with_overhead"], p["plain_scaled"]
         lines.append(f"| {p['k0']} | {p['recommended_k']} | {p['recommended_over_best']:.3f} [{_f(g[0])}, "
                      f"{_f(g[1])}] | {'met' if p['target_i'] else 'missed'} | {p['max_error']:.3f} [{_f(e[0])}, "
-                     f"{_f(e[1])}] | {'met' if p['target_ii'] else 'missed'} | {o['recommended_k']} | "
+                     f"{_f(e[1])}] | {'met' if p['target_ii'] else 'missed'} | {ps['max_error']:.3f} "
+                     f"[{_f(ps['max_error_ci'][0])}, {_f(ps['max_error_ci'][1])}] | {o['recommended_k']} | "
                      f"{o['max_error']:.3f} [{_f(o['max_error_ci'][0])}, {_f(o['max_error_ci'][1])}] | "
                      f"{'met' if o['target_ii'] else 'missed'} |")
     lines.append("")
