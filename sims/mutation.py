@@ -183,7 +183,7 @@ def recheck(work: Path, previous: dict, suite: bool = False) -> dict:
                                     tuple(sv["end"]))
                 r = mutate_and_test([spec], command, timeout)
                 dead = r.test_outcome not in (TestOutcome.SURVIVED, None)
-                rows.append({**sv, "killed_now": dead})
+                rows.append({**sv, "killed_now": dead, "output": (r.output or "")[-2000:]})
                 print(f"{name}:{sv['line']} {sv['operator']}: {'killed' if dead else 'survives'}", flush=True)
             out[name] = rows
     finally:
