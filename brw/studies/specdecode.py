@@ -424,6 +424,41 @@ def _interval(samples) -> list:
     return [float(np.percentile(s, 2.5)), float(np.percentile(s, 97.5))] if s.size else [None, None]
 
 
+def _cost_medians(costs, drafters, ci, boot: int):
+    """Medians of the cost passes, for the data (row 0) and per resample of the passes (``ci``): the verifier's and
+    the drafters' curves (chain, and tree where recorded), :func:`predict`'s keywords per drafter and resample
+    (``spend``; none for passes of the forward passes only), and the report's entries for them."""
+    from brw.real.specdecode import parse_drafter
+
+    def medians(rows):  # the median over cost passes, then per resample of the passes
+        rows = np.asarray(rows, dtype=np.float64)
+        return np.concatenate([np.median(rows, axis=0)[None], np.median(rows[ci], axis=1)])
+
+    curves = {"chain": ("verify", "draft"), "tree": ("verify_tree", "draft_tree")}
+    curves = {name: keys for name, keys in curves.items() if all(keys[0] in c for c in costs)}
+    Vset = {name: medians([c[v] for c in costs]) for name, (v, _) in curves.items()}  # (boot + 1, kmax + 1)
+    Dset = {name: {d: medians([c[dk][d] for c in costs]) for d in drafters} for name, (_, dk) in curves.items()}
+    spent = all("host" in c and "draft_curve" in c and "draft_search" in c for c in costs)
+    zero = np.zeros(boot + 1)
+    Hb = medians([[c["host"]] for c in costs])[:, 0] if spent else zero
+    Cb = {d: medians([c["draft_curve"][d] for c in costs]) if spent and costs[0]["draft_curve"].get(d) is not None
+          else None for d in drafters}
+    Sb = {d: medians([[c["draft_search"][d]] for c in costs])[:, 0] if spent else zero for d in drafters}
+    own_q = {d: parse_drafter(d).name == "early-exit" for d in drafters}  # a drafter with a distribution
+
+    def spend(d, b: int) -> dict:  # predict()'s keywords for drafter d, resample b
+        if not spent:
+            return {}
+        return {"draft_curve": None if Cb[d] is None else Cb[d][b], "host": Hb[b],
+                "draft_host": Hb[b] if own_q[d] else 0.0, "search": Sb[d][b]}
+
+    extra = {"model": "as spent" if spent else "forwards only",
+             "host": float(Hb[0]) if spent else None, "host_ci": _interval(Hb[1:]) if spent else None,
+             "draft_curve": {d: None if Cb[d] is None else Cb[d][0].tolist() for d in drafters},
+             "draft_search": {d: float(Sb[d][0]) for d in drafters} if spent else None}
+    return Vset, Dset, spend, extra
+
+
 def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: int = 4, boot: int = 1000,
             seed: int = 0) -> dict:
     """Measured tokens per second, per-position acceptance against the theory, and the two proof targets.
@@ -466,30 +501,8 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     W = np.vstack([np.ones(n), W])  # row 0: the data themselves
     ci = rng.integers(0, len(costs), size=(boot, len(costs)))
 
-    def medians(rows):  # the median over cost passes, then per resample of the passes
-        rows = np.asarray(rows, dtype=np.float64)
-        return np.concatenate([np.median(rows, axis=0)[None], np.median(rows[ci], axis=1)])
-
-    curves = {"chain": ("verify", "draft"), "tree": ("verify_tree", "draft_tree")}
-    curves = {name: keys for name, keys in curves.items() if all(keys[0] in c for c in costs)}
-    Vset = {name: medians([c[v] for c in costs]) for name, (v, _) in curves.items()}  # (boot + 1, kmax + 1)
-    Dset = {name: {d: medians([c[dk][d] for c in costs]) for d in drafters} for name, (_, dk) in curves.items()}
+    Vset, Dset, spend, extra = _cost_medians(costs, drafters, ci, boot)
     Vb, Db = Vset["chain"], Dset["chain"]
-    from brw.real.specdecode import parse_drafter
-
-    spent = all("host" in c and "draft_curve" in c and "draft_search" in c for c in costs)
-    zero = np.zeros(boot + 1)
-    Hb = medians([[c["host"]] for c in costs])[:, 0] if spent else zero
-    Cb = {d: medians([c["draft_curve"][d] for c in costs]) if spent and costs[0]["draft_curve"].get(d) is not None
-          else None for d in drafters}
-    Sb = {d: medians([[c["draft_search"][d]] for c in costs])[:, 0] if spent else zero for d in drafters}
-    own_q = {d: parse_drafter(d).name == "early-exit" for d in drafters}  # a drafter with a distribution
-
-    def spend(d, b: int, forwards_only: bool = False) -> dict:  # predict()'s keywords for drafter d, resample b
-        if forwards_only or not spent:
-            return {}
-        return {"draft_curve": None if Cb[d] is None else Cb[d][b], "host": Hb[b],
-                "draft_host": Hb[b] if own_q[d] else 0.0, "search": Sb[d][b]}
 
     def tot(key, name):
         a = z[key][name]
@@ -506,10 +519,7 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
                     "draft_ci": {d: _interval(Db[d][1:]) for d in drafters},
                     "verify_tree": Vset["tree"][0].tolist() if "tree" in Vset else None,
                     "draft_tree": {d: float(Dset["tree"][d][0]) for d in drafters} if "tree" in Dset else None,
-                    "model": "as spent" if spent else "forwards only",
-                    "host": float(Hb[0]) if spent else None, "host_ci": _interval(Hb[1:]) if spent else None,
-                    "draft_curve": {d: None if Cb[d] is None else Cb[d][0].tolist() for d in drafters},
-                    "draft_search": {d: float(Sb[d][0]) for d in drafters} if spent else None},
+                    **extra},
            "plain": {"tokens_per_second": float(plain[0]), "ci": _interval(plain[1:]),
                      "round_seconds": float(z[(None, 0)]["seconds"].sum() / z[(None, 0)]["rounds"].sum()),
                      "requests": int(z[(None, 0)]["requests"].sum())},
