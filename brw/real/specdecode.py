@@ -80,7 +80,7 @@ from brw.progress import Progress
 from brw.results import Result
 
 __all__ = ["DrafterSpec", "parse_drafter", "ngram_proposal", "acceptance_probability", "residual",
-           "sample_token", "verify_chain", "Generation", "generate", "SpeculativeRun", "run_requests",
+           "sample_token", "softmax", "verify_chain", "Generation", "generate", "SpeculativeRun", "run_requests",
            "vllm_log_lines", "vllm_request", "rounds_record", "write_logs", "log_paths", "request_rng", "eos_ids",
            "DRAFTER_NAMES",
            "NGRAM_DEFAULT", "LOG_INTERVAL"]
@@ -296,7 +296,21 @@ def verify_chain(p, draft, q, rng: np.random.Generator) -> tuple[int, int]:
     return len(draft), sample_token(p[len(draft)], rng)
 
 
-def _softmax64(logits: np.ndarray, temperature: float) -> np.ndarray:
+def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) in float64, along the last axis: the decoder's distributions (verifier and drafter).
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        Raw logits (any float dtype).
+    temperature : float
+        T > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 probabilities, summing to 1 along the last axis.
+    """
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
@@ -310,7 +324,7 @@ class _Rows:
 
     def __getitem__(self, i: int) -> np.ndarray:
         if i not in self.rows:
-            self.rows[i] = _softmax64(self.logits[i], self.temperature)
+            self.rows[i] = softmax(self.logits[i], self.temperature)
         return self.rows[i]
 
 
@@ -355,7 +369,7 @@ class _EarlyExitDrafter:
         for _ in range(k):
             logits, self.cache = models.forward(self.model, [feed], cache=self.cache, keep=1)
             self.cached += len(feed)
-            q = _softmax64(logits[0, -1].float().cpu().numpy(), self.temperature)
+            q = softmax(logits[0, -1].float().cpu().numpy(), self.temperature)
             x = sample_token(q, rng)
             draft.append(x)
             qs.append(q)
