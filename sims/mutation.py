@@ -184,7 +184,9 @@ def recheck(work: Path, previous: dict, suite: bool = False) -> dict:
                 r = mutate_and_test([spec], command, timeout)
                 dead = r.test_outcome not in (TestOutcome.SURVIVED, None)
                 rows.append({**sv, "killed_now": dead, "output": (r.output or "")[-2000:]})
-                print(f"{name}:{sv['line']} {sv['operator']}: {'killed' if dead else 'survives'}", flush=True)
+                failed = [ln for ln in (r.output or "").splitlines() if ln.startswith(("FAILED", "ERROR"))]
+                print(f"{name}:{sv['line']} {sv['operator']}: {'killed' if dead else 'survives'}"
+                      + (f" ({failed[0]})" if failed else ""), flush=True)
             out[name] = rows
     finally:
         os.chdir(cwd)
