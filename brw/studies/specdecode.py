@@ -163,13 +163,7 @@ def host_seconds(vocab: int, repeats: int = 25, seed: int = 0, temperature: floa
 
     rng = np.random.default_rng(seed)
     row = rng.normal(0.0, 3.0, size=int(vocab)).astype(np.float32)
-    times = []
-    for r in range(repeats + 1):
-        t0 = time.perf_counter()
-        sample_token(softmax(row, temperature), rng)
-        if r:
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return _median_seconds(lambda: sample_token(softmax(row, temperature), rng), repeats)
 
 
 def search_seconds(context: int, k: int, repeats: int = 25, seed: int = 0, nmin: int = 1, nmax: int = 3) -> float:
@@ -190,12 +184,17 @@ def search_seconds(context: int, k: int, repeats: int = 25, seed: int = 0, nmin:
     from brw.real.specdecode import ngram_proposal
 
     tokens = np.random.default_rng(seed).integers(0, 2000, size=int(context)).tolist()
+    return _median_seconds(lambda: ngram_proposal(tokens, k, nmin, nmax), repeats)
+
+
+def _median_seconds(work, repeats: int) -> float:
+    """The median seconds of ``work()`` over ``repeats`` timed calls, after one untimed."""
+    work()
     times = []
-    for r in range(repeats + 1):
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        ngram_proposal(tokens, k, nmin, nmax)
-        if r:
-            times.append(time.perf_counter() - t0)
+        work()
+        times.append(time.perf_counter() - t0)
     return float(np.median(times))
 
 
@@ -287,13 +286,18 @@ def _round_seconds(s, share: float, V, draft_cost: float, k: int, draft_curve, h
                    search: float) -> float:
     """The model's mean seconds of a round at k >= 1 (no overhead), s = s_1..s_k."""
     s = np.asarray(s, dtype=np.float64)[:k]
+    drafting = _drafting_seconds(s, draft_cost, k, draft_curve, draft_host)
+    return (search + share * (drafting + V[k]) + (1 - share) * V[0] + host * (1 + share * s.sum()))
+
+
+def _drafting_seconds(s, draft_cost: float, k: int, draft_curve, draft_host: float) -> float:
+    """A drafting round's forwards and the drafter's host work at k (s = s_1..s_k)."""
     if draft_curve is None:
         forwards = k * draft_cost
     else:  # after a round that kept all k drafts (share s_k), the first forward also feeds the last draft
         D = np.asarray(draft_curve, dtype=np.float64)
-        forwards = k * D[0] + (s[k - 1] if k <= s.size else 0.0) * (D[1] - D[0])
-    drafting = forwards + k * draft_host
-    return (search + share * (drafting + V[k]) + (1 - share) * V[0] + host * (1 + share * s.sum()))
+        forwards = k * D[0] + (s[k - 1] if k <= len(s) else 0.0) * (D[1] - D[0])
+    return forwards + k * draft_host
 
 
 def predict(survival, share: float, verify, draft_cost: float, kmax: int, overhead: float = 0.0, *,
@@ -573,8 +577,8 @@ def _positions(d, tot, Vb, Db, kmax: int, spent: dict) -> tuple[list, list]:
         ds = tot((d, k), "draft_seconds")[0]
         sk = tot((d, k), "atleast")[0, :k] / max(dr, 1)  # this run's own survival
         host = spent.get("host", 0.0) * (1 + sk.sum())
-        drafting = _round_seconds(sk, 1.0, np.zeros(kmax + 1), Db[d][0], k, spent.get("draft_curve"), 0.0,
-                                  spent.get("draft_host", 0.0), spent.get("search", 0.0))
+        drafting = _drafting_seconds(sk, Db[d][0], k, spent.get("draft_curve"),
+                                     spent.get("draft_host", 0.0)) + spent.get("search", 0.0)
         rounds_cost.append({"k": k, "draft_seconds_per_draft": float(ds / max(dr, 1)),
                             "model_draft_seconds": float(drafting),
                             "verify_seconds_per_draft": float((tot((d, k), "seconds")[0]
