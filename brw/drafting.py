@@ -737,10 +737,13 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
             fr = np.empty((n, pmax))
             K.frontier_batch(*args.vector_args, ks, pmax, args.width, x0, fr, np.empty(n, dtype=np.int64),
                              np.empty(n))
-            vals = np.full((n, npol, pmax), np.nan)
+            # Policy-major, so that each policy's rows are one C-contiguous block: a kernel compiled for C arrays
+            # only (a strided view would make Numba compile a second version of it)
+            by_policy = np.full((npol, n, pmax), np.nan)
             chains: dict = {}  # (drafter, k) -> the sampled chain's level sums on this chunk, walked once
             for i, (pol, dargs, owidth, shapes) in enumerate(plans):
-                _score(pol, args, dargs, owidth, shapes, ks, pmax, at, vals[:, i], chains)
+                _score(pol, args, dargs, owidth, shapes, ks, pmax, at, by_policy[i], chains)
+            vals = by_policy.transpose(1, 0, 2)
             seconds += time.perf_counter() - t0
             if kept is not None:
                 kept[start:start + n, 0] = fr[:, idx_at]
