@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lossless-file", type=Path, default=ROOT / "out" / "specdecode-lossless.json",
                     help="the chi-square's result, read into the report when present")
     args = ap.parse_args(argv)
+    ap_defaults = {k: ap.get_default(k) for k in ("seed", "prompts", "repeats", "tokens")}
     t_start = time.time()
     drafters = tuple(args.drafter or DRAFTERS)
 
@@ -213,8 +214,11 @@ def main(argv=None) -> int:
                            texts=text)
         files += [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
     loads = [c["load_start"] for c in state["chunks"]] + [c["load_end"] for c in state["chunks"]]
-    meta = {"command": "python sims/specdecode.py (resumable: rerun until it says done; sims/specdecode.sh runs it in "
-                       "chunks of 13 minutes)",
+    given = "".join(f" --{k} {v}" for k, v in (("seed", args.seed), ("prompts", args.prompts),
+                                                 ("repeats", args.repeats), ("tokens", args.tokens))
+                    if v != ap_defaults[k])  # the settings that differ from the defaults, so the line reruns it
+    meta = {"command": f"python sims/specdecode.py{given} (resumable: rerun until it says done; sims/specdecode.sh "
+                       "runs it in chunks of 13 minutes)",
             "model": lm.meta["model"], "prompts": 3 * args.prompts, "repeats": args.repeats, "tokens": args.tokens,
             "context": context, "threads": args.threads, "genres": list(GENRES),
             "warmup": "each chunk of the run (a process; one to three blocks) first decoded 4 tokens untimed "
