@@ -6,6 +6,7 @@ states the measured truth."""
 import functools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -102,6 +103,27 @@ def test_input_errors():
         T.renewal("dirichlet:alpha=0.5,k=8", 3.0, points=0)
     with pytest.raises(BrwError, match="no lattice"):
         T.lattice_asymptotic("dirichlet:alpha=0.5,k=8", [4])
+
+
+
+def test_a_grid_step_too_fine_for_memory_is_refused_naming_h():
+    """An explicit grid step h whose grid cannot fit in memory is refused before anything is allocated (mutation
+    sample seed 17, theory:322: the check multiplied xmax by h instead of dividing)."""
+    with pytest.raises(BrwError, match=r"grid step h=1e-12 makes 5e\+13 grid points up to xmax=50"):
+        T.renewal("dirichlet:alpha=0.5,k=8", 50.0, h=1e-12)
+
+
+@pytest.mark.parametrize("spec, key, inside", [("gem:theta=1e-9", "theta", 1.1), ("zipf:s=30,k=40", "s", 1 / 1.1)])
+def test_a_law_too_near_certainty_is_refused_with_a_parameter_that_fits(spec, key, inside):
+    """The refusal of a law whose renewal grid cannot resolve it names the parameter value that can, and a law
+    just inside that value is resolved (mutation sample seed 17, theory:476: a hint that never found the
+    parameter and fell back to mu)."""
+    with pytest.raises(BrwError, match=rf"nearly every token is certain.*about {key}=\S+ fits") as err:
+        T.renewal_bound(spec, [10**6])
+    value = float(re.search(rf"{key}=(\S+) fits", str(err.value)).group(1))
+    family = spec.split(":")[0]
+    rest = ",k=40" if family == "zipf" else ""
+    assert T.renewal_bound(f"{family}:{key}={value * inside:.6g}{rest}", [10**6])[0] > 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
