@@ -412,6 +412,7 @@ def test_ambiguous_file_lists_candidates(tmp_path):
     assert set(FORMATS) >= {"vllm-log", "vllm-prometheus"}
 
 
+@pytest.mark.slow
 def test_a_large_log_streams_in_bounded_memory(tmp_path):
     """About 20 MB of log (chatter and a metrics line every tenth line): read under a tracemalloc peak of 4 MiB."""
     f = tmp_path / "big.log"

@@ -25,8 +25,9 @@ import pytest
 from hostile.cases import CASES
 from hostile.runner import BATCH, ENTRY, ROOT, _env, fresh_cases, run_all
 
-#: The quick tier's slice of the corpus (the rest is marked slow): the first case of every command, each also run
-#: in a fresh interpreter, and the first batch of Python calls.
+#: The quick tier's slice of the corpus (the rest is marked slow): the first case of every command and the first
+#: batch of Python calls, all forked from the server. The fresh-interpreter runs of the first case of every command
+#: (each pays the whole start-up: most of the slice's time) are made when the whole corpus runs, as in CI.
 QUICK = fresh_cases(CASES) | {c.id for c in [c for c in CASES if c.code is not None][:BATCH]}
 
 
@@ -48,11 +49,12 @@ def _warm_kernels() -> None:
 
 @pytest.fixture(scope="module")
 def problems(request):
-    """Problems of the cases selected in this session (all of them unless -m or -k leaves some out)."""
+    """Problems of the cases selected in this session (all of them unless -m or -k leaves some out); the
+    fresh-interpreter runs only with the whole corpus."""
     wanted = {item.callspec.params["case"].id for item in request.session.items
               if getattr(item, "originalname", "") == "test_hostile_input_is_refused"}
     _warm_kernels()
-    return run_all([c for c in CASES if c.id in wanted])
+    return run_all([c for c in CASES if c.id in wanted], fresh=len(wanted) == len(CASES))
 
 
 def test_the_corpus_is_large():

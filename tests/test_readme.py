@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from brw import parse_law
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +135,7 @@ def test_law_specs_parse():
         parse_law(spec)
 
 
+@pytest.mark.slow
 def test_examples_print_what_the_readme_shows(tmp_path):
     records = _tutorials().run_file(README, tmp_path, check=True, log=lambda s: None, inprocess=True)
     assert [r["lang"] for r in records] == ["python", "bash"]

@@ -47,6 +47,7 @@ def _full_pass_tree(model, L):
     return TinyTree(vectors, 9)
 
 
+@pytest.mark.slow
 def test_real_walk_against_full_passes(tiny):
     tok, blk, cei, nodes, (tv, kl, bc) = context_chains(tiny, CTX, LAYERS, k=3, tau=1e-300, seed=0)
     assert nodes == 1 + 9 + 81  # every node above the last level, nothing left to the roulette

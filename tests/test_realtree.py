@@ -363,6 +363,7 @@ def _replaced(ns, **changes):
     return SimpleNamespace(**{**vars(ns), **changes})
 
 
+@pytest.mark.slow
 def test_greedy_adjusted_mean_is_unbiased_and_its_error_right():
     """With covariates of every position beyond the root's (as the greedy continuation's are), drawing 800 of
     2000 positions 400 times (seed 2): the adjusted mean's error has mean within 3 standard errors of 0, it
@@ -393,6 +394,7 @@ def test_greedy_adjusted_mean_is_unbiased_and_its_error_right():
         root_adjusted_mean(acc[:10], np.arange(10), tr, extra=extra[:-1])
 
 
+@pytest.mark.slow
 def test_greedy_adjusted_mean_on_a_recorded_trace():
     """On Gemma 3's math trace and its greedy branches, with outcomes known at every answer position that lean
     on the covariates without being linear in them (the greedy chain's path probability after 8 tokens, what

@@ -183,6 +183,7 @@ def short_runs(tiny):
             "ngram": ([1, a, 1], _runs(tiny, [1, a, 1], "ngram:min=1,max=2", 2, RUNS))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["early-exit", "ngram"])
 def test_output_is_the_verifiers_distribution(tiny, short_runs, name):
     prompt, runs = short_runs[name]

@@ -144,10 +144,12 @@ def test_a_point_alone_equals_the_same_point_in_a_larger_grid_in_any_order(table
     same(shuffled.sort_values(key), table.sort_values(key))
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_table(table):
     same(sweep(**GRID, workers=2), table)
 
 
+@pytest.mark.slow
 def test_large_points_on_every_thread_and_small_ones_in_processes_give_the_same_table():
     grid = dict(laws=["trace:chat", "uniform:k={2,3}"], P=[64, 2**19], replicates=2, seed=4)
     default = sweep(**grid)  # trace:chat runs here on every core, the two small points in worker processes
@@ -315,6 +317,7 @@ def test_config_and_keywords_do_not_mix(tmp_path):
         sweep(config, P=8)
 
 
+@pytest.mark.slow
 def test_cli_json_summary(tmp_path, capsys):
     config = tmp_path / "grid.toml"
     config.write_text('kind = ["frontier", "theory"]\nlaws = "uniform:k={2,3}"\nP = [4, 16]\nreplicates = 2\n'

@@ -89,6 +89,7 @@ def test_tail_bounds_exact_extremes():
     assert math.isclose(s_lo[0], 0.2 * math.log(0.1) ** 2) and math.isclose(s_hi[0], 0.2 * math.log(0.02) ** 2)
 
 
+@pytest.mark.slow
 def test_the_fit_does_not_depend_on_the_machines_blas():
     """A trace law's tails are the same bits whichever kernels OpenBLAS picks for the CPU (its counts and its
     choice among exact fits hang on the last bit; LAPACK's solve and numpy's vectorised exp/log differ by CPU).

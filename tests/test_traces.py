@@ -341,6 +341,7 @@ _DTYPES = st.sampled_from([np.float64, np.float32, np.float16, np.int64, np.int8
                            "U3", "S2", [("a", "<i4"), ("b", "<f8")]])
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(["top_logp", "top_ids", "entropy", "log_moment2", "tail_mass", "taken", "taken_logp",
                               "context", "offset", "context_tokens", "context_offsets", "prompt_lengths",

@@ -340,12 +340,13 @@ def _cli_case(case: Case, base: Path, fresh: bool) -> dict[str, list[str]]:
         return {case.id: [f"the case could not run: {type(e).__name__}: {e}"]}
 
 
-def run_all(cases: list[Case]) -> dict[str, list[str]]:
-    """Problems per case id, every case run (command-line cases one per process, API cases in batches)."""
+def run_all(cases: list[Case], fresh: bool = True) -> dict[str, list[str]]:
+    """Problems per case id, every case run (command-line cases one per process, API cases in batches). With
+    ``fresh``, the first case of every command also runs in a fresh interpreter (``fresh_cases``)."""
     base = Path(tempfile.mkdtemp(prefix="brw-hostile-"))
     api = [c for c in cases if c.code is not None]
     cli = [c for c in cases if c.argv is not None]
-    fresh = fresh_cases(cases)
+    fresh = fresh_cases(cases) if fresh else set()
     batches = [api[i:i + BATCH] for i in range(0, len(api), BATCH)]
     results: dict[str, list[str]] = {}
     try:
