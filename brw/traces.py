@@ -632,8 +632,9 @@ def _check_moments_at(f: _Fields, n: int, vocab: int | None) -> dict:
     bad = (h > top + MOMENT_TOL) | (s < h**2 - MOMENT_TOL)
     if bad.any():
         row, c = (int(x) for x in np.argwhere(bad)[0])
-        raise f.err("entropy_at", f"entropy {h[row, c]!r} and second log-moment {s[row, c]!r} (column {c}) cannot "
-                                  f"come from one distribution (entropy <= log vocab_size, moment >= entropy^2)", row)
+        raise f.err("entropy_at", f"entropy {float(h[row, c])!r} and second log-moment {float(s[row, c])!r} (column "
+                                  f"{c}) cannot come from one distribution (entropy <= log vocab_size, moment >= "
+                                  f"entropy^2)", row)
     return out
 
 

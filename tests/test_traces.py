@@ -482,3 +482,54 @@ def test_a_field_may_hold_up_to_4_gib():
         zf.infolist()[0].file_size = 4 * 2**30 + 1
         with pytest.raises(BrwError, match=r"field 'entropy' claims 4294967297 bytes, more than the 4294967296"):
             _members(zf, "big.npz")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Survivors of the seed-17 mutation sample in the suite (docs/mutation.md), each test shown to kill its mutant.
+
+
+def _with_moments_at(arrays, entropy_at, log_moment2_at):
+    return {**arrays, "moments_at": np.array([0.7]), "entropy_at": np.asarray(entropy_at, dtype=np.float64),
+            "log_moment2_at": np.asarray(log_moment2_at, dtype=np.float64)}
+
+
+@pytest.mark.parametrize("name", ["entropy_at", "log_moment2_at"])
+def test_moments_at_other_temperatures_that_are_not_numbers_are_refused(name):
+    """traces:625: a NaN slipped through when the finiteness and sign checks were and-ed instead of or-ed."""
+    arrays, meta = synthetic()
+    h = arrays["entropy"][:, None].astype(np.float64)
+    cols = {"entropy_at": h.copy(), "log_moment2_at": h**2 + 0.5}
+    cols[name][2, 0] = np.nan
+    with pytest.raises(BrwError, match=rf"{name}.*nan.*is not a finite number >= 0"):
+        make_trace(meta=meta, **_with_moments_at(arrays, cols["entropy_at"], cols["log_moment2_at"]))
+
+
+def test_a_second_moment_exactly_at_the_tolerance_below_entropy_squared_is_kept():
+    """The moment check allows MOMENT_TOL of rounding, boundary included (traces:632: < became <=)."""
+    from brw.traces import MOMENT_TOL
+
+    arrays, meta = synthetic()
+    h = arrays["entropy"][:, None].astype(np.float64)
+    s = h**2 + 0.1
+    s[1, 0] = h[1, 0] ** 2 - MOMENT_TOL
+    tr = make_trace(meta=meta, **_with_moments_at(arrays, h, s))
+    assert tr.log_moment2_at[1, 0] == s[1, 0]
+
+
+def test_many_short_contexts_are_distinct_positions():
+    """More contexts than the longest context's length: (context, offset) pairs must never collide in the
+    duplicate check (traces:850, ctx / (L + 1) + off made context L + 1 at offset 1 equal context 0 at offset 2)."""
+    arrays, meta = synthetic(contexts=12, lengths=3)
+    tr = make_trace(meta=meta, **arrays)
+    assert tr.top_logp.shape[0] == 36
+
+
+@pytest.mark.parametrize("vocab", ["many", 4.5e8])
+def test_token_strings_with_a_vocab_size_that_is_not_a_count_are_refused(tmp_path, vocab):
+    """The size limit of token_strings reads vocab_size only when it is a positive integer (traces:479: an or in
+    place of an and compared a string with 0, a traceback)."""
+    arrays, meta = synthetic()
+    meta = {**meta, "vocab_size": vocab}
+    path = raw_save(tmp_path / "t.npz", {**arrays, "token_strings": np.array(["a"] * V)}, meta)
+    with pytest.raises(BrwError):
+        load_trace(path)
