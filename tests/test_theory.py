@@ -113,6 +113,24 @@ def test_a_grid_step_too_fine_for_memory_is_refused_naming_h():
         T.renewal("dirichlet:alpha=0.5,k=8", 50.0, h=1e-12)
 
 
+def test_an_accepted_count_law_past_100000_convolutions_is_refused():
+    """accepted_count_law runs at most 100000 convolutions, about (x + 10 sqrt(x mu2 / mu)) / mu of them: an x
+    that needs 100000.5 is refused (mutation sample seed 17, theory:607: the limit moved to 100001). A coarse grid
+    (points=64) makes the mutant's run fail in seconds rather than minutes."""
+    law = parse_law("dirichlet:alpha=0.5,k=8")
+
+    def steps(x):
+        return (x + 10.0 * math.sqrt(max(x, 1.0) * law.mu2 / law.mu)) / law.mu
+
+    lo, hi = 1.0, 1e7
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if steps(mid) < 100000.5 else (lo, mid)
+    assert 100000 < steps(hi) < 100001
+    with pytest.raises(BrwError, match="100000 allowed"):
+        T.accepted_count_law(law, hi, points=64)
+
+
 @pytest.mark.parametrize("spec, key, inside", [("gem:theta=1e-9", "theta", 1.1), ("zipf:s=30,k=40", "s", 1 / 1.1)])
 def test_a_law_too_near_certainty_is_refused_with_a_parameter_that_fits(spec, key, inside):
     """The refusal of a law whose renewal grid cannot resolve it names the parameter value that can, and a law
