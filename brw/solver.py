@@ -453,7 +453,7 @@ def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_re
     first_replicate : int, optional
         Run replicates ``first_replicate .. first_replicate + replicates - 1`` of ``seed`` (default 0).
     max_nodes : int, optional
-        Most nodes one tree may hold below the last level (a BrwError beyond).
+        Most nodes one tree may hold below the last level (a BrwError beyond; default 10^9).
     threads : int or None, optional
         Worker threads (default: Numba's current count). Results are identical for any count.
 

@@ -260,6 +260,14 @@ def test_bad_threshold_levels():
         threshold_tree("uniform:k=2", 30.0, max_nodes=1000)
 
 
+def test_threshold_refuses_past_its_default_of_a_billion_nodes():
+    """threshold's default max_nodes is 10^9 (its docstring): uniform:k=2 holds 2^(floor(x / log 2) + 1) - 1
+    nodes at x, so x = 40 (about 2^58) is refused naming that limit (mutation sample seed 17, frontier:440: the
+    default moved to 10^10)."""
+    with pytest.raises(BrwError, match=r"more than max_nodes=1000000000; at most x="):
+        threshold("uniform:k=2", [40.0])
+
+
 @pytest.mark.parametrize("law", ["dirichlet:alpha=0.5,k=8", "dirichlet:alpha=0.01,k=5", "dirichlet:alpha=3.5,k=6",
                                  "gem:theta=2", "gemmix:s=0.9/0.2,theta=0.5/6,w=0.3/0.7",
                                  "markov:trace=chat,regimes=3", "trace:code"], ids=str)
