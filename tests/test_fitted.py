@@ -203,3 +203,23 @@ def test_a_regime_without_successors_moves_like_the_frequencies():
     _, trans, freq = fit_markov(make_trace(meta=meta, **arrays), 3)
     np.testing.assert_array_equal(trans[:2], [[0, 1, 0], [0, 0, 1]])
     np.testing.assert_array_equal(trans[2], freq)
+
+
+def test_a_regime_without_successors_keeps_the_frequencies_and_warns_nothing():
+    """Two rows per context, the low-entropy one first: the high-entropy regime is never followed by a recorded
+    row, so its transition row is the regime frequencies, computed without a 0/0 (mutation sample seed 17,
+    fitted:371: only a RuntimeWarning told the mutant apart)."""
+    import warnings
+
+    from trace_data import synthetic
+
+    from brw.traces import make_trace
+
+    arrays, meta = synthetic(contexts=6, lengths=2, kinds=("peaked", "flat"))
+    trace = make_trace(meta=meta, **arrays)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg, trans, freq = fit_markov(trace, 2)
+    assert reg.tolist() == [0, 1] * 6
+    np.testing.assert_array_equal(trans, [[0.0, 1.0], [0.5, 0.5]])
+    np.testing.assert_array_equal(freq, [0.5, 0.5])
