@@ -29,6 +29,7 @@ SPECS = ["trace:chat,holdout=1/4", "markov:trace=code,regimes=4,holdout=3/5", "c
          "prefix:trace=code,greedy=code-greedy,cap=4,holdout=1/4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS)
 def test_specs_print_parse_and_pickle_back(spec):
     law = parse_law(spec)
@@ -367,6 +368,7 @@ def test_greedy_runs_count_the_top_tokens_taken_in_a_row():
     assert by[0][0] == pytest.approx(tr.entropy[runs == 0].mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["prefix:trace=code,greedy=code-greedy", "prefix:trace=chat",
                                   "prefix:trace=math,greedy=math-greedy,holdout=2/4",
                                   "run:trace=code,greedy=code-greedy,holdout=1/4"])

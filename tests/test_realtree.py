@@ -213,6 +213,7 @@ def _population(seed=0, contexts=40, per=100):
     return tr, acc
 
 
+@pytest.mark.slow
 def test_root_adjusted_mean_is_unbiased_and_narrower():
     """Drawing 128 of 4000 positions 400 times (seed 0): the root-adjusted mean's error has mean within 3
     standard errors of 0, it spreads less than the plain mean's, its reported standard error matches its

@@ -273,6 +273,7 @@ def test_sampled_policies_do_not_depend_on_threads():
 # The study (sims/sampled.py runs it in full): a small slice.
 
 
+@pytest.mark.slow
 def test_study_slice(tmp_path):
     from brw.studies.sampled import figure, sampled_study, table
 

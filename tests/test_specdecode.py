@@ -200,6 +200,7 @@ def test_output_is_the_verifiers_distribution(tiny, short_runs, name):
     assert accepted.size >= RUNS and 0 < np.mean(accepted == 0) < 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_tokens_and_requests_replay_alone(tiny, long_runs):
     """A request of a run is a function of the prompt, the seed and its number alone."""
     run = long_runs["early-exit"]
@@ -257,6 +258,7 @@ def _round_probability(g, pos: int, i: int) -> float:
     return float(g.accept_probability[r, i])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["early-exit", "ngram"])
 def test_per_position_acceptance_agrees_with_the_theory(long_runs, short_runs, name):
     """P(accept >= j) = E[prod over positions i <= j of min(1, p_i(x_i) / q_i(x_i))] along the drafted path: each

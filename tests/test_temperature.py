@@ -48,6 +48,7 @@ def _curve(position):
 # The spec: parsing, printing back, pickling, composing, refusing.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", TEMPERED)
 def test_every_family_parses_prints_and_pickles_its_temperature(spec):
     law = parse_law(spec)

@@ -147,6 +147,7 @@ def test_real_trees_at_T_record_it_and_resume_only_at_it(tiny_lm, tmp_path):
         realtrees(str(trace), plain, temperature=0.5, **kw)
 
 
+@pytest.mark.slow
 def test_compare_sets_trees_only_beside_laws_at_their_temperature(tiny_lm, tmp_path):
     """Trees at T = 0.6 from a trace recorded at 1 (its top-k the whole vocabulary, so tempering its rows is
     exact): brw compare refuses them beside laws at T = 1 and scores them beside the laws tempered to 0.6, whose

@@ -45,6 +45,7 @@ def test_trace_law_spec_errors():
         parse_law("trace:no/such.npz")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(n for n in BUNDLED if not n.endswith("-greedy")))  # branches: test_context_laws
 def test_bundled_traces(name):
     path = DATA_DIR / BUNDLED[name]

@@ -324,6 +324,7 @@ def test_fuzz_random_bytes(tmp_path, data):
     _load_bytes(tmp_path, data)
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(compressed=st.booleans(), edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
                                                 min_size=1, max_size=8),
