@@ -615,6 +615,13 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     dist_hi[0] = 1.0
     dist_lo = dist_hi.copy()
     f_hi, f_lo = grid.floor[: K + 1], grid.ceil[: K + 1]
+    # The upper bracket keeps at least f0^n at level 0 after n steps (f0: the floor grid's mass at 0, the steps
+    # shorter than h), so it cannot fall below tol within the 100000 steps when f0^100000 >= tol: refuse now.
+    f0 = float(f_hi[0])
+    if f0 >= 1.0 or (f0 > 0.0 and 100000 * math.log(f0) >= math.log(tol)):
+        raise BrwError(f"the grid of accepted_count_law({law}, x={x:g}) is too coarse: {f0:.6g} of the spine step "
+                       f"lies below its cell h={h:.3g}, so P(S_n <= x) cannot fall below tol={tol:g} within 100000 "
+                       f"convolutions; raise points (now {points}) or lower x")
     for _ in range(100000):
         dist_hi = np.maximum(_product(dist_hi, f_hi, K + 1), 0.0)
         dist_lo = dist_hi if grid.exact else np.maximum(_product(dist_lo, f_lo, K + 1), 0.0)
@@ -622,7 +629,7 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
         lo.append(min(float(dist_lo.sum()), hi[-1]))
         if hi[-1] < tol:
             break
-    else:  # pragma: no cover - needs a spine step that is almost always below the grid step
+    else:  # pragma: no cover - the check above refuses the grids whose upper bracket cannot fall; a guard
         raise BrwError(f"P(S_n <= {x:g}) did not fall below {tol:g}; the spine step is too often tiny")
     return np.arange(1, len(hi) + 1), np.array(lo), np.array(hi)
 

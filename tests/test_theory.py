@@ -131,6 +131,16 @@ def test_an_accepted_count_law_past_100000_convolutions_is_refused():
         T.accepted_count_law(law, hi, points=64)
 
 
+def test_an_accepted_count_law_on_a_grid_too_coarse_is_refused_at_once():
+    """Just inside the convolution limit but on 64 cells, nearly every step rounds down to 0 in the upper bracket,
+    which then cannot fall below tol: refused before the 100000 convolutions (it used to run them all, about
+    12 s, and refuse after)."""
+    with pytest.raises(BrwError, match=r"too coarse: .* raise points \(now 64\)"):
+        T.accepted_count_law("dirichlet:alpha=0.5,k=8", 140000.0, points=64)
+    n, lo, hi = T.accepted_count_law("dirichlet:alpha=0.5,k=8", 6.0, points=64)  # a coarse grid that converges
+    assert hi[-1] < 1e-12 and np.all(lo <= hi)
+
+
 @pytest.mark.parametrize("spec, key, inside", [("gem:theta=1e-9", "theta", 1.1), ("zipf:s=30,k=40", "s", 1 / 1.1)])
 def test_a_law_too_near_certainty_is_refused_with_a_parameter_that_fits(spec, key, inside):
     """The refusal of a law whose renewal grid cannot resolve it names the parameter value that can, and a law
