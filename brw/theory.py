@@ -594,6 +594,10 @@ def predicted_depth(law, P, speed: tuple[float, float] | None = None) -> np.ndar
 # Identity 4: the law of the accepted count of the threshold tree {V <= x}.
 
 
+#: Most convolutions accepted_count_law runs (a refusal beyond).
+MAX_CONVOLUTIONS = 100000
+
+
 def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12):
     """P(X >= n) = P(S_n <= x) for n = 1, 2, ... until it falls below ``tol``: (n, lower, upper) arrays.
 
@@ -602,11 +606,11 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     law = _law(law)
     x = _level(x)
     points = _grid_points(points, law)
-    # About (x + a few spreads) / mu convolutions until P(S_n <= x) is negligible; at most 100000 are run.
+    # About (x + a few spreads) / mu convolutions until P(S_n <= x) is negligible; at most MAX_CONVOLUTIONS run.
     steps = (x + 10.0 * math.sqrt(max(x, 1.0) * law.mu2 / law.mu)) / law.mu
-    if steps > 100000:
+    if steps > MAX_CONVOLUTIONS:
         raise BrwError(f"the accepted-count law of {law} at x={x:g} needs about {steps:.3g} convolutions, more than "
-                       f"the 100000 allowed; at most about x={law.mu * 100000 / 2:.3g} fits")
+                       f"the {MAX_CONVOLUTIONS} allowed; at most about x={law.mu * MAX_CONVOLUTIONS / 2:.3g} fits")
     h, on_lattice = _grid_step(law, max(x, 1e-9), points)
     K = int(math.floor(x / h + 1e-9))
     grid = spine_grid(law, h, max(K, 1), on_lattice=on_lattice)
@@ -616,13 +620,13 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     dist_lo = dist_hi.copy()
     f_hi, f_lo = grid.floor[: K + 1], grid.ceil[: K + 1]
     # The upper bracket keeps at least f0^n at level 0 after n steps (f0: the floor grid's mass at 0, the steps
-    # shorter than h), so it cannot fall below tol within the 100000 steps when f0^100000 >= tol: refuse now.
+    # shorter than h), so it cannot fall below tol in time when f0^MAX_CONVOLUTIONS >= tol: refuse now.
     f0 = float(f_hi[0])
-    if f0 >= 1.0 or (f0 > 0.0 and 100000 * math.log(f0) >= math.log(tol)):
+    if f0 >= 1.0 or (f0 > 0.0 and MAX_CONVOLUTIONS * math.log(f0) >= math.log(tol)):
         raise BrwError(f"the grid of accepted_count_law({law}, x={x:g}) is too coarse: {f0:.6g} of the spine step "
-                       f"lies below its cell h={h:.3g}, so P(S_n <= x) cannot fall below tol={tol:g} within 100000 "
-                       f"convolutions; raise points (now {points}) or lower x")
-    for _ in range(100000):
+                       f"lies below its cell h={h:.3g}, so P(S_n <= x) cannot fall below tol={tol:g} within "
+                       f"{MAX_CONVOLUTIONS} convolutions; raise points (now {points}) or lower x")
+    for _ in range(MAX_CONVOLUTIONS):
         dist_hi = np.maximum(_product(dist_hi, f_hi, K + 1), 0.0)
         dist_lo = dist_hi if grid.exact else np.maximum(_product(dist_lo, f_lo, K + 1), 0.0)
         hi.append(min(float(dist_hi.sum()), 1.0))

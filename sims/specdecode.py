@@ -124,7 +124,6 @@ def main(argv=None) -> int:
     ap.add_argument("--lossless-file", type=Path, default=ROOT / "out" / "specdecode-lossless.json",
                     help="the chi-square's result, read into the report when present")
     args = ap.parse_args(argv)
-    ap_defaults = {k: ap.get_default(k) for k in ("seed", "prompts", "repeats", "tokens")}
     t_start = time.time()
     drafters = tuple(args.drafter or DRAFTERS)
 
@@ -214,9 +213,8 @@ def main(argv=None) -> int:
                            texts=text)
         files += [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
     loads = [c["load_start"] for c in state["chunks"]] + [c["load_end"] for c in state["chunks"]]
-    given = "".join(f" --{k} {v}" for k, v in (("seed", args.seed), ("prompts", args.prompts),
-                                                 ("repeats", args.repeats), ("tokens", args.tokens))
-                    if v != ap_defaults[k])  # the settings that differ from the defaults, so the line reruns it
+    given = "".join(f" --{k} {getattr(args, k)}" for k in ("seed", "prompts", "repeats", "tokens")
+                    if getattr(args, k) != ap.get_default(k))  # the settings not at their defaults: the line reruns it
     meta = {"command": f"python sims/specdecode.py{given} (resumable: rerun until it says done; sims/specdecode.sh "
                        "runs it in chunks of 13 minutes)",
             "model": lm.meta["model"], "prompts": 3 * args.prompts, "repeats": args.repeats, "tokens": args.tokens,

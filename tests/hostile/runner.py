@@ -346,13 +346,13 @@ def run_all(cases: list[Case], fresh: bool = True) -> dict[str, list[str]]:
     base = Path(tempfile.mkdtemp(prefix="brw-hostile-"))
     api = [c for c in cases if c.code is not None]
     cli = [c for c in cases if c.argv is not None]
-    fresh = fresh_cases(cases) if fresh else set()
+    fresh_ids = fresh_cases(cases) if fresh else set()
     batches = [api[i:i + BATCH] for i in range(0, len(api), BATCH)]
     results: dict[str, list[str]] = {}
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
             jobs = [pool.submit(run_batch, b, base) for b in batches]
-            jobs += [pool.submit(_cli_case, c, base, c.id in fresh) for c in cli]
+            jobs += [pool.submit(_cli_case, c, base, c.id in fresh_ids) for c in cli]
             for j in jobs:
                 results.update(j.result())
     finally:
