@@ -257,6 +257,33 @@ def test_run_resume_and_settings(tiny_run, monkeypatch):
         realtrees(str(trace), part, **{**kw, "seed": 1})
 
 
+def test_a_rebound_results_file_resumes_and_keeps_its_history(tiny_run, tmp_path):
+    import json
+
+    from brw.files import write_npz
+
+    lm, trace, folder = tiny_run
+    kw = dict(model=lm, pmax=16, batch=8, seed=0, progress=False)
+    out = tmp_path / "rebound.npz"
+    realtrees(str(trace), out, contexts=2, **kw)
+    # As sims/rebind_branches.py leaves a file whose source trace was re-recorded with the same arrays: the
+    # current hash, and the old one beside it.
+    with np.load(out, allow_pickle=False) as z:
+        raw = {k: z[k] for k in z.files}
+    meta = json.loads(str(raw["meta"]))
+    meta["sources"][0]["sha256_rebound_from"] = "f" * 64
+    raw["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    write_npz(out, raw)
+    more = realtrees(str(trace), out, contexts=3, **kw)
+    assert more["resumed_contexts"] == 2 and more["new_contexts"] == 1
+    assert load_realtrees(out).meta["sources"][0]["sha256_rebound_from"] == "f" * 64
+    meta["sources"][0]["sha256"] = "e" * 64  # another trace's hash is still another trace
+    raw["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    write_npz(out, raw)
+    with pytest.raises(BrwError, match="sources differ"):
+        realtrees(str(trace), out, contexts=4, **kw)
+
+
 def test_cli_errors(capsys, tmp_path):
     assert main(["realtree", "--out", str(tmp_path / "x.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

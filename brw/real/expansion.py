@@ -399,10 +399,23 @@ def _source_meta(name: str, trace) -> dict:
             "sha256": sha256(resolve_trace(name)), "temperature": float(trace.meta.get("temperature", 1.0))}
 
 
+def _bare_sources(sources) -> list:
+    """Sources without their rebinding history (``sha256_rebound_from``: sims/rebind_branches.py): a results file
+    rebound to a re-recorded trace resumes as one made from it."""
+    return [{k: v for k, v in s.items() if k != "sha256_rebound_from"} if isinstance(s, dict) else s
+            for s in (sources or [])]
+
+
 def _check_resume(old: RealTrees | None, fixed: dict, out: Path) -> None:
     if old is None:
         return
-    diff = sorted(key for key in fixed if key != "temperature" and old.meta.get(key) != fixed[key])
+
+    def same(key) -> bool:
+        if key == "sources":
+            return _bare_sources(old.meta.get(key)) == _bare_sources(fixed[key])
+        return old.meta.get(key) == fixed[key]
+
+    diff = sorted(key for key in fixed if key != "temperature" and not same(key))
     if "sources" not in diff and old.temperatures != tree_temperatures(fixed):  # older files: each source's own
         diff.append("temperature")
     if diff:
@@ -500,6 +513,8 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     meta = {**fixed, **({"model_terms": lm.meta["model_terms"]} if "model_terms" in lm.meta else {}),
             "device": lm.device, "batch": batch, "lookahead": lookahead,
             "threads": models.thread_count(), "brw_version": __version__, "torch": models.torch_version()}
+    if old is not None:  # the same sources (checked above), with any rebinding history they carry
+        meta["sources"] = old.meta["sources"]
     res = RealTrees(meta, old.arrays) if old is not None else RealTrees.empty(meta, acc_dtype)
     done = set(zip(res.arrays["source"].tolist(), res.arrays["row"].tolist()))
     todo = [(i, r) for i, r in plan if (i, r) not in done]
