@@ -559,3 +559,48 @@ def test_analyse_predicts_from_the_rounds_as_spent():
         assert p["forwards_only"]["ratio"][1] > 1.05
         assert p["plain_scaled"]["scale"] == pytest.approx(1, rel=1e-12)
         assert p["plain_scaled"]["predicted"] == pytest.approx(p["predicted"], rel=1e-12)
+
+
+def test_a_position_never_accepted_keeps_the_binomial_interval():
+    from brw.studies.specdecode import analyse
+
+    # Position 2 is never accepted in 2 x 4 rounds: the block bootstrap resamples 0 every time, so the interval of
+    # the measured share comes from the Wilson floor, whose upper end for no hits in n is z^2 / (n + z^2).
+    recs, costs = [], [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
+    for p in (0, 1):
+        recs.append(_record(None, 0, p, 4, 1.0, [0] * 4))
+        recs.append(_record("ngram", 2, p, 4, 1.3, [1, 1, 0, 0]))
+        recs.append(_record("ngram", 1, p, 4, 1.2, [1, 0, 0, 0]))
+    d = analyse(recs, costs, drafters=["ngram"], kmax=2, boot=50, seed=0)["drafters"][0]
+    s2 = d["survival"][1]
+    z2 = 1.959963984540054 ** 2
+    assert s2["measured"] == 0 and s2["rounds"] == 8
+    assert s2["measured_ci"] == pytest.approx([0.0, z2 / (8 + z2)], rel=1e-12, abs=1e-15)
+    # The difference exact - measured holds the same width about the exact value (0.25 here).
+    assert s2["exact_minus_measured_ci"][0] == pytest.approx(0.25 - z2 / (8 + z2), rel=1e-12)
+    assert s2["exact_minus_measured_ci"][1] >= 0.25
+
+
+def test_pooled_runs_resample_blocks_within_each_run():
+    from brw.errors import BrwError
+    from brw.studies.specdecode import analyse
+
+    # Run 0's blocks all decode at 1 token/s, run 1's at 2. Resampled within runs, every resample keeps two blocks
+    # of each, so the pooled rate is the same in each (zero width); resampled across runs it moves.
+    recs, costs, strata = [], [], {}
+    for run, secs in ((0, 1.0), (1, 0.5)):
+        for p in (0, 1):
+            recs.append({**_record(None, 0, p, 4, secs, [0] * 4), "repeat": run})
+            recs.append({**_record("ngram", 1, p, 4, secs, [1, 0, 0, 0]), "repeat": run})
+            costs.append({"verify": [1.0, 1.2], "draft": {"ngram": 0.0}, "block": [p, run]})
+            strata[(p, run)] = run
+    kw = dict(drafters=["ngram"], kmax=1, boot=200, seed=0)
+    within = analyse(recs, costs, strata=strata, **kw)["plain"]
+    across = analyse(recs, costs, **kw)["plain"]
+    assert within["tokens_per_second"] == across["tokens_per_second"] == pytest.approx(4 / 3)
+    assert within["ci"] == pytest.approx([4 / 3, 4 / 3], rel=1e-12)
+    assert across["ci"][1] - across["ci"][0] > 0.1
+    with pytest.raises(BrwError, match="no cost pass"):
+        analyse(recs, [c for c in costs if c["block"][1] == 0], strata=strata, **kw)
+    with pytest.raises(BrwError, match="no stratum"):
+        analyse(recs, costs, strata={b: s for b, s in strata.items() if s == 0}, **kw)

@@ -31,8 +31,9 @@ Beside it (``with_overhead``), the same model with a round overhead o added to e
 included: the k0 run's measured seconds per round less the model's (:func:`round_overhead`), what a deployment's
 own throughput at k0 gives; it reproduces the k0 run exactly and predicts every other k.
 
-Uncertainty: block bootstrap (blocks resampled with replacement, the cost curve's passes resampled beside them),
-95% percentile intervals.
+Uncertainty: block bootstrap (blocks resampled with replacement, the cost curve's passes resampled beside them; within
+each run when several runs are pooled), 95% percentile intervals. A per-position share's interval holds at least the
+Wilson score interval of its count: the bootstrap gives a count it never saw move (none of 1201 rounds) no width.
 """
 
 from __future__ import annotations
@@ -422,6 +423,33 @@ def _block_sums(records, drafters, kmax: int):
     return blocks, keys, z
 
 
+def _wilson(hits: float, n: float, z: float = 1.959963984540054) -> list:
+    """The 95% Wilson score interval of a share hits / n of independent trials. The block bootstrap cannot see the
+    binomial noise of a count it never saw move (a share of 0 of 1201 resamples to 0 every time); this interval,
+    which treats rounds as independent and so understates the clustering the bootstrap captures, is a floor under
+    it."""
+    if n <= 0:
+        return [None, None]
+    p = hits / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
+        1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def _union(a: list, b: list) -> list:
+    """The smallest interval holding both (an interval with no ends leaves the other as it is)."""
+    if a[0] is None:
+        return b
+    if b[0] is None:
+        return a
+    return [min(a[0], b[0]), max(a[1], b[1])]
+
+
+def _shifted(x: float, floor: list) -> list:
+    """The interval of x minus a share whose interval is ``floor`` (x held fixed)."""
+    return [None, None] if floor[0] is None else [float(x - floor[1]), float(x - floor[0])]
+
+
 def _interval(samples) -> list:
     s = np.asarray(samples, dtype=np.float64)
     s = s[np.isfinite(s)]
@@ -463,8 +491,26 @@ def _cost_medians(costs, drafters, ci, boot: int):
     return Vset, Dset, spend, extra
 
 
+def _stratified(rng, blocks, costs, strata, boot: int):
+    """Block weights (boot, blocks) and cost-pass indices (boot, passes) of a bootstrap within strata."""
+    try:
+        lab = np.array([strata[b] for b in blocks])
+        clab = np.array([strata[tuple(c["block"])] for c in costs])
+    except KeyError as e:
+        raise BrwError(f"strata names no stratum for block {e.args[0]}") from None
+    W = np.zeros((boot, len(blocks)))
+    ci = np.zeros((boot, len(costs)), dtype=np.int64)
+    for s in np.unique(lab):
+        at, cat = np.flatnonzero(lab == s), np.flatnonzero(clab == s)
+        if cat.size == 0:
+            raise BrwError(f"stratum {s!r} has blocks but no cost pass")
+        W[:, at] = rng.multinomial(at.size, np.full(at.size, 1.0 / at.size), size=boot)
+        ci[:, cat] = cat[rng.integers(0, cat.size, size=(boot, cat.size))]
+    return W, ci
+
+
 def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: int = 4, boot: int = 1000,
-            seed: int = 0) -> dict:
+            seed: int = 0, strata=None) -> dict:
     """Measured tokens per second, per-position acceptance against the theory, and the two proof targets.
 
     Parameters
@@ -484,6 +530,10 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
         Bootstrap resamples.
     seed : int
         The bootstrap's seed.
+    strata : mapping, optional
+        Block ``(prompt, repeat)`` -> stratum (for instance the run it came from, when several runs are pooled): the
+        bootstrap then resamples blocks, and cost passes (by their ``block``), within each stratum, so that every
+        resample keeps each stratum's share. Default: one stratum.
 
     Returns
     -------
@@ -501,9 +551,12 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     if n == 0 or not costs:
         raise BrwError("analyse needs records and cost passes")
     rng = np.random.default_rng(seed)
-    W = rng.multinomial(n, np.full(n, 1.0 / n), size=boot).astype(np.float64)  # block weights per resample
+    if strata is None:
+        W = rng.multinomial(n, np.full(n, 1.0 / n), size=boot).astype(np.float64)  # block weights per resample
+        ci = rng.integers(0, len(costs), size=(boot, len(costs)))
+    else:
+        W, ci = _stratified(rng, blocks, costs, strata, boot)
     W = np.vstack([np.ones(n), W])  # row 0: the data themselves
-    ci = rng.integers(0, len(costs), size=(boot, len(costs)))
 
     Vset, Dset, spend, extra = _cost_medians(costs, drafters, ci, boot)
     Vb, Db = Vset["chain"], Dset["chain"]
@@ -566,9 +619,13 @@ def _positions(d, tot, Vb, Db, kmax: int, spent: dict) -> tuple[list, list]:
         exact = sum(tot((d, k), "exact")[:, j - 1] for k in range(j, kmax + 1))
         over = sum(tot((d, k), "overlap")[:, j - 1] for k in range(j, kmax + 1))
         m, e, o = hit / full, exact / full, over / full
-        surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]), "measured_ci": _interval(m[1:]),
-                     "exact": float(e[0]), "exact_minus_measured_ci": _interval((e - m)[1:]),
-                     "overlap_product": float(o[0]), "overlap_minus_measured_ci": _interval((o - m)[1:])})
+        floor = _wilson(hit[0], full[0])
+        surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]),
+                     "measured_ci": _union(_interval(m[1:]), floor),
+                     "exact": float(e[0]), "exact_minus_measured_ci": _union(_interval((e - m)[1:]),
+                                                                             _shifted(e[0], floor)),
+                     "overlap_product": float(o[0]),
+                     "overlap_minus_measured_ci": _union(_interval((o - m)[1:]), _shifted(o[0], floor))})
     # Where a round's seconds go, against the model's k c and V(k + 1).
     rounds_cost = []
     for k in range(1, kmax + 1):
