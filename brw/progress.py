@@ -55,10 +55,13 @@ class Progress:
         How to make the command quicker, e.g. ``--replicates 200 is 10 times quicker``.
     clock : callable, optional
         Seconds, monotonic (default ``time.monotonic``; tests pass their own).
+    done : int
+        Units done before this run (a resumed one): counted as done, but left out of the rate that the time left
+        is estimated from.
     """
 
     def __init__(self, total: int, label: str, enabled: bool = True, unit: str = "it", *,
-                 every: float | None = None, hint: str | None = None, clock=time.monotonic):
+                 every: float | None = None, hint: str | None = None, clock=time.monotonic, done: int = 0):
         self.stream = sys.stderr
         self.total = max(int(total), 1)
         self.label = label
@@ -66,7 +69,7 @@ class Progress:
         self.hint = hint
         self.every = LINE_SECONDS if every is None else float(every)
         self.clock = clock
-        self.n = 0
+        self.n = self.resumed = min(max(int(done), 0), self.total)
         self.postfix = ""
         self.lines = 0
         self.hinted = False
@@ -74,7 +77,7 @@ class Progress:
         self.mode = "bar" if terminal else "lines" if enabled else "off"
         self.disable = self.mode == "off"
         self.bar = tqdm(total=self.total, desc=label, file=self.stream, dynamic_ncols=True, mininterval=0.1,
-                        unit=unit) if self.mode == "bar" else None
+                        unit=unit, initial=self.n) if self.mode == "bar" else None
         self.start = self.last = clock()
 
     def __enter__(self) -> Progress:
@@ -84,10 +87,10 @@ class Progress:
         self.close(done=exc[0] is None)
 
     def _left(self, now: float) -> float | None:
-        """Seconds left at the rate so far (None before the first unit is done)."""
-        if self.n <= 0:
+        """Seconds left at this run's rate so far (None before its first unit is done)."""
+        if self.n <= self.resumed:
             return None
-        return (now - self.start) * (self.total - self.n) / self.n
+        return (now - self.start) * (self.total - self.n) / (self.n - self.resumed)
 
     def _maybe_hint(self, now: float, write) -> None:
         left = self._left(now)

@@ -110,6 +110,11 @@ def test_progress_off_a_terminal_is_a_line_every_few_seconds(capsys):
             bar.update(1)
     assert [line.split(" in ")[0] for line in capsys.readouterr().err.splitlines()] == [
         "brw reproduce: 1/3 steps (a) (33%)", "brw reproduce: 2/3 steps (b) (66%)", "brw reproduce: 3/3 steps"]
+    # A resumed run: the units done before it count as done, not in the rate (40 done before; 10 in 10 s now).
+    with Progress(100, "realtree", unit="contexts", clock=clock, done=40) as bar:
+        clock.now += progress.LINE_SECONDS
+        bar.update(10)
+    assert capsys.readouterr().err.splitlines()[0] == "brw realtree: 50/100 contexts (50%) in 10 s, about 50 s left"
     with Progress(10, "work", enabled=False, clock=clock) as bar:
         clock.now += 100 * progress.LINE_SECONDS
         bar.update(3)

@@ -521,8 +521,8 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
     t0 = time.perf_counter()
     compute = 0.0
     with Progress(len(plan), f"realtree {out.name}", enabled=progress, unit="contexts",
-                  hint="fewer contexts or a smaller P (--contexts, --P); rerun the same command to resume") as bar:
-        bar.update(len(plan) - len(todo))
+                  hint="fewer contexts or a smaller P (--contexts, --P); rerun the same command to resume",
+                  done=len(plan) - len(todo)) as bar:
         for i, r in todo:
             row = _context_row(lm, traces[i], i, r, pmax, batch, temps[i], lookahead)
             compute += row["seconds"]

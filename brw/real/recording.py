@@ -469,8 +469,8 @@ def record(lm: LoadedModel, inputs: list[list[int]], out, *, mode: str, tokens: 
     t0 = time.perf_counter()
     recorded = 0
     with Progress(expected, f"record {out.name}", enabled=progress, unit="tokens",
-                  hint="fewer tokens or prompts (--tokens); an interrupted recording resumes") as bar:
-        bar.update(int(expected * resumed / nb))
+                  hint="fewer tokens or prompts (--tokens); an interrupted recording resumes",
+                  done=int(expected * resumed / nb)) as bar:
         for b in todo:
             chunk = inputs[b * batch:(b + 1) * batch]
             if mode == "sampled":
