@@ -561,11 +561,11 @@ def test_analyse_predicts_from_the_rounds_as_spent():
         assert p["plain_scaled"]["predicted"] == pytest.approx(p["predicted"], rel=1e-12)
 
 
-def test_a_position_never_accepted_keeps_the_binomial_interval():
+def test_a_position_never_accepted_keeps_its_binomial_noise():
     from brw.studies.specdecode import analyse
 
     # Position 2 is never accepted in 2 x 4 rounds: the block bootstrap resamples 0 every time, so the interval of
-    # the measured share comes from the Wilson floor, whose upper end for no hits in n is z^2 / (n + z^2).
+    # the measured share is the Wilson interval, whose upper end for no hits in n is z^2 / (n + z^2).
     recs, costs = [], [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
     for p in (0, 1):
         recs.append(_record(None, 0, p, 4, 1.0, [0] * 4))
@@ -576,9 +576,34 @@ def test_a_position_never_accepted_keeps_the_binomial_interval():
     z2 = 1.959963984540054 ** 2
     assert s2["measured"] == 0 and s2["rounds"] == 8
     assert s2["measured_ci"] == pytest.approx([0.0, z2 / (8 + z2)], rel=1e-12, abs=1e-15)
-    # The difference exact - measured holds the same width about the exact value (0.25 here).
-    assert s2["exact_minus_measured_ci"][0] == pytest.approx(0.25 - z2 / (8 + z2), rel=1e-12)
-    assert s2["exact_minus_measured_ci"][1] >= 0.25
+    # exact - measured (0.25 - 0): every resample gives the same, so the interval is the hits' noise given the
+    # drafts (hit_noise): each block's 4 rounds accept two with the same probability a = 1/4, so they count as one
+    # situation repeated 4 times: +- z sqrt(2 * 4^2 a (1 - a)) / 8.
+    half = 1.959963984540054 * (2 * 16 * 0.25 * 0.75) ** 0.5 / 8
+    assert s2["exact_minus_measured_ci"] == pytest.approx([0.25 - half, 0.25 + half], rel=1e-12)
+    assert s2["overlap_minus_measured_ci"] == pytest.approx([0.25 - half, 0.25 + half], rel=1e-12)
+    # The same rounds again at k = 3 (the runs at each k of a block share their request streams, so they count as
+    # one run's noise, not two): the same width, not 1/sqrt(2) of it.
+    for p in (0, 1):
+        recs.append(_record("ngram", 3, p, 4, 1.4, [1, 1, 0, 0]))
+    costs3 = [{"verify": [1.0, 1.2, 1.3, 1.4], "draft": {"ngram": 0.0}}] * 3
+    d3 = analyse(recs, costs3, drafters=["ngram"], kmax=3, boot=50, seed=0)["drafters"][0]
+    assert d3["survival"][1]["rounds"] == 16
+    assert d3["survival"][1]["exact_minus_measured_ci"] == pytest.approx([0.25 - half, 0.25 + half], rel=1e-12)
+
+
+def test_hit_noise_counts_a_recurring_situation_once():
+    from brw.studies.specdecode import hit_noise
+
+    # One block, k = 2: rounds accept the first token with probability 0.5 and two with 0.5 * 0.2 or 0.5 * 0.4.
+    rec = _record("ngram", 2, 0, 2, 1.0, [0, 0])
+    rec["accept_probability"] = rec["overlap"] = [[0.5, 0.2], [0.5, 0.4]]
+    sd = hit_noise([rec], "ngram", 2)
+    # j = 1: the same a = 0.5 twice in one block is one situation repeated: sqrt(2^2 * 0.25); j = 2: two distinct.
+    assert sd == pytest.approx([2 * 0.5, (0.1 * 0.9 + 0.2 * 0.8) ** 0.5], rel=1e-12)
+    other = {**rec, "prompt": 1}  # the same in another block: independent of the first
+    assert hit_noise([rec, other], "ngram", 2) == pytest.approx(sd * 2 ** 0.5, rel=1e-12)
+    assert hit_noise([rec], "early-exit:layers=1", 2).tolist() == [0.0, 0.0]
 
 
 def test_pooled_runs_resample_blocks_within_each_run():

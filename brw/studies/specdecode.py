@@ -32,8 +32,9 @@ included: the k0 run's measured seconds per round less the model's (:func:`round
 own throughput at k0 gives; it reproduces the k0 run exactly and predicts every other k.
 
 Uncertainty: block bootstrap (blocks resampled with replacement, the cost curve's passes resampled beside them; within
-each run when several runs are pooled), 95% percentile intervals. A per-position share's interval holds at least the
-Wilson score interval of its count: the bootstrap gives a count it never saw move (none of 1201 rounds) no width.
+each run when several runs are pooled), 95% percentile intervals. The bootstrap gives a count it never saw move (none
+of 1201 rounds) no width, so a per-position share's interval holds at least the Wilson score interval of its count,
+and a prediction minus the share at least the hits' own noise given the drafted tokens (:func:`hit_noise`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 
 from brw.errors import BrwError
 
-__all__ = ["record_of", "generation_of", "run_block", "host_seconds", "search_seconds", "cost_pass",
+__all__ = ["record_of", "generation_of", "run_block", "hit_noise", "host_seconds", "search_seconds", "cost_pass",
            "extrapolate_survival", "predict", "round_overhead", "analyse", "markdown"]
 
 
@@ -423,7 +424,11 @@ def _block_sums(records, drafters, kmax: int):
     return blocks, keys, z
 
 
-def _wilson(hits: float, n: float, z: float = 1.959963984540054) -> list:
+#: The normal distribution's 97.5% quantile.
+_Z95 = 1.959963984540054
+
+
+def _wilson(hits: float, n: float, z: float = _Z95) -> list:
     """The 95% Wilson score interval of a share hits / n of independent trials. The block bootstrap cannot see the
     binomial noise of a count it never saw move (a share of 0 of 1201 resamples to 0 every time); this interval,
     which treats rounds as independent and so understates the clustering the bootstrap captures, is a floor under
@@ -445,9 +450,8 @@ def _union(a: list, b: list) -> list:
     return [min(a[0], b[0]), max(a[1], b[1])]
 
 
-def _shifted(x: float, floor: list) -> list:
-    """The interval of x minus a share whose interval is ``floor`` (x held fixed)."""
-    return [None, None] if floor[0] is None else [float(x - floor[1]), float(x - floor[0])]
+def _around(x: float, half: float) -> list:
+    return [float(x - half), float(x + half)]
 
 
 def _interval(samples) -> list:
@@ -584,7 +588,7 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     out["plain"]["overhead"] = out["plain"]["round_seconds"] / out["cost"]["verify"][0] - 1.0
     for d in drafters:
         meas = np.stack([plain] + [tps((d, k)) for k in range(1, kmax + 1)], axis=1)  # (boot + 1, kmax + 1)
-        surv, rounds_cost = _positions(d, tot, Vb, Db, kmax, spend(d, 0))
+        surv, rounds_cost = _positions(d, tot, Vb, Db, kmax, spend(d, 0), hit_noise(records, d, kmax))
         shares = [float(tot((d, k), "drafts")[0] / tot((d, k), "rounds")[0]) for k in range(1, kmax + 1)]
         lengths = [float(tot((d, k), "draft_tokens")[0] / max(tot((d, k), "drafts")[0], 1)) for k in range(1, kmax + 1)]
         measured = _measured(d, tot, meas, z, kmax)
@@ -608,7 +612,42 @@ def analyse(records, costs, *, drafters, kmax: int = 8, k0s=None, headline_k0: i
     return out
 
 
-def _positions(d, tot, Vb, Db, kmax: int, spent: dict) -> tuple[list, list]:
+def hit_noise(records, drafter, kmax: int) -> np.ndarray:
+    """Per position j = 1..kmax, the standard deviation of the number of drafting rounds (of every k >= j) that
+    accept at least j tokens, given the drafted tokens.
+
+    Given its drafts, a round accepts at least j with probability a = prod_{i <= j} min(1, p_i / q_i), on coins of
+    its own. The runs at each k of a block draw from the same request streams, so the same situation (the same
+    drafts after the same text, the same coins) recurs at several k: rounds of one block with the same a are taken
+    as one trial repeated m times, and distinct ones as independent, which gives sqrt(sum m^2 a (1 - a)).
+
+    Parameters
+    ----------
+    records : list of dict
+        :func:`record_of` records.
+    drafter : str
+    kmax : int
+
+    Returns
+    -------
+    numpy.ndarray
+        kmax values.
+    """
+    seen = [dict() for _ in range(kmax)]
+    for r in records:
+        k = int(r["k"])
+        if r["drafter"] != drafter or not 1 <= k <= kmax:
+            continue
+        ratio = np.array([[np.nan if x is None else x for x in row] for row in r["accept_probability"]]).reshape(-1, k)
+        d = np.asarray(r["drafted"])
+        for j in range(1, k + 1):
+            for a in np.prod(ratio[d >= j, :j], axis=1):
+                key = (r["prompt"], r["repeat"], round(float(a), 12))
+                seen[j - 1][key] = seen[j - 1].get(key, 0) + 1
+    return np.array([math.sqrt(sum(m * m * a * (1 - a) for (_, _, a), m in by.items())) for by in seen])
+
+
+def _positions(d, tot, Vb, Db, kmax: int, spent: dict, noise) -> tuple[list, list]:
     """Per position, the measured acceptance pooled over every k >= j against the theory; per k, where a round's
     seconds go against the model's drafting and verifying seconds (``spent``: :func:`predict`'s keywords)."""
     # Per-position acceptance, pooled over every k >= j, against the theory.
@@ -619,13 +658,16 @@ def _positions(d, tot, Vb, Db, kmax: int, spent: dict) -> tuple[list, list]:
         exact = sum(tot((d, k), "exact")[:, j - 1] for k in range(j, kmax + 1))
         over = sum(tot((d, k), "overlap")[:, j - 1] for k in range(j, kmax + 1))
         m, e, o = hit / full, exact / full, over / full
-        floor = _wilson(hit[0], full[0])
+        # Floors under the bootstrap, which cannot see the noise of a count it never saw move (none of 1201 rounds):
+        # the Wilson interval of the share, and for a prediction minus the share the hits' own noise given the drafts
+        # (hit_noise): +- z sd / rounds about the difference.
+        half = _Z95 * noise[j - 1] / full[0] if full[0] > 0 else 0.0
         surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]),
-                     "measured_ci": _union(_interval(m[1:]), floor),
-                     "exact": float(e[0]), "exact_minus_measured_ci": _union(_interval((e - m)[1:]),
-                                                                             _shifted(e[0], floor)),
+                     "measured_ci": _union(_interval(m[1:]), _wilson(hit[0], full[0])),
+                     "exact": float(e[0]),
+                     "exact_minus_measured_ci": _union(_interval((e - m)[1:]), _around(e[0] - m[0], half)),
                      "overlap_product": float(o[0]),
-                     "overlap_minus_measured_ci": _union(_interval((o - m)[1:]), _shifted(o[0], floor))})
+                     "overlap_minus_measured_ci": _union(_interval((o - m)[1:]), _around(o[0] - m[0], half))})
     # Where a round's seconds go, against the model's k c and V(k + 1).
     rounds_cost = []
     for k in range(1, kmax + 1):
