@@ -44,6 +44,7 @@ import time
 
 import numpy as np
 
+from brw.engines import Z95, wilson
 from brw.errors import BrwError
 
 __all__ = ["record_of", "generation_of", "run_block", "hit_noise", "host_seconds", "search_seconds", "cost_pass",
@@ -424,21 +425,10 @@ def _block_sums(records, drafters, kmax: int):
     return blocks, keys, z
 
 
-#: The normal distribution's 97.5% quantile.
-_Z95 = 1.959963984540054
-
-
-def _wilson(hits: float, n: float, z: float = _Z95) -> list:
-    """The 95% Wilson score interval of a share hits / n of independent trials. The block bootstrap cannot see the
-    binomial noise of a count it never saw move (a share of 0 of 1201 resamples to 0 every time); this interval,
-    which treats rounds as independent and so understates the clustering the bootstrap captures, is a floor under
-    it."""
-    if n <= 0:
-        return [None, None]
-    p = hits / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
-        1 + z * z / n)
-    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+def _wilson(hits: float, n: float) -> list:
+    """The 95% Wilson interval of hits / n (no ends for no rounds): it treats rounds as independent, so it understates
+    the clustering the block bootstrap sees, but unlike the bootstrap it gives a count of 0 a width."""
+    return list(wilson(hits, n)) if n > 0 else [None, None]
 
 
 def _union(a: list, b: list) -> list:
@@ -661,7 +651,7 @@ def _positions(d, tot, Vb, Db, kmax: int, spent: dict, noise) -> tuple[list, lis
         # Floors under the bootstrap, which cannot see the noise of a count it never saw move (none of 1201 rounds):
         # the Wilson interval of the share, and for a prediction minus the share the hits' own noise given the drafts
         # (hit_noise): +- z sd / rounds about the difference.
-        half = _Z95 * noise[j - 1] / full[0] if full[0] > 0 else 0.0
+        half = Z95 * noise[j - 1] / full[0] if full[0] > 0 else 0.0
         surv.append({"position": j, "rounds": int(full[0]), "measured": float(m[0]),
                      "measured_ci": _union(_interval(m[1:]), _wilson(hit[0], full[0])),
                      "exact": float(e[0]),
