@@ -171,9 +171,10 @@ def _near_tie_swap(deep_nodes, deep_p, base_nodes, base_p, atol=1e-5) -> bool:
 
 
 def test_deep_bundled_trees_extend_the_default_ones():
-    """The P = 1024 trees are the first contexts (at least 96) per genre of the same seeded choice as the P = 256 ones, their
-    first 256 nodes are those trees' nodes (but for a swap of near-tied nodes at the 256th place), and every
-    node's statistics are recorded (all nodes are evaluated or are leaves)."""
+    """The P = 1024 trees are the first contexts (at least 96) per genre of the same seeded choice as the P = 256 ones
+    (more of it in a genre that needed more trees), the first 256 nodes of those they share are those trees' nodes
+    (but for a swap of near-tied nodes at the 256th place), and every node's statistics are recorded (all nodes are
+    evaluated or are leaves)."""
     deep, base = load_realtrees("smollm2-p1024"), load_realtrees("smollm2")
     assert deep.pmax == 1024 and deep.meta["seed"] == base.meta["seed"] and deep.sources == base.sources
     for j, name in enumerate(deep.sources):
@@ -183,7 +184,10 @@ def test_deep_bundled_trees_extend_the_default_ones():
         np.testing.assert_array_equal(np.sort(deep.arrays["row"][sel]), rows)
         key = {r: i for i, r in enumerate(base.arrays["row"][base.arrays["source"] == j])}
         b = {k: base.arrays[k][base.arrays["source"] == j] for k in ("accepted", "token", "depth")}
-        for i, r in enumerate(deep.arrays["row"][sel]):
+        shared = [i for i, r in enumerate(deep.arrays["row"][sel]) if r in key]
+        assert len(shared) == min(sel.sum(), len(key))  # the first contexts of the same choice
+        for i in shared:
+            r = deep.arrays["row"][sel][i]
             d = {k: deep.arrays[k][sel][i, :256] for k in ("accepted", "token", "depth")}
             # float32 weights: rounds batched differently differ by ~1e-6 per probability, ~1e-4 over 256 nodes
             np.testing.assert_allclose(d["accepted"], b["accepted"][key[r]], rtol=0, atol=3e-4)
