@@ -257,6 +257,26 @@ def test_run_resume_and_settings(tiny_run, monkeypatch):
         realtrees(str(trace), part, **{**kw, "seed": 1})
 
 
+def test_a_run_stopped_early_has_done_a_uniform_sample(tiny_run, monkeypatch, tmp_path):
+    """Contexts are expanded in the order of the seeded permutation, so that an interrupted run (an extension
+    to more contexts stopped early, say) holds exactly the positions a smaller count would have chosen, not the
+    earliest contexts of the larger choice."""
+    from brw.real.realtree import pick_order, pick_rows
+    from brw.traces import load_trace
+
+    lm, trace, folder = tiny_run
+    tr = load_trace(str(trace))
+    assert sorted(pick_order(tr, 6, 0).tolist()) == pick_rows(tr, 6, 0).tolist()
+    assert pick_order(tr, 6, 0)[:3].tolist() == pick_order(tr, 3, 0).tolist()
+    assert pick_rows(tr, 6, 0)[:3].tolist() != pick_rows(tr, 3, 0).tolist()  # sorted rows are not a prefix here
+    out = tmp_path / "stopped.npz"
+    with monkeypatch.context() as m:
+        interrupt_after(m, 3)
+        with pytest.raises(KeyboardInterrupt):
+            realtrees(str(trace), out, model=lm, contexts=6, pmax=8, batch=8, seed=0, progress=False)
+    assert sorted(load_realtrees(out).arrays["row"].tolist()) == pick_rows(tr, 3, 0).tolist()
+
+
 def test_a_rebound_results_file_resumes_and_keeps_its_history(tiny_run, tmp_path):
     import json
 

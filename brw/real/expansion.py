@@ -51,7 +51,7 @@ from brw.checks import whole_number
 from brw.errors import BrwError
 from brw.files import check_output, sha256
 from brw.progress import Progress
-from brw.real.realtree import MAX_P, RealTrees, load_realtrees, pick_rows, save_realtrees, summarize, tree_temperatures
+from brw.real.realtree import MAX_P, RealTrees, load_realtrees, pick_order, save_realtrees, summarize, tree_temperatures
 from brw.spec import check_temperature
 
 __all__ = ["RealTree", "expand", "expand_naive", "realtrees", "DEFAULT_BATCH", "DEFAULT_LOOKAHEAD"]
@@ -406,6 +406,12 @@ def _bare_sources(sources) -> list:
             for s in (sources or [])]
 
 
+def _plan(traces, contexts, seed: int) -> list:
+    """(trace, row) of every context to expand, each trace's in the order of its seeded permutation: a run stopped
+    early leaves a uniform sample of each trace's answer positions, not its earliest contexts."""
+    return [(i, int(r)) for i, tr in enumerate(traces) for r in pick_order(tr, contexts[i], seed)]
+
+
 def _check_resume(old: RealTrees | None, fixed: dict, out: Path) -> None:
     if old is None:
         return
@@ -495,7 +501,7 @@ def realtrees(sources, out, *, model="smollm2", contexts: int = 128, pmax: int =
         models.check_model(model, device, dtype)  # before torch: a mistake shows at once
     traces = [load_trace(s) for s in sources]
     src_meta = [_source_meta(name, tr) for name, tr in zip(sources, traces)]
-    plan = [(i, int(r)) for i, tr in enumerate(traces) for r in pick_rows(tr, contexts[i], seed)]
+    plan = _plan(traces, contexts, seed)
     acc_dtype = np.float32 if store_float32 else np.float64
     # fixed: what must match to resume; the rest of meta records how this run went
     fixed = {"P": pmax, "seed": seed, "sources": src_meta, "accepted_dtype": np.dtype(acc_dtype).name}

@@ -23,8 +23,8 @@ from brw.stats import SURPRISAL_BINS, binned_means
 from brw.laws.context import recorded_contexts
 from brw.traces import BRANCH_MODE, DATA_DIR
 
-__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "summarize", "node_statistics",
-           "tree_temperatures",
+__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "pick_order", "summarize",
+           "node_statistics", "tree_temperatures",
            "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
            "ROOT_COVARIATES", "SURPRISAL_BINS", "greedy_continuation", "greedy_covariates", "GREEDY_COVARIATES",
            "GREEDY_DEPTH",
@@ -80,6 +80,24 @@ def pick_rows(trace, n: int, seed: int) -> np.ndarray:
     int64 array (n,)
         Row indices, sorted (by context, then offset).
     """
+    return np.sort(pick_order(trace, n, seed))
+
+
+def pick_order(trace, n: int, seed: int) -> np.ndarray:
+    """:func:`pick_rows`'s rows in the order of their seeded permutation, so that the first m of them are the
+    rows of ``pick_rows(trace, m, seed)``: work that stops early (an interrupted expansion) has done a uniform
+    sample, not the rows of the earliest contexts.
+
+    Parameters
+    ----------
+    trace : brw.traces.Trace
+    n : int
+    seed : int
+
+    Returns
+    -------
+    int64 array (n,)
+    """
     n = whole_number(n, "contexts")
     seed = whole_number(seed, "seed", 0)
     eligible = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
@@ -87,7 +105,7 @@ def pick_rows(trace, n: int, seed: int) -> np.ndarray:
         raise BrwError(f"asked for {n} contexts but the trace {trace.path or ''} has only {eligible.size} "
                        f"answer positions")
     perm = np.random.default_rng(np.random.SeedSequence(seed)).permutation(eligible.size)
-    return np.sort(eligible[perm[:n]])
+    return eligible[perm[:n]]
 
 
 @dataclass(frozen=True)
