@@ -846,6 +846,7 @@ def _interruptible(argv) -> int:
         sys.unraisablehook = _unraisable
         if main_thread:
             signal.signal(signal.SIGINT, _interrupt)
+            _ACTIVE.append(True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from brw.files import exit_on_signals
@@ -853,6 +854,7 @@ def _interruptible(argv) -> int:
             with exit_on_signals():
                 return _main(argv)
     finally:
+        _ACTIVE.clear()
         sys.unraisablehook = previous[0]
         if main_thread:
             signal.signal(signal.SIGINT, previous[1])
@@ -869,13 +871,40 @@ def _interrupt(signum, frame):
 
 
 def _unraisable(unraisable) -> None:
-    """An interrupt or a SIGTERM that Python could not raise (inside a callback from C) is remembered and
-    raised when control is back; anything else goes to the default hook."""
+    """An interrupt or a SIGTERM that Python could not raise (inside a callback from C: Numba loading or compiling a
+    kernel) is remembered, and the signal is sent again a moment later (``_resend``), so that it ends the run once
+    that C code has returned instead of when the whole command is done; anything else goes to the default hook."""
+    import signal
+
     e = unraisable.exc_value
     if isinstance(e, SystemExit):
         _INTERRUPTED.append(e)
-    elif not isinstance(e, KeyboardInterrupt):
+        if isinstance(e.code, int) and e.code > 128:  # a signal's exit (brw.files.exit_on_signals)
+            _resend(e.code - 128)
+    elif isinstance(e, KeyboardInterrupt):
+        _resend(signal.SIGINT)
+    else:
         sys.__unraisablehook__(unraisable)
+
+
+#: True while a command runs under _interruptible's handlers (a signal sent again after it ended would meet the
+#: handlers of whoever called main).
+_ACTIVE: list = []
+
+
+def _resend(signum: int, delay: float = 0.05) -> None:
+    """Send ``signum`` to this process again after ``delay`` seconds, from a thread of its own, while a command
+    still runs. If it lands in C code again it is dropped and sent again, until it lands where Python raises it."""
+    import os
+    import threading
+
+    def send():
+        if _ACTIVE:
+            os.kill(os.getpid(), signum)
+
+    t = threading.Timer(delay, send)
+    t.daemon = True
+    t.start()
 
 
 def _table(name: str, result: dict) -> str:

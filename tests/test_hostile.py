@@ -166,3 +166,26 @@ def test_P_beyond_2_53_and_int64_comes_back_exact():
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert d["P"] == big and all(a > 0 for a in d["renewal_bound"])
+
+
+def test_an_interrupt_dropped_in_c_code_ends_the_run_soon(monkeypatch, capsys):
+    """Ctrl-C that lands inside a callback from C (Numba loading or compiling a kernel) cannot be raised there and
+    reaches sys.unraisablehook; it must still end the run when control is back in Python, not after the whole
+    command (a frontier run went on for 48 s after it, printing its progress)."""
+    from types import SimpleNamespace
+
+    from brw import cli
+
+    def run(args):
+        sys.unraisablehook(SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=KeyboardInterrupt(),
+                                          exc_traceback=None, err_msg=None, object=None))
+        for _ in range(400):  # 20 s of work in Python, if nothing stops it
+            time.sleep(0.05)
+        return {}
+
+    monkeypatch.setitem(cli.COMMANDS, "frontier", (cli.COMMANDS["frontier"][0], run, cli.COMMANDS["frontier"][2]))
+    t0 = time.monotonic()
+    assert cli.main(["frontier", "--law", "uniform:k=2", "--P", "8"]) == 130
+    assert time.monotonic() - t0 < 5
+    assert capsys.readouterr().err.splitlines() == ["brw: interrupted"]
+    assert not cli._ACTIVE and signal.getsignal(signal.SIGINT) is not cli._interrupt
