@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from brw.files import write_text
+from brw.studies.specdecode import analyse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,8 +36,6 @@ def _load(path: Path) -> dict:
 
 def pooled(states: list[dict], *, k0: int, boot: int, seed: int) -> dict:
     """The analysis of the blocks of every run: block r of run i becomes repeat i * repeats + r."""
-    from brw.studies.specdecode import analyse
-
     reps = states[0]["settings"]["repeats"]
     records, costs, strata = [], [], {}
     for i, s in enumerate(states):
@@ -76,8 +75,6 @@ def main(argv=None) -> int:
     seeds = [s["settings"]["seed"] for s in states]
     if len(set(seeds)) != len(seeds):
         sys.exit(f"two runs share a decoder seed ({seeds}): the same requests twice are not independent runs")
-    from brw.studies.specdecode import analyse
-
     st = states[0]["settings"]
     runs = []
     for p, s in zip(args.state, states):

@@ -508,16 +508,18 @@ def _record(drafter, k, prompt, rounds, seconds, accepted, drafted=None):
             "accept_probability": probs, "overlap": probs, "prefill_seconds": 0.1, "finish_reason": "length"}
 
 
+def _two_blocks(*configs) -> list:
+    """Records of blocks 0 and 1, each running every (drafter, k, seconds per round, accepted per round)."""
+    return [_record(d, k, p, len(a), secs, a) for p in (0, 1) for d, k, secs, a in configs]
+
+
 def test_analyse_reads_measured_rates_and_picks_the_predicted_best_k():
     from brw.studies.specdecode import analyse
 
     # Two blocks; k = 0 makes 1 token per 1 s; a drafter with s_1 = 1/2, s_2 = 1/4 (half the rounds keep one token,
     # a quarter keep two) at V = (1, 1.2, 1.3) and no drafting cost.
-    recs, costs = [], [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
-    for p in (0, 1):
-        recs.append(_record(None, 0, p, 4, 1.0, [0] * 4))
-        recs.append(_record("ngram", 1, p, 4, 1.2, [1, 1, 0, 0]))
-        recs.append(_record("ngram", 2, p, 4, 1.3, [2, 1, 0, 0]))
+    costs = [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
+    recs = _two_blocks((None, 0, 1.0, [0] * 4), ("ngram", 1, 1.2, [1, 1, 0, 0]), ("ngram", 2, 1.3, [2, 1, 0, 0]))
     res = analyse(recs, costs, drafters=["ngram"], kmax=2, boot=50, seed=0)
     d = res["drafters"][0]
     assert [m["tokens_per_second"] for m in d["measured"]] == pytest.approx([1.0, 1.5 / 1.2, 1.75 / 1.3])
@@ -544,11 +546,7 @@ def test_analyse_predicts_from_the_rounds_as_spent():
     spent = {1: 0.25 + s1 * 0.125 + h + 1.2 + h * 1.5, 2: 0.5 + s2 * 0.125 + 2 * h + 1.3 + h * 1.75}
     ee = "early-exit:layers=1"
     costs = [{"verify": V, "draft": {ee: D[0]}, "draft_curve": {ee: D}, "draft_search": {ee: 0.0}, "host": h}] * 3
-    recs = []
-    for p in (0, 1):
-        recs.append(_record(None, 0, p, 4, 1.0 + h, [0] * 4))
-        recs.append(_record(ee, 1, p, 4, spent[1], [1, 1, 0, 0]))
-        recs.append(_record(ee, 2, p, 4, spent[2], [2, 1, 0, 0]))
+    recs = _two_blocks((None, 0, 1.0 + h, [0] * 4), (ee, 1, spent[1], [1, 1, 0, 0]), (ee, 2, spent[2], [2, 1, 0, 0]))
     res = analyse(recs, costs, drafters=[ee], kmax=2, boot=50, seed=0)
     assert res["cost"]["model"] == "as spent"
     d = res["drafters"][0]
@@ -566,11 +564,8 @@ def test_a_position_never_accepted_keeps_its_binomial_noise():
 
     # Position 2 is never accepted in 2 x 4 rounds: the block bootstrap resamples 0 every time, so the interval of
     # the measured share is the Wilson interval, whose upper end for no hits in n is z^2 / (n + z^2).
-    recs, costs = [], [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
-    for p in (0, 1):
-        recs.append(_record(None, 0, p, 4, 1.0, [0] * 4))
-        recs.append(_record("ngram", 2, p, 4, 1.3, [1, 1, 0, 0]))
-        recs.append(_record("ngram", 1, p, 4, 1.2, [1, 0, 0, 0]))
+    costs = [{"verify": [1.0, 1.2, 1.3], "draft": {"ngram": 0.0}}] * 3
+    recs = _two_blocks((None, 0, 1.0, [0] * 4), ("ngram", 2, 1.3, [1, 1, 0, 0]), ("ngram", 1, 1.2, [1, 0, 0, 0]))
     d = analyse(recs, costs, drafters=["ngram"], kmax=2, boot=50, seed=0)["drafters"][0]
     s2 = d["survival"][1]
     z2 = 1.959963984540054 ** 2
@@ -584,8 +579,7 @@ def test_a_position_never_accepted_keeps_its_binomial_noise():
     assert s2["overlap_minus_measured_ci"] == pytest.approx([0.25 - half, 0.25 + half], rel=1e-12)
     # The same rounds again at k = 3 (the runs at each k of a block share their request streams, so they count as
     # one run's noise, not two): the same width, not 1/sqrt(2) of it.
-    for p in (0, 1):
-        recs.append(_record("ngram", 3, p, 4, 1.4, [1, 1, 0, 0]))
+    recs += _two_blocks(("ngram", 3, 1.4, [1, 1, 0, 0]))
     costs3 = [{"verify": [1.0, 1.2, 1.3, 1.4], "draft": {"ngram": 0.0}}] * 3
     d3 = analyse(recs, costs3, drafters=["ngram"], kmax=3, boot=50, seed=0)["drafters"][0]
     assert d3["survival"][1]["rounds"] == 16

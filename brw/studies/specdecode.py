@@ -79,6 +79,11 @@ def record_of(g, drafter, k: int, prompt: int, repeat: int, request: int) -> dic
             "overlap": rows(g.overlap), "prefill_seconds": g.prefill_seconds, "finish_reason": g.finish_reason}
 
 
+def _rows(a, k: int) -> np.ndarray:
+    """A record's per-round, per-position values (None past a round's draft) as a (rounds, k) array, NaN for None."""
+    return np.array([[np.nan if x is None else x for x in row] for row in a], dtype=np.float64).reshape(len(a), k)
+
+
 def generation_of(rec: dict):
     """The generation a record holds.
 
@@ -94,17 +99,13 @@ def generation_of(rec: dict):
     from brw.real.specdecode import Generation
 
     k = int(rec["k"])
-
-    def rows(a):
-        return np.array([[np.nan if x is None else x for x in row] for row in a], dtype=np.float64).reshape(len(a), k)
-
     ints = {key: np.asarray(rec[key], dtype=np.int64) for key in ("prompt_ids", "token_ids", "drafted", "accepted",
                                                                   "emitted", "context")}
     return Generation(ints["prompt_ids"], ints["token_ids"], k, ints["drafted"], ints["accepted"], ints["emitted"],
                       np.asarray(rec["seconds"], dtype=np.float64),
                       np.asarray(rec.get("draft_seconds", [0.0] * len(rec["seconds"])), dtype=np.float64),
-                      ints["context"], rows(rec["accept_probability"]),
-                      rows(rec["overlap"]), float(rec["prefill_seconds"]), rec["finish_reason"])
+                      ints["context"], _rows(rec["accept_probability"], k),
+                      _rows(rec["overlap"], k), float(rec["prefill_seconds"]), rec["finish_reason"])
 
 
 def run_block(lm, prompt_ids, prompt: int, repeat: int, request: int, configs, *, tokens: int, seed: int,
@@ -414,8 +415,7 @@ def _block_sums(records, drafters, kmax: int):
         c["plain_rounds"][b] += (~has).sum()
         k = key[1]
         if k:
-            ratio = np.array([[np.nan if x is None else x for x in row] for row in r["accept_probability"]]).reshape(-1, k)
-            over = np.array([[np.nan if x is None else x for x in row] for row in r["overlap"]]).reshape(-1, k)
+            ratio, over = _rows(r["accept_probability"], k), _rows(r["overlap"], k)
             for j in range(1, k + 1):
                 c["atleast"][j - 1, b] += (a[has] >= j).sum()
                 full = d >= j
@@ -628,7 +628,7 @@ def hit_noise(records, drafter, kmax: int) -> np.ndarray:
         k = int(r["k"])
         if r["drafter"] != drafter or not 1 <= k <= kmax:
             continue
-        ratio = np.array([[np.nan if x is None else x for x in row] for row in r["accept_probability"]]).reshape(-1, k)
+        ratio = _rows(r["accept_probability"], k)
         d = np.asarray(r["drafted"])
         for j in range(1, k + 1):
             for a in np.prod(ratio[d >= j, :j], axis=1):
