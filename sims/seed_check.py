@@ -68,7 +68,7 @@ def _seed_points(results: str, seeds, replicates: int, out: Path) -> dict:
                 pred, _, _ = simulate(fits[j], res.arrays["context"][sel], res.pmax, replicates, s, j, FOLDS)
                 point["genres"][genre] = {m: [v[idx].tolist(), se[idx].tolist()] for m, (v, se) in pred.items()}
                 pooled[genre] = int(sel.sum())
-            w = np.array(list(pooled.values()), dtype=float) / sum(pooled.values())
+            w = np.full(len(pooled), 1.0 / len(pooled))  # "all" weighs the genres equally (compare._pool)
             point["genres"]["all"] = {
                 m: [sum(wi * np.array(point["genres"][g][m][0]) for wi, g in zip(w, pooled)).tolist(),
                     np.sqrt(sum((wi * np.array(point["genres"][g][m][1])) ** 2 for wi, g in zip(w, pooled))).tolist()]

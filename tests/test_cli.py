@@ -88,7 +88,7 @@ def test_frontier_bounds_columns(capsys):
 def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     """brw compare: the real curves are the means of the bundled real trees, the theory is theory.bounds for
     each genre's trace law, the simulations are frontier() of every law with the genre's own seed (spawned from
-    the comparison's, fold_seed), "all" pools them with the genres' context counts as weights, every relative
+    the comparison's, fold_seed), "all" is the genres' mean with equal weights (curves, predictions, slope), every relative
     error carries its 95% interval, and the empirical law's accepted(1) is the trace's E[top-1 probability]
     within its standard error."""
     from brw import frontier, parse_law, theory
@@ -104,12 +104,19 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     assert set(d["genres"]) == {"code", "math", "chat", "all"} and png.stat().st_size > 0
     trees = load_realtrees()
     idx = np.array(at) - 1
+    names = ("code", "math", "chat")
     for name, g in d["genres"].items():
         real = trees.accepted(None if name == "all" else name)
         assert g["contexts"] == real.shape[0]
-        assert g["real"] == pytest.approx(real.mean(0)[idx].tolist(), rel=1e-12)
-        assert g["real_stderr"] == pytest.approx((real.std(0, ddof=1)[idx] / math.sqrt(real.shape[0])).tolist(),
-                                                 rel=1e-12)
+        if name == "all":  # the genres' mean, each genre weighing a third whatever its count
+            means = [trees.accepted(n).mean(0)[idx] for n in names]
+            ses = [trees.accepted(n).std(0, ddof=1)[idx] / math.sqrt(trees.accepted(n).shape[0]) for n in names]
+            assert g["real"] == pytest.approx((sum(means) / 3).tolist(), rel=1e-12)
+            assert g["real_stderr"] == pytest.approx((np.sqrt(sum(s**2 for s in ses)) / 3).tolist(), rel=1e-12)
+        else:
+            assert g["real"] == pytest.approx(real.mean(0)[idx].tolist(), rel=1e-12)
+            assert g["real_stderr"] == pytest.approx((real.std(0, ddof=1)[idx] / math.sqrt(real.shape[0])).tolist(),
+                                                     rel=1e-12)
         for m, r in g["models"].items():
             for a, se, real_p, real_se, rel, lo, hi in zip(r["accepted"], r["stderr"], g["real"], g["real_stderr"],
                                                            r["relative_error"], r["relative_error_low"],
@@ -135,11 +142,9 @@ def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
         top1 = np.exp(parse_law(f"trace:{name}").trace.top_logp[:, 0].astype(np.float64)).mean()
         emp = g["models"]["empirical"]
         assert abs(emp["accepted"][0] - top1) < 4.5 * emp["stderr"][0]
-    names = ("code", "math", "chat")
-    w = np.array([d["genres"][n]["contexts"] for n in names], dtype=float)
     for m in ("paper_bound", "empirical"):
-        pooled = sum(wi * np.array(d["genres"][n]["models"][m]["accepted"]) for wi, n in zip(w, names))
-        assert d["genres"]["all"]["models"][m]["accepted"] == pytest.approx((pooled / w.sum()).tolist(), rel=1e-12)
+        pooled = sum(np.array(d["genres"][n]["models"][m]["accepted"]) for n in names) / 3
+        assert d["genres"]["all"]["models"][m]["accepted"] == pytest.approx(pooled.tolist(), rel=1e-12)
     code, out, err = run(capsys, "compare", "--at", "999")
     assert code == 2 and "at values must lie in 1..256" in err
 
@@ -211,11 +216,13 @@ def test_compare_out_of_sample(capsys, tmp_path):
         assert dec["gap"] == pytest.approx(np.subtract(g["real"], g["models"]["empirical"]["accepted"]).tolist())
         r = g["models"]["path"]
         assert r["max_abs_relative_error"] == pytest.approx(max(abs(x) for x in r["relative_error"]))
-        real = trees.accepted(None if name == "all" else name)
-        per = (real[:, 255] - real[:, 63]) / 2  # two doublings from P = 64 to 256
+        pers = [(r[:, 255] - r[:, 63]) / 2 for r in (trees.accepted(n) for n in  # two doublings, P = 64 to 256
+                ([name] if name != "all" else trees.sources))]  # "all": the genres' mean, equal weights
         sl = g["slope_per_doubling"]
-        assert (sl["from_P"], sl["to_P"]) == (64, 256) and sl["real"] == pytest.approx(per.mean(), rel=1e-12)
-        assert sl["real_stderr"] == pytest.approx(per.std(ddof=1) / math.sqrt(per.size), rel=1e-12)
+        assert (sl["from_P"], sl["to_P"]) == (64, 256)
+        assert sl["real"] == pytest.approx(np.mean([per.mean() for per in pers]), rel=1e-12)
+        se = math.sqrt(sum(per.var(ddof=1) / per.size for per in pers)) / len(pers)
+        assert sl["real_stderr"] == pytest.approx(se, rel=1e-12)
         emp = g["models"]["empirical"]["accepted"]
         assert sl["empirical"] == pytest.approx((emp[2] - emp[1]) / 2, rel=1e-9)
     code, out, err = run(capsys, "compare", "--folds", "0")

@@ -39,8 +39,9 @@ sum_k w_k v_k with standard error sqrt(sum_k w_k^2 se_k^2), right because the fo
 real carries a 95% interval combining the prediction's standard error and the real curve's (plain or
 adjusted), by the delta method: rel +- 1.96 sqrt((se_pred / real)^2 + (pred se_real / real^2)^2).
 
-"all" pools the genres: the real curve over every context, the predictions averaged with the genres'
-context counts as weights.
+"all" pools the genres with equal weights: the real curve (plain and adjusted), the predictions and the real
+slope are the means of the genres', so that the pool does not lean toward a genre that holds more trees (the
+number of trees per genre is a choice of precision, not of the mix of prompts); ``contexts`` counts every one.
 
 Temperature (theory.md section 7b): real trees expanded at T (``brw realtree --temperature``, the results'
 ``temperature``) are set only beside laws at the same T: a law fitted to a trace recorded at T_r and tempered by T'
@@ -463,22 +464,23 @@ def _real_slope(real: np.ndarray) -> tuple[float, float]:
     return float(per.mean()), float(per.std(ddof=1) / math.sqrt(per.size))
 
 
-def _pool(genres: dict, all_real: np.ndarray) -> Genre:
-    """Every context's real curve; the predictions averaged with the genres' context counts as weights."""
-    w = np.array([g.contexts for g in genres.values()], dtype=np.float64)
-    w /= w.sum()
-    pred = {}
-    for m in MODELS:
-        vals = np.array([g.predictions[m][0] for g in genres.values()])
-        ses = np.array([g.predictions[m][1] for g in genres.values()])
-        pred[m] = (w @ vals, np.sqrt((w**2) @ ses**2))
-    m, se = _mean(all_real)
-    adj = np.array([g.real_adjusted for g in genres.values()])
-    adj_se = np.array([g.real_adjusted_stderr for g in genres.values()])
-    how = {g.adjustment for g in genres.values()}
-    return Genre(contexts=int(all_real.shape[0]), mu=math.nan, mu2=math.nan, real=m, real_stderr=se,
-                 predictions=pred, real_slope=_real_slope(all_real), real_adjusted=w @ adj,
-                 real_adjusted_stderr=np.sqrt((w**2) @ adj_se**2), adjustment=how.pop() if len(how) == 1 else ())
+def _pool(genres: dict) -> Genre:
+    """The genres with equal weights: every curve, prediction and slope the mean of the genres', with standard
+    errors combined as independent (the genres' contexts and their folds' random streams are disjoint)."""
+    gs = list(genres.values())
+    w = np.full(len(gs), 1.0 / len(gs))
+
+    def mean(values, ses):
+        return w @ np.asarray(values, dtype=np.float64), np.sqrt((w**2) @ np.asarray(ses, dtype=np.float64) ** 2)
+
+    pred = {m: mean([g.predictions[m][0] for g in gs], [g.predictions[m][1] for g in gs]) for m in MODELS}
+    real, real_se = mean([g.real for g in gs], [g.real_stderr for g in gs])
+    adj, adj_se = mean([g.real_adjusted for g in gs], [g.real_adjusted_stderr for g in gs])
+    slope = mean([[g.real_slope[0]] for g in gs], [[g.real_slope[1]] for g in gs])
+    how = {g.adjustment for g in gs}
+    return Genre(contexts=sum(g.contexts for g in gs), mu=math.nan, mu2=math.nan, real=real, real_stderr=real_se,
+                 predictions=pred, real_slope=(float(slope[0][0]), float(slope[1][0])), real_adjusted=adj,
+                 real_adjusted_stderr=adj_se, adjustment=how.pop() if len(how) == 1 else ())
 
 
 def _law_traces(res, names: list, own: dict, traces: dict | None, T: float) -> tuple[dict, dict]:
@@ -595,6 +597,6 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
     if len(genres) > 1:
-        genres["all"] = _pool(genres, res.accepted())
+        genres["all"] = _pool(genres)
     return Comparison(model=res.meta.get("model"), pmax=pmax, P=at, replicates=replicates, seed=seed,
                       regimes=regimes, components=components, genres=genres, folds=folds)
