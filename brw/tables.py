@@ -587,6 +587,55 @@ def compare(d: dict) -> str:
     return "\n".join(lines)
 
 
+def real_summary(runs: dict, law: str = "prefix", tolerance: float = 0.05, interval: float = 0.08) -> str:
+    """Where the real-tree comparisons stand, per model and genre: the adjusted real mean's precision and each
+    simulated law's worst error over P against it, out of sample, read from ``brw compare`` results.
+
+    Parameters
+    ----------
+    runs : dict
+        Label (for instance ``SmolLM2, P <= 1024``) -> ``Comparison.to_dict()``.
+    law : str
+        The law the first table holds to the targets (a key of ``brw.studies.compare.SIMULATORS``), named
+        beforehand: choosing per row the law with the least worst error would favour the luckiest.
+    tolerance, interval : float
+        The targets the table marks: the worst |error| within ``tolerance`` ("resolved" where its whole 95%
+        interval is inside, or outside, +-``tolerance``) and that interval inside +-``interval``.
+
+    Returns
+    -------
+    str
+        Two Markdown tables: the law's standing, and every simulated law's worst |error|.
+    """
+    from brw.studies.compare import MODELS, SIMULATORS
+
+    def worst(g, m):
+        r = g["models"][m]["adjusted"]
+        i = max(range(len(r["relative_error"])), key=lambda j: abs(r["relative_error"][j]))
+        return i, r
+
+    rows, law_rows = [], []
+    for label, d in runs.items():
+        P = d["P"]
+        for name, g in d["genres"].items():
+            rel_se = [s / m for p, m, s in zip(P, g["real_adjusted"], g["real_adjusted_stderr"]) if p >= 4]
+            i, r = worst(g, law)
+            e, lo, hi = r["relative_error"][i], r["relative_error_low"][i], r["relative_error_high"][i]
+            within = "yes" if abs(e) <= tolerance else "no"
+            if max(abs(lo), abs(hi)) <= tolerance or lo > tolerance or hi < -tolerance:
+                within += ", resolved"
+            rows.append([label, name, g["contexts"], max(rel_se), P[i], _interval(e, lo, hi), within,
+                         "yes" if max(abs(lo), abs(hi)) <= interval else "no"])
+            law_rows.append([label, name] + [g["models"][m]["adjusted"]["max_abs_relative_error"] for m in SIMULATORS])
+    head = markdown(["model", "genre", "trees", "adjusted real SE, worst at P >= 4",
+                     f"{MODELS[law].split(': ')[-1]}: worst at P", "error [95% interval]", f"within {tolerance:.0%}",
+                     f"interval inside +-{interval:.0%}"],
+                    ["s", "s", "d", ".2%", "d", "s", "s", "s"], rows)
+    laws = markdown(["model", "genre"] + [MODELS[m].split(": ")[-1] for m in SIMULATORS],
+                    ["s", "s"] + [".1%"] * len(SIMULATORS), law_rows)
+    return (head + "\n\nEvery simulated law's worst |error| over P against the adjusted real mean:\n\n" + laws)
+
+
 def transfer(d: dict) -> str:
     """Laws off their own genre and model (``brw.studies.transfer``): per law, the worst |error| over P <= 256
     of the law fitted to each source trace on each target's trees; then, per target, the predictors a user can

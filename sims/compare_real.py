@@ -10,6 +10,12 @@ also those statistics and the figure of where the real trees' extra depth comes 
     python sims/compare_real.py --results gemma3   # one file only
     python sims/compare_real.py --results gemma3 --branches gemma3-math=PATH --tag greedy32
         # prefix: with other greedy branches for one trace (figures/compare-gemma3-greedy32.*; no depth-gap figure)
+    python sims/compare_real.py --summary-only     # figures/real-summary.md again from the files above
+
+Every run ends by writing figures/real-summary.md (``brw.tables.real_summary``) from whichever of the files in
+SUMMARY exist: per model and genre, the adjusted real mean's precision and ``prefix:``'s worst error over P
+with its 95% interval, and every simulated law's worst error; the documentation includes it rather than copying
+its numbers.
 """
 
 import argparse
@@ -24,6 +30,22 @@ from brw.studies.compare import compare
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 #: Bundled results -> the name its outputs carry (and the suffix of its depth-gap figure).
 RUNS = {"smollm2": ("compare", None), "smollm2-p1024": ("compare-p1024", ""), "gemma3": ("compare-gemma3", "-gemma3")}
+#: The files figures/real-summary.md reads (when they exist) -> their label there.
+SUMMARY = {"compare-p1024": "SmolLM2-135M, P <= 1024", "compare": "SmolLM2-135M, P <= 256 (first 128 per genre)",
+           "compare-gemma3": "Gemma 3 270M, P <= 256",
+           "compare-gemma3-greedy32": "Gemma 3 270M, P <= 256, math's branches 32 deep"}
+
+
+def write_summary(out: Path) -> str:
+    """figures/real-summary.md from the comparisons in ``out`` (see SUMMARY)."""
+    runs = {label: json.loads((out / f"{stem}.json").read_text()) for stem, label in SUMMARY.items()
+            if (out / f"{stem}.json").is_file()}
+    if not runs:
+        raise SystemExit(f"compare_real.py: no comparison in {out} ({', '.join(SUMMARY)}.json)")
+    text = tables.real_summary(runs)
+    sources = ", ".join(f"`{stem}.json`" for stem in SUMMARY if (out / f"{stem}.json").is_file())
+    write_text(out / "real-summary.md", text + f"\n\nFrom {sources}; `python sims/compare_real.py --summary-only`.\n")
+    return text
 
 
 def main(argv=None):
@@ -38,7 +60,11 @@ def main(argv=None):
     ap.add_argument("--branches", default="", help="TRACE=BRANCHES,...: the greedy branches prefix: takes for a trace "
                                                    "(default: its bundled NAME-greedy)")
     ap.add_argument("--tag", default="", help="added to the output names (with --branches)")
+    ap.add_argument("--summary-only", action="store_true", help="only write real-summary.md from the files in --out")
     args = ap.parse_args(argv)
+    if args.summary_only:
+        print(write_summary(args.out))
+        return
     branches = dict(pair.split("=", 1) for pair in args.branches.split(",") if pair)
     figures.check_path(args.out / "compare.png")
     chosen = args.results.split(",")
@@ -67,6 +93,7 @@ def main(argv=None):
             f" --branches {args.branches} --tag {args.tag}`" if args.tag else "`")
         write_text(args.out / f"{stem}.md", "```\n" + text + f"\n```\n\n{how}\n")
         print(text)
+    write_summary(args.out)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,20 @@ trees short by more than SHORT tokens at Pmax.
 
     python sims/diagnose_roots.py --results gemma3 --genre gemma3-math     # about a minute per law
     python sims/diagnose_roots.py --greedy gemma3-math-greedy32            # prefix: with other branches
+    python sims/diagnose_roots.py --out figures/diagnose-gemma3-math.md    # the report as a file too
 """
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from brw.solver import frontier
 from brw.laws import parse_law
 from brw.real.realtree import load_realtrees, trace_name
+from brw.files import write_text
 from brw.traces import BUNDLED
 
 REPLICATES = 200
@@ -98,6 +102,7 @@ def main(argv=None):
     ap.add_argument("--greedy", default=None, help="the greedy branches prefix: takes (a bundled name or a file; "
                                                    "default: the trace's bundled NAME-greedy)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, default=None, help="also write the report to this file (Markdown)")
     args = ap.parse_args(argv)
     res = load_realtrees(args.results)
     name = trace_name(res.meta["sources"][res.sources.index(args.genre)])
@@ -109,21 +114,27 @@ def main(argv=None):
     if args.json:
         print(json.dumps({"laws": out, "spine": bands}, indent=1))
         return
+    lines = []
     for d in out:
-        print(f"{d['law']} on {d['results']} {d['genre']} ({d['trees']} trees, each from its own root)")
+        lines.append(f"{d['law']} on {d['results']} {d['genre']} ({d['trees']} trees, each from its own root)")
         for key in ("mean_error", "median_tree_error", "mean_error_without_them"):
-            print(f"  {key:26}" + "".join(f"  P={p}: {e:+6.1%}" for p, e in zip(d["P"], d[key])))
-        print(f"  the five trees short by most carry {d['top5_share_of_shortfall']:.0%} of the shortfall at Pmax: "
-              f"real {d['largest_real']} against {d['their_simulation']}; generations with a tree short by more "
-              f"than {SHORT:g} tokens: {d['short_generations']} ({d['trees']} - {d['trees_without_them']} trees)")
-    print(f"{args.genre}'s real accepted({res.pmax}) along the spines: " + ", ".join(
+            lines.append(f"  {key:26}" + "".join(f"  P={p}: {e:+6.1%}" for p, e in zip(d["P"], d[key])))
+        lines.append(f"  the five trees short by most carry {d['top5_share_of_shortfall']:.0%} of the shortfall at "
+                     f"Pmax: real {d['largest_real']} against {d['their_simulation']}; generations with a tree short "
+                     f"by more than {SHORT:g} tokens: {d['short_generations']} ({d['trees']} - "
+                     f"{d['trees_without_them']} trees)")
+    lines.append(f"{args.genre}'s real accepted({res.pmax}) along the spines: " + ", ".join(
         f"depth {lo}-{hi if hi < 1 << 20 else 'on'} {x:.1%}" for (lo, hi), x in zip(BANDS, bands["share_of_mean"]))
         + f" of the mean; the two trees with most spine mass beyond depth 32 hold "
         f"{bands['their_share_beyond_32']:.0%} of it: " + "; ".join(
             f"generation {t['generation']}, accepted {t['accepted']:.1f}, spine {t['spine']} deep, "
             f"{t['mass_beyond_32']:.1f} beyond depth 32, tokens past depth 8 repeating with period {t['period']}"
             for t in bands["deepest_spines"]))
-
+    text = "\n".join(lines)
+    print(text)
+    if args.out is not None:
+        command = " ".join(["python", "sims/diagnose_roots.py", *(sys.argv[1:] if argv is None else argv)])
+        write_text(args.out, "```\n" + text + f"\n```\n\n`{command}`\n")
 
 if __name__ == "__main__":
     main()

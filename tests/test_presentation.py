@@ -185,3 +185,33 @@ def test_the_readme_test_command_is_what_ci_runs():
     ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if "pytest" in line]
     readme = [line.strip() for line in (root / "README.md").read_text().splitlines() if "-m pytest" in line]
     assert len(ci) == 1 and ci[0].strip() in readme
+
+
+def test_real_summary_holds_the_named_law_to_the_targets():
+    """The real-tree summary reads each genre's worst |error| of the law named beforehand (not the per-row best),
+    with its 95% interval and P, the adjusted real SE's worst relative value at P >= 4, and says whether the
+    5% target is met and whether the interval resolves it (inside +-5%, or wholly outside)."""
+    from brw import tables
+    from brw.studies.compare import SIMULATORS
+
+    def genre(errors, lows, highs, other=0.001):
+        models = {m: {"adjusted": {"relative_error": [other] * 3, "relative_error_low": [other] * 3,
+                                   "relative_error_high": [other] * 3, "max_abs_relative_error": other}}
+                  for m in SIMULATORS}
+        models["prefix"] = {"adjusted": {"relative_error": errors, "relative_error_low": lows,
+                                         "relative_error_high": highs,
+                                         "max_abs_relative_error": max(map(abs, errors))}}
+        return {"contexts": 10, "real_adjusted": [1.0, 2.0, 4.0], "real_adjusted_stderr": [0.5, 0.01, 0.12],
+                "models": models}
+
+    d = {"P": [1, 4, 16], "genres": {
+        "met": genre([0.01, -0.03, 0.02], [0.0, -0.045, 0.0], [0.02, -0.015, 0.04]),
+        "unresolved": genre([0.0, 0.04, -0.01], [0.0, -0.01, -0.02], [0.0, 0.09, 0.0]),
+        "missed": genre([0.0, 0.0, -0.07], [0.0, 0.0, -0.09], [0.0, 0.0, -0.055])}}
+    text = tables.real_summary({"M": d})
+    first = text.split("Every simulated law")[0]
+    rows = {line.split(" | ")[1]: line.rstrip(" |").split(" | ") for line in first.splitlines() if line.startswith("| M |")}
+    assert rows["met"][3:8] == ["3.00%", "4", "-3.0% [-4, -2]", "yes, resolved", "yes"]  # 0.12 / 4 at P = 16
+    assert rows["unresolved"][4:8] == ["4", "+4.0% [-1, +9]", "yes", "no"]
+    assert rows["missed"][4:8] == ["16", "-7.0% [-9, -6]", "no, resolved", "no"]
+    assert "| M | met | 0.1% |" in text  # every other law's worst error in the second table
