@@ -30,16 +30,23 @@ from brw.studies.compare import compare
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 #: Bundled results -> the name its outputs carry (and the suffix of its depth-gap figure).
 RUNS = {"smollm2": ("compare", None), "smollm2-p1024": ("compare-p1024", ""), "gemma3": ("compare-gemma3", "-gemma3")}
-#: The files figures/real-summary.md reads (when they exist) -> their label there.
-SUMMARY = {"compare-p1024": "SmolLM2-135M, P <= 1024", "compare": "SmolLM2-135M, P <= 256 (first 128 per genre)",
-           "compare-gemma3": "Gemma 3 270M, P <= 256",
-           "compare-gemma3-greedy32": "Gemma 3 270M, P <= 256, math's branches 32 deep"}
+#: The files figures/real-summary.md reads (when they exist) -> their label there and the genres it shows (None:
+#: all; a run with other branches for one trace shows that trace's genre, the others being the untagged run's).
+SUMMARY = {"compare-p1024": ("SmolLM2-135M, P <= 1024", None),
+           "compare": ("SmolLM2-135M, P <= 256 (first 128 per genre)", None),
+           "compare-gemma3": ("Gemma 3 270M, P <= 256", None),
+           "compare-gemma3-greedy32": ("Gemma 3 270M, P <= 256, math's branches 32 deep", ("gemma3-math",))}
 
 
 def write_summary(out: Path) -> str:
     """figures/real-summary.md from the comparisons in ``out`` (see SUMMARY)."""
-    runs = {label: json.loads((out / f"{stem}.json").read_text()) for stem, label in SUMMARY.items()
-            if (out / f"{stem}.json").is_file()}
+    runs = {}
+    for stem, (label, genres) in SUMMARY.items():
+        if (out / f"{stem}.json").is_file():
+            d = json.loads((out / f"{stem}.json").read_text())
+            if genres is not None:
+                d["genres"] = {g: v for g, v in d["genres"].items() if g in genres}
+            runs[label] = d
     if not runs:
         raise SystemExit(f"compare_real.py: no comparison in {out} ({', '.join(SUMMARY)}.json)")
     text = tables.real_summary(runs)
