@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from brw.solver import frontier
+from brw.files import write_text
 from brw.laws import parse_law
 from brw.real.realtree import load_realtrees, trace_name
-from brw.files import write_text
+from brw.solver import frontier
 from brw.traces import BUNDLED
 
 REPLICATES = 200
@@ -135,6 +135,7 @@ def main(argv=None):
     if args.out is not None:
         command = " ".join(["python", "sims/diagnose_roots.py", *(sys.argv[1:] if argv is None else argv)])
         write_text(args.out, "```\n" + text + f"\n```\n\n`{command}`\n")
+
 
 if __name__ == "__main__":
     main()
