@@ -12,6 +12,7 @@ import json
 import math
 import sys
 
+from brw.errors import PENDING as _INTERRUPTED
 from brw.errors import BrwError
 
 # Argument types: their errors read "argument --P: expected a whole number, got 'x'".
@@ -831,6 +832,8 @@ def main(argv=None) -> int:
         print("brw: interrupted" + (f"; {e}" if isinstance(e, KeyboardInterrupt) and str(e) else ""),
               file=sys.stderr)
         return 130
+    finally:  # what this command owed is settled: no later progress update in this process may raise it
+        _INTERRUPTED.clear()
 
 
 def _interruptible(argv) -> int:
@@ -860,9 +863,9 @@ def _interruptible(argv) -> int:
             signal.signal(signal.SIGINT, previous[1])
 
 
-#: Set by Ctrl-C: an interrupt that a library turned into another exception, or that Python dropped inside a
-#: callback from C (Numba's compiler, say), is still an interrupt.
-_INTERRUPTED: list = []
+#: _INTERRUPTED (brw.errors.PENDING) is set by Ctrl-C: an interrupt that a library turned into another exception,
+#: swallowed, or that Python dropped inside a callback from C (Numba's compiler, say), is still an interrupt; the
+#: next progress update raises it (brw.errors.raise_pending), and the command's end if none comes.
 
 
 def _interrupt(signum, frame):

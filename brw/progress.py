@@ -13,6 +13,8 @@ import time
 
 from tqdm import tqdm
 
+from brw.errors import raise_pending
+
 __all__ = ["Progress", "LINE_SECONDS", "HINT_SECONDS"]
 
 #: Seconds between two lines off a terminal (a run shorter than this prints none).
@@ -99,7 +101,10 @@ class Progress:
             write(f"brw {self.label}: about {_duration(now - self.start + left)} in all; quicker: {self.hint}")
 
     def update(self, n: int = 1) -> None:
-        """``n`` more units of work are done."""
+        """``n`` more units of work are done. First, an interrupt the run still owes is raised here (one that
+        landed where Python could not raise it, or that a library swallowed: ``brw.errors.PENDING``), so that
+        long work ends at its next step, not after its last."""
+        raise_pending()
         self.n = min(self.n + int(n), self.total)
         if self.mode == "bar":
             self.bar.update(int(n))
