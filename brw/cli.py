@@ -12,8 +12,7 @@ import json
 import math
 import sys
 
-from brw.errors import PENDING as _INTERRUPTED
-from brw.errors import BrwError
+from brw.errors import PENDING, BrwError
 
 # Argument types: their errors read "argument --P: expected a whole number, got 'x'".
 
@@ -827,13 +826,13 @@ def main(argv=None) -> int:
     try:  # first: Ctrl-C is one line from here on
         return _interruptible(argv)
     except BaseException as e:  # an interrupt, or what a library made of one (numpy: an ImportError)
-        if isinstance(e, SystemExit) or not (isinstance(e, KeyboardInterrupt) or _INTERRUPTED):
+        if isinstance(e, SystemExit) or not (isinstance(e, KeyboardInterrupt) or PENDING):
             raise
         print("brw: interrupted" + (f"; {e}" if isinstance(e, KeyboardInterrupt) and str(e) else ""),
               file=sys.stderr)
         return 130
     finally:  # what this command owed is settled: no later progress update in this process may raise it
-        _INTERRUPTED.clear()
+        PENDING.clear()
 
 
 def _interruptible(argv) -> int:
@@ -842,7 +841,7 @@ def _interruptible(argv) -> int:
     import threading
     import warnings
 
-    _INTERRUPTED.clear()
+    PENDING.clear()
     previous = sys.unraisablehook, signal.getsignal(signal.SIGINT)
     main_thread = threading.current_thread() is threading.main_thread()
     try:
@@ -863,13 +862,13 @@ def _interruptible(argv) -> int:
             signal.signal(signal.SIGINT, previous[1])
 
 
-#: _INTERRUPTED (brw.errors.PENDING) is set by Ctrl-C: an interrupt that a library turned into another exception,
+#: brw.errors.PENDING is set by Ctrl-C: an interrupt that a library turned into another exception,
 #: swallowed, or that Python dropped inside a callback from C (Numba's compiler, say), is still an interrupt; the
 #: next progress update raises it (brw.errors.raise_pending), and the command's end if none comes.
 
 
 def _interrupt(signum, frame):
-    _INTERRUPTED.append(signum)
+    PENDING.append(signum)
     raise KeyboardInterrupt
 
 
@@ -881,7 +880,7 @@ def _unraisable(unraisable) -> None:
 
     e = unraisable.exc_value
     if isinstance(e, SystemExit):
-        _INTERRUPTED.append(e)
+        PENDING.append(e)
         if isinstance(e.code, int) and e.code > 128:  # a signal's exit (brw.files.exit_on_signals)
             _resend(e.code - 128)
     elif isinstance(e, KeyboardInterrupt):
@@ -924,11 +923,11 @@ def _main(argv) -> int:
             raise BrwError(f"give a command: {', '.join(COMMANDS)} (see brw --help)")
         _, run, table = COMMANDS[args.command]
         result = run(args)
-        for e in _INTERRUPTED:  # a signal that landed where Python could not raise it
+        for e in PENDING:  # a signal that landed where Python could not raise it
             raise e if isinstance(e, SystemExit) else KeyboardInterrupt
         text = json.dumps(_jsonable(result), allow_nan=False) if getattr(args, "json", False) else _table(table, result)
     except BrwError as e:
-        for signum in _INTERRUPTED:  # a reader that turned the interrupt into "cannot read"
+        for signum in PENDING:  # a reader that turned the interrupt into "cannot read"
             raise signum if isinstance(signum, SystemExit) else KeyboardInterrupt from None
         print(f"brw: error: {e}", file=sys.stderr)
         return 2

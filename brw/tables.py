@@ -609,17 +609,13 @@ def real_summary(runs: dict, law: str = "prefix", tolerance: float = 0.05, inter
     """
     from brw.studies.compare import MODELS, SIMULATORS
 
-    def worst(g, m):
-        r = g["models"][m]["adjusted"]
-        i = max(range(len(r["relative_error"])), key=lambda j: abs(r["relative_error"][j]))
-        return i, r
-
     rows, law_rows = [], []
     for label, d in runs.items():
         P = d["P"]
         for name, g in d["genres"].items():
             rel_se = [s / m for p, m, s in zip(P, g["real_adjusted"], g["real_adjusted_stderr"]) if p >= 4]
-            i, r = worst(g, law)
+            r = g["models"][law]["adjusted"]
+            i = max(range(len(P)), key=lambda j: abs(r["relative_error"][j]))  # the worst P
             e, lo, hi = r["relative_error"][i], r["relative_error_low"][i], r["relative_error_high"][i]
             within = "yes" if abs(e) <= tolerance else "no"
             if max(abs(lo), abs(hi)) <= tolerance or lo > tolerance or hi < -tolerance:

@@ -40,17 +40,18 @@ SUMMARY = {"compare-p1024": ("SmolLM2-135M, P <= 1024", None),
 
 def write_summary(out: Path) -> str:
     """figures/real-summary.md from the comparisons in ``out`` (see SUMMARY)."""
-    runs = {}
+    runs, stems = {}, []
     for stem, (label, genres) in SUMMARY.items():
         if (out / f"{stem}.json").is_file():
             d = json.loads((out / f"{stem}.json").read_text())
             if genres is not None:
                 d["genres"] = {g: v for g, v in d["genres"].items() if g in genres}
             runs[label] = d
+            stems.append(stem)
     if not runs:
         raise SystemExit(f"compare_real.py: no comparison in {out} ({', '.join(SUMMARY)}.json)")
     text = tables.real_summary(runs)
-    sources = ", ".join(f"`{stem}.json`" for stem in SUMMARY if (out / f"{stem}.json").is_file())
+    sources = ", ".join(f"`{stem}.json`" for stem in stems)
     write_text(out / "real-summary.md", text + f"\n\nFrom {sources}; `python sims/compare_real.py --summary-only`.\n")
     return text
 

@@ -62,16 +62,14 @@ def _seed_points(results: str, seeds, replicates: int, out: Path) -> dict:
         for s in todo:
             t0 = time.process_time()
             point = {"results": results, "seed": s, "replicates": replicates, "P": at, "genres": {}}
-            pooled = {}
             for j, genre in enumerate(res.sources):
                 sel = res.arrays["source"] == j
                 pred, _, _ = simulate(fits[j], res.arrays["context"][sel], res.pmax, replicates, s, j, FOLDS)
                 point["genres"][genre] = {m: [v[idx].tolist(), se[idx].tolist()] for m, (v, se) in pred.items()}
-                pooled[genre] = int(sel.sum())
-            w = np.full(len(pooled), 1.0 / len(pooled))  # "all" weighs the genres equally (compare._pool)
+            w = 1.0 / len(res.sources)  # "all" weighs the genres equally (compare._pool)
             point["genres"]["all"] = {
-                m: [sum(wi * np.array(point["genres"][g][m][0]) for wi, g in zip(w, pooled)).tolist(),
-                    np.sqrt(sum((wi * np.array(point["genres"][g][m][1])) ** 2 for wi, g in zip(w, pooled))).tolist()]
+                m: [(w * sum(np.array(point["genres"][g][m][0]) for g in res.sources)).tolist(),
+                    (w * np.sqrt(sum(np.array(point["genres"][g][m][1]) ** 2 for g in res.sources))).tolist()]
                 for m in SIMULATORS}
             point["cpu_seconds"] = time.process_time() - t0
             write_text(name(s), json.dumps(point) + "\n")

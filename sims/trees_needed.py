@@ -15,8 +15,9 @@ import argparse
 
 import numpy as np
 
-from brw.real.realtree import greedy_covariates, load_realtrees, root_adjusted_mean, trace_name
-from brw.traces import BUNDLED, load_trace
+from brw.real.realtree import (answer_rows, bundled_greedy_covariates, load_realtrees, root_adjusted_mean,
+                               trace_name)
+from brw.traces import load_trace
 
 FOLDS = 4
 
@@ -28,10 +29,10 @@ def needed(results: str, target: float) -> list[dict]:
     for j, src in enumerate(res.meta["sources"]):
         name = trace_name(src)
         trace = load_trace(name)
-        extra = greedy_covariates(trace, load_trace(f"{name}-greedy")) if f"{name}-greedy" in BUNDLED else None
+        extra = bundled_greedy_covariates(name)
         sel = res.arrays["source"] == j
         n = int(sel.sum())
-        N = int((trace.offset >= trace.prompt_lengths[trace.context]).sum())
+        N = answer_rows(trace).size
         m, se = root_adjusted_mean(res.accepted(res.sources[j]), res.arrays["row"][sel], trace, FOLDS, extra)
         rel = se[np.array(P) - 1] / m[np.array(P) - 1]
         sigma2 = rel**2 / (1 / n - 1 / N)

@@ -88,8 +88,8 @@ def test_frontier_bounds_columns(capsys):
 def test_compare_on_the_bundled_real_trees(capsys, tmp_path):
     """brw compare: the real curves are the means of the bundled real trees, the theory is theory.bounds for
     each genre's trace law, the simulations are frontier() of every law with the genre's own seed (spawned from
-    the comparison's, fold_seed), "all" is the genres' mean with equal weights (curves, predictions, slope), every relative
-    error carries its 95% interval, and the empirical law's accepted(1) is the trace's E[top-1 probability]
+    the comparison's, fold_seed), "all" is the genres' mean with equal weights (curves, predictions, slope), every
+    relative error carries its 95% interval, and the empirical law's accepted(1) is the trace's E[top-1 probability]
     within its standard error."""
     from brw import frontier, parse_law, theory
     from brw.real.realtree import load_realtrees

@@ -210,7 +210,8 @@ def test_real_summary_holds_the_named_law_to_the_targets():
         "missed": genre([0.0, 0.0, -0.07], [0.0, 0.0, -0.09], [0.0, 0.0, -0.055])}}
     text = tables.real_summary({"M": d})
     first = text.split("Every simulated law")[0]
-    rows = {line.split(" | ")[1]: line.rstrip(" |").split(" | ") for line in first.splitlines() if line.startswith("| M |")}
+    rows = {line.split(" | ")[1]: line.rstrip(" |").split(" | ") for line in first.splitlines()
+            if line.startswith("| M |")}
     assert rows["met"][3:8] == ["3.00%", "4", "-3.0% [-4, -2]", "yes, resolved", "yes"]  # 0.12 / 4 at P = 16
     assert rows["unresolved"][4:8] == ["4", "+4.0% [-1, +9]", "yes", "no"]
     assert rows["missed"][4:8] == ["16", "-7.0% [-9, -6]", "no, resolved", "no"]

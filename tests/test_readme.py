@@ -46,14 +46,14 @@ def _claims() -> list[str]:
     s, g = models["smollm2-p1024"], models["gemma3"]
     slopes, speed = _step("slopes"), _step("speedup")
     assert speed["cpu_P_low"] == speed["cpu_P_high"] and speed["roof_P_low"] == speed["roof_P_high"]
-    compared = {m: json.loads((ROOT / "figures" / f"compare-{m}.json").read_text())["genres"]["all"]["models"]
-                for m in ("p1024", "gemma3")}
+    runs = {m: json.loads((ROOT / "figures" / f"compare-{m}.json").read_text()) for m in ("p1024", "gemma3")}
+    compared = {m: d["genres"]["all"]["models"] for m, d in runs.items()}
     fit = {m: (c["prefix"]["adjusted"], c["empirical"]["adjusted"]) for m, c in compared.items()}
-    trees = {json.loads((ROOT / "figures" / f"compare-{m}.json").read_text())["replicates"] for m in ("p1024", "gemma3")}
+    trees = {d["replicates"] for d in runs.values()}
     assert len(trees) == 1  # both comparisons at the same size, which the README states once
-    by_genre = {m: json.loads((ROOT / "figures" / f"compare-{m}.json").read_text())["genres"] for m in ("p1024", "gemma3")}
-    genre_worst = {m: max(g["models"]["prefix"]["adjusted"]["max_abs_relative_error"] for n, g in gs.items() if n != "all")
-                   for m, gs in by_genre.items()}
+    by_genre = {m: d["genres"] for m, d in runs.items()}
+    genre_worst = {m: max(g["models"]["prefix"]["adjusted"]["max_abs_relative_error"]
+                          for n, g in gs.items() if n != "all") for m, gs in by_genre.items()}
     # the README says every genre's error at the largest P is an underprediction whose interval excludes zero
     assert all(g["models"]["prefix"]["adjusted"]["relative_error_high"][-1] < 0 for gs in by_genre.values()
                for g in gs.values())

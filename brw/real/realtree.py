@@ -23,10 +23,11 @@ from brw.stats import SURPRISAL_BINS, binned_means
 from brw.laws.context import recorded_contexts
 from brw.traces import BRANCH_MODE, DATA_DIR
 
-__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "pick_order", "summarize",
-           "node_statistics", "tree_temperatures",
+__all__ = ["BUNDLED", "RealTrees", "load_realtrees", "save_realtrees", "pick_rows", "pick_order", "answer_rows",
+           "summarize", "node_statistics", "tree_temperatures",
            "binned_means", "spine_statistics", "trace_name", "root_covariates", "root_adjusted_mean",
-           "ROOT_COVARIATES", "SURPRISAL_BINS", "greedy_continuation", "greedy_covariates", "GREEDY_COVARIATES",
+           "ROOT_COVARIATES", "SURPRISAL_BINS", "greedy_continuation", "greedy_covariates",
+           "bundled_greedy_covariates", "GREEDY_COVARIATES",
            "GREEDY_DEPTH",
            "BUNDLED_RESULTS", "RESULTS_FORMAT", "RESULTS_SCHEMA"]
 
@@ -61,6 +62,12 @@ _PER_CONTEXT = {"source": np.int16, "row": np.int64, "context": np.int32, "offse
 _PER_NODE = {"accepted": None, "parent": np.int16, "depth": np.int16, "token": np.int32,  # accepted: per file
              "entropy": np.float32, "moment2": np.float32, "top1": np.float32}
 _NODE_STATS = ("entropy", "moment2", "top1")  # absent from version 1 files
+
+
+def answer_rows(trace) -> np.ndarray:
+    """The rows of a trace inside its recorded answers (offset >= the prompt's length): the positions real trees
+    are drawn from (:func:`pick_rows`), sorted."""
+    return np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
 
 
 def pick_rows(trace, n: int, seed: int) -> np.ndarray:
@@ -100,7 +107,7 @@ def pick_order(trace, n: int, seed: int) -> np.ndarray:
     """
     n = whole_number(n, "contexts")
     seed = whole_number(seed, "seed", 0)
-    eligible = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
+    eligible = answer_rows(trace)
     if n > eligible.size:
         raise BrwError(f"asked for {n} contexts but the trace {trace.path or ''} has only {eligible.size} "
                        f"answer positions")
@@ -541,6 +548,16 @@ def greedy_covariates(trace, greedy, depth: int = GREEDY_DEPTH) -> np.ndarray:
     return np.column_stack([path.sum(1), mean_ent])
 
 
+def bundled_greedy_covariates(name: str) -> np.ndarray | None:
+    """:func:`greedy_covariates` of every row of the bundled trace ``name`` from its bundled greedy branches
+    (``NAME-greedy``), or None when it has none."""
+    from brw.traces import BUNDLED as BUNDLED_TRACES
+    from brw.traces import load_trace
+
+    branches = f"{name}-greedy"
+    return greedy_covariates(load_trace(name), load_trace(branches)) if branches in BUNDLED_TRACES else None
+
+
 def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1,
                        extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real accepted(P) averaged over contexts, corrected for the luck of which roots were drawn.
@@ -582,7 +599,7 @@ def root_adjusted_mean(real: np.ndarray, rows: np.ndarray, trace, folds: int = 1
     real = np.asarray(real, dtype=np.float64)
     rows = np.asarray(rows, dtype=np.int64)
     n = real.shape[0]
-    answer = np.flatnonzero(trace.offset >= trace.prompt_lengths[trace.context])
+    answer = answer_rows(trace)
 
     def covariates(at):
         x = root_covariates(trace, at)

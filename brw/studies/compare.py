@@ -64,11 +64,10 @@ from brw.checks import whole_number
 from brw.errors import BrwError, clip
 from brw.limits import require
 from brw.progress import Progress
-from brw.real.realtree import (GREEDY_COVARIATES, ROOT_COVARIATES, greedy_covariates, root_adjusted_mean,
-                               trace_name)
+from brw.real.realtree import (GREEDY_COVARIATES, ROOT_COVARIATES, bundled_greedy_covariates,
+                               root_adjusted_mean, trace_name)
 from brw.results import Result
 from brw.spec import check_temperature, temperature_text
-from brw.traces import BUNDLED as BUNDLED_TRACES, load_trace
 
 __all__ = ["compare", "Comparison", "Genre", "MODELS", "THEORY_MODELS", "SIMULATORS", "DEFAULT_AT", "fold_seed",
            "spawn_seed", "fit_laws", "simulate", "relative_errors", "Z95"]
@@ -449,12 +448,6 @@ def _genre(fits: dict, real: np.ndarray, context: np.ndarray, rows: np.ndarray, 
                  gemmix_mu2=whole["gemmix"].mu2, real_slope=_real_slope(real))
 
 
-def _greedy_covariates(name: str) -> np.ndarray | None:
-    """The greedy covariates of every row of a trace whose greedy branches are bundled (None otherwise)."""
-    branches = f"{name}-greedy"
-    return greedy_covariates(load_trace(name), load_trace(branches)) if branches in BUNDLED_TRACES else None
-
-
 def _real_slope(real: np.ndarray) -> tuple[float, float]:
     """The real accepted(P)'s rise per doubling of P from SLOPE_FROM to Pmax, mean over contexts and its
     standard error (NaN when Pmax < 2 SLOPE_FROM)."""
@@ -592,7 +585,7 @@ def compare(results=None, *, replicates: int = 2000, seed: int = 0, regimes: int
                 sel = res.arrays["source"] == j
                 genres[name] = _genre(fits[name], res.accepted(name), res.arrays["context"][sel],
                                       res.arrays["row"][sel], replicates, seed, folds, j,
-                                      _greedy_covariates(own[name]), roots.get(name))
+                                      bundled_greedy_covariates(own[name]), roots.get(name))
                 bar.update()
     if not genres:
         raise BrwError("the real-tree results hold no genre with at least two contexts")
