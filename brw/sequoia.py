@@ -201,14 +201,20 @@ def sequoia_tree(acceptance, n: int, depth: int | None = None) -> SequoiaTree:
                            f"(at most {_capacity(p.size, depth)}); raise depth or lower n")
     c, s_arg, j_arg = _program(p, n, None)
     parent, rank, widths = _build(n, None, s_arg, j_arg)
-    if depth is not None and widths.size > depth:  # the unlimited optimum is too deep: a table per level
+    curve = c[1:].copy()
+    if depth is not None:  # a table per level: the curve's smaller optima may be deeper than the limit
         need = depth * n * (p.size + 1) * 12
         if need > MAX_TABLE_BYTES:
             raise BrwError(f"a depth-{depth} program with n={n} needs {need / 2**30:.1f} GiB of tables; "
                            "lower depth or n")
-        c, s_arg, j_arg = _program(p, n, depth)
-        parent, rank, widths = _build(n, depth, s_arg, j_arg)
-    return SequoiaTree(p, n, depth, float(c[n]), widths, parent, rank, c[1:].copy())
+        limited, s_lim, j_lim = _program(p, n, depth)
+        curve = limited[1:].copy()
+        if widths.size > depth:  # the unlimited optimum is too deep: the limited program's tree
+            c = limited
+            parent, rank, widths = _build(n, depth, s_lim, j_lim)
+        else:  # it fits, so it is optimal under the limit too: kept, and the curve ends at its value
+            curve[-1] = c[n]
+    return SequoiaTree(p, n, depth, float(c[n]), widths, parent, rank, curve)
 
 
 def _check_int(value, name: str, minimum: int) -> int:

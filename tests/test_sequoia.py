@@ -68,6 +68,7 @@ vectors = st.lists(st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.3, 0.45]), min_size=1
 @example(p=[0.45, 0.0, 0.2], n=8, limit=3)  # a zero rank inside; the unlimited optimum has 5 levels
 @example(p=[0.1, 0.2, 0.45], n=8, limit=3)
 @example(p=[0.1, 0.45], n=7, limit=None)
+@example(p=[0.05, 0.0, 0.05], n=8, limit=3)  # the 8-node optimum fits the limit, the 7-node one does not
 def test_program_equals_brute_force(p, n, limit):
     levels = n if limit is None else limit
     trees = list(plane_trees(n, len(p), levels))
