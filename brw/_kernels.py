@@ -68,7 +68,7 @@ from brw.limits import check_numba_environment
 check_numba_environment()  # before Numba reads it: a bad NUMBA_NUM_THREADS makes `import numba` raise
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
 from brw.kernel_law import (KIND_DIRICHLET, KIND_GEM, KIND_TABLE, ROWS_EDGE, ROWS_PATH,  # noqa: E402
                             ROWS_PREFIX, ROWS_RUN)
@@ -752,8 +752,11 @@ def _grow_rows(vbuf, cap, used):
     return nb
 
 
-def _threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest):
-    for j in prange(keys.shape[0]):
+@njit(cache=True, nogil=True)
+def threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest, lo,
+                    hi):
+    """Replicates lo .. hi - 1 (root key keys[j]) into count[j], mass[j], visited[j], deepest[j]."""
+    for j in range(lo, hi):
         dummy_i = np.empty(0, dtype=np.int32)
         dummy_f = np.empty(0)
         v, dd = threshold_one(kind, table, tails, params, cut, keys[j], xs, count[j], mass[j], False, dummy_i,
@@ -761,8 +764,6 @@ def _threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width
         visited[j] = v
         deepest[j] = dd
 
-
-threshold_batch = njit(cache=True, parallel=True)(_threshold_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1036,15 +1037,15 @@ def frontier_select_one(kind, table, tails, params, cut, root_key, pmax, x0, acc
     return deepest, last
 
 
-def _frontier_batch(kind, table, tails, params, cut, keys, pmax, width, x0, acc, deepest, last):
-    """Replicate j (root key keys[j]) into acc[j]; x0 is the walk's starting level (see frontier_select_one)."""
-    for j in prange(keys.shape[0]):
+@njit(cache=True, nogil=True)
+def frontier_batch(kind, table, tails, params, cut, keys, pmax, width, x0, acc, deepest, last, lo, hi):
+    """Replicates lo .. hi - 1 (root key keys[j]) into acc[j]; x0 is the walk's starting level (see
+    frontier_select_one)."""
+    for j in range(lo, hi):
         dd, lastpos = frontier_select_one(kind, table, tails, params, cut, keys[j], pmax, x0, acc[j], width)
         deepest[j] = dd
         last[j] = lastpos
 
-
-frontier_batch = njit(cache=True, parallel=True)(_frontier_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1054,8 +1055,7 @@ frontier_batch = njit(cache=True, parallel=True)(_frontier_batch)
 @njit(cache=True)
 def floor_one(kind, table, params, cut, key, n, width, out):
     """n nodes below key: draw each node's randomness (its vector's top entry) and write a position into out
-    (a ring). Its own buffer: an np.empty written in a prange body is hoisted out of the loop by Numba and
-    shared by every thread (a race, and no speed-up)."""
+    (a ring)."""
     buf = np.empty(max(width, 1))
     acc = 0.0
     mask = out.shape[0] - 1
@@ -1064,14 +1064,12 @@ def floor_one(kind, table, params, cut, key, n, width, out):
         out[i & mask] = acc
 
 
-def _floor_batch(kind, table, params, cut, keys, n, width, out):
-    """For each replicate, n nodes: draw each node's randomness (its vector's top entry) and write a position."""
-    for j in prange(keys.shape[0]):
+@njit(cache=True, nogil=True)
+def floor_batch(kind, table, params, cut, keys, n, width, out, lo, hi):
+    """For replicates lo .. hi - 1, n nodes each: draw each node's randomness (its vector's top entry) and write a
+    position."""
+    for j in range(lo, hi):
         floor_one(kind, table, params, cut, keys[j], n, width, out[j])
-    return out
-
-
-floor_batch = njit(cache=True, parallel=True)(_floor_batch)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1206,10 +1204,10 @@ def best_chain_one(kind, table, tails, params, cut, root_key, kmax, top, width, 
     return visited
 
 
-@njit(cache=True, parallel=True)
-def best_chain_batch(kind, table, tails, params, cut, keys, kmax, top, width, best, greedy, visited, budget):
-    """best_chain_one for every root key (replicate j into best[j], greedy[j], visited[j])."""
-    for j in prange(keys.shape[0]):
+@njit(cache=True, nogil=True)
+def best_chain_batch(kind, table, tails, params, cut, keys, kmax, top, width, best, greedy, visited, budget, lo, hi):
+    """best_chain_one for replicates lo .. hi - 1 (root key keys[j], into best[j], greedy[j], visited[j])."""
+    for j in range(lo, hi):
         visited[j] = best_chain_one(kind, table, tails, params, cut, keys[j], kmax, top, width, best[j],
                                     greedy[j], budget)
 
@@ -1514,25 +1512,25 @@ def drafter_accuracy(kind, table, tails, params, cut, okind, otable, oparams, oc
             out[r] += math.exp(_verifier_lp(lp, n, tails, row, vr))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def drafted_best_first_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, pmax,
-                             width, owidth, acc):
-    for j in prange(keys.shape[0]):
+                             width, owidth, acc, lo, hi):
+    for j in range(lo, hi):
         drafted_best_first_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j],
                                pmax, width, owidth, acc[j])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def drafted_static_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, parent,
-                         rank, order, width, owidth, acc):
-    for j in prange(keys.shape[0]):
+                         rank, order, width, owidth, acc, lo, hi):
+    for j in range(lo, hi):
         drafted_static_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], parent,
                            rank, order, width, owidth, acc[j])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def drafted_eagle_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, k, d, width,
-                        owidth, acc):
-    for j in prange(keys.shape[0]):
+                        owidth, acc, lo, hi):
+    for j in range(lo, hi):
         drafted_eagle_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], k, d,
                           width, owidth, acc[j])

@@ -35,7 +35,7 @@ number is a function of the root key alone.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from brw._kernels import child_key, drafter_candidates, mix64, next_uniform, stream_start
 
@@ -209,10 +209,10 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
     return bound, visited
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def chain_walk_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, K, tau,
-                     roulette, width, owidth, tok, blk, ceil, bound, nodes):
-    for j in prange(keys.shape[0]):
+                     roulette, width, owidth, tok, blk, ceil, bound, nodes, lo, hi):
+    for j in range(lo, hi):
         b, v = chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], K,
                               tau, roulette, width, owidth, tok[j], blk[j], ceil[j])
         bound[j] = b
@@ -502,10 +502,10 @@ def tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocu
         out[a] /= draws
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def tree_scheme_batch(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys, scheme, k, d,
-                      at, draws, width, owidth, out):
-    for j in prange(keys.shape[0]):
+                      at, draws, width, owidth, out, lo, hi):
+    for j in range(lo, hi):
         tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], scheme,
                         k, d, at, draws, 0, width, owidth, out[j])
 

@@ -62,7 +62,7 @@ from brw import _sampled_kernels as SK
 from brw._version import __version__
 from brw.errors import BrwError
 from brw.checks import check_count, check_seed, whole_numbers
-from brw.solver import frontier_start, kernel_threads, root_keys, thread_count
+from brw.solver import frontier_start, kernel_threads, root_keys, run_replicates, thread_count
 from brw.kernel_law import kernel_args, gem_cut
 from brw.laws import Law, parse_law
 from brw.spec import fmt
@@ -727,7 +727,7 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     seconds = 0.0
     kept = np.empty((replicates, npol + 1, len(at))) if keep_replicates else None
     idx_at = np.asarray(at, dtype=np.int64) - 1
-    with kernel_threads(nthreads), Progress(replicates, "policies", enabled=progress, unit="replicates",
+    with kernel_threads(nthreads) as nthreads, Progress(replicates, "policies", enabled=progress, unit="replicates",
                                             hint="fewer replicates, policies or a smaller P (--replicates, "
                                                  "--policies, --P)") as bar:
         for start in range(0, replicates, chunk):
@@ -735,14 +735,14 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
             n = ks.size
             t0 = time.perf_counter()
             fr = np.empty((n, pmax))
-            K.frontier_batch(*args.vector_args, ks, pmax, args.width, x0, fr, np.empty(n, dtype=np.int64),
-                             np.empty(n))
+            run_replicates(K.frontier_batch, n, nthreads, *args.vector_args, ks, pmax, args.width, x0, fr,
+                           np.empty(n, dtype=np.int64), np.empty(n))
             # Policy-major, so that each policy's rows are one C-contiguous block: a kernel compiled for C arrays
             # only (a strided view would make Numba compile a second version of it)
             by_policy = np.full((npol, n, pmax), np.nan)
             chains: dict = {}  # (drafter, k) -> the sampled chain's level sums on this chunk, walked once
             for i, (pol, dargs, owidth, shapes) in enumerate(plans):
-                _score(pol, args, dargs, owidth, shapes, ks, pmax, at, by_policy[i], chains)
+                _score(pol, args, dargs, owidth, shapes, ks, pmax, at, by_policy[i], nthreads, chains)
             vals = by_policy.transpose(1, 0, 2)
             seconds += time.perf_counter() - t0
             if kept is not None:
@@ -823,9 +823,10 @@ def _check_sampled(law, pols, pmax: int, at, threads: int) -> None:
                     f"on {law}")
 
 
-def _score(pol: Policy, args, dargs, owidth, shapes, keys, pmax, at, out, chains=None) -> None:
-    """One policy's accepted(P) on each replicate tree of ``keys`` into out (replicates x pmax); ``chains``
-    caches the sampled chains' walks of this batch of keys."""
+def _score(pol: Policy, args, dargs, owidth, shapes, keys, pmax, at, out, threads, chains=None) -> None:
+    """One policy's accepted(P) on each replicate tree of ``keys`` into out (replicates x pmax), on ``threads``
+    threads; ``chains`` caches the sampled chains' walks of this batch of keys."""
+    n = keys.size
     if pol.name in ("specsample", "block"):
         k = min(pol.k, pmax)
         if pol.drafter.is_verifier:  # q = p: every drafted token is accepted (the walk would only add noise)
@@ -833,10 +834,9 @@ def _score(pol: Policy, args, dargs, owidth, shapes, keys, pmax, at, out, chains
             return
         cache = {} if chains is None else chains
         if (pol.drafter, k) not in cache:
-            n = keys.size
             tok, blk = np.empty((n, k)), np.empty((n, k))
-            SK.chain_walk_batch(*args.vector_args, *dargs, keys, k, CHAIN_TAU, True, args.width, owidth, tok, blk,
-                                np.empty((n, k)), np.empty(n), np.empty(n, dtype=np.int64))
+            run_replicates(SK.chain_walk_batch, n, threads, *args.vector_args, *dargs, keys, k, CHAIN_TAU, True,
+                           args.width, owidth, tok, blk, np.empty((n, k)), np.empty(n), np.empty(n, dtype=np.int64))
             cache[pol.drafter, k] = (np.cumsum(tok, axis=1), np.cumsum(blk, axis=1))
         acc = cache[pol.drafter, k][0 if pol.name == "specsample" else 1]
         out[:, :k] = acc
@@ -845,20 +845,22 @@ def _score(pol: Policy, args, dargs, owidth, shapes, keys, pmax, at, out, chains
         code = {"specinfer": SK.SCHEME_SPECINFER, "rsd": SK.SCHEME_RSD, "traversal": SK.SCHEME_TRAVERSAL}[pol.name]
         at_arr = np.asarray(at, dtype=np.int64)
         res = np.empty((keys.size, at_arr.size))
-        SK.tree_scheme_batch(*args.vector_args, *dargs, keys, code, pol.k, pol.d, at_arr, SAMPLED_DRAWS, args.width,
-                             owidth, res)
+        run_replicates(SK.tree_scheme_batch, n, threads, *args.vector_args, *dargs, keys, code, pol.k, pol.d, at_arr,
+                       SAMPLED_DRAWS, args.width, owidth, res)
         out[:, at_arr - 1] = res
     elif pol.name == "specexec":
-        K.drafted_best_first_batch(*args.vector_args, *dargs, keys, pmax, args.width, owidth, out)
+        run_replicates(K.drafted_best_first_batch, n, threads, *args.vector_args, *dargs, keys, pmax, args.width,
+                       owidth, out)
     elif pol.name == "eagle2":
-        K.drafted_eagle_batch(*args.vector_args, *dargs, keys, pol.k, pol.d, args.width, owidth, out)
+        run_replicates(K.drafted_eagle_batch, n, threads, *args.vector_args, *dargs, keys, pol.k, pol.d, args.width,
+                       owidth, out)
     elif pol.nested:
         parent, rank = shapes[0]
-        K.drafted_static_batch(*args.vector_args, *dargs, keys, parent, rank, _eval_order(parent), args.width,
-                               owidth, out)
+        run_replicates(K.drafted_static_batch, n, threads, *args.vector_args, *dargs, keys, parent, rank,
+                       _eval_order(parent), args.width, owidth, out)
     else:  # one tree per P: keep its whole value at that P
         for P, (parent, rank) in zip(at, shapes):
             full = np.empty((keys.size, max(parent.size, 1)))
-            K.drafted_static_batch(*args.vector_args, *dargs, keys, parent, rank, _eval_order(parent), args.width,
-                                   owidth, full)
+            run_replicates(K.drafted_static_batch, n, threads, *args.vector_args, *dargs, keys, parent, rank,
+                           _eval_order(parent), args.width, owidth, full)
             out[:, P - 1] = full[:, -1] if parent.size else 0.0

@@ -14,8 +14,8 @@ keys (``brw._kernels``). The same replicate is the same tree in both solvers, at
 ``seed=None`` draws fresh entropy and the result records the seed drawn, so that any run can be replayed.
 
 Whatever else walks the same trees (the reference, policies) builds the kernels' arguments with
-``brw.kernel_law.kernel_args``, the root keys with :func:`root_keys` and runs the parallel kernels inside
-:func:`kernel_threads`.
+``brw.kernel_law.kernel_args``, the root keys with :func:`root_keys` and runs the batch kernels on threads with
+:func:`run_replicates`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from brw.progress import Progress
 from brw.results import FrontierResult, ThresholdResult, Tree
 
 __all__ = ["frontier", "frontier_tree", "threshold", "threshold_tree", "root_keys", "kernel_threads", "thread_count",
-           "frontier_start"]
+           "run_replicates", "frontier_start"]
 
 #: Bytes per node of the frontier's accepted curve (``brw._kernels.frontier_select_one``): a buffer of
 #: 1.25 P + 64 (position 8, depth 4) slots and the curve 8, so about 23; 32 is the promise.
@@ -129,12 +129,13 @@ def thread_count(threads) -> int:
     Parameters
     ----------
     threads : int or None
-        Threads asked for (a whole number >= 1), or None for Numba's current count.
+        Threads asked for (a whole number >= 1), or None for Numba's ``NUMBA_NUM_THREADS`` (the cores, unless
+        the environment variable says otherwise).
 
     Returns
     -------
     int
-        ``threads``, capped at Numba's ``NUMBA_NUM_THREADS``.
+        ``threads``, capped at ``NUMBA_NUM_THREADS``.
 
     Raises
     ------
@@ -146,39 +147,84 @@ def thread_count(threads) -> int:
     import numba
 
     if threads is None:
-        return numba.get_num_threads()
-    return min(threads, numba.config.NUMBA_NUM_THREADS)
+        return int(numba.config.NUMBA_NUM_THREADS)
+    return min(threads, int(numba.config.NUMBA_NUM_THREADS))
 
 
 @contextmanager
 def kernel_threads(threads: int | None = None):
-    """Run the parallel kernels on ``threads`` threads inside the block; restore Numba's settings on exit.
-
-    Inside, replicates are handed to threads one at a time (Numba's default splits them evenly up front): on
-    a machine shared with other processes a thread that shares its core then takes fewer. Results do not
-    change (each replicate depends on its key alone).
+    """The thread count the batch kernels run on inside the block (:func:`run_replicates`).
 
     Parameters
     ----------
     threads : int or None, optional
-        Worker threads, capped at Numba's ``NUMBA_NUM_THREADS``; None keeps the current count.
+        Worker threads, capped at Numba's ``NUMBA_NUM_THREADS``; None: that many.
 
     Yields
     ------
     int
         The thread count in force.
     """
-    threads = thread_count(threads)
-    import numba
+    yield thread_count(threads)
 
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    old_chunk = numba.set_parallel_chunksize(1)
+
+def run_replicates(kernel, replicates: int, threads: int, *args) -> None:
+    """Run a batch kernel over replicates 0 .. replicates - 1 on ``threads`` threads: ``kernel(*args, lo, hi)``
+    for consecutive ranges [lo, hi), handed out one at a time to whichever thread is free.
+
+    The batch kernels are serial loops compiled with ``nogil=True``, so Python threads run them side by side. (They
+    were ``prange`` loops: Numba's parallel back end compiled each of them again, 4 to 8 seconds apiece, a third of
+    ``brw compile``; docs/testing.md.) Small ranges balance threads on trees of unequal size and on a core shared
+    with other processes. Results do not depend on the split: replicate j depends on its root key alone. The
+    calling thread works too; an interrupt reaches it between its ranges, and then the others finish the ranges
+    they hold and take no more.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        A batch kernel of ``brw._kernels`` or ``brw._sampled_kernels`` (its last two arguments lo, hi).
+    replicates : int
+        How many replicates (the length of its per-replicate arrays).
+    threads : int
+        Threads to use (:func:`thread_count`).
+    *args
+        Its arguments before lo and hi.
+    """
+    threads = max(1, min(int(threads), replicates))
+    if threads == 1:
+        kernel(*args, 0, replicates)
+        return
+    import threading
+
+    step = max(1, replicates // (16 * threads))
+    starts = iter(range(0, replicates, step))
+    take = threading.Lock()
+    stop = threading.Event()
+    failed: list = []
+
+    def work():
+        while not stop.is_set():
+            with take:
+                lo = next(starts, None)
+            if lo is None:
+                return
+            try:
+                kernel(*args, lo, min(lo + step, replicates))
+            except BaseException as e:  # noqa: BLE001 - handed to the calling thread, which raises it
+                failed.append(e)
+                stop.set()
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(threads - 1)]
+    for t in helpers:
+        t.start()
     try:
-        yield threads
+        work()
     finally:
-        numba.set_num_threads(old)
-        numba.set_parallel_chunksize(old_chunk)
+        stop.set()  # on an interrupt of the calling thread: the helpers finish their ranges and stop
+        for t in helpers:
+            t.join()
+    if failed:
+        raise failed[0]
 
 
 def frontier_start(law: Law, pmax: int) -> float:
@@ -258,7 +304,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
         chunk //= 2
     keys = root_keys(seed, replicates, first_replicate)
 
-    with kernel_threads(nthreads):
+    with kernel_threads(nthreads) as nthreads:
         _warm_up(args)
         # One replicate: its curve is the mean (no Welford arrays, 16 bytes per node less at the peak).
         mean = np.zeros(pmax) if replicates > 1 else None
@@ -276,8 +322,8 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
                 stop = min(start + chunk, replicates)
                 n = stop - start
                 t0 = time.perf_counter()
-                _kernels().frontier_batch(*args.vector_args, keys[start:stop], pmax, args.width, x0, acc[:n],
-                                          deepest[start:stop], last[start:stop])
+                run_replicates(_kernels().frontier_batch, n, nthreads, *args.vector_args, keys[start:stop], pmax,
+                               args.width, x0, acc[:n], deepest[start:stop], last[start:stop])
                 seconds += time.perf_counter() - t0
                 kept[start:stop] = acc[:n, keep_idx]
                 if replicates == 1:
@@ -333,7 +379,7 @@ def _check_keep(keep, pmax: int) -> np.ndarray:
 def _warm_up(args):
     """Compile (or load from cache) outside the timed region."""
     _kernels().frontier_batch(*args.vector_args, np.zeros(1, dtype=np.uint64), 1, args.width, 1.0,
-                              np.empty((1, 1)), np.empty(1, dtype=np.int64), np.empty(1))
+                              np.empty((1, 1)), np.empty(1, dtype=np.int64), np.empty(1), 0, 1)
 
 
 def frontier_tree(law, P: int, seed: int | None = None, replicate: int = 0) -> Tree:
@@ -481,9 +527,10 @@ def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_re
     mass = np.zeros((replicates, xs.size))
     visited = np.zeros(replicates, dtype=np.int64)
     deepest = np.zeros(replicates, dtype=np.int64)
-    with kernel_threads(nthreads):
+    with kernel_threads(nthreads) as nthreads:
         t0 = time.perf_counter()
-        _kernels().threshold_batch(*args.vector_args, keys, xs, max_nodes, args.width, count, mass, visited, deepest)
+        run_replicates(_kernels().threshold_batch, replicates, nthreads, *args.vector_args, keys, xs, max_nodes,
+                       args.width, count, mass, visited, deepest)
         seconds = time.perf_counter() - t0
     if np.any(visited > max_nodes):
         raise BrwError(f"the threshold tree at x={xs[-1]:g} holds more than max_nodes={max_nodes} nodes; "

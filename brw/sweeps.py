@@ -75,8 +75,8 @@ DEFAULT_REPLICATES = 100
 #: Locally, a point of a threaded kind with at least this many tree nodes (replicates x P) and a replicate per
 #: core runs in the sweep's own process on every core: Numba's threads share its replicates as well as worker
 #: processes would share points, without starting processes or leaving cores idle at the end. Smaller points go
-#: to one worker process per core with one thread each, where OpenMP's barriers cannot cost more than a small
-#: point's work (figures/sweep_bench.md).
+#: to one worker process per core with one thread each, where handing replicates to threads cannot cost more
+#: than a small point's work (figures/sweep_bench.md).
 THREADED_NODES = 2**20
 
 
@@ -685,7 +685,7 @@ def _watch(lifeline) -> None:
 
 def _process_context():
     """Workers start from a fork server that has imported the simulator but never run a kernel: a fork of a
-    process whose OpenMP threads have run is unsafe, and spawning each worker afresh costs a second more."""
+    process whose threads have run is unsafe, and spawning each worker afresh costs a second more."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():

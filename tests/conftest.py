@@ -4,10 +4,14 @@ shared fixtures."""
 
 import os
 
-# Numba's OpenMP threads wait for work without spinning: a spinning thread burns a core that the other pytest-xdist
-# worker needs (a test of many small parallel calls took 6 times the CPU and wall time it takes waiting passively).
-# Set before any test module imports Numba; subprocesses inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Bytecode: with PYTHONDONTWRITEBYTECODE set (as on this project's machines) every process of the suite compiles
+# brw's modules from source again, and every pytest-xdist worker rewrites the assertions of every test module again
+# (no .pyc is kept): 35 CPU seconds of a warm run (536 -> 501, docs/testing.md). The suite writes them (into
+# __pycache__, ignored by git), in its own processes and the subprocesses they start.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    import sys
+
+    sys.dont_write_bytecode = False
 
 # Each pytest-xdist worker keeps Numba's compiled kernels in a cache folder of its own. Numba's on-disk cache is
 # not safe for two processes compiling the same functions at once (each numbers the data files of its new

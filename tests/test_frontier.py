@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from brw import BrwError, frontier, frontier_tree, parse_law, threshold, threshold_tree
 from brw import _kernels as K
-from brw.solver import frontier_start, kernel_threads, root_keys
+from brw.solver import frontier_start, root_keys
 from brw.kernel_law import KIND_TABLE, KernelLaw, gem_cut, kernel_args
 from brw.laws import Fixed, Law
 from brw.reference import children, exact_fixed_accepted, uniform_accepted
@@ -135,19 +135,18 @@ def test_same_bits_for_any_thread_count_and_the_batch_kernels(law):
     ta = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=1)
     tb = threshold(law, [3.0, 5.0], replicates=6, seed=4, threads=2)
     assert np.array_equal(ta.count, tb.count) and np.array_equal(ta.mass, tb.mass)
-    # The batch kernels called directly (as the benchmark times them, its 1-thread rates under kernel_threads(1))
-    # walk the same trees as the public functions.
+    # The batch kernels called directly on one thread (as the benchmark times its 1-thread rates) walk the same
+    # trees as the public functions.
     args = kernel_args(parse_law(law), gem_cut(parse_law(law), 2000))
     acc, deepest, last = np.empty((9, 2000)), np.empty(9, dtype=np.int64), np.empty(9)
-    with kernel_threads(1):
-        K.frontier_batch(*args.vector_args, root_keys(4, 9), 2000, args.width, frontier_start(parse_law(law), 2000),
-                         acc, deepest, last)
+    K.frontier_batch(*args.vector_args, root_keys(4, 9), 2000, args.width, frontier_start(parse_law(law), 2000),
+                     acc, deepest, last, 0, 9)
     # the curve: the same per-replicate values, averaged in another order (Welford there), so equal to rounding
     assert np.allclose(acc.mean(axis=0), a.accepted, rtol=1e-12, atol=0) and np.array_equal(deepest, a.deepest)
     targs = kernel_args(parse_law(law), 5.0)
     count, mass = np.zeros((6, 2), dtype=np.int64), np.zeros((6, 2))
     K.threshold_batch(*targs.vector_args, root_keys(4, 6), np.array([3.0, 5.0]), 10**9, targs.width, count, mass,
-                      np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.int64))
+                      np.zeros(6, dtype=np.int64), np.zeros(6, dtype=np.int64), 0, 6)
     assert np.array_equal(np.cumsum(count, axis=1), ta.count)
 
 

@@ -52,7 +52,7 @@ from brw import _kernels as K  # noqa: E402
 from brw._version import __version__  # noqa: E402
 from brw.errors import BrwError  # noqa: E402
 from brw.checks import check_count  # noqa: E402
-from brw.solver import FRONTIER_BYTES_PER_NODE, frontier_start, kernel_threads, root_keys  # noqa: E402
+from brw.solver import FRONTIER_BYTES_PER_NODE, frontier_start, kernel_threads, root_keys, run_replicates  # noqa: E402
 from brw.kernel_law import KernelLaw, gem_cut, kernel_args  # noqa: E402
 from brw.laws import Law, parse_law  # noqa: E402
 from brw.reference import reference_frontier  # noqa: E402
@@ -155,11 +155,10 @@ class _Runner:
         self.out = np.empty((replicates, 1024))
         self.reference_nodes = 0
 
-    def frontier(self):
-        f = K.frontier_batch
+    def frontier(self, threads=1):
         t0 = time.perf_counter()
-        f(self.kind, self.table, self.tails, self.params, self.cut, self.keys, self.pmax, self.width, self.x0, self.acc,
-          self.deepest, self.last)
+        run_replicates(K.frontier_batch, self.replicates, threads, self.kind, self.table, self.tails, self.params,
+                       self.cut, self.keys, self.pmax, self.width, self.x0, self.acc, self.deepest, self.last)
         return time.perf_counter() - t0, self.replicates * self.pmax
 
     def best_first(self):
@@ -170,19 +169,19 @@ class _Runner:
                        np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n), np.empty(max(self.width, 1)))
         return time.perf_counter() - t0, n
 
-    def threshold(self):
-        f = K.threshold_batch
+    def threshold(self, threads=1):
         self.count[:] = 0
         self.mass[:] = 0
         t0 = time.perf_counter()
-        f(self.kind, self.table, self.tails, self.params, self.cut, self.keys, self.xs, 10**12, self.width,
-          self.count, self.mass, self.visited, self.tdeep)
+        run_replicates(K.threshold_batch, self.replicates, threads, self.kind, self.table, self.tails, self.params,
+                       self.cut, self.keys, self.xs, 10**12, self.width, self.count, self.mass, self.visited,
+                       self.tdeep)
         return time.perf_counter() - t0, int(self.visited.sum())
 
-    def floor(self):
-        f = K.floor_batch
+    def floor(self, threads=1):
         t0 = time.perf_counter()
-        f(self.kind, self.table, self.params, self.cut, self.keys, self.pmax, self.width, self.out)
+        run_replicates(K.floor_batch, self.replicates, threads, self.kind, self.table, self.params, self.cut,
+                       self.keys, self.pmax, self.width, self.out)
         return time.perf_counter() - t0, self.replicates * self.pmax
 
     def warm_up(self):
@@ -217,11 +216,10 @@ def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
 
     for _ in range(repeats):  # as brw.frontier runs them: replicates handed out one by one
         for nt in threads:
-            with kernel_threads(nt):
+            with kernel_threads(nt) as n:
                 for name in ("frontier", "threshold", "floor"):
-                    keep(f"{name}@{nt}", *_timed(getattr(run, name)))
-        with kernel_threads(1):
-            keep("best_first@1", *_timed(run.best_first))
+                    keep(f"{name}@{nt}", *_timed(getattr(run, name), n))
+        keep("best_first@1", *_timed(run.best_first))
         if reference_note is None:
             t0 = time.perf_counter()
             try:

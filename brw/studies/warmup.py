@@ -83,7 +83,7 @@ def _floor():
 
     law = parse_law("fixed:p=0.7/0.3")
     a = kernel_args(law, gem_cut(law, 16))
-    K.floor_batch(a.kind, a.table, a.params, a.cut, root_keys(0, 2), 16, a.width, np.empty((2, 1024)))
+    K.floor_batch(a.kind, a.table, a.params, a.cut, root_keys(0, 2), 16, a.width, np.empty((2, 1024)), 0, 2)
 
 
 #: name -> (what it reaches, the calls, its compile seconds on a fresh cache, measured on one core here). Jobs that
