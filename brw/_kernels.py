@@ -310,6 +310,7 @@ def table_row(table, params, key, prow, edge):
     nrows = table.shape[0]
     if nrows == 1:
         return 0
+    prow = np.int64(prow)  # the root's -1 is a literal: without this each helper below is compiled twice
     mode = params[0]
     if mode == ROWS_PATH and prow >= 0 and params[3 + np.int64(params[1]) + prow] > 0.0:
         return prow + 1
@@ -553,7 +554,7 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
     if top == _NEG_INF:
         return -1, np.inf
     _heap_set(hpos, hkey, hrank, hdep, hpar, 0, 0.0 - top, root_key, 0, 1, -1)
-    n = 1
+    n = np.int64(1)  # int64, not a literal: a literal 1 made Numba compile _sift_down a second time
     total = 0.0
     deepest = 0
     pos = 0.0
@@ -581,7 +582,7 @@ def frontier_one(kind, table, tails, params, cut, root_key, pmax, acc, tpar, tde
             lp = table[row]
             ln = table.shape[1]
         else:
-            lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, -1, 0.0)
+            lp, ln, row = node_vector(kind, table, params, cut, pkey, buf, np.int64(-1), 0.0)
         # the popped node's own surprisal in its parent's vector (what ROWS_EDGE, RUN and PREFIX rows are drawn by)
         edge = -rank_lp(lp, ln, tails[row], r) if params[0] <= ROWS_EDGE else 0.0  # EDGE, RUN, PREFIX
         nxt = rank_lp(lp, ln, tails[row], r + 1)
@@ -677,7 +678,7 @@ def _threshold_walk(kind, table, tails, params, cut, xs, count, mass, tree, tpar
         cr = 0
         cidx = visited - 1
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1, 0.0)
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], np.int64(-1), 0.0)
         else:
             crow = table_row(table, params, ckey, crow, -lpr)
 
@@ -704,16 +705,17 @@ def threshold_one(kind, table, tails, params, cut, root_key, xs, count, mass, tr
     random_vectors = kind != KIND_TABLE
     vbuf = np.empty((scap if random_vectors else 1, max(width, 1)))
     # The current node (key, position, row, length, next rank, visit index) lives in locals, the path above it
-    # on the stack; a node's vector is drawn once, when the walk steps down to it.
-    d = 0
+    # on the stack; a node's vector is drawn once, when the walk steps down to it. The counters start as int64,
+    # not as literals: a literal 0 made Numba compile _threshold_walk twice (once for Literal[int](0) arguments).
+    d = np.int64(0)
     ckey = root_key
     cpos = 0.0
-    cr = 0
-    cidx = -1
-    visited = 0
-    deepest = 0
+    cr = np.int64(0)
+    cidx = np.int64(-1)
+    visited = np.int64(0)
+    deepest = np.int64(0)
     if random_vectors:
-        lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1, 0.0)
+        lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], np.int64(-1), 0.0)
     else:
         crow = table_row(table, params, ckey, -1, 0.0)
         cln = table.shape[1]
@@ -756,10 +758,11 @@ def _grow_rows(vbuf, cap, used):
 def threshold_batch(kind, table, tails, params, cut, keys, xs, max_nodes, width, count, mass, visited, deepest, lo,
                     hi):
     """Replicates lo .. hi - 1 (root key keys[j]) into count[j], mass[j], visited[j], deepest[j]."""
+    no_tree = np.bool_(False)  # a bool, not the literal False: one compiled threshold_one for this and tree mode
     for j in range(lo, hi):
         dummy_i = np.empty(0, dtype=np.int32)
         dummy_f = np.empty(0)
-        v, dd = threshold_one(kind, table, tails, params, cut, keys[j], xs, count[j], mass[j], False, dummy_i,
+        v, dd = threshold_one(kind, table, tails, params, cut, keys[j], xs, count[j], mass[j], no_tree, dummy_i,
                               dummy_i, dummy_f, max_nodes, width)
         visited[j] = v
         deepest[j] = dd
@@ -855,7 +858,7 @@ def select_pairs(a, b, k, n):
         if lt <= k < gt:
             _qselect(a, b, k, lt, gt - 1)
             return
-    _qselect(a, b, k, 0, n - 1)
+    _qselect(a, b, k, np.int64(0), n - 1)
 
 
 _RADIX_BITS = 8  # 256-way scatters stay in L1: 8 passes of these beat 6 of 11 bits at every size measured
@@ -956,7 +959,7 @@ def _select_walk(kind, table, tails, params, cut, skey, spos, snext, srow, slen,
         cpos = npos
         cr = 0
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], -1, 0.0)
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[d], np.int64(-1), 0.0)
         else:
             crow = table_row(table, params, ckey, crow, -lpr)
 
@@ -983,18 +986,19 @@ def frontier_select_one(kind, table, tails, params, cut, root_key, pmax, x0, acc
     for _attempt in range(200):
         # The walk keeps the current node (key, position, row, length, next rank) in locals and the path above
         # it on the stack; a child's vector is drawn once, when the walk steps down to it.
-        d = 0
+        # int64 and bool, not literals: a literal 0 or False made Numba compile _select_walk twice
+        d = np.int64(0)
         ckey = root_key
         cpos = 0.0
-        cr = 0
+        cr = np.int64(0)
         if random_vectors:
-            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], -1, 0.0)
+            lp, cln, crow = node_vector(kind, table, params, cut, ckey, vbuf[0], np.int64(-1), 0.0)
         else:
             crow = table_row(table, params, ckey, -1, 0.0)
             cln = table.shape[1]
-        n = 0
-        pruned = False
-        shrunk = False
+        n = np.int64(0)
+        pruned = np.bool_(False)
+        shrunk = np.bool_(False)
         while True:
             status, d, ckey, cpos, cr, crow, cln, n, x, pruned, shrunk = _select_walk(
                 kind, table, tails, params, cut, skey, spos, snext, srow, slen, vbuf, pbuf, dbuf, pmax,
@@ -1150,7 +1154,7 @@ def best_chain_one(kind, table, tails, params, cut, root_key, kmax, top, width, 
         best[j] = 0.0
         greedy[j] = 0.0
     keys[0] = root_key
-    _, n0, row0 = node_vector(kind, table, params, cut, root_key, bufs[0], -1, 0.0)
+    _, n0, row0 = node_vector(kind, table, params, cut, root_key, bufs[0], np.int64(-1), 0.0)
     rows[0] = row0
     ns[0] = n0
     visited = 0
@@ -1193,7 +1197,7 @@ def best_chain_one(kind, table, tails, params, cut, root_key, kmax, top, width, 
             rows[d + 1] = table_row(table, params, ckey, rows[d], edge)
             ns[d + 1] = table.shape[1]
         else:
-            _, cn, _ = node_vector(kind, table, params, cut, ckey, bufs[d + 1], -1, 0.0)
+            _, cn, _ = node_vector(kind, table, params, cut, ckey, bufs[d + 1], np.int64(-1), 0.0)
             ns[d + 1] = cn
             rows[d + 1] = 0
         keys[d + 1] = ckey
@@ -1241,7 +1245,7 @@ def drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, 
     m = nv
     base = lp
     if okind >= 0:
-        olp, on, _ = node_vector(okind, otable, oparams, ocut, key ^ _DRAFTER, obuf, -1, 0.0)
+        olp, on, _ = node_vector(okind, otable, oparams, ocut, key ^ _DRAFTER, obuf, np.int64(-1), 0.0)
         while on > 0 and olp[on - 1] == _NEG_INF:
             on -= 1
         m = min(nv, on)
@@ -1331,12 +1335,13 @@ def drafted_best_first_one(kind, table, tails, params, cut, okind, otable, opara
     tv[0] = 0.0
     tq[0] = 0.0
     m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut, T,
-                                                 sigma, root_key, -1, vbuf, obuf, work, idx, pmax, crank, clq)
+                                                 sigma, root_key, np.int64(-1), vbuf, obuf, work, idx, np.int64(pmax),
+                                                 crank, clq)
     nh = 0
     vr, lq = drafter_candidate(0, m, crank, clq, tails, row, n, lz, T, tail)
     if vr >= 0:
         _heap_set(hq, hkey, hr, hd, hp, 0, -lq, 0, 0, 0, 0)
-        nh = 1
+        nh = np.int64(1)
     total = 0.0
     for i in range(1, pmax + 1):
         if nh == 0:  # the drafter proposes no more nodes
@@ -1347,8 +1352,8 @@ def drafted_best_first_one(kind, table, tails, params, cut, okind, otable, opara
         par = hp[0]
         r = hr[0]
         m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut,
-                                                     T, sigma, tkey[par], tprow[par], vbuf, obuf, work, idx, pmax,
-                                                     crank, clq)
+                                                     T, sigma, tkey[par], tprow[par], vbuf, obuf, work, idx,
+                                                     np.int64(pmax), crank, clq)
         vr, lq = drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail)
         vpos = tv[par] - _verifier_lp(lp, n, tails, row, vr)
         ckey = child_key(tkey[par], vr)
@@ -1369,8 +1374,8 @@ def drafted_best_first_one(kind, table, tails, params, cut, okind, otable, opara
                 _heap_set(hq, hkey, hr, hd, hp, 0, hq[nh], hkey[nh], hr[nh], hd[nh], hp[nh])
                 _sift_down(hq, hkey, hr, hd, hp, 0, nh)
         m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut,
-                                                     T, sigma, ckey, tprow[i], vbuf, obuf, work, idx, pmax, crank,
-                                                     clq)
+                                                     T, sigma, ckey, tprow[i], vbuf, obuf, work, idx,
+                                                     np.int64(pmax), crank, clq)
         vr3, lq3 = drafter_candidate(0, m, crank, clq, tails, row, n, lz, T, tail)
         if vr3 >= 0:
             _heap_set(hq, hkey, hr, hd, hp, nh, q - lq3, 0, 0, 0, i)
@@ -1416,7 +1421,7 @@ def drafted_static_one(kind, table, tails, params, cut, okind, otable, oparams, 
             if ppos < np.inf:
                 m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams,
                                                              ocut, T, sigma, pkey, -1 if p < 0 else nprow[p], vbuf,
-                                                             obuf, work, idx, cap, crank, clq)
+                                                             obuf, work, idx, np.int64(cap), crank, clq)
         vr, lq = drafter_candidate(rank[i], m, crank, clq, tails, row, n, lz, T, tail)
         if vr < 0:
             npos[i] = np.inf
@@ -1466,7 +1471,7 @@ def drafted_eagle_one(kind, table, tails, params, cut, okind, otable, oparams, o
             sq = 0.0 if s < 0 else gq[s]
             m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams,
                                                          ocut, T, sigma, skey, -1 if s < 0 else gprow[s], vbuf, obuf,
-                                                         work, idx, k, crank, clq)
+                                                         work, idx, np.int64(k), crank, clq)
             for r in range(k):
                 vr, lq = drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail)
                 if vr < 0:
@@ -1504,7 +1509,8 @@ def drafter_accuracy(kind, table, tails, params, cut, okind, otable, oparams, oc
     clq = np.empty(W)
     for j in range(nodes):
         m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut,
-                                                     T, sigma, child_key(base, j), -1, vbuf, obuf, work, idx, W, crank, clq)
+                                                     T, sigma, child_key(base, j), np.int64(-1), vbuf, obuf, work, idx,
+                                                     np.int64(W), crank, clq)
         for r in range(W):
             vr, lq = drafter_candidate(r, m, crank, clq, tails, row, n, lz, T, tail)
             if vr < 0:

@@ -69,8 +69,8 @@ def node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T,
     """The node ``key``'s slots into sp, sq, sc, sr (see the module's docstring); prow is its parent's row.
     Returns (slots, row). crank and clq must hold at least the node's explicit children (the table width)."""
     m, lp, n, row, lz, tail = drafter_candidates(kind, table, tails, params, cut, okind, otable, oparams, ocut, T,
-                                                 sigma, key, prow, vbuf, obuf, work, idx, crank.shape[0], crank,
-                                                 clq)
+                                                 sigma, key, np.int64(prow), vbuf, obuf, work, idx,
+                                                 np.int64(crank.shape[0]), crank, clq)
     nv = n
     while nv > 0 and lp[nv - 1] == _NEG:
         nv -= 1
@@ -142,7 +142,7 @@ def chain_walk_one(kind, table, tails, params, cut, okind, otable, oparams, ocut
     bound = 0.0
     visited = 1
     ns[0], nrow[0] = node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, root_key,
-                                -1, vbuf, obuf, work, idx, crank, clq, sp[0], sq[0], sc[0], sr[0])
+                                np.int64(-1), vbuf, obuf, work, idx, crank, clq, sp[0], sq[0], sc[0], sr[0])
     nkey[0] = root_key
     nP[0] = 1.0
     nQ[0] = 1.0
@@ -412,11 +412,11 @@ def traversal_value(sp, sq, sc, ns, tok, fchild, nchild, depth, P, mb, ms, palph
     hold one slot vector per level of the current path."""
     reach = 1.0
     e = 0.0
-    _load(sp, sq, sc, ns, 0, mb, ms, 0)
+    _load(sp, sq, sc, ns, np.int64(0), mb, ms, np.int64(0))
     palpha[0] = 1.0
     stack[0] = 0
     ptr[0] = fchild[0]
-    L = 0
+    L = np.int64(0)
     while True:
         u = stack[L]
         if ptr[L] < min(fchild[u] + nchild[u], P + 1):  # enter the next child
@@ -507,7 +507,7 @@ def tree_scheme_batch(kind, table, tails, params, cut, okind, otable, oparams, o
                       at, draws, width, owidth, out, lo, hi):
     for j in range(lo, hi):
         tree_scheme_one(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, keys[j], scheme,
-                        k, d, at, draws, 0, width, owidth, out[j])
+                        k, d, at, draws, np.int64(0), width, owidth, out[j])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -533,7 +533,7 @@ def drafter_distance(kind, table, tails, params, cut, okind, otable, oparams, oc
     sr = np.empty(S, dtype=np.int64)
     for j in range(nodes):
         n, _ = node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma,
-                          child_key(base, j), -1, vbuf, obuf, work, idx, crank, clq, sp, sq, sc, sr)
+                          child_key(base, j), np.int64(-1), vbuf, obuf, work, idx, crank, clq, sp, sq, sc, sr)
         tv = 0.0
         kl = 0.0
         bc = 0.0
@@ -576,8 +576,8 @@ def ratio_steps(kind, table, tails, params, cut, okind, otable, oparams, ocut, T
     excl = np.zeros(S, dtype=np.int64)
     for j in range(n):
         key = child_key(base, j)
-        ns, _ = node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, key, -1, vbuf,
-                           obuf, work, idx, crank, clq, sp, sq, sc, sr)
+        ns, _ = node_slots(kind, table, tails, params, cut, okind, otable, oparams, ocut, T, sigma, key, np.int64(-1),
+                           vbuf, obuf, work, idx, crank, clq, sp, sq, sc, sr)
         total = 0.0
         for s in range(ns):
             total += sq[s] * sc[s]

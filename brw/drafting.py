@@ -62,7 +62,7 @@ from brw import _sampled_kernels as SK
 from brw._version import __version__
 from brw.errors import BrwError
 from brw.checks import check_count, check_seed, whole_numbers
-from brw.solver import frontier_start, kernel_threads, root_keys, run_replicates, thread_count
+from brw.solver import chunk_size, frontier_start, kernel_threads, root_keys, run_replicates, thread_count
 from brw.kernel_law import kernel_args, gem_cut
 from brw.laws import Law, parse_law
 from brw.spec import fmt
@@ -717,7 +717,7 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     x0 = frontier_start(law, pmax)
     plans, accuracies = _plans(pols, law, pmax, at, seed)
     npol = len(pols)
-    chunk = max(1, min(replicates, 4 * nthreads))
+    chunk = chunk_size(replicates, pmax, nthreads)
     while chunk > 1 and chunk * pmax * 8 * (npol + 2) > 0.25 * _available():
         chunk //= 2
     keys = root_keys(seed, replicates, first_replicate)

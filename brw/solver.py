@@ -36,7 +36,7 @@ from brw.progress import Progress
 from brw.results import FrontierResult, ThresholdResult, Tree
 
 __all__ = ["frontier", "frontier_tree", "threshold", "threshold_tree", "root_keys", "kernel_threads", "thread_count",
-           "run_replicates", "frontier_start"]
+           "run_replicates", "chunk_size", "frontier_start"]
 
 #: Bytes per node of the frontier's accepted curve (``brw._kernels.frontier_select_one``): a buffer of
 #: 1.25 P + 64 (position 8, depth 4) slots and the curve 8, so about 23; 32 is the promise.
@@ -45,6 +45,8 @@ FRONTIER_BYTES_PER_NODE = 32
 #: e^margin P nodes lie below it (N(x) e^-x mu -> 1; its spread across trees shrinks like 1/sqrt(P), and a
 #: walk that finds fewer than P nodes costs a second walk).
 FRONTIER_X_MARGIN = 0.05
+#: Least tree nodes (replicates x P) per chunk of replicates handed to the kernels (:func:`chunk_size`).
+CHUNK_NODES = 2**16
 
 
 def root_keys(seed: int, replicates: int, first: int = 0) -> np.ndarray:
@@ -227,6 +229,13 @@ def run_replicates(kernel, replicates: int, threads: int, *args) -> None:
         raise failed[0]
 
 
+def chunk_size(replicates: int, pmax: int, threads: int) -> int:
+    """Replicates per chunk of a run whose trees have ``pmax`` nodes: four per thread, and at least
+    ``CHUNK_NODES`` nodes in all, so that small trees do not pay the hand-off to threads (and the progress bar's
+    update) every few replicates (frontier(P = 1) at 20000 replicates: 2500 chunks of 8 before)."""
+    return max(1, min(replicates, max(4 * threads, -(-CHUNK_NODES // max(pmax, 1)))))
+
+
 def frontier_start(law: Law, pmax: int) -> float:
     """Where the frontier kernel's pruned walk starts.
 
@@ -299,7 +308,7 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
     args, heap = _frontier_sizes(law, pmax, replicates, nthreads, keep_idx.size)
     x0 = frontier_start(law, pmax)
     # Replicates run in chunks; a chunk holds its accepted curves until they are folded into the mean.
-    chunk = max(1, min(replicates, 4 * nthreads))
+    chunk = chunk_size(replicates, pmax, nthreads)
     while chunk > 1 and chunk * (pmax * 8 + heap) + 32 * pmax > 0.5 * available_memory():
         chunk //= 2
     keys = root_keys(seed, replicates, first_replicate)

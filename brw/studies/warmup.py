@@ -91,10 +91,10 @@ def _floor():
 #: both start from the frontier's walk).
 JOBS = {
     "frontier": ("the pruned walk behind brw.frontier (table, Dirichlet and trace laws), the drafting policies on "
-                 "its trees (brw.policies) and the benchmark's floor loop (brw bench)", _frontier, 63),
-    "sampled": ("sampled drafts and their lossless verification (brw.sampled)", _sampled, 44),
+                 "its trees (brw.policies) and the benchmark's floor loop (brw bench)", _frontier, 48),
+    "sampled": ("sampled drafts and their lossless verification (brw.sampled)", _sampled, 18),
     "tree": ("best-first (brw.frontier_tree), the threshold walk (brw.threshold) and the best chain (brw deployment)",
-             _tree, 10),
+             _tree, 14),
 }
 
 
