@@ -743,9 +743,11 @@ def _check_moments(f: _Fields, r: _Rows, top_mass: np.ndarray, vocab: int | None
         # tail_bounds finds no room for a tail whose mass 1 - top-k, spread over the rest of the vocabulary,
         # puts more than p_k on a token. On a very peaked row (T < 1) that mass is only the float32 rounding of
         # the stored top-k (~1e-8) while p_k is ~1e-12: the recorded tail mass, which fits, bounds the tail then.
+        # "Fits" up to the rounding of the stored float32 log p_k (an absolute error of |log p_k| eps32 / 2, so
+        # that relative in p_k): a flat row, whose tail tokens are exactly as likely as p_k, fits.
         nt = vocab - topd.shape[1]
         tm = np.clip(rows["tail_mass"], 0.0, None)
-        fits = tm / nt <= np.exp(topd[:, -1]) * (1 + 1e-9)
+        fits = tm / nt <= np.exp(topd[:, -1]) * (1 + np.abs(topd[:, -1]) * np.finfo(np.float32).eps + 1e-9)
         with np.errstate(divide="ignore", invalid="ignore"):
             lq = np.where(tm > 0, np.log(np.where(tm > 0, tm, 1.0) / nt), 0.0)
         redo = np.isneginf(h_hi) & fits

@@ -534,3 +534,28 @@ def test_token_strings_with_a_vocab_size_that_is_not_a_count_are_refused(tmp_pat
     path = raw_save(tmp_path / "t.npz", {**arrays, "token_strings": np.array(["a"] * V)}, meta)
     with pytest.raises(BrwError):
         load_trace(path)
+
+
+def test_token_ids_are_uint16_up_to_65536_tokens_and_int32_beyond():
+    """uint16 holds ids 0..65535, so a vocabulary of 65,536 tokens fits and one more does not (mutation sample
+    seed 23, traces:286: the limit moved to 2 << 16, which wraps the ids of a 100,000-token vocabulary)."""
+    from brw.traces import id_dtype
+
+    assert id_dtype(1) is np.uint16 and id_dtype(65536) is np.uint16
+    assert id_dtype(65537) is np.int32 and id_dtype(131072) is np.int32 and id_dtype(262144) is np.int32
+    assert np.array([65535], dtype=id_dtype(65536))[0] == 65535
+
+
+def test_a_top_k_of_tied_log_probabilities_is_sorted(tmp_path):
+    """Decreasing order allows ties: rows whose three likeliest tokens tie load (mutation sample seed 23,
+    traces:700: ties refused as unsorted), and so do rows of a uniform distribution, whose tail tokens tie with
+    the top-k too (the tail then fits only up to the float32 rounding of the stored top-k)."""
+    path = tmp_path / "ties.npz"
+    raw_save(path, *synthetic(kinds=("ties", "peaked")))
+    t = load_trace(path)
+    tied = (t.top_logp[:, 0] == t.top_logp[:, 1]) & (t.top_logp[:, 1] == t.top_logp[:, 2])
+    assert tied.sum() >= 5 and not tied.all()
+    raw_save(path, *synthetic(kinds=("uniform", "peaked")))
+    t = load_trace(path)
+    flat = np.all(t.top_logp == t.top_logp[:, :1], axis=1)
+    assert flat.sum() >= 5 and np.allclose(t.entropy[flat], np.log(V))

@@ -20,6 +20,11 @@ def _full_dist(rng, kind):
         z[rng.integers(V)] += 14.0
     elif kind == "flat":
         z = rng.standard_normal(V) * 0.3
+    elif kind == "ties":  # the three likeliest tokens tie
+        z = rng.standard_normal(V) * 2.0
+        z[np.argsort(-z)[:3]] = z.max()
+    elif kind == "uniform":  # every token as likely as the next: the top-k and the tail alike
+        z = np.zeros(V)
     elif kind == "middle":  # Zipf-like: entropy well between "peaked" and "flat"
         z = rng.standard_normal(V) * 0.3 - np.log(np.arange(1, V + 1))
     else:
