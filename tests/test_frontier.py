@@ -284,3 +284,15 @@ def test_compiled_streams_equal_their_plain_python_transcription(law):
         assert row == krow
         kernel = [float(v) for v in lp[:n] if v > -np.inf]
         assert mine == kernel
+
+
+def test_a_stick_breaking_law_whose_sticks_cannot_fit_is_refused_naming_theta():
+    """GEM(theta = 1e10) breaks 3e10 to 3e11 sticks per node near the frontier: a buffer row per level of the walk's
+    stack (256) on every thread would need tens of TiB, so each entry point refuses it before allocating, naming the
+    largest theta that fits (mutation sample seed 23, solver:106 and 571: the bytes per stick divided by the
+    levels instead of multiplied, and threshold_tree's check run for 0 threads)."""
+    for call in (lambda: threshold_tree("gem:theta=1e10", 3.0), lambda: threshold("gem:theta=1e10", [3.0]),
+                 lambda: frontier("gem:theta=1e10", 100)):
+        with pytest.raises(BrwError, match=r"breaks about \d(\.\d+)?e\+1[01] sticks per node, which need about .* "
+                                           r"at most theta=\S+ fits \(theta=1e\+10 given\)"):
+            call()

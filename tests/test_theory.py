@@ -113,6 +113,19 @@ def test_a_grid_step_too_fine_for_memory_is_refused_naming_h():
         T.renewal("dirichlet:alpha=0.5,k=8", 50.0, h=1e-12)
 
 
+def test_the_accepted_count_law_at_level_0_and_at_its_tolerance():
+    """x = 0 is a level like any other (no node lies at or below 0 when no token is certain: P(X >= 1) = 0), and
+    the convolutions stop at the first n with P(S_n <= x) strictly below tol: a tol equal to one of the upper
+    bracket's values runs one convolution past it (mutation sample seed 23, theory:139, 618 and 634)."""
+    n, lo, hi = T.accepted_count_law("fixed:p=0.7/0.3", 0.0)
+    assert n.tolist() == [1] and lo.tolist() == [0.0] and hi.tolist() == [0.0]
+    law = "dirichlet:alpha=0.5,k=8"
+    n, lo, hi = T.accepted_count_law(law, 3.0)
+    assert np.all(np.diff(hi) < 0) and len(hi) > 5
+    n2, lo2, hi2 = T.accepted_count_law(law, 3.0, tol=float(hi[3]))
+    assert len(n2) == 5 and np.array_equal(hi2, hi[:5]) and hi2[4] < hi[3]
+
+
 def test_an_accepted_count_law_past_100000_convolutions_is_refused():
     """accepted_count_law runs at most 100000 convolutions, about (x + 10 sqrt(x mu2 / mu)) / mu of them: an x
     that needs 100000.5 is refused (mutation sample seed 17, theory:607: the limit moved to 100001). A coarse grid
