@@ -134,15 +134,16 @@ def test_every_long_command_shows_progress_unless_json(name):
 
 
 @pytest.mark.parametrize("argv, label", [
-    (["frontier", "--law", "dirichlet:alpha=0.5,k=4", "--P", "64", "--replicates", "40"], "frontier"),
-    (["policies", "--law", "fixed:p=0.7/0.3", "--P", "8", "--replicates", "20"], "policies"),
-    (["speedup", "--law", "dirichlet:alpha=0.5,k=4", "--cost", "roofline:t1=0.02,knee=8", "--replicates", "20"],
-     "frontier"),
+    (["frontier", "--law", "dirichlet:alpha=0.5,k=4", "--P", "4096", "--replicates", "40"], "frontier"),
+    (["policies", "--law", "fixed:p=0.7/0.3", "--P", "256", "--replicates", "600"], "policies"),
+    (["speedup", "--law", "dirichlet:alpha=0.5,k=4", "--cost", "roofline:t1=0.02,knee=8", "--P", "1024",
+      "--replicates", "200"], "frontier"),
     (["bench", "--law", "fixed:p=0.7/0.3", "--law", "uniform:k=3", "--P", "50", "--replicates", "1", "--reference-P",
       "20", "--repeats", "1", "--big", "0", "--no-startup"], "bench"),
 ])
 def test_long_commands_print_progress_lines_off_a_terminal(capsys, monkeypatch, argv, label):
-    """A few updates each (replicates come in chunks of 4 per thread; bench goes a law at a time)."""
+    """A few updates each (replicates come in chunks of 4 per thread and at least 2^16 nodes, brw.solver.chunk_size:
+    a few chunks need trees of a few thousand nodes; bench goes a law at a time)."""
     monkeypatch.setattr(progress, "LINE_SECONDS", 0.0)  # a line at every update
     assert main(argv) == 0
     err = capsys.readouterr().err
