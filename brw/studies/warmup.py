@@ -1,8 +1,8 @@
 """Compile the kernels into Numba's on-disk cache once, on every core at once.
 
 Every kernel is compiled the first time a process runs it (Numba, ``cache=True``) and loaded from the on-disk cache
-after that. On a fresh machine the first commands spend most of their time there: about 100 seconds of one core for
-the kernels that ``brw reproduce --quick`` runs (measured: docs/testing.md). The compiler is single-threaded, so
+after that. On a fresh machine the first commands spend most of their time there: about 80 seconds of one core for
+all of them (measured: docs/testing.md). The compiler is single-threaded, so
 ``compile_kernels`` splits the work into ``JOBS`` (small calls of the public API, each reaching a group of kernels),
 runs them in worker processes, and gathers what they compiled into the cache the caller's processes read.
 
