@@ -862,12 +862,10 @@ def _interruptible(argv) -> int:
             signal.signal(signal.SIGINT, previous[1])
 
 
-#: brw.errors.PENDING is set by Ctrl-C: an interrupt that a library turned into another exception,
-#: swallowed, or that Python dropped inside a callback from C (Numba's compiler, say), is still an interrupt; the
-#: next progress update raises it (brw.errors.raise_pending), and the command's end if none comes.
-
-
 def _interrupt(signum, frame):
+    """Ctrl-C: recorded in brw.errors.PENDING, since an interrupt that a library turned into another exception,
+    swallowed, or that Python dropped inside a callback from C (Numba's compiler, say), is still an interrupt; the
+    next progress update raises it (brw.errors.raise_pending), and the command's end if none comes."""
     PENDING.append(signum)
     raise KeyboardInterrupt
 
@@ -923,7 +921,7 @@ def _main(argv) -> int:
             raise BrwError(f"give a command: {', '.join(COMMANDS)} (see brw --help)")
         _, run, table = COMMANDS[args.command]
         result = run(args)
-        for e in PENDING:  # a signal that landed where Python could not raise it
+        for e in PENDING:  # a signal that landed where Python could not raise it (any thread: not raise_pending)
             raise e if isinstance(e, SystemExit) else KeyboardInterrupt
         text = json.dumps(_jsonable(result), allow_nan=False) if getattr(args, "json", False) else _table(table, result)
     except BrwError as e:

@@ -51,7 +51,7 @@ from brw._version import __version__
 from brw.engines import Measurement, read_deployment
 from brw.checks import whole_number
 from brw.errors import BrwError, clip
-from brw.solver import frontier, kernel_threads, root_keys, run_replicates
+from brw.solver import frontier, root_keys, run_replicates, thread_count
 from brw.kernel_law import KIND_TABLE, gem_cut, kernel_args
 from brw.laws import parse_law
 from brw.drafting import rank_accuracy
@@ -161,9 +161,9 @@ def best_chain(law, kmax: int, replicates: int = 1000, seed: int = 0, *, threads
     best = np.zeros((replicates, kmax))
     greedy = np.zeros((replicates, kmax))
     visited = np.zeros(replicates, dtype=np.int64)
-    with kernel_threads(threads) as nt:
-        run_replicates(K.best_chain_batch, replicates, nt, *args.vector_args, keys, kmax, min(top, 1.0), args.width,
-                       best, greedy, visited, int(budget))
+    nt = thread_count(threads)
+    run_replicates(K.best_chain_batch, replicates, nt, *args.vector_args, keys, kmax, min(top, 1.0), args.width,
+                   best, greedy, visited, int(budget))
     if np.any(visited < 0):
         raise BrwError(f"the best chain of {kmax} tokens on {law} needs more than {budget} nodes per tree (many "
                        "chains nearly as good); lower k")

@@ -62,7 +62,7 @@ from brw import _sampled_kernels as SK
 from brw._version import __version__
 from brw.errors import BrwError
 from brw.checks import check_count, check_seed, whole_numbers
-from brw.solver import chunk_size, frontier_start, kernel_threads, root_keys, run_replicates, thread_count
+from brw.solver import chunk_size, frontier_start, root_keys, run_replicates, thread_count
 from brw.kernel_law import kernel_args, gem_cut
 from brw.laws import Law, parse_law
 from brw.spec import fmt
@@ -727,9 +727,8 @@ def policies(law, pmax: int, policies=DEFAULT_POLICIES, replicates: int = 100, s
     seconds = 0.0
     kept = np.empty((replicates, npol + 1, len(at))) if keep_replicates else None
     idx_at = np.asarray(at, dtype=np.int64) - 1
-    with kernel_threads(nthreads) as nthreads, Progress(replicates, "policies", enabled=progress, unit="replicates",
-                                            hint="fewer replicates, policies or a smaller P (--replicates, "
-                                                 "--policies, --P)") as bar:
+    with Progress(replicates, "policies", enabled=progress, unit="replicates",
+                  hint="fewer replicates, policies or a smaller P (--replicates, --policies, --P)") as bar:
         for start in range(0, replicates, chunk):
             ks = keys[start:start + chunk]
             n = ks.size

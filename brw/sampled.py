@@ -51,7 +51,7 @@ from brw._kernels import child_key
 from brw._version import __version__
 from brw.checks import check_seed, whole_number
 from brw.errors import BrwError
-from brw.solver import kernel_threads, root_keys, run_replicates
+from brw.solver import root_keys, run_replicates, thread_count
 from brw.kernel_law import gem_cut, kernel_args
 from brw.laws import parse_law
 from brw.limits import require
@@ -349,9 +349,9 @@ def chain_levels(law, drafter: Drafter | None, keys, k: int, tau: float = 0.0, r
     n = keys.size
     tok, blk, ceil = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
     bound, nodes = np.zeros(n), np.zeros(n, dtype=np.int64)
-    with kernel_threads(threads) as nt:
-        run_replicates(SK.chain_walk_batch, n, nt, *args.vector_args, *dargs, keys, k, float(tau), bool(roulette),
-                       args.width, owidth, tok, blk, ceil, bound, nodes)
+    nt = thread_count(threads)
+    run_replicates(SK.chain_walk_batch, n, nt, *args.vector_args, *dargs, keys, k, float(tau), bool(roulette),
+                   args.width, owidth, tok, blk, ceil, bound, nodes)
     return tok, blk, ceil, bound, nodes
 
 
@@ -496,9 +496,9 @@ def tree_values(law, drafter: Drafter | None, keys, scheme: str, k: int, d: int,
     draws = whole_number(draws, "draws")
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     out = np.empty((keys.size, at.size))
-    with kernel_threads(threads) as nt:
-        run_replicates(SK.tree_scheme_batch, keys.size, nt, *args.vector_args, *dargs, keys, code, k, d, at, draws,
-                       args.width, owidth, out)
+    nt = thread_count(threads)
+    run_replicates(SK.tree_scheme_batch, keys.size, nt, *args.vector_args, *dargs, keys, code, k, d, at, draws,
+                   args.width, owidth, out)
     return out
 
 

@@ -155,7 +155,9 @@ def thread_count(threads) -> int:
 
 @contextmanager
 def kernel_threads(threads: int | None = None):
-    """The thread count the batch kernels run on inside the block (:func:`run_replicates`).
+    """:func:`thread_count` as a block, kept for callers of the public API: the batch kernels once ran on Numba's
+    threads, which this set and restored; they now take their thread count from :func:`run_replicates`, so this
+    only yields it. Deprecated: call :func:`thread_count`.
 
     Parameters
     ----------
@@ -313,39 +315,38 @@ def frontier(law, pmax: int, replicates: int = 1, seed: int | None = None, *, fi
         chunk //= 2
     keys = root_keys(seed, replicates, first_replicate)
 
-    with kernel_threads(nthreads) as nthreads:
-        _warm_up(args)
-        # One replicate: its curve is the mean (no Welford arrays, 16 bytes per node less at the peak).
-        mean = np.zeros(pmax) if replicates > 1 else None
-        m2 = np.zeros(pmax) if replicates > 1 else None
-        delta = np.empty(pmax) if replicates > 1 else None
-        tmp = np.empty(pmax) if replicates > 1 else None
-        deepest = np.empty(replicates, dtype=np.int64)
-        last = np.empty(replicates)
-        acc = np.empty((chunk, pmax))
-        kept = np.empty((replicates, keep_idx.size))
-        seconds = 0.0
-        with Progress(replicates, "frontier", enabled=progress, unit="replicates",
-                      hint="fewer replicates or a smaller P (--replicates, --P)") as bar:
-            for start in range(0, replicates, chunk):
-                stop = min(start + chunk, replicates)
-                n = stop - start
-                t0 = time.perf_counter()
-                run_replicates(_kernels().frontier_batch, n, nthreads, *args.vector_args, keys[start:stop], pmax,
-                               args.width, x0, acc[:n], deepest[start:stop], last[start:stop])
-                seconds += time.perf_counter() - t0
-                kept[start:stop] = acc[:n, keep_idx]
-                if replicates == 1:
-                    mean = acc[0]
-                for i in range(n if replicates > 1 else 0):  # Welford, in replicate order: the same bits for any
-                    j = start + i + 1  # chunking; in place, so that no temporary array joins the peak
-                    np.subtract(acc[i], mean, out=delta)
-                    np.divide(delta, j, out=tmp)
-                    mean += tmp
-                    np.subtract(acc[i], mean, out=tmp)
-                    tmp *= delta
-                    m2 += tmp
-                bar.update(n)
+    _warm_up(args)
+    # One replicate: its curve is the mean (no Welford arrays, 16 bytes per node less at the peak).
+    mean = np.zeros(pmax) if replicates > 1 else None
+    m2 = np.zeros(pmax) if replicates > 1 else None
+    delta = np.empty(pmax) if replicates > 1 else None
+    tmp = np.empty(pmax) if replicates > 1 else None
+    deepest = np.empty(replicates, dtype=np.int64)
+    last = np.empty(replicates)
+    acc = np.empty((chunk, pmax))
+    kept = np.empty((replicates, keep_idx.size))
+    seconds = 0.0
+    with Progress(replicates, "frontier", enabled=progress, unit="replicates",
+                  hint="fewer replicates or a smaller P (--replicates, --P)") as bar:
+        for start in range(0, replicates, chunk):
+            stop = min(start + chunk, replicates)
+            n = stop - start
+            t0 = time.perf_counter()
+            run_replicates(_kernels().frontier_batch, n, nthreads, *args.vector_args, keys[start:stop], pmax,
+                           args.width, x0, acc[:n], deepest[start:stop], last[start:stop])
+            seconds += time.perf_counter() - t0
+            kept[start:stop] = acc[:n, keep_idx]
+            if replicates == 1:
+                mean = acc[0]
+            for i in range(n if replicates > 1 else 0):  # Welford, in replicate order: the same bits for any
+                j = start + i + 1  # chunking; in place, so that no temporary array joins the peak
+                np.subtract(acc[i], mean, out=delta)
+                np.divide(delta, j, out=tmp)
+                mean += tmp
+                np.subtract(acc[i], mean, out=tmp)
+                tmp *= delta
+                m2 += tmp
+            bar.update(n)
 
     if args.kind == KIND_GEM and np.any(last >= args.cut):  # pragma: no cover - needs a frontier 20 nats off course
         raise RuntimeError(f"gem frontier reached the stick-breaking cut {args.cut:.1f}; raise GEM_MARGIN")
@@ -536,11 +537,10 @@ def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_re
     mass = np.zeros((replicates, xs.size))
     visited = np.zeros(replicates, dtype=np.int64)
     deepest = np.zeros(replicates, dtype=np.int64)
-    with kernel_threads(nthreads) as nthreads:
-        t0 = time.perf_counter()
-        run_replicates(_kernels().threshold_batch, replicates, nthreads, *args.vector_args, keys, xs, max_nodes,
-                       args.width, count, mass, visited, deepest)
-        seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_replicates(_kernels().threshold_batch, replicates, nthreads, *args.vector_args, keys, xs, max_nodes,
+                   args.width, count, mass, visited, deepest)
+    seconds = time.perf_counter() - t0
     if np.any(visited > max_nodes):
         raise BrwError(f"the threshold tree at x={xs[-1]:g} holds more than max_nodes={max_nodes} nodes; "
                        "lower x or raise max_nodes")

@@ -52,7 +52,7 @@ from brw import _kernels as K  # noqa: E402
 from brw._version import __version__  # noqa: E402
 from brw.errors import BrwError  # noqa: E402
 from brw.checks import check_count  # noqa: E402
-from brw.solver import FRONTIER_BYTES_PER_NODE, frontier_start, kernel_threads, root_keys, run_replicates  # noqa: E402
+from brw.solver import FRONTIER_BYTES_PER_NODE, frontier_start, root_keys, run_replicates, thread_count  # noqa: E402
 from brw.kernel_law import KernelLaw, gem_cut, kernel_args  # noqa: E402
 from brw.laws import Law, parse_law  # noqa: E402
 from brw.reference import reference_frontier  # noqa: E402
@@ -216,9 +216,9 @@ def _bench_law(law, pmax, replicates, ref_nodes, repeats, threads, seed):
 
     for _ in range(repeats):  # as brw.frontier runs them: replicates handed out one by one
         for nt in threads:
-            with kernel_threads(nt) as n:
-                for name in ("frontier", "threshold", "floor"):
-                    keep(f"{name}@{nt}", *_timed(getattr(run, name), n))
+            n = thread_count(nt)
+            for name in ("frontier", "threshold", "floor"):
+                keep(f"{name}@{nt}", *_timed(getattr(run, name), n))
         keep("best_first@1", *_timed(run.best_first))
         if reference_note is None:
             t0 = time.perf_counter()
