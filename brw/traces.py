@@ -50,11 +50,11 @@ larger than its own .npy header declares, or larger than the trace's header and 
 before its data are read.
 
 Validation (one BrwError naming the file, the field and the row), in named checks: the header (schema version,
-format, metadata, required fields); shapes and dtypes; values (NaN or infinite values, log-probabilities above
-0, an unsorted top-k, negative statistics); mass (top-k plus tail mass off 1 by more than ``MASS_TOL``);
-moments (an entropy or second log-moment that the top-k and a tail of ``tail_mass`` spread over the rest of the
-vocabulary, each tail token no more probable than the k-th, cannot produce, by more than ``MOMENT_TOL``); ids
-outside the vocabulary or repeated; contexts (indices or offsets that point nowhere).
+format, metadata with a ``vocab_size`` in k..``MAX_VOCAB``, required fields); shapes and dtypes; values (NaN or
+infinite values, log-probabilities above 0, an unsorted top-k, negative statistics); mass (top-k plus tail mass off
+1 by more than ``MASS_TOL``); moments (an entropy or second log-moment that the top-k and a tail of ``tail_mass``
+spread over the rest of the vocabulary, each tail token no more probable than the k-th, cannot produce, by more
+than ``MOMENT_TOL``); ids outside the vocabulary or repeated; contexts (indices or offsets that point nowhere).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from brw.checks import whole_number
-from brw.errors import BrwError
+from brw.errors import BrwError, clip
 from brw.files import check_output, write_npz
 from brw.tailfit import tail_bounds
 
@@ -135,6 +135,8 @@ MAX_CONTEXT_TOKENS = 1 << 21
 #: Most characters of the metadata JSON, and of one token string.
 MAX_META_CHARS = 1 << 20
 MAX_TOKEN_CHARS = 1 << 10
+#: Largest vocab_size: token ids are int32 beyond 65,536 tokens (and a size past a float's range is no count).
+MAX_VOCAB = 1 << 31
 
 
 
@@ -727,10 +729,11 @@ def _check_mass(f: _Fields, r: _Rows) -> np.ndarray:
 
 
 def _check_vocab_size(f: _Fields, meta: dict, k: int) -> int | None:
-    """The metadata's vocab_size, when given: a whole number >= k."""
+    """The metadata's vocab_size, when given: a whole number in k..MAX_VOCAB."""
     vocab = meta.get("vocab_size")
-    if vocab is not None and (not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < k):
-        raise f.err("meta", f"vocab_size must be a whole number >= k = {k}, got {vocab!r}")
+    if vocab is not None and (not isinstance(vocab, int) or isinstance(vocab, bool) or not k <= vocab <= MAX_VOCAB):
+        raise f.err("meta", f"vocab_size must be a whole number >= k = {k} and at most 2**31, "
+                            f"got {clip(repr(vocab), 40)}")
     return vocab
 
 
