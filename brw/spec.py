@@ -101,11 +101,11 @@ def parse_float(value: str, key: str, spec: str, *, positive: bool = False, nonn
     except ValueError:
         raise BrwError(f"{key}={clip(value, 40)!r} in law spec {spec!r} is not a number") from None
     if not math.isfinite(x):
-        raise BrwError(f"{key}={value!r} in law spec {spec!r} must be finite")
+        raise BrwError(f"{key}={clip(value, 40)!r} in law spec {spec!r} must be finite")
     if positive and not x > 0:
-        raise BrwError(f"{key}={value} in law spec {spec!r} must be > 0")
+        raise BrwError(f"{key}={clip(value, 40)} in law spec {spec!r} must be > 0")
     if nonnegative and not x >= 0:
-        raise BrwError(f"{key}={value} in law spec {spec!r} must be >= 0")
+        raise BrwError(f"{key}={clip(value, 40)} in law spec {spec!r} must be >= 0")
     return x
 
 
@@ -133,7 +133,7 @@ def parse_int(value: str, key: str, spec: str, *, minimum: int) -> int:
     except ValueError:
         raise BrwError(f"{key}={clip(value, 40)!r} in law spec {spec!r} must be a whole number") from None
     if x < minimum:
-        raise BrwError(f"{key}={x} in law spec {spec!r} must be >= {minimum}")
+        raise BrwError(f"{key}={clip(str(x), 40)} in law spec {spec!r} must be >= {minimum}")
     return x
 
 

@@ -300,6 +300,8 @@ def stick_rows(s, theta, w, T: float, n: int | None = None, seed: int = MC_SEED)
     m = int(tmax * (T * -math.log(STICK_RESIDUAL) + math.log1p(tmax) + 10.0)) + 16
     while True:
         rows = n or max(1024, min(MC_ROWS, MC_ATOMS // m))
+        if rows * m > 16 * MC_ATOMS:  # a large theta: refused before the first draw, not by a MemoryError in it
+            raise _too_many_sticks(tmax, rows * m, T)
         rng = np.random.default_rng(np.random.SeedSequence(seed))
         c = rng.choice(s.size, size=rows, p=w / w.sum())
         sc, th = s[c], theta[c]
@@ -314,9 +316,13 @@ def stick_rows(s, theta, w, T: float, n: int | None = None, seed: int = MC_SEED)
         if residual.max() <= math.log(STICK_RESIDUAL):
             return a * lp - lz[:, None]
         if rows * m * 2 > 16 * MC_ATOMS:
-            raise BrwError(f"a stick-breaking law with theta up to {tmax:g} needs more than {rows * m} sticks "
-                           f"for its quantities at T={T:g}; use a smaller theta")
+            raise _too_many_sticks(tmax, rows * m, T)
         m *= 2
+
+
+def _too_many_sticks(tmax: float, sticks: int, T: float) -> BrwError:
+    return BrwError(f"a stick-breaking law with theta up to {tmax:g} needs more than {sticks} sticks "
+                    f"for its quantities at T={T:g}; use a smaller theta")
 
 
 @lru_cache(maxsize=8)
