@@ -456,10 +456,20 @@ def _refuse_unresolved(law: Law, pmax: float, points: int, xmax: float, at_fit: 
     xfit = _largest_resolved_x(law, points)
     if xfit >= MIN_GRID_TOP and at_fit is None:
         at_fit = renewal(law, xfit, points=points)
-    pfit = math.floor(float(at_fit.m_lo[-1])) - 2.0 if xfit >= MIN_GRID_TOP else 0.0
+    # P is taken when m_lo > P + 1: the largest such whole P is ceil(m_lo) - 2.
+    pfit = math.ceil(float(at_fit.m_lo[-1])) - 2.0 if xfit >= MIN_GRID_TOP else 0.0
     if pfit >= 1:
-        raise BrwError(f"P={pmax:.6g} needs a renewal grid of {need:.3g} points for {law} (points={points}): "
-                       f"at most P={pfit:.6g} fits")
+        raise BrwError(f"P={pmax:.6g} needs a renewal grid of at least {need:.3g} points for {law} "
+                       f"(points={points}): at most P={pfit:.6g} fits")
+    if points < DEFAULT_POINTS:  # too few points for a law that the default resolves: blame the points
+        xdef = _largest_resolved_x(law, DEFAULT_POINTS)
+        pdef = 0.0
+        if MIN_GRID_TOP <= xdef < math.inf:
+            pdef = math.ceil(float(renewal(law, xdef, points=DEFAULT_POINTS).m_lo[-1])) - 2.0
+        if pdef >= 1:
+            raise BrwError(f"P={pmax:.6g} needs a renewal grid of at least {need:.3g} points for {law}, and "
+                           f"points={points} resolves no P; raise points (points={DEFAULT_POINTS} resolves "
+                           f"P up to {pdef:.6g})")
     raise BrwError(f"law {law} has mu = {law.mu:.3g} nats: nearly every token is certain, and its renewal "
                    f"numerics would need {need:.3g} grid points (points={points}); "
                    f"{_resolvable_hint(law, pmax, points)}")
@@ -598,6 +608,14 @@ def predicted_depth(law, P, speed: tuple[float, float] | None = None) -> np.ndar
 MAX_CONVOLUTIONS = 100000
 
 
+def _tolerance(tol) -> float:
+    """A probability tolerance: a number with 0 < tol < 1."""
+    ok = not isinstance(tol, (bool, np.bool_)) and isinstance(tol, (int, float, np.integer, np.floating))
+    if not (ok and 0.0 < float(tol) < 1.0):
+        raise BrwError(f"tol must be a number between 0 and 1 (exclusive), got {clip(repr(tol), 40)}")
+    return float(tol)
+
+
 def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12):
     """P(X >= n) = P(S_n <= x) for n = 1, 2, ... until it falls below ``tol``: (n, lower, upper) arrays.
 
@@ -606,6 +624,7 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     law = _law(law)
     x = _level(x)
     points = _grid_points(points, law)
+    tol = _tolerance(tol)
     # About (x + a few spreads) / mu convolutions until P(S_n <= x) is negligible; at most MAX_CONVOLUTIONS run.
     steps = (x + 10.0 * math.sqrt(max(x, 1.0) * law.mu2 / law.mu)) / law.mu
     if steps > MAX_CONVOLUTIONS:
@@ -622,7 +641,7 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     # The upper bracket keeps at least f0^n at level 0 after n steps (f0: the floor grid's mass at 0, the steps
     # shorter than h), so it cannot fall below tol in time when f0^MAX_CONVOLUTIONS >= tol: refuse now.
     f0 = float(f_hi[0])
-    if f0 >= 1.0 or (f0 > 0.0 and MAX_CONVOLUTIONS * math.log(f0) >= math.log(tol)):
+    if f0 > 0.0 and MAX_CONVOLUTIONS * math.log(f0) >= math.log(tol):
         raise BrwError(f"the grid of accepted_count_law({law}, x={x:g}) is too coarse: {f0:.6g} of the spine step "
                        f"lies below its cell h={h:.3g}, so P(S_n <= x) cannot fall below tol={tol:g} within "
                        f"{MAX_CONVOLUTIONS} convolutions; raise points (now {points}) or lower x")
@@ -633,7 +652,7 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
         lo.append(min(float(dist_lo.sum()), hi[-1]))
         if hi[-1] < tol:
             break
-    else:  # pragma: no cover - the check above refuses the grids whose upper bracket cannot fall; a guard
+    else:  # the check above refuses the grids whose upper bracket cannot fall at all; this one fell too slowly
         raise BrwError(f"P(S_n <= {x:g}) did not fall below {tol:g}; the spine step is too often tiny")
     return np.arange(1, len(hi) + 1), np.array(lo), np.array(hi)
 
