@@ -112,9 +112,12 @@ def _check_sticks(law: Law, args, threads: int, what: str) -> None:
     most = USABLE * have / per_stick
     lam = ((-12.0 + math.sqrt(144.0 + 4.0 * max(most - 32.0, 0.0))) / 2.0) ** 2  # lam + 12 sqrt(lam) + 32 = most
     theta = max(np.atleast_1d(getattr(law, "theta", math.nan)))
+    # The sticks grow as theta times the cut; at a cut of 0 (a threshold at x = 0) only the 32 sticks every node
+    # breaks are left, and no theta makes them fewer.
+    best = f"at most theta={lam / args.cut:.3g} fits" if args.cut > 0 else "no theta fits"
     raise BrwError(f"{what} of {law} breaks about {float(args.width):.3g} sticks per node, which need about "
-                   f"{format_bytes(args.width * per_stick)} of memory but {format_bytes(have)} is available; at "
-                   f"most theta={lam / args.cut:.3g} fits (theta={theta:g} given)")
+                   f"{format_bytes(args.width * per_stick)} of memory but {format_bytes(have)} is available; "
+                   f"{best} (theta={theta:g} given)")
 
 
 def _kernels():
@@ -459,9 +462,12 @@ def _mean_count_curve(law: Law, x: float) -> tuple[np.ndarray, np.ndarray]:
         grid, m = np.array([x]), np.array([x]) / law.mu
     try:  # m is e^x-fold U: beyond 40 nats it exceeds any memory whatever the law, so 40 is where to look
         ren = theory.renewal(law, min(x, 40.0), points=4096)
-        grid = np.append(ren.x, x)
+        # m is non-decreasing: m_lo at the grid points up to x bounds m(x) from below. A grid point past x (the
+        # grid's last, on a lattice the first lattice point at or past x) would overstate it.
+        below = ren.x <= x
+        grid = np.append(ren.x[below], x)
         with np.errstate(over="ignore"):
-            m = np.maximum(np.append(ren.m_lo, ren.m_lo[-1]), grid / law.mu)
+            m = np.maximum(np.append(ren.m_lo[below], ren.m_lo[below][-1]), grid / law.mu)
     except BrwError:  # a law the renewal grid cannot resolve: Wald's bound alone
         pass
     grid.flags.writeable = m.flags.writeable = False  # shared by every later call
@@ -482,14 +488,15 @@ def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0
         grid, m = _mean_count_curve(law, x)
     except TypeError:  # a law that cannot be a cache key
         grid, m = _mean_count_curve.__wrapped__(law, x)
-    if m[-1] <= most:
+    nodes = m - 1.0  # a tree's nodes, max_nodes and the arrays count them without the root
+    if nodes[-1] <= most:
         return float(m[-1])
-    fit = grid[m <= most]
+    fit = grid[nodes <= most]
     best = f"at most x={fit[-1]:.4g} fits" if fit.size else "no level fits"
     limit = (f"more than max_nodes={max_nodes}" if most == max_nodes else
              f"more than the {format_bytes(USABLE * have)} of memory available hold")
-    raise BrwError(f"the threshold tree of {law} at x={x:g} holds at least {m[-1]:.3g} nodes on average "
-                   f"(identity 3), {limit}; {best}")
+    raise BrwError(f"the threshold tree of {law} at x={x:g} holds at least {nodes[-1]:.3g} nodes besides the "
+                   f"root on average (identity 3), {limit}; {best}")
 
 
 def threshold(law, xs, replicates: int = 1, seed: int | None = None, *, first_replicate: int = 0,
