@@ -55,11 +55,17 @@ def gem_entropy(theta):
 
 
 def _theta_for_entropy(h: float) -> float:
-    """The theta with gem_entropy(theta) = h (gem_entropy increases from 0 to infinity)."""
+    """The theta with gem_entropy(theta) = h (gem_entropy increases from 0 to infinity), within [1e-9, 1e12].
+
+    Past theta = 1e12 (an entropy of 28.2 nats, more than a vocabulary of 2^31 tokens holds) the largest is
+    returned: such an h comes only from a spike clipped to 1 - 1e-9 whose row recorded a little more entropy than
+    its top-1 allows (within the trace's tolerance), and the GEM part of that spike carries 1e-9 of the mass."""
     from scipy import optimize  # here, not at import: it costs every start-up a fifth of a second
 
     if h <= 1e-9:
         return 1e-9
+    if h >= gem_entropy(1e12):
+        return 1e12
     return float(optimize.brentq(lambda t: gem_entropy(t) - h, 1e-12, 1e12, xtol=1e-14, rtol=1e-14))
 
 
