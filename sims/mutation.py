@@ -55,13 +55,19 @@ _PYTEST = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly"
 #: module -> (source file, its fast tests, extra environment, timeout in seconds per mutant). Tests listed first
 #: run first (pytest -x stops at the first failure): the quickest discriminating ones lead.
 MODULES = {
-    "kernel_law": ("brw/kernel_law.py", ["tests/test_kernel_parts.py", "tests/test_reference_paths.py"], {}, 300),
-    "laws": ("brw/laws/", ["tests/test_laws.py", "tests/test_reference_paths.py", "tests/test_theory.py"], {}, 400),
-    "fitted": ("brw/laws/fitted.py", ["tests/test_fitted.py", "tests/test_reference_paths.py"], {}, 300),
-    "frontier": ("brw/solver.py", ["tests/test_reference_paths.py", "tests/test_results.py", "tests/test_frontier.py",
-                                     "-k", "'not accepted_1'"], {}, 400),
-    "theory": ("brw/theory.py", ["tests/test_theory.py"], {}, 400),
-    "traces": ("brw/traces.py", ["tests/test_traces.py", "tests/test_importers.py"], {}, 300),
+    "kernel_law": ("brw/kernel_law.py",
+                   ["tests/test_kernel_parts.py", "tests/test_limits_fitted.py", "tests/test_reference_paths.py"],
+                   {}, 300),
+    "laws": ("brw/laws/", ["tests/test_limits_laws.py", "tests/test_limits_fitted.py", "tests/test_laws.py",
+                           "tests/test_reference_paths.py", "tests/test_theory.py"], {}, 400),
+    "fitted": ("brw/laws/fitted.py",
+               ["tests/test_limits_fitted.py", "tests/test_fitted.py", "tests/test_reference_paths.py"], {}, 300),
+    "frontier": ("brw/solver.py", ["tests/test_limits_solver.py", "tests/test_reference_paths.py",
+                                     "tests/test_results.py", "tests/test_frontier.py", "-k", "'not accepted_1'"],
+                 {}, 400),
+    "theory": ("brw/theory.py", ["tests/test_limits_theory.py", "tests/test_theory.py"], {}, 400),
+    "traces": ("brw/traces.py", ["tests/test_limits_traces.py", "tests/test_traces.py", "tests/test_importers.py"],
+               {}, 300),
     # Last: a kernels session rewrites brw/_kernels.py, so the modules after it compile the kernels once more.
     "kernels": ("brw/_kernels.py",
                 ["tests/test_kernel_parts.py", "tests/test_reference_paths.py",

@@ -493,6 +493,22 @@ def test_too_few_points_for_a_law_far_from_certainty_are_blamed_not_the_law(spec
     assert T.renewal_bound(spec, [10**6], points=2**12)[0] > 1.0
 
 
+@pytest.mark.parametrize("spec, key, rest, sign, outside", [("zipf:s=30,k=40", "s", ",k=40", -1, 1.1),
+                                                            ("gem:theta=1e-9", "theta", "", 1, 2.0)])
+def test_the_parameter_named_for_a_law_too_near_certainty_is_near_the_edge_of_what_fits(spec, key, rest, sign,
+                                                                                        outside):
+    """The hint is near the edge, not just a value that fits: 10% inside it the law is resolved, and outside it by
+    10% (zipf; its s moves toward certainty as it grows, sign -1: its search runs on -log s) or a factor 2 (gem,
+    where the hint sizes the grid by the usual top and so errs on the safe side) it is refused again."""
+    with pytest.raises(BrwError, match=rf"at {'least' if sign > 0 else 'most'} about {key}=(\S+) fits$") as err:
+        T.renewal_bound(spec, [10**6])
+    edge = float(re.search(rf"{key}=(\S+) fits$", str(err.value)).group(1))
+    family = spec.split(":")[0]
+    assert T.renewal_bound(f"{family}:{key}={edge * 1.1**sign:.6g}{rest}", [10**6])[0] > 1.0
+    with pytest.raises(BrwError):
+        T.renewal_bound(f"{family}:{key}={edge / outside**sign:.6g}{rest}", [10**6])
+
+
 def test_a_dirichlet_law_too_near_certainty_is_told_the_least_alpha_that_fits():
     """dirichlet's spread parameter alpha grows away from certainty (sign +1): the hint is 'at least about alpha='
     and a law just above that alpha is resolved."""
@@ -550,13 +566,15 @@ def test_a_flat_psi_over_theta_is_a_limit_at_infinity_whose_speed_is_the_least_w
     assert T.biggins_speed(law) == (1.0, math.inf)
 
 
+@pytest.mark.parametrize("scale", [1.0, 4.0])
 @pytest.mark.parametrize("rise, limit", [(0.5e-12, True), (2e-12, False)])
-def test_psi_over_theta_within_1e_12_of_its_least_value_at_the_largest_theta_is_still_falling(rise, limit):
-    """psi / theta = -1 up to theta = 1e4, where it is -1 + rise: a rise of 0.5e-12 (relative) is round-off, the
-    infimum a limit (theta* = inf); a rise of 2e-12 makes theta* finite (Brent's minimum, inside the grid)."""
-    law = Atoms(steps=(1.0,), psi=lambda t: t * (-1.0 + (rise if t > 5000 else 0.0)))
+def test_psi_over_theta_within_1e_12_of_its_least_value_at_the_largest_theta_is_still_falling(rise, limit, scale):
+    """psi / theta = -c up to theta = 1e4, where it is -c (1 - rise): a rise of 0.5e-12 (relative to c) is
+    round-off, the infimum a limit (theta* = inf); a rise of 2e-12 makes theta* finite (Brent's minimum, inside the
+    grid). c = 4 tells a relative tolerance from an absolute one (or one divided by c)."""
+    law = Atoms(steps=(scale,), psi=lambda t: scale * t * (-1.0 + (rise if t > 5000 else 0.0)))
     gamma, theta = T.biggins_speed(law)
-    assert math.isinf(theta) is limit and gamma == pytest.approx(1.0, rel=1e-11)
+    assert math.isinf(theta) is limit and gamma == pytest.approx(scale, rel=1e-11)
 
 
 def test_predicted_depth_with_an_infinite_theta_is_the_level_over_gamma_and_with_a_finite_one_solves_for_n():
