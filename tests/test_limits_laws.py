@@ -343,10 +343,11 @@ def test_a_bad_k_is_quoted_clipped_to_40_characters():
         "uniform law needs a whole number k >= 1, got k='0123456789012345678901234...(102 characters)...123456789'")
 
 
-@pytest.mark.parametrize("make, key, law", [(lambda x: Dirichlet(x, 3), "alpha", "dirichlet"),
-                                            (lambda x: GEM(x), "theta", "gem")])
-def test_a_positive_parameter_takes_the_least_positive_float_and_refuses_0(make, key, law):
-    assert getattr(make(5e-324), key) == 5e-324
+@pytest.mark.parametrize("make, key, law, least", [
+    (lambda x: Dirichlet(x, 3), "alpha", "dirichlet", sys.float_info.min), (lambda x: GEM(x), "theta", "gem", 5e-324)])
+def test_a_positive_parameter_takes_the_least_positive_float_and_refuses_0(make, key, law, least):
+    """The least positive float (the least normal one for dirichlet, whose sampler divides by alpha)."""
+    assert getattr(make(least), key) == least
     assert _err(make, 0) == f"{law} law needs a finite {key} > 0, got {key}=0"
     assert _err(make, 0.0) == f"{law} law needs a finite {key} > 0, got {key}=0.0"
 
@@ -1005,3 +1006,42 @@ def test_temperature_text_is_empty_at_exactly_1():
 def test_an_out_of_range_number_of_a_thousand_digits_is_quoted_clipped(spec, value):
     msg = _err(parse_law, spec)
     assert clip(value, 40) in msg and len(msg) < 400
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Temperatures and parameters at the ends of the floats: the greedy limit, not NaN.
+
+
+def test_a_fixed_law_at_a_temperature_so_small_that_every_log_p_over_T_overflows_is_its_greedy_limit():
+    """log(1/2) / 1e-320 is -inf for both tokens (NaN once); from the largest log p the tie stays a tie, and a
+    unique largest token takes all the mass."""
+    tie = parse_law("fixed:p=0.5/0.5,T=1e-320")
+    assert tie.mu == pytest.approx(math.log(2), rel=1e-15) and tie.psi(2.0) == pytest.approx(-math.log(2), rel=1e-15)
+    one = parse_law("fixed:p=0.7/0.3,T=1e-320")
+    assert one.mu == 0.0 and one.psi(2.0) == 0.0
+    assert parse_law("fixed:p=0.7/0.3,T=0.5").mu == pytest.approx(  # an ordinary T keeps the plain arithmetic
+        -sum(q * math.log(q) for q in (0.49 / 0.58, 0.09 / 0.58)), rel=1e-14)
+
+
+def test_a_zipf_law_whose_s_over_T_overflows_puts_all_mass_on_token_1():
+    """s / T = inf: 1^-inf is 1 (inf * log 1 was NaN), every other token 0."""
+    law = parse_law("zipf:s=1e308,k=2,T=0.5")
+    assert law.mu == 0.0 and law.psi(2.0) == 0.0 and law.p.tolist() == [1.0, 0.0]
+
+
+def test_tempered_rows_whose_every_log_p_over_T_overflows_are_taken_from_their_largest():
+    rows = np.log(np.array([[0.5, 0.5], [0.7, 0.3]]))
+    out = rows_mod._tempered(rows.copy(), 1e-320)
+    assert np.allclose(np.exp(out), [[0.5, 0.5], [1.0, 0.0]], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(rows_mod._tempered(rows.copy(), 0.5),  # p^2 / sum p^2 elsewhere (to round-off)
+                               rows / 0.5 - np.log(np.exp(rows / 0.5).sum(axis=1, keepdims=True)), rtol=1e-14)
+
+
+def test_a_dirichlet_alpha_below_the_least_normal_float_is_refused():
+    """The sampler draws log(U) / alpha: 1 / alpha overflows below the least normal float (a ValueError deep in
+    the tempered sample once)."""
+    least = sys.float_info.min
+    assert parse_law(f"dirichlet:alpha={least!r},k=2").alpha == least
+    with pytest.raises(BrwError, match=r"^dirichlet law needs alpha >= 2\.22507e-308 \(the least normal float\), "
+                                       r"got alpha=1e-320$"):
+        parse_law("dirichlet:alpha=1e-320,k=2,T=0.5")

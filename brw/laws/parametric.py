@@ -11,6 +11,7 @@ refuses T > 1 (its infinite vocabulary's tempered mass beyond the broken sticks 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -159,8 +160,10 @@ class Fixed(_VectorLaw):
         p = _check_vector(p, f"fixed law p={clip(repr(self.probs), 60)}")
         object.__setattr__(self, "probs", tuple(float(x) for x in p))
         if self.T != 1.0:  # p^(1/T) / sum p^(1/T), in logs; zeros stay zeros
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", over="ignore"):
                 lp = np.log(p) / self.T
+                if not np.isfinite(lp.max()):  # a T so small that every log p / T overflows: from the largest
+                    lp = (np.log(p) - np.log(p.max())) / self.T
             p = np.exp(lp - special.logsumexp(lp))
         object.__setattr__(self, "_p", p)
 
@@ -217,7 +220,9 @@ class Zipf(_VectorLaw):
     @property
     def p(self):
         s = self.s if self.T == 1.0 else self.s / self.T
-        lw = -s * np.log(np.arange(1, self.k + 1, dtype=np.float64))
+        with np.errstate(invalid="ignore"):
+            lw = -s * np.log(np.arange(1, self.k + 1, dtype=np.float64))
+        lw[0] = 0.0  # token 1 weighs 1^-s = 1, also where s / T overflows (inf * log 1 would be NaN)
         return np.exp(lw - special.logsumexp(lw))
 
 
@@ -237,6 +242,9 @@ class Dirichlet(Law):
     def __post_init__(self):
         self._check_temperature()
         object.__setattr__(self, "alpha", _real(self.alpha, "dirichlet", "alpha", positive=True))
+        if self.alpha < sys.float_info.min:  # 1 / alpha would overflow: the sampler draws log(U) / alpha
+            raise BrwError(f"dirichlet law needs alpha >= {sys.float_info.min:.6g} (the least normal float), got "
+                           f"alpha={self.alpha!r}")
         object.__setattr__(self, "k", _whole(self.k, "dirichlet", "k", 1))
 
     @classmethod

@@ -244,7 +244,11 @@ class SampledRows(EmpiricalRows):
 
 
 def _tempered(lp: np.ndarray, T: float) -> np.ndarray:
-    a = lp / T
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = lp / T
+        bad = ~np.isfinite(a.max(axis=1))  # a T so small that a row's every log p / T overflows: from its largest
+        if bad.any():
+            a[bad] = (lp[bad] - lp[bad].max(axis=1, keepdims=True)) / T
     return a - special.logsumexp(a, axis=1, keepdims=True)
 
 
