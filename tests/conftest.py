@@ -36,14 +36,16 @@ if os.environ.get("BRW_TEST_OTHER_LIBM"):  # the suite as on another CPU (tests/
     other_libm.install()
 
 
-#: Test files by their share of the suite's time, heaviest first (measured: docs/testing.md). Under pytest-xdist
-#: with --dist loadfile --no-loadscope-reorder a file is one unit of work, given out in this order, so that the
-#: longest start first and no worker is left alone with one at the end; the other files follow in their own order.
-#: A run in one process keeps the order of the command line.
-HEAVIEST_FIRST = ["test_theory.py", "test_hostile.py", "test_reproduce.py", "test_cli.py", "test_expansion.py",
-                  "test_context_laws.py", "test_models.py", "test_realdrafter.py", "test_theory_check.py",
-                  "test_reference_paths.py", "test_golden.py", "test_tailfit.py", "test_policies.py",
-                  "test_sweep.py", "test_fitted.py", "test_frontier.py"]
+#: Test files by their share of the suite's time, heaviest first (measured per file on two workers, 2026-12-07:
+#: docs/testing.md). Under pytest-xdist with --dist loadfile --no-loadscope-reorder a file is one unit of work, given
+#: out in this order (longest first: the two workers end within a few seconds of each other); the files of under
+#: 2.5 s follow in their own order. A run in one process keeps the order of the command line.
+HEAVIEST_FIRST = ["test_hostile.py", "test_theory.py", "test_reproduce.py", "test_cli.py", "test_context_laws.py",
+                  "test_reference_paths.py", "test_theory_check.py", "test_docs.py", "test_realdrafter.py",
+                  "test_expansion.py", "test_sweep.py", "test_golden.py", "test_presentation.py", "test_warmup.py",
+                  "test_temperature.py", "test_costcurve.py", "test_fitted.py", "test_limits_theory.py",
+                  "test_frontier.py", "test_recording.py", "test_layout.py", "test_tailfit.py", "test_transfer.py",
+                  "test_deployment.py", "test_realtree.py", "test_traces.py", "test_specdecode.py"]
 
 
 def _workers(config) -> int:
