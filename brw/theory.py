@@ -620,6 +620,7 @@ def accepted_count_law(law, x: float, *, points: int = 4096, tol: float = 1e-12)
     """P(X >= n) = P(S_n <= x) for n = 1, 2, ... until it falls below ``tol``: (n, lower, upper) arrays.
 
     The accepted count of the threshold tree {V <= x} has exactly this law (identity 4); its mean is U(x) - 1.
+    ``tol`` is a probability, 0 < tol < 1; ``points`` sizes the grid as for :func:`renewal`.
     """
     law = _law(law)
     x = _level(x)
