@@ -488,7 +488,9 @@ def _check_nodes(law: Law, x: float, max_nodes: int, bytes_per_node: float = 0.0
         grid, m = _mean_count_curve(law, x)
     except TypeError:  # a law that cannot be a cache key
         grid, m = _mean_count_curve.__wrapped__(law, x)
-    nodes = m - 1.0  # a tree's nodes, max_nodes and the arrays count them without the root
+    # A tree's nodes, max_nodes and the arrays count them without the root; less 1e-9 relative, far above the
+    # renewal numerics' round-off (about 1e-13), so that an exact lattice count equal to max_nodes is not refused.
+    nodes = (m - 1.0) * (1.0 - 1e-9)
     if nodes[-1] <= most:
         return float(m[-1])
     fit = grid[nodes <= most]

@@ -4,8 +4,10 @@ same result, as a different vectorised implementation would: numpy picks AVX-512
 
 ``BRW_TEST_OTHER_LIBM=1 pytest ...`` (tests/conftest.py installs it before any test module imports brw): every
 tolerance of the suite must hold there too, since it must hold on any CPU. Inputs where the functions are exact
-on every CPU (exp(0) = 1, log(1) = 0, and infinities and NaN) keep their exact results; so do Numba's kernels,
-which call the C library's functions, not numpy's.
+on every CPU (exp(0) = 1, log(1) = 0, and infinities and NaN) keep their exact results, and so does a result of
+exactly 0 (an exp that underflows is 0 on every CPU, never the negative number a move of one unit would make); so
+do Numba's kernels, which call the C library's functions, not numpy's, and any process the suite starts (sweep
+workers), which does not install it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class OtherLibm:
         bits = np.ascontiguousarray(xs).reshape(-1).view(np.uint64).reshape(xs.shape)
         with np.errstate(over="ignore"):
             k = ((bits * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(59)).astype(np.int64) % (2 * ULPS + 1) - ULPS
-        ok = (xs != self.exact) & np.isfinite(xs) & np.isfinite(r)
+        ok = (xs != self.exact) & np.isfinite(xs) & np.isfinite(r) & (r != 0)  # an underflow to 0 is 0 everywhere
         moved = np.where(ok, r + k * np.spacing(np.abs(r)), r)
         if isinstance(r, np.ndarray):
             r[...] = moved  # in place: an out= argument sees it too

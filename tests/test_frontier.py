@@ -156,7 +156,10 @@ def test_replicate_replays_alone_and_pmax_extends_the_same_tree():
     for j in (0, 4):
         alone = frontier(law, 500, replicates=1, seed=21, first_replicate=j)
         assert alone.last_position[0] == many.last_position[j]
-        assert np.array_equal(alone.accepted, frontier_tree(law, 500, seed=21, replicate=j).accepted)
+        # The kernels sum the C library's exp, Tree.accepted numpy's (its own vectorised code on some CPUs): 500
+        # terms, each within a few units in the last place of the other.
+        np.testing.assert_allclose(alone.accepted, frontier_tree(law, 500, seed=21, replicate=j).accepted,
+                                   rtol=1e-13, atol=0)
     longer = frontier(law, 5000, replicates=6, seed=21)
     assert np.array_equal(longer.accepted[:500], many.accepted)
 

@@ -144,6 +144,13 @@ def test_a_point_alone_equals_the_same_point_in_a_larger_grid_in_any_order(table
     same(shuffled.sort_values(key), table.sort_values(key))
 
 
+#: Under tests/other_libm.py only this process runs the other libm; worker processes run this machine's, a mix no
+#: real CPU makes (a sweep's workers and its caller share one numpy).
+ONE_LIBM = pytest.mark.skipif(bool(os.environ.get("BRW_TEST_OTHER_LIBM")),
+                              reason="worker processes do not run tests/other_libm.py")
+
+
+@ONE_LIBM
 @pytest.mark.slow
 def test_worker_processes_give_the_same_table(table):
     same(sweep(**GRID, workers=2), table)
@@ -156,6 +163,7 @@ def test_large_points_on_every_thread_and_small_ones_in_processes_give_the_same_
     same(default, sweep(**grid, workers=1))
 
 
+@ONE_LIBM
 @pytest.mark.slow
 def test_a_dask_local_cluster_of_two_worker_processes_gives_the_same_table(table):
     df = sweep(**GRID, dask_local=2)
