@@ -29,7 +29,7 @@ import re
 import numpy as np
 import pytest
 from scipy import special
-from trace_data import K, V, synthetic
+from trace_data import ROW_FIELDS, K, V, add_row, finish, synthetic
 
 from brw import BrwError, parse_law
 from brw.errors import clip
@@ -57,35 +57,15 @@ def _trace(contexts=2, lengths=3, kinds=("peaked", "flat", "zipf"), seed=0):
 
 def _trace_of(dists, entropy_shift=0.0):
     """A one-context trace whose rows are the exact statistics of the given full V-token log-weight vectors (the
-    recorded entropy moved by ``entropy_shift``)."""
-    f = {key: [] for key in ("top_logp", "top_ids", "entropy", "log_moment2", "tail_mass", "taken", "taken_logp",
-                             "context", "offset")}
+    recorded entropy moved by ``entropy_shift``), each taking its likeliest token."""
+    f = {key: [] for key in ROW_FIELDS}
     for i, z in enumerate(dists):
         z = np.asarray(z, dtype=np.float64)
         lp = z - np.logaddexp.reduce(z)
-        p = np.exp(lp)
-        order = np.argsort(-lp, kind="stable")[:K]
-        f["top_logp"].append(lp[order])
-        f["top_ids"].append(order)
-        f["entropy"].append(-(p * lp).sum() + entropy_shift)
-        f["log_moment2"].append((p * lp * lp).sum())
-        f["tail_mass"].append(np.delete(p, order).sum())
-        f["taken"].append(int(order[0]))
-        f["taken_logp"].append(lp[order[0]])
-        f["context"].append(0)
-        f["offset"].append(1 + i)
-    a = {key: np.asarray(v) for key, v in f.items()}
-    a["top_logp"] = a["top_logp"].astype(np.float32)
-    a["top_ids"] = a["top_ids"].astype(np.uint16)
-    a["taken"] = a["taken"].astype(np.uint16)
-    a["context"] = a["context"].astype(np.int32)
-    a["offset"] = a["offset"].astype(np.int32)
-    a["context_tokens"] = np.asarray([1] + [int(t) for t in a["taken"]], dtype=np.uint16)
-    a["context_offsets"] = np.asarray([0, len(dists) + 1], dtype=np.int64)
-    a["prompt_lengths"] = np.asarray([1], dtype=np.int32)
-    meta = {"model": "synthetic", "mode": "sampled", "temperature": 1.0, "vocab_size": V, "k": K,
-            "brw_version": "test", "device": "cpu", "dtype": "float64", "prompt_source": "tests"}
-    return make_trace(meta=meta, **a)
+        add_row(f, lp, K, int(np.argsort(-lp, kind="stable")[0]), 0, 1 + i)
+        f["entropy"][-1] += entropy_shift
+    arrays, meta = finish(f, [1] + [int(t) for t in f["taken"]], [0, len(dists) + 1], [1], K)
+    return make_trace(meta=meta, **arrays)
 
 
 @pytest.fixture(scope="module")

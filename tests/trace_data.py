@@ -32,35 +32,28 @@ def _full_dist(rng, kind):
     return z - np.logaddexp.reduce(z)
 
 
-def synthetic(seed=0, contexts=5, k=K, lengths=None, kinds=("peaked", "flat", "zipf")):
-    """Arrays of a valid trace whose rows are exact statistics of full V-token distributions: ``lengths`` rows
-    per context (default random, 3 to 11), row j of a context of the kind ``kinds[j % len(kinds)]``."""
-    rng = np.random.default_rng(seed)
-    f = {key: [] for key in ("top_logp", "top_ids", "entropy", "log_moment2", "tail_mass", "taken", "taken_logp",
-                             "context", "offset")}
-    toks, offsets, plens = [], [0], []
-    for c in range(contexts):
-        plen = int(rng.integers(1, 5))
-        n = int(rng.integers(3, 12)) if lengths is None else lengths
-        seq = list(rng.integers(0, V, size=plen))
-        for j in range(n):
-            lp = _full_dist(rng, kinds[j % len(kinds)])
-            p = np.exp(lp)
-            order = np.argsort(-lp, kind="stable")[:k]
-            tok = int(rng.choice(V, p=p / p.sum()))
-            f["top_logp"].append(lp[order])
-            f["top_ids"].append(order)
-            f["entropy"].append(-(p * lp).sum())
-            f["log_moment2"].append((p * lp * lp).sum())
-            f["tail_mass"].append(np.delete(p, order).sum())
-            f["taken"].append(tok)
-            f["taken_logp"].append(lp[tok])
-            f["context"].append(c)
-            f["offset"].append(len(seq))
-            seq.append(tok)
-        toks.extend(seq)
-        offsets.append(len(toks))
-        plens.append(plen)
+ROW_FIELDS = ("top_logp", "top_ids", "entropy", "log_moment2", "tail_mass", "taken", "taken_logp", "context",
+              "offset")
+
+
+def add_row(f, lp, k, tok, context, offset):
+    """Append to ``f`` (lists by field) the row of the full log-probability vector ``lp``: its top k, its exact
+    entropy, second log-moment and tail mass, and the token ``tok`` taken at (context, offset)."""
+    p = np.exp(lp)
+    order = np.argsort(-lp, kind="stable")[:k]
+    f["top_logp"].append(lp[order])
+    f["top_ids"].append(order)
+    f["entropy"].append(-(p * lp).sum())
+    f["log_moment2"].append((p * lp * lp).sum())
+    f["tail_mass"].append(np.delete(p, order).sum())
+    f["taken"].append(tok)
+    f["taken_logp"].append(lp[tok])
+    f["context"].append(context)
+    f["offset"].append(offset)
+
+
+def finish(f, toks, offsets, plens, k):
+    """The arrays (in the format's dtypes) and metadata of a trace of the rows in ``f`` and the given contexts."""
     arrays = {key: np.asarray(v) for key, v in f.items()}
     arrays["top_logp"] = arrays["top_logp"].astype(np.float32)
     arrays["top_ids"] = arrays["top_ids"].astype(np.uint16)
@@ -73,6 +66,28 @@ def synthetic(seed=0, contexts=5, k=K, lengths=None, kinds=("peaked", "flat", "z
     meta = {"model": "synthetic", "mode": "sampled", "temperature": 1.0, "vocab_size": V, "k": k,
             "brw_version": "test", "device": "cpu", "dtype": "float64", "prompt_source": "tests"}
     return arrays, meta
+
+
+def synthetic(seed=0, contexts=5, k=K, lengths=None, kinds=("peaked", "flat", "zipf")):
+    """Arrays of a valid trace whose rows are exact statistics of full V-token distributions: ``lengths`` rows
+    per context (default random, 3 to 11), row j of a context of the kind ``kinds[j % len(kinds)]``."""
+    rng = np.random.default_rng(seed)
+    f = {key: [] for key in ROW_FIELDS}
+    toks, offsets, plens = [], [0], []
+    for c in range(contexts):
+        plen = int(rng.integers(1, 5))
+        n = int(rng.integers(3, 12)) if lengths is None else lengths
+        seq = list(rng.integers(0, V, size=plen))
+        for j in range(n):
+            lp = _full_dist(rng, kinds[j % len(kinds)])
+            p = np.exp(lp)
+            tok = int(rng.choice(V, p=p / p.sum()))
+            add_row(f, lp, k, tok, c, len(seq))
+            seq.append(tok)
+        toks.extend(seq)
+        offsets.append(len(toks))
+        plens.append(plen)
+    return finish(f, toks, offsets, plens, k)
 
 
 def write_trace(path):
